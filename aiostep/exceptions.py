@@ -1,0 +1,44 @@
+"""Every exception aiostep raises, in one place."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AiostepError",
+    "StepNotRegisteredError",
+    "StorageCorruptedError",
+    "WaitCancelled",
+    "WaitSuperseded",
+]
+
+
+class AiostepError(Exception):
+    """Base class of aiostep's own exceptions."""
+
+
+class WaitCancelled(AiostepError):
+    """A pending ``wait_for`` was ended by ``unregister_steps``/``clear`` before any answer came."""
+
+
+class WaitSuperseded(WaitCancelled):
+    """A pending ``wait_for`` was ended because a newer ``wait_for`` opened on the same conversation."""
+
+
+class StepNotRegisteredError(AiostepError, TypeError):
+    """A step that must be persisted was given as a function that is not registered by name.
+
+    Persistent storages store a step's *name*, never the callable; decorate the function with
+    ``@aiostep.step("some.name")`` (or call ``aiostep.steps.registry.register``) first.
+    """
+
+
+class StorageCorruptedError(AiostepError):
+    """A storage file or record cannot be read back; names the file and the byte offset."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        super().__init__(
+            f"{path}: corrupt record at byte offset {offset}: {reason}. "
+            "The file was left untouched; repair or move it aside to start fresh."
+        )

@@ -1,0 +1,420 @@
+"""The storage record (:class:`StateContext`), the async storage interface, and shared record logic.
+
+Every backend stores one record per key: the current state, a pending step (its registered
+name, JSON kwargs, deadline, ...), the chat id and the user's JSON data. Backends implement five
+primitives (``read``, ``write``, ``remove``, ``claim``, ``claim_token``); the seed API
+(``set_state``, ``get_data``, ...) is built on them here, once.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from typing import Any, Final, Union
+
+from typing_extensions import TypeAlias
+
+__all__ = [
+    "UNSET",
+    "BaseStorage",
+    "Claim",
+    "ClaimStatus",
+    "ExpiryT",
+    "Patch",
+    "StateContext",
+    "StateT",
+    "StorageKey",
+    "apply_patch",
+    "as_async",
+    "decide_claim",
+    "ensure_json",
+    "state_name",
+]
+
+StorageKey: TypeAlias = Union[int, str]
+StateT: TypeAlias = Union[str, enum.Enum, None]
+ExpiryT: TypeAlias = Union[int, float, timedelta, None]
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: Marks a :class:`Patch` field that the write leaves as it is.
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass
+class StateContext:
+    """One conversation's (or user's) stored record.
+
+    Attributes:
+        current_state: the state's name (an ``Enum`` state is stored by ``.name``), or ``None``.
+        callback: the registered name of the pending next step, or ``None``.
+        chat_id: the chat the state/step belongs to.
+        data: the user's JSON data.
+        kwargs: JSON keyword arguments the pending step will be called with.
+        deadline: epoch seconds after which the pending step has expired, or ``None``.
+        on_timeout: registered name of the function to call when the step expires.
+        token: identifies one registration of the pending step (guards against double claims).
+        accepts: which updates the pending step takes (``",message,command,filter,"``).
+    """
+
+    current_state: str | None = None
+    callback: str | None = None
+    chat_id: int | str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    deadline: float | None = None
+    on_timeout: str | None = None
+    token: str | None = None
+    accepts: str | None = None
+
+    def is_empty(self) -> bool:
+        """True when the record holds nothing worth keeping."""
+        return self.current_state is None and self.callback is None and not self.data
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict, without fields that hold their default."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == {}:
+                continue
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> StateContext:
+        """Build a record from :meth:`to_json` output (unknown fields are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+_STEP_FIELDS = ("callback", "kwargs", "deadline", "on_timeout", "token", "accepts")
+
+
+@dataclass
+class Patch:
+    """A change to one record, applied atomically by :meth:`BaseStorage.write`.
+
+    Fields left ``UNSET`` are not touched. ``callback=None`` clears the whole pending step
+    (kwargs, deadline, ...). ``data`` replaces the data; ``data_update`` merges into it.
+    Clearing both state and step also forgets ``chat_id``; an empty record is deleted.
+    """
+
+    state: str | None | _Unset = UNSET
+    callback: str | None | _Unset = UNSET
+    kwargs: dict[str, Any] | _Unset = UNSET
+    deadline: float | None | _Unset = UNSET
+    on_timeout: str | None | _Unset = UNSET
+    token: str | None | _Unset = UNSET
+    accepts: str | None | _Unset = UNSET
+    chat_id: int | str | None | _Unset = UNSET
+    data: dict[str, Any] | _Unset = UNSET
+    data_update: dict[str, Any] | _Unset = UNSET
+
+
+class ClaimStatus(enum.IntEnum):
+    """What :meth:`BaseStorage.claim` found for an update."""
+
+    NONE = 0  #: no pending step
+    CLAIMED = 1  #: the step was taken (removed) and is the caller's to run
+    EXPIRED = 2  #: the step's deadline had passed; it was removed
+    SKIPPED = 3  #: the step does not take this kind of update; left in place
+    CHECK = 4  #: the step has a filter the caller must check, then ``claim_token``
+
+
+@dataclass
+class Claim:
+    """The result of a claim: a status and the record as it was before the claim."""
+
+    status: ClaimStatus
+    record: StateContext | None
+
+
+def state_name(state: StateT) -> str | None:
+    """The stored form of a state: an ``Enum`` member by ``.name``, a string as is."""
+    if state is None:
+        return None
+    if isinstance(state, enum.Enum):
+        return state.name
+    if isinstance(state, str):
+        return state
+    # aiogram's State objects carry their name in .state
+    inner = getattr(state, "state", None)
+    if isinstance(inner, str):
+        return inner
+    raise TypeError(f"state must be a str or an Enum member, got {type(state).__name__}: {state!r}")
+
+
+def _check_json(value: Any, where: str) -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{where} is not JSON-serializable: {value!r} (JSON has no NaN/Infinity)")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"{where} has key {k!r} of type {type(k).__name__}: JSON object keys must be "
+                    "strings (a backend would silently turn it into a string)"
+                )
+            _check_json(v, f"{where}[{k!r}]")
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{where}[{i}]")
+        return
+    if isinstance(value, tuple):
+        raise TypeError(
+            f"{where} is a tuple, which JSON would read back as a list; store a list instead"
+        )
+    raise TypeError(
+        f"{where} is not JSON-serializable: {type(value).__name__} {value!r:.80}. "
+        "Store plain str/int/float/bool/None/list/dict values (e.g. a date as .isoformat())"
+    )
+
+
+def ensure_json(value: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check that ``value`` is a JSON object and return a private deep copy of it.
+
+    Raises:
+        TypeError: naming the first offending key, e.g. ``kwargs['when'] is not JSON-serializable``.
+    """
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise TypeError(f"{where} has key {k!r} of type {type(k).__name__}: keys must be strings")
+        _check_json(v, f"{where}[{k!r}]")
+    return copy.deepcopy(dict(value))
+
+
+def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | None:
+    """Return a new record: ``record`` with ``patch`` applied (``None`` when it ends up empty)."""
+    new = copy.deepcopy(record) if record is not None else StateContext()
+    if patch.state is not UNSET:
+        new.current_state = patch.state
+    if patch.callback is not UNSET:
+        new.callback = patch.callback
+        if patch.callback is None:
+            new.kwargs, new.deadline, new.on_timeout, new.token, new.accepts = {}, None, None, None, None
+    for name in _STEP_FIELDS[1:]:
+        value = getattr(patch, name)
+        if value is not UNSET:
+            setattr(new, name, copy.deepcopy(value))
+    if patch.chat_id is not UNSET:
+        new.chat_id = patch.chat_id
+    if patch.data is not UNSET:
+        new.data = copy.deepcopy(patch.data)
+    if patch.data_update is not UNSET:
+        new.data.update(copy.deepcopy(patch.data_update))
+    if new.current_state is None and new.callback is None:
+        new.chat_id = None
+    return None if new.is_empty() else new
+
+
+def drop_step(record: StateContext) -> StateContext | None:
+    """The record without its pending step (``None`` when nothing else is left)."""
+    return apply_patch(record, Patch(callback=None))
+
+
+def decide_claim(record: StateContext | None, now: float, kind: str, is_command: bool) -> ClaimStatus:
+    """Which :class:`ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
+
+    The Redis backend implements the same decision in a Lua script; the conformance suite
+    checks that both agree.
+    """
+    if record is None or record.callback is None:
+        return ClaimStatus.NONE
+    if record.deadline is not None and record.deadline <= now:
+        return ClaimStatus.EXPIRED
+    accepts = record.accepts or ",message,"
+    if f",{kind}," not in accepts:
+        return ClaimStatus.SKIPPED
+    if is_command and ",command," not in accepts:
+        return ClaimStatus.SKIPPED
+    if ",filter," in accepts:
+        return ClaimStatus.CHECK
+    return ClaimStatus.CLAIMED
+
+
+def expiry_seconds(ex: ExpiryT) -> float | None:
+    """Normalise an expiry (seconds or ``timedelta``) to seconds; ``None`` means never."""
+    if ex is None:
+        return None
+    if isinstance(ex, timedelta):
+        seconds = ex.total_seconds()
+    else:
+        seconds = float(ex)
+    if seconds <= 0:
+        raise ValueError(f"ex must be positive, got {ex!r}")
+    return seconds
+
+
+def _key(key: StorageKey) -> str:
+    if isinstance(key, bool) or not isinstance(key, (int, str)):
+        raise TypeError(f"storage key must be an int or str, got {type(key).__name__}: {key!r}")
+    return str(key)
+
+
+def callback_name(callback: Any) -> str | None:
+    """The stored name of a callback: a registered function's name, or a string as is."""
+    if callback is None or isinstance(callback, str):
+        return callback
+    from aiostep.registry import registry
+
+    entry = registry.find(callback)
+    if entry is None:
+        from aiostep.exceptions import StepNotRegisteredError
+
+        raise StepNotRegisteredError(
+            f"callback {callback!r} is not a registered step, so it cannot be stored by name; "
+            "decorate it with @aiostep.step('a.name')"
+        )
+    return entry.name
+
+
+class BaseStorage(ABC):
+    """The async storage interface every aiostep component uses.
+
+    Subclasses implement the five primitives; the seed API methods are built on them. Keys are
+    user ids or conversation keys; ``12345`` and ``"12345"`` name the same record on every
+    backend. ``ex`` (seconds or ``timedelta``) sets a record's time to live: per storage, and
+    per call where given.
+    """
+
+    #: True when records survive a process restart (File, Redis).
+    persistent: bool = False
+
+    def __init__(self, ex: ExpiryT = None) -> None:
+        self.ex = expiry_seconds(ex)
+
+    def _ex(self, ex: ExpiryT | _Unset) -> float | None:
+        return self.ex if ex is UNSET else expiry_seconds(ex)
+
+    # -- primitives ---------------------------------------------------------------------------
+    @abstractmethod
+    async def read(self, key: StorageKey) -> StateContext | None:
+        """The record at ``key``, or ``None``."""
+
+    @abstractmethod
+    async def write(
+        self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
+    ) -> StateContext | None:
+        """Apply ``patch`` to the record at ``key`` atomically; return the record as it was before."""
+
+    @abstractmethod
+    async def remove(self, key: StorageKey) -> StateContext | None:
+        """Delete the record at ``key``; return it as it was (or ``None``)."""
+
+    @abstractmethod
+    async def claim(self, key: StorageKey, *, now: float, kind: str, is_command: bool) -> Claim:
+        """Atomically take the pending step at ``key`` for an update, as :func:`decide_claim` says.
+
+        ``CLAIMED`` and ``EXPIRED`` remove the step; the returned record is the one before.
+        """
+
+    @abstractmethod
+    async def claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+        """Remove the pending step at ``key`` if it is still the registration ``token``.
+
+        Returns the record as it was, or ``None`` when the step is gone or was replaced.
+        """
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections/files; the storage may not be used afterwards."""
+
+    # -- the seed API -------------------------------------------------------------------------
+    async def set_state(
+        self,
+        user_id: StorageKey,
+        state: StateT,
+        callback: Any = None,
+        chat_id: int | str | None = None,
+        *,
+        ex: ExpiryT | _Unset = UNSET,
+    ) -> None:
+        """Set the state (an ``Enum`` is stored by ``.name``), keeping data and any pending step.
+
+        ``callback`` (a registered step function or name) is stored as the record's callback.
+        """
+        patch = Patch(state=state_name(state), chat_id=user_id if chat_id is None else chat_id)
+        name = callback_name(callback)
+        if name is not None:
+            patch.callback = name
+        await self.write(user_id, patch, ex=ex)
+
+    async def get_state(self, user_id: StorageKey, default: Any = None) -> StateContext | Any:
+        """The record at ``user_id`` (``.current_state``, ``.callback``, ...), or ``default``."""
+        record = await self.read(user_id)
+        return default if record is None else record
+
+    async def delete_state(self, user_id: StorageKey, default: Any = None) -> StateContext | Any:
+        """Delete the whole record at ``user_id`` and return it, or ``default``."""
+        record = await self.remove(user_id)
+        return default if record is None else record
+
+    async def set_data(
+        self, user_id: StorageKey, data: Mapping[str, Any], *, ex: ExpiryT | _Unset = UNSET
+    ) -> None:
+        """Replace the data at ``user_id``. Raises ``TypeError`` for non-JSON data."""
+        await self.write(user_id, Patch(data=ensure_json(data, "data")), ex=ex)
+
+    async def get_data(self, user_id: StorageKey) -> dict[str, Any]:
+        """A copy of the data at ``user_id`` (``{}`` when there is none)."""
+        record = await self.read(user_id)
+        return {} if record is None else record.data
+
+    async def update_data(
+        self,
+        user_id: StorageKey,
+        data: Mapping[str, Any] | None = None,
+        *,
+        ex: ExpiryT | _Unset = UNSET,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Merge ``data`` (and keyword arguments) into the data atomically; return the result."""
+        update = ensure_json({**(data or {}), **kwargs}, "data")
+        before = await self.write(user_id, Patch(data_update=update), ex=ex)
+        merged = {} if before is None else before.data
+        merged.update(update)
+        return merged
+
+    async def clear_data(self, user_id: StorageKey) -> None:
+        """Remove all data at ``user_id`` (the state is kept)."""
+        await self.write(user_id, Patch(data={}))
+
+    async def delete_data(self, user_id: StorageKey) -> dict[str, Any]:
+        """Remove all data at ``user_id`` and return what was removed."""
+        before = await self.write(user_id, Patch(data={}))
+        return {} if before is None else before.data
+
+
+def as_async(storage: Any) -> BaseStorage:
+    """Adapt any aiostep storage to the async :class:`BaseStorage` interface.
+
+    The seed's plain-call :class:`~aiostep.storage.MemoryStateStorage` answers with its
+    ``.aio`` view; async storages are returned as they are.
+    """
+    if isinstance(storage, BaseStorage):
+        return storage
+    aio = getattr(storage, "aio", None)
+    if isinstance(aio, BaseStorage):
+        return aio
+    raise TypeError(
+        f"{storage!r} is not an aiostep storage (MemoryStateStorage, FileStateStorage, "
+        "RedisStateStorage or a BaseStorage subclass)"
+    )
+
