@@ -20,7 +20,7 @@ class WaitCancelled(AiostepError):
 
 
 class WaitSuperseded(WaitCancelled):
-    """A pending ``wait_for`` was ended because a newer ``wait_for`` opened on the same conversation."""
+    """A pending ``wait_for`` was ended by a newer ``wait_for`` on the same conversation."""
 
 
 class StepNotRegisteredError(AiostepError, TypeError):

@@ -15,9 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any, Final, Union
-
-from typing_extensions import TypeAlias
+from typing import Any, Final, TypeAlias
 
 __all__ = [
     "UNSET",
@@ -36,9 +34,9 @@ __all__ = [
     "state_name",
 ]
 
-StorageKey: TypeAlias = Union[int, str]
-StateT: TypeAlias = Union[str, enum.Enum, None]
-ExpiryT: TypeAlias = Union[int, float, timedelta, None]
+StorageKey: TypeAlias = int | str
+StateT: TypeAlias = str | enum.Enum | None
+ExpiryT: TypeAlias = int | float | timedelta | None
 
 
 class _Unset(enum.Enum):
@@ -111,14 +109,14 @@ class Patch:
     Clearing both state and step also forgets ``chat_id``; an empty record is deleted.
     """
 
-    state: str | None | _Unset = UNSET
-    callback: str | None | _Unset = UNSET
+    state: str | _Unset | None = UNSET
+    callback: str | _Unset | None = UNSET
     kwargs: dict[str, Any] | _Unset = UNSET
-    deadline: float | None | _Unset = UNSET
-    on_timeout: str | None | _Unset = UNSET
-    token: str | None | _Unset = UNSET
-    accepts: str | None | _Unset = UNSET
-    chat_id: int | str | None | _Unset = UNSET
+    deadline: float | _Unset | None = UNSET
+    on_timeout: str | _Unset | None = UNSET
+    token: str | _Unset | None = UNSET
+    accepts: str | _Unset | None = UNSET
+    chat_id: int | str | _Unset | None = UNSET
     data: dict[str, Any] | _Unset = UNSET
     data_update: dict[str, Any] | _Unset = UNSET
 
@@ -161,7 +159,9 @@ def _check_json(value: Any, where: str) -> None:
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise TypeError(f"{where} is not JSON-serializable: {value!r} (JSON has no NaN/Infinity)")
+            raise TypeError(
+                f"{where} is not JSON-serializable: {value!r} (JSON has no NaN/Infinity)"
+            )
         return
     if isinstance(value, dict):
         for k, v in value.items():
@@ -196,7 +196,9 @@ def ensure_json(value: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
     for k, v in value.items():
         if not isinstance(k, str):
-            raise TypeError(f"{where} has key {k!r} of type {type(k).__name__}: keys must be strings")
+            raise TypeError(
+                f"{where} has key {k!r} of type {type(k).__name__}: keys must be strings"
+            )
         _check_json(v, f"{where}[{k!r}]")
     return copy.deepcopy(dict(value))
 
@@ -209,7 +211,13 @@ def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | Non
     if patch.callback is not UNSET:
         new.callback = patch.callback
         if patch.callback is None:
-            new.kwargs, new.deadline, new.on_timeout, new.token, new.accepts = {}, None, None, None, None
+            new.kwargs, new.deadline, new.on_timeout, new.token, new.accepts = (
+                {},
+                None,
+                None,
+                None,
+                None,
+            )
     for name in _STEP_FIELDS[1:]:
         value = getattr(patch, name)
         if value is not UNSET:
@@ -230,7 +238,9 @@ def drop_step(record: StateContext) -> StateContext | None:
     return apply_patch(record, Patch(callback=None))
 
 
-def decide_claim(record: StateContext | None, now: float, kind: str, is_command: bool) -> ClaimStatus:
+def decide_claim(
+    record: StateContext | None, now: float, kind: str, is_command: bool
+) -> ClaimStatus:
     """Which :class:`ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
 
     The Redis backend implements the same decision in a Lua script; the conformance suite
@@ -254,10 +264,7 @@ def expiry_seconds(ex: ExpiryT) -> float | None:
     """Normalise an expiry (seconds or ``timedelta``) to seconds; ``None`` means never."""
     if ex is None:
         return None
-    if isinstance(ex, timedelta):
-        seconds = ex.total_seconds()
-    else:
-        seconds = float(ex)
+    seconds = ex.total_seconds() if isinstance(ex, timedelta) else float(ex)
     if seconds <= 0:
         raise ValueError(f"ex must be positive, got {ex!r}")
     return seconds
@@ -273,7 +280,7 @@ def callback_name(callback: Any) -> str | None:
     """The stored name of a callback: a registered function's name, or a string as is."""
     if callback is None or isinstance(callback, str):
         return callback
-    from aiostep.registry import registry
+    from aiostep.step_registry import registry
 
     entry = registry.find(callback)
     if entry is None:
@@ -313,7 +320,7 @@ class BaseStorage(ABC):
     async def write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
-        """Apply ``patch`` to the record at ``key`` atomically; return the record as it was before."""
+        """Apply ``patch`` to the record at ``key`` atomically; return the record as it was."""
 
     @abstractmethod
     async def remove(self, key: StorageKey) -> StateContext | None:
@@ -417,4 +424,3 @@ def as_async(storage: Any) -> BaseStorage:
         f"{storage!r} is not an aiostep storage (MemoryStateStorage, FileStateStorage, "
         "RedisStateStorage or a BaseStorage subclass)"
     )
-

@@ -125,6 +125,7 @@ class StepRegistry:
 
 #: The process-wide registry that :func:`step` fills and :class:`~aiostep.Listen` reads.
 registry = StepRegistry()
+_default = registry
 
 
 def step(
@@ -135,19 +136,17 @@ def step(
     updates: Iterable[str] = DEFAULT_UPDATES,
     registry: StepRegistry | None = None,
 ) -> Callable[[F], F]:
-    """Register a function as a named next step, so it can be persisted and resolved after a restart.
+    """Register a function as a named next step, so it can be persisted and found after a restart.
 
     Example::
 
         @aiostep.step("signup.ask_age")
         async def ask_age(message: Message, name: str) -> None: ...
     """
-    target = registry if registry is not None else globals()["registry"]
+    target = registry if registry is not None else _default
 
     def decorator(fn: F) -> F:
-        target.register(
-            fn, name, filter=filter, allow_commands=allow_commands, updates=updates
-        )
+        target.register(fn, name, filter=filter, allow_commands=allow_commands, updates=updates)
         return fn
 
     return decorator

@@ -1,0 +1,75 @@
+"""Calling users' callbacks and filters the way aiogram calls handlers, minus the thread hop.
+
+aiogram runs synchronous callables through ``asyncio.to_thread``; aiostep calls them directly
+(they are expected to be quick) and awaits whatever is awaitable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiogram.filters.base import Filter
+from magic_filter import MagicFilter
+
+__all__ = ["call_with_context", "check_filter"]
+
+_ACCEPTED = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.KEYWORD_ONLY,
+)
+_signatures: dict[Any, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
+
+
+def _params(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """(parameter names, positional parameter names in order, takes **kwargs) of ``fn``."""
+    try:
+        return _signatures[fn]
+    except (KeyError, TypeError):
+        pass
+    try:
+        sig = inspect.signature(inspect.unwrap(fn))
+    except (TypeError, ValueError):
+        found: tuple[tuple[str, ...], tuple[str, ...], bool] = ((), (), True)
+    else:
+        params = list(sig.parameters.values())
+        names = tuple(p.name for p in params if p.kind in _ACCEPTED)
+        positional = tuple(p.name for p in params if p.kind in _ACCEPTED[:2])
+        varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        found = (names, positional, varkw)
+    with contextlib.suppress(TypeError):  # an unhashable callable is not cached
+        _signatures[fn] = found
+    return found
+
+
+async def call_with_context(fn: Callable[..., Any], *args: Any, context: Mapping[str, Any]) -> Any:
+    """Call ``fn(*args, **kw)`` where ``kw`` is what ``fn`` asks for by name out of ``context``.
+
+    Like an aiogram handler, a callback may take ``bot``, ``state``, ``event_from_user`` or any
+    middleware data; a ``**kwargs`` parameter receives everything.
+    """
+    names, positional, varkw = _params(fn)
+    taken = set(positional[: len(args)])
+    if varkw:
+        kwargs = {k: v for k, v in context.items() if k not in taken}
+    else:
+        kwargs = {k: context[k] for k in names if k in context and k not in taken}
+    result = fn(*args, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def check_filter(flt: Any, event: Any, context: Mapping[str, Any]) -> bool:
+    """Whether ``event`` passes ``flt``: an aiogram magic filter (``F.text``), an aiogram
+    ``Filter``, or a sync/async callable taking the event (and context by name)."""
+    if flt is None:
+        return True
+    if isinstance(flt, MagicFilter):
+        return bool(flt.resolve(event))
+    if isinstance(flt, Filter):
+        return bool(await call_with_context(flt.__call__, event, context=context))
+    return bool(await call_with_context(flt, event, context=context))

@@ -1,0 +1,51 @@
+"""What update is being handled right now, so ``wait_for``/``register_next_step`` can find
+the conversation, the storage and the ordering gate without being told."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiostep.keys import ConversationKey
+
+if TYPE_CHECKING:
+    from aiostep.middleware import Listen
+
+__all__ = ["UpdateContext", "current_update", "resolve_key"]
+
+
+@dataclass(eq=False)
+class UpdateContext:
+    """The update a ``Listen`` middleware is routing in this task."""
+
+    key: ConversationKey
+    listen: Listen
+    event: Any
+    data: dict[str, Any] = field(repr=False)
+    #: whether this task holds the conversation's ordering gate right now
+    holds: bool = True
+
+
+current_update: ContextVar[UpdateContext | None] = ContextVar("aiostep_update", default=None)
+
+
+def resolve_key(
+    user_id: int, chat_id: int | None = None, thread_id: int | None = None
+) -> ConversationKey:
+    """The conversation key for ``user_id``.
+
+    Without ``chat_id``: the chat of the update being handled when it comes from that user,
+    else the private chat with the user (whose id equals the user id).
+    """
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        raise TypeError(f"user_id must be an int, got {type(user_id).__name__}: {user_id!r}")
+    ctx = current_update.get()
+    if chat_id is None:
+        if ctx is not None and ctx.key.user_id == user_id:
+            chat_id = ctx.key.chat_id
+            if thread_id is None:
+                thread_id = ctx.key.thread_id
+        else:
+            chat_id = user_id
+    return ConversationKey(chat_id, user_id, thread_id)

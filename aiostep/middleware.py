@@ -1,0 +1,218 @@
+"""``Listen``: the middleware that routes an update to a waiter or step, or lets it through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiogram import BaseMiddleware, Dispatcher
+from aiogram.types import TelegramObject, Update
+
+from aiostep.calling import call_with_context, check_filter
+from aiostep.clock import TimerHandle, get_clock
+from aiostep.context import UpdateContext, current_update
+from aiostep.keys import ConversationKey, is_command, key_of, storage_key
+from aiostep.ordering import Gates
+from aiostep.pending import LocalStep, MetaStore, Waiter, root_store
+from aiostep.step_registry import StepRegistry
+from aiostep.step_registry import registry as default_registry
+from aiostep.steps import run_on_timeout
+from aiostep.storage.base import BaseStorage, ClaimStatus, StateContext, as_async
+
+__all__ = ["Listen", "setup"]
+
+logger = logging.getLogger("aiostep")
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+ALL_UPDATES = ("message", "edited_message", "callback_query")
+
+
+def _kind(event: Any, data: dict[str, Any]) -> str:
+    update = data.get("event_update")
+    if isinstance(update, Update):
+        if update.edited_message is event:
+            return "edited_message"
+        if update.callback_query is event:
+            return "callback_query"
+        return "message"
+    return "callback_query" if type(event).__name__ == "CallbackQuery" else "message"
+
+
+class Listen(BaseMiddleware):
+    """aiogram outer middleware that hands a conversation's updates to its waiter or next step.
+
+    Install it on ``dp.message`` (as in the seed), or everywhere it belongs with
+    :func:`aiostep.setup`. Updates of one conversation are handled one at a time, in arrival
+    order; anything no waiter/step takes goes on to the normal handlers.
+
+    Args:
+        store: in-process store for waiters and steps (default: the root store).
+        storage: where next steps are persisted by name (File/Redis survive a restart);
+            without one, next steps live in this process.
+        registry: resolves persisted step names (default: the global registry).
+    """
+
+    def __init__(
+        self,
+        store: MetaStore | None = None,
+        storage: Any = None,
+        *,
+        registry: StepRegistry | None = None,
+    ) -> None:
+        self._store = store
+        self.storage: BaseStorage | None = as_async(storage) if storage is not None else None
+        self.registry = registry if registry is not None else default_registry
+        self.gates = Gates()
+        self._timers: dict[ConversationKey, TimerHandle] = {}
+
+    @property
+    def store(self) -> MetaStore:
+        """The in-process store in use."""
+        return self._store if self._store is not None else root_store()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        """Route ``event``: to a waiter, a next step, or the normal ``handler``."""
+        key = key_of(event)
+        if key is None:
+            return await handler(event, data)
+        await self.gates.acquire(key)
+        ctx = UpdateContext(key=key, listen=self, event=event, data=data)
+        reset = current_update.set(ctx)
+        try:
+            return await self._route(handler, event, data, ctx)
+        finally:
+            current_update.reset(reset)
+            if ctx.holds:
+                self.gates.release(key)
+
+    async def _route(
+        self, handler: Handler, event: TelegramObject, data: dict[str, Any], ctx: UpdateContext
+    ) -> Any:
+        key = ctx.key
+        kind = _kind(event, data)
+        command = is_command(event)
+        store = self.store
+        pending = await store.get_item(key)
+        if pending is not None and (
+            isinstance(pending, (Waiter, LocalStep))
+            and pending.takes(kind, command)
+            and await check_filter(pending.filter, event, data)
+        ):
+            await store.pop_item(key)
+            if isinstance(pending, Waiter):
+                if pending.owner is not None:
+                    # the parked handler resumes holding the turn we hold now
+                    pending.handed_over = True
+                    pending.owner.holds = True
+                    ctx.holds = False
+                pending.future.set_result(event)
+                return None
+            pending.cancel_timer()
+            context = {**data, **pending.kwargs, "conversation": key}
+            return await call_with_context(pending.callback, event, *pending.args, context=context)
+        if self.storage is not None:
+            return await self._route_persisted(handler, event, data, key, kind, command)
+        return await handler(event, data)
+
+    async def _route_persisted(
+        self,
+        handler: Handler,
+        event: TelegramObject,
+        data: dict[str, Any],
+        key: ConversationKey,
+        kind: str,
+        command: bool,
+    ) -> Any:
+        assert self.storage is not None
+        skey = storage_key(key)
+        claim = await self.storage.claim(skey, now=get_clock().now(), kind=kind, is_command=command)
+        record = claim.record
+        if claim.status in (ClaimStatus.NONE, ClaimStatus.SKIPPED) or record is None:
+            return await handler(event, data)
+        name = record.callback or ""
+        entry = self.registry.get(name)
+        if claim.status is ClaimStatus.EXPIRED:
+            self.disarm_timer(key)
+            await self._fire_timeout(key, record, data.get("bot"))
+            return await handler(event, data)
+        if entry is None:
+            if claim.status is ClaimStatus.CHECK and record.token:
+                await self.storage.claim_token(skey, record.token)
+            logger.error(
+                "conversation %s: stored next step %r is not registered (renamed or removed?); "
+                "it was cleared and the update goes to the normal handlers",
+                key,
+                name,
+            )
+            return await handler(event, data)
+        if claim.status is ClaimStatus.CHECK:
+            if not await check_filter(entry.filter, event, data):
+                return await handler(event, data)
+            claimed = await self.storage.claim_token(skey, record.token or "")
+            if claimed is None:  # taken or replaced meanwhile
+                return await handler(event, data)
+            record = claimed
+        self.disarm_timer(key)
+        context = {
+            **data,
+            **record.kwargs,
+            "conversation": key,
+            "step_context": record,
+            "aiostep_storage": self.storage,
+        }
+        return await call_with_context(entry.callback, event, context=context)
+
+    async def _fire_timeout(self, key: ConversationKey, record: StateContext, bot: Any) -> None:
+        if record.on_timeout is None:
+            return
+        entry = self.registry.get(record.on_timeout)
+        if entry is None:
+            logger.error("conversation %s: on_timeout %r is not registered", key, record.on_timeout)
+            return
+        await run_on_timeout(entry.callback, key, bot, record.kwargs)
+
+    def arm_timer(self, key: ConversationKey, token: str, timeout: float, bot: Any) -> None:
+        """Expire the persisted step ``token`` of ``key`` after ``timeout`` s while we run.
+
+        After a restart the timer is gone; the deadline stored with the step still expires it
+        when the conversation's next update arrives.
+        """
+        self.disarm_timer(key)
+        self._timers[key] = get_clock().call_later(timeout, self._expire, key, token, bot)
+
+    def disarm_timer(self, key: ConversationKey) -> None:
+        """Cancel the expiry timer of ``key``, if any."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, key: ConversationKey, token: str, bot: Any) -> None:
+        self._timers.pop(key, None)
+
+        async def expire() -> None:
+            assert self.storage is not None
+            record = await self.storage.claim_token(storage_key(key), token)
+            if record is not None:
+                await self._fire_timeout(key, record, bot)
+
+        asyncio.get_running_loop().create_task(expire())
+
+
+def setup(
+    dp: Dispatcher,
+    store: MetaStore | None = None,
+    storage: Any = None,
+    *,
+    updates: Iterable[str] = ALL_UPDATES,
+    registry: StepRegistry | None = None,
+) -> Listen:
+    """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
+    callback queries) and return it."""
+    listen = Listen(store, storage, registry=registry)
+    for name in updates:
+        if name not in ALL_UPDATES:
+            raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")
+        dp.observers[name].outer_middleware(listen)
+    return listen

@@ -1,0 +1,310 @@
+"""``register_next_step``: route a user's next update to a function; and ways to undo it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from aiostep.calling import call_with_context
+from aiostep.clock import get_clock
+from aiostep.context import current_update, resolve_key
+from aiostep.exceptions import StepNotRegisteredError, WaitCancelled, WaitSuperseded
+from aiostep.keys import ConversationKey, storage_key
+from aiostep.pending import LocalStep, MetaStore, discard, root_store
+from aiostep.step_registry import (
+    DEFAULT_UPDATES,
+    RegisteredStep,
+    StepRegistry,
+    check_updates,
+    registry,
+)
+from aiostep.storage.base import UNSET, BaseStorage, Patch, as_async, ensure_json, state_name
+
+if TYPE_CHECKING:
+    from aiostep.middleware import Listen
+
+__all__ = ["clear", "register_next_step", "unregister_steps"]
+
+logger = logging.getLogger("aiostep")
+
+
+def _listen() -> Listen | None:
+    ctx = current_update.get()
+    return None if ctx is None else ctx.listen
+
+
+def _timeout_context(key: ConversationKey, bot: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "user_id": key.user_id,
+        "chat_id": key.chat_id,
+        "thread_id": key.thread_id,
+        "conversation": key,
+    }
+    if bot is not None:
+        context["bot"] = bot
+    return context
+
+
+async def run_on_timeout(
+    fn: Callable[..., Any], key: ConversationKey, bot: Any, kwargs: dict[str, Any]
+) -> None:
+    """Call an ``on_timeout`` callback with what it asks for (``bot``, ``chat_id``, kwargs...)."""
+    try:
+        await call_with_context(fn, context={**_timeout_context(key, bot), **kwargs})
+    except Exception:
+        logger.exception("on_timeout callback %r of conversation %s failed", fn, key)
+
+
+async def register_next_step(
+    user_id: int,
+    _next: Callable[..., Any] | str,
+    store: MetaStore | None = None,
+    *,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    on_timeout: Callable[..., Any] | str | None = None,
+    chat_id: int | None = None,
+    thread_id: int | None = None,
+    filter: Any = None,
+    updates: Iterable[str] | None = None,
+    allow_commands: bool | None = None,
+    storage: Any = None,
+    state: Any = UNSET,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Route the next update of ``user_id`` in this conversation to ``_next(update, **kwargs)``.
+
+    Without a storage the step lives in this process (any callable, any kwargs). With a
+    storage (given here, or to the :class:`~aiostep.Listen` handling the current update) the
+    step is persisted by its registered name with JSON ``kwargs`` and survives a restart.
+
+    Args:
+        timeout: seconds after which the step expires (the update then goes to the normal
+            handlers) and ``on_timeout`` is called.
+        on_timeout: called on expiry with what it asks for by name: ``bot``, ``user_id``,
+            ``chat_id``, ``thread_id``, ``conversation`` and the step's kwargs.
+        filter: updates failing it go to the normal handlers (in-process steps; a persisted
+            step's filter is declared with ``@aiostep.step(filter=...)``).
+        updates / allow_commands: as for :func:`~aiostep.wait_for` (default: the step's
+            registration, else messages only, no commands).
+        state / data: for a persisted step, also set the conversation's state (``None``
+            clears it) and replace its data, in the same single write; a conversation's
+            whole transition costs one storage round trip.
+
+    Raises:
+        TypeError: non-JSON ``kwargs`` for a persisted step, naming the key.
+        StepNotRegisteredError: a persisted step given as an unregistered function.
+    """
+    key = resolve_key(user_id, chat_id, thread_id)
+    listen = _listen()
+    target: BaseStorage | None = None
+    if storage is not None:
+        target = as_async(storage)
+    elif listen is not None:
+        target = listen.storage
+    in_process = store if store is not None else (listen.store if listen else root_store())
+    previous = await in_process.get_item(key)
+    if previous is not None:
+        await in_process.pop_item(key)
+        discard(previous, WaitSuperseded(f"a next step was registered on conversation {key}"))
+    reg = listen.registry if listen is not None else registry
+    if target is None:
+        if state is not UNSET or data is not None:
+            raise TypeError("state=/data= need a storage (given here or to Listen)")
+        await _register_local(
+            key,
+            _next,
+            in_process,
+            reg,
+            args,
+            kwargs,
+            timeout,
+            on_timeout,
+            filter,
+            updates,
+            allow_commands,
+        )
+        return
+    await _register_persisted(
+        key,
+        _next,
+        target,
+        listen,
+        reg,
+        args,
+        kwargs,
+        timeout,
+        on_timeout,
+        filter,
+        updates,
+        allow_commands,
+    )
+
+
+async def _register_local(
+    key: ConversationKey,
+    fn: Callable[..., Any] | str,
+    store: MetaStore,
+    reg: StepRegistry,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    timeout: float | None,
+    on_timeout: Callable[..., Any] | str | None,
+    filter: Any,
+    updates: Iterable[str] | None,
+    allow_commands: bool | None,
+) -> None:
+    entry = reg.find(fn)
+    if isinstance(fn, str):
+        if entry is None:
+            raise StepNotRegisteredError(f"no step is registered as {fn!r}")
+        fn = entry.callback
+    if isinstance(on_timeout, str):
+        timeout_entry = reg.get(on_timeout)
+        if timeout_entry is None:
+            raise StepNotRegisteredError(f"no step is registered as {on_timeout!r}")
+        on_timeout = timeout_entry.callback
+    step = LocalStep(
+        filter=filter if filter is not None else (entry.filter if entry else None),
+        updates=check_updates(updates or (entry.updates if entry else DEFAULT_UPDATES)),
+        allow_commands=bool(
+            allow_commands
+            if allow_commands is not None
+            else (entry.allow_commands if entry else False)
+        ),
+        callback=fn,
+        args=tuple(args),
+        kwargs=dict(kwargs or {}),
+    )
+    if timeout is not None:
+        ctx = current_update.get()
+        bot = ctx.data.get("bot") if ctx is not None else None
+        step.timer = get_clock().call_later(
+            timeout, _expire_local, store, key, step, on_timeout, bot
+        )
+    await store.set_item(key, step)
+
+
+def _expire_local(
+    store: MetaStore,
+    key: ConversationKey,
+    step: LocalStep,
+    on_timeout: Callable[..., Any] | None,
+    bot: Any,
+) -> None:
+    import asyncio
+
+    async def expire() -> None:
+        if await store.get_item(key) is not step:
+            return
+        await store.pop_item(key)
+        if on_timeout is not None:
+            await run_on_timeout(on_timeout, key, bot, step.kwargs)
+
+    asyncio.get_running_loop().create_task(expire())
+
+
+def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> RegisteredStep:
+    entry = reg.find(fn)
+    if entry is None:
+        raise StepNotRegisteredError(
+            f"{what} {fn!r} is not a registered step, and a persistent next step is stored by "
+            "name: decorate it with @aiostep.step('some.name')"
+        )
+    return entry
+
+
+async def _register_persisted(
+    key: ConversationKey,
+    fn: Callable[..., Any] | str,
+    storage: BaseStorage,
+    listen: Listen | None,
+    reg: StepRegistry,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    timeout: float | None,
+    on_timeout: Callable[..., Any] | str | None,
+    filter: Any,
+    updates: Iterable[str] | None,
+    allow_commands: bool | None,
+    state: Any,
+    data: dict[str, Any] | None,
+) -> None:
+    entry = _registered(reg, fn, "step")
+    if args:
+        raise TypeError("a persisted next step takes keyword arguments only (kwargs=...), not args")
+    if filter is not None:
+        raise TypeError(
+            f"a persisted step's filter is declared once, at registration: "
+            f"@aiostep.step({entry.name!r}, filter=...)"
+        )
+    stored_kwargs = ensure_json(kwargs or {}, "kwargs")
+    timeout_name = (
+        _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
+    )
+    if updates is not None or allow_commands is not None:
+        entry = RegisteredStep(
+            name=entry.name,
+            callback=entry.callback,
+            filter=entry.filter,
+            allow_commands=entry.allow_commands if allow_commands is None else allow_commands,
+            updates=entry.updates if updates is None else check_updates(updates),
+        )
+    token = secrets.token_hex(8)
+    deadline = None if timeout is None else get_clock().now() + timeout
+    patch = Patch(
+        callback=entry.name,
+        kwargs=stored_kwargs,
+        deadline=deadline,
+        on_timeout=timeout_name,
+        token=token,
+        accepts=entry.accepts(),
+        chat_id=key.chat_id,
+    )
+    if state is not UNSET:
+        patch.state = state_name(state)
+    if data is not None:
+        patch.data = ensure_json(data, "data")
+    await storage.write(storage_key(key), patch)
+    if timeout is not None and listen is not None:
+        ctx = current_update.get()
+        listen.arm_timer(key, token, timeout, ctx.data.get("bot") if ctx else None)
+
+
+async def unregister_steps(
+    user_id: int,
+    store: MetaStore | None = None,
+    *,
+    chat_id: int | None = None,
+    thread_id: int | None = None,
+    storage: Any = None,
+) -> None:
+    """End whatever the conversation of ``user_id`` is waiting for.
+
+    A parked ``wait_for`` raises :class:`~aiostep.exceptions.WaitCancelled`; an in-process step
+    is dropped; a persisted step is removed from the storage (the one given, or that of the
+    ``Listen`` handling the current update).
+    """
+    key = resolve_key(user_id, chat_id, thread_id)
+    listen = _listen()
+    in_process = store if store is not None else (listen.store if listen else root_store())
+    try:
+        item = await in_process.pop_item(key)
+    except KeyError:
+        item = None
+    if item is not None:
+        discard(item, WaitCancelled(f"unregister_steps ended the wait on conversation {key}"))
+    target = as_async(storage) if storage is not None else (listen.storage if listen else None)
+    if target is not None:
+        await target.write(storage_key(key), Patch(callback=None))
+        if listen is not None:
+            listen.disarm_timer(key)
+
+
+async def clear(store: MetaStore | None = None) -> None:
+    """End every in-process waiter and step (waiters raise ``WaitCancelled``)."""
+    async for item in (store if store is not None else root_store()).clear():
+        discard(item, WaitCancelled("aiostep.clear() ended the wait"))

@@ -1,0 +1,95 @@
+"""``wait_for``: await a user's next update inside a handler."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiostep.clock import get_clock
+from aiostep.context import current_update, resolve_key
+from aiostep.exceptions import WaitSuperseded
+from aiostep.pending import MetaStore, Waiter, discard, root_store
+from aiostep.step_registry import DEFAULT_UPDATES, check_updates
+
+__all__ = ["parked_tasks", "wait_for"]
+
+_parked: set[asyncio.Task[Any]] = set()
+
+
+def parked_tasks() -> set[asyncio.Task[Any]]:
+    """The tasks suspended in ``wait_for`` right now (test tools use it to know the bot is idle)."""
+    return set(_parked)
+
+
+def _expire(waiter: Waiter, timeout: float) -> None:
+    waiter.fail(TimeoutError(f"no answer within {timeout} s"))
+
+
+async def wait_for(
+    user_id: int,
+    timeout: float | None = None,
+    store: MetaStore | None = None,
+    *,
+    chat_id: int | None = None,
+    thread_id: int | None = None,
+    filter: Any = None,
+    updates: Iterable[str] = DEFAULT_UPDATES,
+    allow_commands: bool = False,
+) -> Any:
+    """Wait for the next update of ``user_id`` in this conversation and return it.
+
+    Args:
+        user_id: the user to listen to.
+        timeout: seconds to wait; ``None`` waits indefinitely.
+        store: the in-process store (default: the root store).
+        chat_id: the chat (default: the chat of the update being handled, or the private chat).
+        thread_id: the forum topic (default: that of the update being handled).
+        filter: an aiogram magic filter (``F.text``) or a callable; updates that fail it go to
+            the normal handlers and the wait goes on.
+        updates: which update kinds answer (``"message"``, ``"edited_message"``,
+            ``"callback_query"``); default messages only.
+        allow_commands: let a message starting with a bot command answer (by default commands
+            go to the normal handlers).
+
+    Raises:
+        TimeoutError: nothing came within ``timeout``.
+        WaitSuperseded: another ``wait_for`` opened on the same conversation.
+        WaitCancelled: ``unregister_steps``/``clear`` ended the wait.
+    """
+    key = resolve_key(user_id, chat_id, thread_id)
+    store = store if store is not None else root_store()
+    loop = asyncio.get_running_loop()
+    ctx = current_update.get()
+    owner = ctx if ctx is not None and ctx.key == key and ctx.holds else None
+    waiter = Waiter(
+        filter=filter,
+        updates=check_updates(updates),
+        allow_commands=allow_commands,
+        future=loop.create_future(),
+        owner=owner,
+    )
+    previous = await store.get_item(key)
+    if previous is not None:
+        discard(previous, WaitSuperseded(f"a newer wait_for opened on conversation {key}"))
+    await store.set_item(key, waiter)
+    if owner is not None:
+        # let the answer in: park without holding the conversation's turn
+        owner.holds = False
+        owner.listen.gates.release(key)
+    timer = None if timeout is None else get_clock().call_later(timeout, _expire, waiter, timeout)
+    task = asyncio.current_task()
+    if task is not None:
+        _parked.add(task)
+    try:
+        return await waiter.future
+    finally:
+        if task is not None:
+            _parked.discard(task)
+        if timer is not None:
+            timer.cancel()
+        if await store.get_item(key) is waiter:
+            await store.pop_item(key)
+        if owner is not None and not waiter.handed_over:
+            await owner.listen.gates.acquire(key)
+            owner.holds = True
