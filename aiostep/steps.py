@@ -141,6 +141,8 @@ async def register_next_step(
         filter,
         updates,
         allow_commands,
+        state,
+        data,
     )
 
 

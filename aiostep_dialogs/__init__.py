@@ -1,0 +1,38 @@
+"""aiostep_dialogs: a class-based Wizard DSL on top of aiostep.
+
+Example::
+
+    class Signup(Wizard):
+        class State(Enum):
+            NAME = auto()
+            AGE = auto()
+
+        @step(State.NAME, prompt="What is your name?", validate=v.text(min_len=2))
+        async def name(self, value: str) -> None:
+            self.data["name"] = value
+
+        @step(State.AGE, prompt="How old are you?", validate=v.integer(min=1, max=120))
+        async def age(self, value: int) -> None:
+            self.data["age"] = value
+
+    Signup.setup(dp, entry=Command("signup"))
+"""
+
+from __future__ import annotations
+
+from aiostep_dialogs import validators
+from aiostep_dialogs import validators as v
+from aiostep_dialogs.validators import ValidationError
+from aiostep_dialogs.wizard import Commands, Finish, StepSpec, Texts, Wizard, step
+
+__all__ = [
+    "Commands",
+    "Finish",
+    "StepSpec",
+    "Texts",
+    "ValidationError",
+    "Wizard",
+    "step",
+    "v",
+    "validators",
+]

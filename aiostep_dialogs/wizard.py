@@ -1,0 +1,711 @@
+"""The ``Wizard`` DSL, compiled onto aiostep's persisted next steps and storages.
+
+Each step method becomes a step registered with aiostep under ``"<wizard>:<STATE>"``; moving
+to a step is ``aiostep.register_next_step`` of that name, written together with the wizard's
+state and collected data (one storage write). The pending step's JSON kwargs carry the rest of
+a running wizard: navigation history, the prompt's button nonce, attempts and a schema
+fingerprint. Nothing lives only in process memory.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import hashlib
+import inspect
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+from weakref import WeakKeyDictionary
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    TelegramObject,
+)
+
+import aiostep
+from aiostep.keys import ConversationKey, is_command, key_of, storage_key
+from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
+from aiostep_dialogs import validators as v
+from aiostep_dialogs.validators import ValidationError, Validator
+
+__all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
+
+logger = logging.getLogger("aiostep_dialogs")
+
+#: Bumped when the stored layout of a running wizard changes.
+RECORD_VERSION = 1
+_HISTORY_LIMIT = 50
+_BUTTON_PREFIX = "aw"
+
+Prompt = str | Callable[[Any], str | Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One declared step: its state, method, prompt, validation and choices."""
+
+    state: enum.Enum
+    method: Callable[..., Any]
+    prompt: Prompt
+    validate: tuple[Validator, ...] = ()
+    error: str | None = None
+    choices: Mapping[str, str] | None = None
+    keyboard: Literal["inline", "reply"] = "inline"
+    optional: bool = False
+    default: Any = None
+    max_attempts: int | None = None
+
+
+def step(
+    state: enum.Enum,
+    *,
+    prompt: Prompt,
+    validate: Validator | Sequence[Validator] | None = None,
+    error: str | None = None,
+    choices: Mapping[str, str] | Sequence[str] | None = None,
+    keyboard: Literal["inline", "reply"] = "inline",
+    optional: bool = False,
+    default: Any = None,
+    max_attempts: int | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a wizard step for ``state``.
+
+    Args:
+        prompt: what the bot asks: a string, a format string over the collected data
+            (``"{name}, is that right?"``) or a sync/async callable taking the wizard.
+        validate: one validator or a list applied in order; the method gets the result.
+            Default: a text message of at most 4096 characters (or one of ``choices``).
+        error: shown instead of a validator's own reason when the input is rejected.
+        choices: ``{value: label}`` (or a list of values) offered as buttons; the method gets
+            the value. Typed labels are accepted too.
+        keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
+        optional: ``/skip`` is allowed; the method then gets ``default``.
+        max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
+    """
+    if validate is None:
+        chain: tuple[Validator, ...] = ()
+    elif callable(validate):
+        chain = (validate,)
+    else:
+        chain = tuple(validate)
+    options: dict[str, str] | None = None
+    if choices is not None:
+        options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
+        if not options:
+            raise ValueError("choices must not be empty")
+    if keyboard not in ("inline", "reply"):
+        raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
+            state=state,
+            method=fn,
+            prompt=prompt,
+            validate=chain,
+            error=error,
+            choices=options,
+            keyboard=keyboard,
+            optional=optional,
+            default=default,
+            max_attempts=max_attempts,
+        )
+        return fn
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class Commands:
+    """Navigation command names (without ``/``); ``None`` turns one off."""
+
+    back: str | None = "back"
+    cancel: str | None = "cancel"
+    skip: str | None = "skip"
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Every text a wizard says on its own; override per wizard (``texts = Texts(...)``)."""
+
+    cancelled: str = "Cancelled."
+    gave_up: str = "Too many attempts; let's stop here. You can start again any time."
+    cannot_go_back: str = "This is the first step; there is nothing to go back to."
+    cannot_skip: str = "This step can't be skipped."
+    stale_button: str = "This button is no longer active."
+    progress: str = "Step {index} of {total}"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Returned by ``self.finish(result)``: end the wizard with ``result``."""
+
+    result: Any = None
+
+
+class _SafeFormat(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass
+class _Marker:
+    handled: bool = False
+
+
+# Set by the prompt guard around a command's handlers; wizard handlers mark it.
+_handled: contextvars.ContextVar[_Marker | None] = contextvars.ContextVar(
+    "aiostep_dialogs_handled", default=None
+)
+_wizards: dict[str, type[Wizard]] = {}
+_guards: WeakKeyDictionary[Dispatcher, _PromptGuard] = WeakKeyDictionary()
+
+
+def _mark_handled() -> None:
+    marker = _handled.get()
+    if marker is not None:
+        marker.handled = True
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    """Run a cosmetic Bot API call (toast, removing buttons); its failure must not cost input."""
+    try:
+        await call
+    except TelegramAPIError as exc:
+        logger.warning("cosmetic Bot API call failed: %s", exc)
+
+
+class Wizard:
+    """Base class of a multi-step conversation.
+
+    Subclass it, declare ``class State(Enum)`` and decorate one method per state with
+    :func:`step`. A step method gets the validated value and returns ``None`` (go to the next
+    declared step), a ``State`` member (go there), or ``self.finish(result)``.
+
+    Class options: ``wizard_id`` (stable id, stored with every conversation; default
+    ``module.QualName``; set it with ``class Signup(Wizard, name="signup")``), ``commands``, ``texts``, ``show_progress``,
+    ``on_reentry`` (``"resume"`` re-sends the current prompt when the wizard is started
+    again mid-way, ``"restart"`` starts over), ``max_attempts`` (default for steps).
+    """
+
+    State: ClassVar[type[enum.Enum]]
+    wizard_id: ClassVar[str]
+    commands: ClassVar[Commands] = Commands()
+    texts: ClassVar[Texts] = Texts()
+    show_progress: ClassVar[bool] = False
+    on_reentry: ClassVar[Literal["resume", "restart"]] = "resume"
+    max_attempts: ClassVar[int | None] = None
+
+    _steps: ClassVar[tuple[StepSpec, ...]] = ()
+    _by_state: ClassVar[dict[str, StepSpec]] = {}
+    _fingerprint: ClassVar[str] = ""
+    _storage: ClassVar[BaseStorage | None] = None
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.wizard_id = name or f"{cls.__module__}.{cls.__qualname__}"
+        specs: list[StepSpec] = []
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                spec = getattr(attr, "__wizard_step__", None)
+                if isinstance(spec, StepSpec):
+                    specs = [s for s in specs if s.state != spec.state] + [spec]
+        if not specs:
+            return  # an abstract intermediate class
+        state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
+        if not (isinstance(state_enum, type) and issubclass(state_enum, enum.Enum)):
+            raise TypeError(f"{cls.__qualname__} must declare `class State(Enum)`")
+        for spec in specs:
+            if not isinstance(spec.state, state_enum):
+                raise TypeError(
+                    f"{cls.__qualname__}.{spec.method.__name__}: {spec.state!r} is not a "
+                    f"member of {cls.__qualname__}.State"
+                )
+        cls._steps = tuple(specs)
+        cls._by_state = {s.state.name: s for s in specs}
+        shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
+        cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
+        previous = _wizards.get(cls.wizard_id)
+        if previous is not None and previous.__qualname__ != cls.__qualname__:
+            raise ValueError(f"wizard name {cls.wizard_id!r} is already used by {previous!r}")
+        _wizards[cls.wizard_id] = cls
+        for spec in specs:
+            aiostep.registry.register(
+                cls._compile(spec),
+                cls._step_name(spec),
+                updates=("message", "callback_query"),
+                replace=True,
+            )
+
+    # -- per update -----------------------------------------------------------------------------
+    def __init__(
+        self,
+        *,
+        key: ConversationKey,
+        bot: Bot,
+        event: TelegramObject | None = None,
+        data: dict[str, Any] | None = None,
+        state: enum.Enum | None = None,
+        history: list[str] | None = None,
+        nonce: str = "",
+        attempts: int = 0,
+    ) -> None:
+        self.key = key
+        self.bot = bot
+        self.event = event
+        #: the data collected so far (JSON values); persisted after each step
+        self.data: dict[str, Any] = data if data is not None else {}
+        self.state = state
+        self.history: list[str] = history if history is not None else []
+        self.nonce = nonce
+        self.attempts = attempts
+        #: what ``finish(result)`` carried, for ``on_finish``
+        self.result: Any = None
+
+    # -- API for step methods and hooks --------------------------------------------------------
+    def finish(self, result: Any = None) -> Finish:
+        """End the wizard (``on_finish`` runs with ``self.result = result``)."""
+        return Finish(result)
+
+    def goto(self, state: enum.Enum) -> enum.Enum:
+        """Go to ``state`` next (return it from a step method)."""
+        if state.name not in self._by_state:
+            raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
+        return state
+
+    async def answer(self, text: str, **kwargs: Any) -> Message:
+        """Send ``text`` to the wizard's chat (and forum topic)."""
+        if self.key.thread_id is not None:
+            kwargs.setdefault("message_thread_id", self.key.thread_id)
+        return await self.bot.send_message(self.key.chat_id, text, **kwargs)
+
+    async def on_start(self) -> None:
+        """Called when the wizard starts, before the first prompt."""
+
+    async def on_finish(self) -> None:
+        """Called when the last step is done or a step returned ``self.finish(...)``."""
+
+    async def on_cancel(self) -> None:
+        """Called on the cancel command; by default says ``texts.cancelled``."""
+        await self.answer(self.texts.cancelled, reply_markup=self._closing_markup())
+
+    async def on_give_up(self) -> None:
+        """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
+        await self.answer(self.texts.gave_up, reply_markup=self._closing_markup())
+
+    # -- setup ---------------------------------------------------------------------------------
+    @classmethod
+    def setup(
+        cls,
+        dp: Dispatcher | Router,
+        *,
+        entry: Any = None,
+        storage: Any = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> Router:
+        """Install this wizard: entry handler, navigation commands, and aiostep's ``Listen``.
+
+        Args:
+            dp: the Dispatcher (or pass a Router and ``dispatcher=`` the root Dispatcher).
+            entry: filter(s) of the message that starts the wizard, e.g. ``Command("signup")``.
+            storage: Memory (default), File or Redis storage; shared by all wizards of ``dp``.
+        Returns:
+            the wizard's router (already included).
+        """
+        root = dispatcher if dispatcher is not None else dp
+        if not isinstance(root, Dispatcher):
+            raise TypeError("pass the root Dispatcher (dispatcher=dp) when dp is a Router")
+        guard = _guards.get(root)
+        if guard is None:
+            listen = _find_listen(root)
+            store = as_async(storage) if storage is not None else None
+            if listen is None:
+                listen = aiostep.setup(root, storage=store or MemoryStateStorage())
+            elif listen.storage is None or (store is not None and listen.storage is not store):
+                raise ValueError(
+                    "this Dispatcher already has an aiostep Listen with another storage; "
+                    "give the wizard the same storage (or let Wizard.setup install Listen)"
+                )
+            guard = _PromptGuard(listen)
+            root.message.outer_middleware(guard)
+            _guards[root] = guard
+        elif storage is not None and as_async(storage) is not guard.listen.storage:
+            raise ValueError("all wizards of one Dispatcher share one storage")
+        assert guard.listen.storage is not None
+        cls._storage = guard.listen.storage
+        router = cls._router(entry)
+        dp.include_router(router)
+        return router
+
+    @classmethod
+    def _router(cls, entry: Any) -> Router:
+        router = Router(name=f"wizard:{cls.wizard_id}")
+        if entry is not None:
+            filters = entry if isinstance(entry, (list, tuple)) else (entry,)
+
+            async def start_handler(message: Message) -> None:
+                await cls.start(message)
+
+            router.message.register(start_handler, *filters)
+        for action in ("back", "cancel", "skip"):
+            command = getattr(cls.commands, action)
+            if command is not None:
+                router.message.register(cls._nav_handler(action), Command(command))
+        prefix = f"{_BUTTON_PREFIX}:"  # any wizard button that no pending step took
+
+        async def stale_button(query: CallbackQuery) -> None:
+            await _quietly(query.answer(cls.texts.stale_button))
+
+        router.callback_query.register(stale_button, F.data.startswith(prefix))
+        return router
+
+    @classmethod
+    def _nav_handler(cls, action: str) -> Callable[..., Awaitable[None]]:
+        async def handler(message: Message, bot: Bot) -> None:
+            key = key_of(message)
+            if key is None:
+                raise SkipHandler()
+            wizard = await cls._load(key, bot, message)
+            if wizard is None:
+                raise SkipHandler()  # not in this wizard: let other handlers have the command
+            _mark_handled()
+            await getattr(wizard, f"_do_{action}")()
+
+        handler.__name__ = f"{cls.__name__}_{action}"
+        return handler
+
+    # -- entry -----------------------------------------------------------------------------------
+    @classmethod
+    async def start(cls, event: Message | CallbackQuery, bot: Bot | None = None) -> Wizard:
+        """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``."""
+        _mark_handled()
+        key = key_of(event)
+        if key is None:
+            raise ValueError("cannot start a wizard for an update without a user and a chat")
+        bot = bot or event.bot
+        if bot is None:
+            raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
+        if cls.on_reentry == "resume":
+            running = await cls._load(key, bot, event)
+            if running is not None and running.state is not None:
+                await running._send_prompt(running._spec())
+                return running
+        wizard = cls(key=key, bot=bot, event=event)
+        await wizard.on_start()
+        await wizard._enter(cls._steps[0])
+        return wizard
+
+    # -- internals -------------------------------------------------------------------------------
+    @classmethod
+    def _step_name(cls, spec: StepSpec) -> str:
+        return f"{cls.wizard_id}:{spec.state.name}"
+
+    @classmethod
+    def _storage_or_fail(cls) -> BaseStorage:
+        if cls._storage is None:
+            raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
+        return cls._storage
+
+    @classmethod
+    def _compile(cls, spec: StepSpec) -> Callable[..., Awaitable[None]]:
+        async def on_update(
+            event: Message | CallbackQuery,
+            step_context: StateContext,
+            conversation: ConversationKey,
+            bot: Bot,
+        ) -> None:
+            wizard = cls._restore(step_context, conversation, bot, event)
+            if wizard is None:
+                return
+            await wizard._handle(spec, event)
+
+        on_update.__qualname__ = f"{cls.__qualname__}.<step {spec.state.name}>"
+        return on_update
+
+    @classmethod
+    def _restore(
+        cls, record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject | None
+    ) -> Wizard | None:
+        meta = record.kwargs
+        if meta.get("w") != cls.wizard_id or record.current_state is None:
+            return None
+        state_name = record.current_state.rpartition(":")[2]
+        spec = cls._by_state.get(state_name)
+        if spec is None:
+            logger.error(
+                "%s: stored state %r has no step any more; the conversation %s is dropped",
+                cls.wizard_id,
+                state_name,
+                key,
+            )
+            return None
+        if meta.get("fp") != cls._fingerprint:
+            logger.warning("%s: conversation %s was stored by another version", cls.wizard_id, key)
+        return cls(
+            key=key,
+            bot=bot,
+            event=event,
+            data=dict(record.data),
+            state=spec.state,
+            history=list(meta.get("h", [])),
+            nonce=str(meta.get("n", "")),
+            attempts=int(meta.get("a", 0)),
+        )
+
+    @classmethod
+    async def _load(
+        cls, key: ConversationKey, bot: Bot, event: TelegramObject | None
+    ) -> Wizard | None:
+        record = await cls._storage_or_fail().read(storage_key(key))
+        if record is None or record.callback is None:
+            return None
+        return cls._restore(record, key, bot, event)
+
+    def _spec(self) -> StepSpec:
+        assert self.state is not None
+        return self._by_state[self.state.name]
+
+    async def _handle(self, spec: StepSpec, event: Message | CallbackQuery) -> None:
+        raw: Any = event
+        if isinstance(event, CallbackQuery):
+            value = self._pressed(spec, event.data)
+            if value is None:
+                await _quietly(event.answer(self.texts.stale_button))
+                await self._park(spec)  # the claim took the step; put it back unchanged
+                return
+            await _quietly(event.answer())
+            if isinstance(event.message, Message):
+                await _quietly(event.message.edit_reply_markup(reply_markup=None))
+            raw = value
+        snapshot = dict(self.data)
+        try:
+            value = await self._validate(spec, raw)
+            outcome = await spec.method(self, value)
+        except ValidationError as exc:
+            self.data = snapshot  # rejected input is not stored
+            await self._reject(spec, exc.reason)
+            return
+        await self._advance(spec, outcome)
+
+    def _pressed(self, spec: StepSpec, data: str | None) -> str | None:
+        """The choice value of a pressed button, or ``None`` if it is stale or forged."""
+        if not data or not spec.choices:
+            return None
+        parts = data.split(":")
+        if len(parts) != 4 or parts[0] != _BUTTON_PREFIX:
+            return None
+        _, fingerprint, nonce, index = parts
+        if fingerprint != self._fingerprint or not self.nonce or nonce != self.nonce:
+            return None
+        if not index.isdigit() or int(index) >= len(spec.choices):
+            return None
+        return list(spec.choices)[int(index)]
+
+    async def _validate(self, spec: StepSpec, raw: Any) -> Any:
+        chain: list[Validator] = []
+        if spec.choices is not None:
+            chain.append(v.choice(spec.choices))
+        elif not spec.validate:
+            chain.append(v.text())
+        chain.extend(spec.validate)
+        return await v.run(chain, raw)
+
+    async def _reject(self, spec: StepSpec, reason: str) -> None:
+        self.attempts += 1
+        limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
+        if limit is not None and self.attempts >= limit:
+            try:
+                await self.on_give_up()
+            finally:
+                await self._clear()
+            return
+        self.nonce = secrets.token_hex(4)
+        await self._park(spec)
+        await self._send_prompt(spec, error=spec.error or reason)
+
+    async def _advance(self, spec: StepSpec, outcome: Any) -> None:
+        if isinstance(outcome, Finish):
+            await self._finish(outcome.result)
+            return
+        if outcome is None:
+            index = self._steps.index(spec)
+            if index + 1 >= len(self._steps):
+                await self._finish(None)
+                return
+            target = self._steps[index + 1]
+        elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
+            target = self._by_state[outcome.name]
+        else:
+            raise TypeError(
+                f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
+                "return None, a State member, or self.finish(...)"
+            )
+        self.history = ([*self.history, spec.state.name])[-_HISTORY_LIMIT:]
+        await self._enter(target)
+
+    async def _enter(self, spec: StepSpec) -> None:
+        self.state = spec.state
+        self.attempts = 0
+        self.nonce = secrets.token_hex(4)
+        await self._park(spec)
+        await self._send_prompt(spec)
+
+    async def _park(self, spec: StepSpec) -> None:
+        """Persist: the next step is ``spec``, with state, data and navigation, in one write."""
+        meta = {
+            "v": RECORD_VERSION,
+            "w": self.wizard_id,
+            "fp": self._fingerprint,
+            "h": self.history,
+            "n": self.nonce,
+            "a": self.attempts,
+        }
+        await aiostep.register_next_step(
+            self.key.user_id,
+            self._step_name(spec),
+            chat_id=self.key.chat_id,
+            thread_id=self.key.thread_id,
+            kwargs=meta,
+            state=self._step_name(spec),
+            data=self.data,
+            storage=self._storage_or_fail(),
+        )
+
+    async def _finish(self, result: Any) -> None:
+        self.result = result
+        try:
+            await self.on_finish()
+        finally:
+            await self._clear()
+
+    async def _clear(self) -> None:
+        await self._storage_or_fail().remove(storage_key(self.key))
+
+    async def _render(self, spec: StepSpec) -> str:
+        prompt = spec.prompt
+        if callable(prompt):
+            result = prompt(self)
+            text = await result if inspect.isawaitable(result) else result
+        else:
+            text = prompt.format_map(_SafeFormat(self.data))
+        if self.show_progress:
+            index = self._steps.index(spec) + 1
+            progress = self.texts.progress.format(index=index, total=len(self._steps))
+            text = f"{progress}\n{text}"
+        return str(text)
+
+    def _closing_markup(self) -> ReplyKeyboardRemove | None:
+        uses_reply = any(s.choices and s.keyboard == "reply" for s in self._steps)
+        return ReplyKeyboardRemove() if uses_reply else None
+
+    def _markup(self, spec: StepSpec) -> Any:
+        if not spec.choices:
+            return self._closing_markup()
+        labels = list(spec.choices.values())
+        if spec.keyboard == "reply":
+            return ReplyKeyboardMarkup(
+                keyboard=[[KeyboardButton(text=label)] for label in labels],
+                resize_keyboard=True,
+                one_time_keyboard=True,
+            )
+        buttons = [
+            InlineKeyboardButton(
+                text=label,
+                callback_data=f"{_BUTTON_PREFIX}:{self._fingerprint}:{self.nonce}:{i}",
+            )
+            for i, label in enumerate(labels)
+        ]
+        one_row = len(buttons) <= 3 and sum(len(label) for label in labels) <= 30
+        rows = [buttons] if one_row else [[b] for b in buttons]
+        return InlineKeyboardMarkup(inline_keyboard=rows)
+
+    async def _send_prompt(self, spec: StepSpec, error: str | None = None) -> None:
+        text = await self._render(spec)
+        if error:
+            text = f"{error}\n\n{text}"
+        await self.answer(text, reply_markup=self._markup(spec))
+
+    async def _do_back(self) -> None:
+        if not self.history:
+            await self.answer(self.texts.cannot_go_back)
+            await self._send_prompt(self._spec())
+            return
+        previous = self._by_state[self.history.pop()]
+        await self._enter(previous)
+
+    async def _do_cancel(self) -> None:
+        try:
+            await self.on_cancel()
+        finally:
+            await self._clear()
+
+    async def _do_skip(self) -> None:
+        spec = self._spec()
+        if not spec.optional:
+            await self.answer(self.texts.cannot_skip)
+            await self._send_prompt(spec)
+            return
+        snapshot = dict(self.data)
+        try:
+            outcome = await spec.method(self, spec.default)
+        except ValidationError as exc:
+            self.data = snapshot
+            await self._reject(spec, exc.reason)
+            return
+        await self._advance(spec, outcome)
+
+
+def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:
+    for middleware in dp.message.outer_middleware:
+        if isinstance(middleware, aiostep.Listen):
+            return middleware
+    return None
+
+
+class _PromptGuard:
+    """After a command that interrupted a running wizard (``/help``...) and did not end it,
+    send the current prompt again so the user knows what is being asked."""
+
+    def __init__(self, listen: aiostep.Listen) -> None:
+        self.listen = listen
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if not is_command(event):
+            return await handler(event, data)
+        marker = _Marker()
+        reset = _handled.set(marker)
+        try:
+            result = await handler(event, data)
+        finally:
+            _handled.reset(reset)
+        key = key_of(event)
+        if marker.handled or key is None or self.listen.storage is None:
+            return result
+        record = await self.listen.storage.read(storage_key(key))
+        if record is None or record.callback is None:
+            return result
+        cls = _wizards.get(str(record.kwargs.get("w")))
+        bot = data.get("bot")
+        if cls is None or bot is None:
+            return result
+        wizard = cls._restore(record, key, bot, event)
+        if wizard is not None:
+            await wizard._send_prompt(wizard._spec())
+        return result

@@ -1,0 +1,1 @@
+"""Runnable example bots; each has a test under tests/examples."""
