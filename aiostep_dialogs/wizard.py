@@ -67,6 +67,7 @@ class StepSpec:
     optional: bool = False
     default: Any = None
     max_attempts: int | None = None
+    branches: tuple[enum.Enum, ...] = ()
 
 
 def step(
@@ -80,6 +81,7 @@ def step(
     optional: bool = False,
     default: Any = None,
     max_attempts: int | None = None,
+    branches: Sequence[enum.Enum] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -94,6 +96,8 @@ def step(
         keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
         optional: ``/skip`` is allowed; the method then gets ``default``.
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
+        branches: states the method may return, for the flow diagram (returns of
+            ``self.State.X`` in the method's source are found without it).
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -121,6 +125,7 @@ def step(
             optional=optional,
             default=default,
             max_attempts=max_attempts,
+            branches=tuple(branches),
         )
         return fn
 
@@ -284,6 +289,13 @@ class Wizard:
         if state.name not in self._by_state:
             raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
         return state
+
+    @classmethod
+    def to_mermaid(cls) -> str:
+        """This wizard's flow as a Mermaid flowchart (see :mod:`aiostep_dialogs.graph`)."""
+        from aiostep_dialogs.graph import to_mermaid
+
+        return to_mermaid(cls)
 
     async def answer(self, text: str, **kwargs: Any) -> Message:
         """Send ``text`` to the wizard's chat (and forum topic)."""

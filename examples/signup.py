@@ -1,6 +1,6 @@
 """A signup wizard: name, age, confirm. Run it as a bot (BOT_TOKEN) or in the terminal:
 
-    python -m aiostep_dialogs play examples/signup.py
+python -m aiostep_dialogs play examples/signup.py
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from enum import Enum, auto
 
 from aiogram import Dispatcher
 from aiogram.filters import Command, CommandStart
+from aiogram.types import Message
 
 from aiostep_dialogs import Finish, Wizard, step, v
 
@@ -34,7 +35,9 @@ class Signup(Wizard, name="signup"):
     async def age(self, value: int) -> None:
         self.data["age"] = value
 
-    @step(State.CONFIRM, prompt="{name}, {age}. Correct?", choices={"yes": "Yes", "no": "Start over"})
+    @step(
+        State.CONFIRM, prompt="{name}, {age}. Correct?", choices={"yes": "Yes", "no": "Start over"}
+    )
     async def confirm(self, value: str) -> Signup.State | Finish:
         if value == "no":
             return self.State.NAME  # branch: go to any state
@@ -50,8 +53,8 @@ def build(storage: object = None) -> Dispatcher:
     Signup.setup(dp, entry=[Command("signup")], storage=storage)
 
     @dp.message(CommandStart())
-    async def hello(message: object) -> None:
-        await Signup.start(message)  # type: ignore[arg-type]
+    async def hello(message: Message) -> None:
+        await Signup.start(message)
 
     return dp
 
