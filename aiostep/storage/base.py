@@ -155,9 +155,16 @@ def state_name(state: StateT) -> str | None:
 
 
 def _check_json(value: Any, where: str) -> None:
-    if value is None or isinstance(value, (str, bool, int)):
+    # exact types: an IntEnum/StrEnum member would come back from File/Redis as a plain value
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
         return
-    if isinstance(value, float):
+    if isinstance(value, enum.Enum):
+        raise TypeError(
+            f"{where} is an enum member ({value!r}), which JSON reads back as a plain value; "
+            "store its .name or .value"
+        )
+    if kind is float:
         if not math.isfinite(value):
             raise TypeError(
                 f"{where} is not JSON-serializable: {value!r} (JSON has no NaN/Infinity)"
@@ -201,6 +208,15 @@ def ensure_json(value: Mapping[str, Any], where: str) -> dict[str, Any]:
             )
         _check_json(v, f"{where}[{k!r}]")
     return copy.deepcopy(dict(value))
+
+
+def check_patch(patch: Patch) -> None:
+    """Raise ``TypeError`` if a patch would store non-JSON kwargs or data (every backend
+    calls this, so they all refuse the same things)."""
+    for name in ("kwargs", "data", "data_update"):
+        value = getattr(patch, name)
+        if value is not UNSET:
+            ensure_json(value, "data" if name.startswith("data") else name)
 
 
 def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from aiostep.storage.base import (
     _key,
     _Unset,
     apply_patch,
+    check_patch,
     decide_claim,
     drop_step,
 )
@@ -75,16 +77,17 @@ class AsyncMemoryStateStorage(BaseStorage):
     async def read(self, key: StorageKey) -> StateContext | None:
         """The record at ``key`` (a copy), or ``None``."""
         record = self._get(_key(key))
-        return None if record is None else apply_patch(record, Patch()) or StateContext()
+        return None if record is None else copy.deepcopy(record)
 
     async def write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` at ``key``; return the record as it was."""
+        check_patch(patch)
         k = _key(key)
         before = self._get(k)
         self._put(k, apply_patch(before, patch), self._ex(ex))
-        return before
+        return copy.deepcopy(before)
 
     async def remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""
@@ -100,7 +103,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         status = decide_claim(before, now, kind, is_command)
         if before is not None and status in (ClaimStatus.CLAIMED, ClaimStatus.EXPIRED):
             self._put(k, drop_step(before), None)
-        return Claim(status, before)
+        return Claim(status, copy.deepcopy(before))
 
     async def claim_token(self, key: StorageKey, token: str) -> StateContext | None:
         """Remove the pending step at ``key`` if it is still registration ``token``."""
@@ -109,7 +112,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         if before is None or before.callback is None or before.token != token:
             return None
         self._put(k, drop_step(before), None)
-        return before
+        return copy.deepcopy(before)
 
 
 class MemoryStateStorage:

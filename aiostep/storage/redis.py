@@ -22,6 +22,7 @@ from aiostep.storage.base import (
     StorageKey,
     _key,
     _Unset,
+    check_patch,
 )
 
 try:
@@ -132,7 +133,7 @@ def _decode(raw_record: Any) -> StateContext | None:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class RedisStateStorage(BaseStorage):
@@ -172,6 +173,7 @@ class RedisStateStorage(BaseStorage):
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` atomically in one script call; return the record as it was."""
+        check_patch(patch)
         delete: list[str] = []
         pairs: list[str] = []
 
@@ -210,7 +212,8 @@ class RedisStateStorage(BaseStorage):
         for name, value in items.items():
             pairs.extend(("d:" + name, _dumps(value)))
         ttl = self._ex(ex)
-        args = ["" if ttl is None else str(int(ttl * 1000)), "1" if replace else "0"]
+        ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
+        args = [ttl_ms, "1" if replace else "0"]
         args.append(str(len(delete)))
         args.extend(delete)
         args.extend(pairs)
