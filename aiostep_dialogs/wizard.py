@@ -200,9 +200,10 @@ class Wizard:
     declared step), a ``State`` member (go there), or ``self.finish(result)``.
 
     Class options: ``wizard_id`` (stable id, stored with every conversation; default
-    ``module.QualName``; set it with ``class Signup(Wizard, name="signup")``), ``commands``, ``texts``, ``show_progress``,
-    ``on_reentry`` (``"resume"`` re-sends the current prompt when the wizard is started
-    again mid-way, ``"restart"`` starts over), ``max_attempts`` (default for steps).
+    ``module.QualName``; set it with ``class Signup(Wizard, name="signup")``), ``commands``,
+    ``texts``, ``show_progress``, ``on_reentry`` (``"resume"`` re-sends the current prompt
+    when the wizard is started again mid-way, ``"restart"`` starts over), ``max_attempts``
+    (default for steps).
     """
 
     State: ClassVar[type[enum.Enum]]
