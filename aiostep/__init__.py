@@ -14,7 +14,7 @@ from aiostep.exceptions import (
     WaitSuperseded,
 )
 from aiostep.filters import IsState
-from aiostep.keys import ConversationKey
+from aiostep.keys import ANYONE, ConversationKey
 from aiostep.middleware import Listen, setup
 from aiostep.pending import MetaStore, change_root_store
 from aiostep.step_registry import StepRegistry, registry, step
@@ -30,6 +30,7 @@ from aiostep.waiters import wait_for
 __version__ = "0.4.0"
 
 __all__ = [
+    "ANYONE",
     "AiostepError",
     "BaseStorage",
     "ConversationKey",

@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiostep.keys import ConversationKey
+from aiostep.keys import ANYONE, ConversationKey
 
 if TYPE_CHECKING:
     from aiostep.middleware import Listen
@@ -35,17 +35,20 @@ def resolve_key(
 ) -> ConversationKey:
     """The conversation key for ``user_id``.
 
-    Without ``chat_id``: the chat of the update being handled when it comes from that user,
-    else the private chat with the user (whose id equals the user id).
+    Without ``chat_id``: the chat of the update being handled when it comes from that user
+    (or when ``user_id`` is :data:`~aiostep.keys.ANYONE`), else the private chat with the
+    user (whose id equals the user id).
     """
     if isinstance(user_id, bool) or not isinstance(user_id, int):
         raise TypeError(f"user_id must be an int, got {type(user_id).__name__}: {user_id!r}")
     ctx = current_update.get()
     if chat_id is None:
-        if ctx is not None and ctx.key.user_id == user_id:
+        if ctx is not None and user_id in (ctx.key.user_id, ANYONE):
             chat_id = ctx.key.chat_id
             if thread_id is None:
                 thread_id = ctx.key.thread_id
+        elif user_id == ANYONE:
+            raise ValueError("a chat-wide waiter/step (user ANYONE) needs chat_id=")
         else:
             chat_id = user_id
     return ConversationKey(chat_id, user_id, thread_id)

@@ -66,7 +66,7 @@ class IsState(Filter):
         else:
             if event_chat is None or event_from_user is None:
                 return False
-            skey = storage_key(ConversationKey(event_chat.id, event_from_user.id, None))
+            skey = storage_key(ConversationKey(event_chat.id, event_from_user.id, event_thread_id))
         record = await self.storage.read(skey)
         current = None if record is None else record.current_state
         if self.any_state and current is not None:

@@ -6,7 +6,11 @@ from typing import Any, NamedTuple
 
 from aiogram.types import CallbackQuery, Message
 
-__all__ = ["ConversationKey", "is_command", "key_of", "storage_key"]
+__all__ = ["ANYONE", "ConversationKey", "is_command", "key_of", "storage_key"]
+
+#: The user id of a chat-wide conversation: anyone in the chat may answer its waiter/step
+#: (``register_next_step(aiostep.ANYONE, fn, chat_id=...)``, with ``Listen(chat_wide=True)``).
+ANYONE = 0
 
 
 class ConversationKey(NamedTuple):

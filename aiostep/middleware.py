@@ -13,7 +13,7 @@ from aiogram.types import TelegramObject, Update
 from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import TimerHandle, get_clock
 from aiostep.context import UpdateContext, current_update
-from aiostep.keys import ConversationKey, is_command, key_of, storage_key
+from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.ordering import Gates
 from aiostep.pending import LocalStep, MetaStore, Waiter, root_store
 from aiostep.step_registry import StepRegistry
@@ -27,6 +27,7 @@ logger = logging.getLogger("aiostep")
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 ALL_UPDATES = ("message", "edited_message", "callback_query")
+_MISS: Any = object()  # nothing pending for this key took the update
 
 
 def _kind(event: Any, data: dict[str, Any]) -> str:
@@ -52,6 +53,9 @@ class Listen(BaseMiddleware):
         storage: where next steps are persisted by name (File/Redis survive a restart);
             without one, next steps live in this process.
         registry: resolves persisted step names (default: the global registry).
+        chat_wide: also route an update to a waiter/step registered for anyone in its chat
+            (``register_next_step(aiostep.ANYONE, fn, chat_id=...)``) when the sender has
+            none of their own. Costs a second lookup per update, so it is off by default.
     """
 
     def __init__(
@@ -60,10 +64,12 @@ class Listen(BaseMiddleware):
         storage: Any = None,
         *,
         registry: StepRegistry | None = None,
+        chat_wide: bool = False,
     ) -> None:
         self._store = store
         self.storage: BaseStorage | None = as_async(storage) if storage is not None else None
         self.registry = registry if registry is not None else default_registry
+        self.chat_wide = chat_wide
         self.gates = Gates()
         self._timers: dict[ConversationKey, TimerHandle] = {}
 
@@ -90,35 +96,51 @@ class Listen(BaseMiddleware):
     async def _route(
         self, handler: Handler, event: TelegramObject, data: dict[str, Any], ctx: UpdateContext
     ) -> Any:
-        key = ctx.key
         kind = _kind(event, data)
         command = is_command(event)
+        keys = [ctx.key]
+        if self.chat_wide and ctx.key.user_id != ANYONE:
+            keys.append(ctx.key._replace(user_id=ANYONE))
+        for key in keys:
+            result = await self._try_local(event, data, ctx, key, kind, command)
+            if result is _MISS and self.storage is not None:
+                result = await self._try_persisted(event, data, key, kind, command)
+            if result is not _MISS:
+                return result
+        return await handler(event, data)
+
+    async def _try_local(
+        self,
+        event: TelegramObject,
+        data: dict[str, Any],
+        ctx: UpdateContext,
+        key: ConversationKey,
+        kind: str,
+        command: bool,
+    ) -> Any:
         store = self.store
         pending = await store.get_item(key)
-        if pending is not None and (
+        if not (
             isinstance(pending, (Waiter, LocalStep))
             and pending.takes(kind, command)
             and await check_filter(pending.filter, event, data)
         ):
-            await store.pop_item(key)
-            if isinstance(pending, Waiter):
-                if pending.owner is not None:
-                    # the parked handler resumes holding the turn we hold now
-                    pending.handed_over = True
-                    pending.owner.holds = True
-                    ctx.holds = False
-                pending.future.set_result(event)
-                return None
-            pending.cancel_timer()
-            context = {**data, **pending.kwargs, "conversation": key}
-            return await call_with_context(pending.callback, event, *pending.args, context=context)
-        if self.storage is not None:
-            return await self._route_persisted(handler, event, data, key, kind, command)
-        return await handler(event, data)
+            return _MISS
+        await store.pop_item(key)
+        if isinstance(pending, Waiter):
+            if pending.owner is not None and pending.owner.key == ctx.key:
+                # the parked handler resumes holding the turn we hold now
+                pending.handed_over = True
+                pending.owner.holds = True
+                ctx.holds = False
+            pending.future.set_result(event)
+            return None
+        pending.cancel_timer()
+        context = {**data, **pending.kwargs, "conversation": key}
+        return await call_with_context(pending.callback, event, *pending.args, context=context)
 
-    async def _route_persisted(
+    async def _try_persisted(
         self,
-        handler: Handler,
         event: TelegramObject,
         data: dict[str, Any],
         key: ConversationKey,
@@ -130,13 +152,13 @@ class Listen(BaseMiddleware):
         claim = await self.storage.claim(skey, now=get_clock().now(), kind=kind, is_command=command)
         record = claim.record
         if claim.status in (ClaimStatus.NONE, ClaimStatus.SKIPPED) or record is None:
-            return await handler(event, data)
+            return _MISS
         name = record.callback or ""
         entry = self.registry.get(name)
         if claim.status is ClaimStatus.EXPIRED:
             self.disarm_timer(key)
             await self._fire_timeout(key, record, data.get("bot"))
-            return await handler(event, data)
+            return _MISS
         if entry is None:
             if claim.status is ClaimStatus.CHECK and record.token:
                 await self.storage.claim_token(skey, record.token)
@@ -146,13 +168,14 @@ class Listen(BaseMiddleware):
                 key,
                 name,
             )
-            return await handler(event, data)
+            return _MISS
         if claim.status is ClaimStatus.CHECK:
-            if not await check_filter(entry.filter, event, data):
-                return await handler(event, data)
+            context = {**data, "step_context": record, "conversation": key}
+            if not await check_filter(entry.filter, event, context):
+                return _MISS
             claimed = await self.storage.claim_token(skey, record.token or "")
             if claimed is None:  # taken or replaced meanwhile
-                return await handler(event, data)
+                return _MISS
             record = claimed
         self.disarm_timer(key)
         context = {
@@ -207,10 +230,11 @@ def setup(
     *,
     updates: Iterable[str] = ALL_UPDATES,
     registry: StepRegistry | None = None,
+    chat_wide: bool = False,
 ) -> Listen:
     """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
     callback queries) and return it."""
-    listen = Listen(store, storage, registry=registry)
+    listen = Listen(store, storage, registry=registry, chat_wide=chat_wide)
     for name in updates:
         if name not in ALL_UPDATES:
             raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")

@@ -9,6 +9,7 @@ from typing import Any
 from aiostep.clock import get_clock
 from aiostep.context import current_update, resolve_key
 from aiostep.exceptions import WaitSuperseded
+from aiostep.keys import ANYONE
 from aiostep.pending import MetaStore, Waiter, discard, root_store
 from aiostep.step_registry import DEFAULT_UPDATES, check_updates
 
@@ -61,7 +62,12 @@ async def wait_for(
     store = store if store is not None else root_store()
     loop = asyncio.get_running_loop()
     ctx = current_update.get()
-    owner = ctx if ctx is not None and ctx.key == key and ctx.holds else None
+    # the handler's own conversation, or its chat-wide one: either way, give up our turn
+    # while parked so the answer (or anything else we send) is not stuck behind us
+    same = ctx is not None and (
+        ctx.key == key or (key.user_id == ANYONE and ctx.key._replace(user_id=ANYONE) == key)
+    )
+    owner = ctx if ctx is not None and same and ctx.holds else None
     waiter = Waiter(
         filter=filter,
         updates=check_updates(updates),
@@ -76,7 +82,7 @@ async def wait_for(
     if owner is not None:
         # let the answer in: park without holding the conversation's turn
         owner.holds = False
-        owner.listen.gates.release(key)
+        owner.listen.gates.release(owner.key)
     timer = None if timeout is None else get_clock().call_later(timeout, _expire, waiter, timeout)
     task = asyncio.current_task()
     if task is not None:
@@ -91,5 +97,5 @@ async def wait_for(
         if await store.get_item(key) is waiter:
             await store.pop_item(key)
         if owner is not None and not waiter.handed_over:
-            await owner.listen.gates.acquire(key)
+            await owner.listen.gates.acquire(owner.key)
             owner.holds = True

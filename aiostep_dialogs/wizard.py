@@ -36,7 +36,7 @@ from aiogram.types import (
 )
 
 import aiostep
-from aiostep.keys import ConversationKey, is_command, key_of, storage_key
+from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.validators import ValidationError, Validator
@@ -201,9 +201,10 @@ class Wizard:
 
     Class options: ``wizard_id`` (stable id, stored with every conversation; default
     ``module.QualName``; set it with ``class Signup(Wizard, name="signup")``), ``commands``,
-    ``texts``, ``show_progress``, ``on_reentry`` (``"resume"`` re-sends the current prompt
-    when the wizard is started again mid-way, ``"restart"`` starts over), ``max_attempts``
-    (default for steps).
+    ``texts``, ``show_progress``, ``scope`` (``"user"``: one wizard per user in each chat,
+    the default; ``"chat"``: one per chat, anyone in it may answer), ``on_reentry``
+    (``"resume"`` re-sends the current prompt when the wizard is started again mid-way,
+    ``"restart"`` starts over), ``max_attempts`` (default for steps).
     """
 
     State: ClassVar[type[enum.Enum]]
@@ -212,6 +213,7 @@ class Wizard:
     texts: ClassVar[Texts] = Texts()
     show_progress: ClassVar[bool] = False
     on_reentry: ClassVar[Literal["resume", "restart"]] = "resume"
+    scope: ClassVar[Literal["user", "chat"]] = "user"
     max_attempts: ClassVar[int | None] = None
 
     _steps: ClassVar[tuple[StepSpec, ...]] = ()
@@ -358,6 +360,10 @@ class Wizard:
             raise ValueError("all wizards of one Dispatcher share one storage")
         assert guard.listen.storage is not None
         cls._storage = guard.listen.storage
+        if cls.scope == "chat":
+            guard.listen.chat_wide = True
+        elif cls.scope != "user":
+            raise ValueError(f"{cls.__qualname__}.scope must be 'user' or 'chat'")
         router = cls._router(entry)
         dp.include_router(router)
         return router
@@ -387,7 +393,7 @@ class Wizard:
     @classmethod
     def _nav_handler(cls, action: str) -> Callable[..., Awaitable[None]]:
         async def handler(message: Message, bot: Bot) -> None:
-            key = key_of(message)
+            key = cls._key(message)
             if key is None:
                 raise SkipHandler()
             wizard = await cls._load(key, bot, message)
@@ -404,7 +410,7 @@ class Wizard:
     async def start(cls, event: Message | CallbackQuery, bot: Bot | None = None) -> Wizard:
         """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``."""
         _mark_handled()
-        key = key_of(event)
+        key = cls._key(event)
         if key is None:
             raise ValueError("cannot start a wizard for an update without a user and a chat")
         bot = bot or event.bot
@@ -421,6 +427,14 @@ class Wizard:
         return wizard
 
     # -- internals -------------------------------------------------------------------------------
+    @classmethod
+    def _key(cls, event: TelegramObject) -> ConversationKey | None:
+        """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
+        key = key_of(event)
+        if key is not None and cls.scope == "chat":
+            return key._replace(user_id=ANYONE)
+        return key
+
     @classmethod
     def _step_name(cls, spec: StepSpec) -> str:
         return f"{cls.wizard_id}:{spec.state.name}"
@@ -712,6 +726,9 @@ class _PromptGuard:
         if marker.handled or key is None or self.listen.storage is None:
             return result
         record = await self.listen.storage.read(storage_key(key))
+        if (record is None or record.callback is None) and self.listen.chat_wide:
+            key = key._replace(user_id=ANYONE)
+            record = await self.listen.storage.read(storage_key(key))
         if record is None or record.callback is None:
             return result
         cls = _wizards.get(str(record.kwargs.get("w")))

