@@ -67,9 +67,9 @@ class _Screen:
         self.shown = 0
 
     def buttons(self) -> list[str]:
-        """The inline buttons of the newest bot message that has any, in order."""
+        """The inline buttons of the bot's newest message, in order (older ones are stale)."""
         for record in reversed(self.talk.messages):
-            if not record.deleted and record.buttons:
+            if not record.deleted:
                 return [text for row in record.buttons for text in row]
         return []
 

@@ -10,6 +10,7 @@ fingerprint. Nothing lives only in process memory.
 from __future__ import annotations
 
 import contextvars
+import copy
 import enum
 import hashlib
 import inspect
@@ -47,7 +48,7 @@ logger = logging.getLogger("aiostep_dialogs")
 
 #: Bumped when the stored layout of a running wizard changes.
 RECORD_VERSION = 1
-_HISTORY_LIMIT = 50
+_HISTORY_LIMIT = 30
 _BUTTON_PREFIX = "aw"
 
 Prompt = str | Callable[[Any], str | Awaitable[str]]
@@ -266,7 +267,7 @@ class Wizard:
         event: TelegramObject | None = None,
         data: dict[str, Any] | None = None,
         state: enum.Enum | None = None,
-        history: list[str] | None = None,
+        history: list[dict[str, Any]] | None = None,
         nonce: str = "",
         attempts: int = 0,
     ) -> None:
@@ -276,7 +277,8 @@ class Wizard:
         #: the data collected so far (JSON values); persisted after each step
         self.data: dict[str, Any] = data if data is not None else {}
         self.state = state
-        self.history: list[str] = history if history is not None else []
+        #: the steps answered so far, newest last: ``{"s": state name, "d": data before it}``
+        self.history: list[dict[str, Any]] = history if history is not None else []
         self.nonce = nonce
         self.attempts = attempts
         #: what ``finish(result)`` carried, for ``on_finish``
@@ -486,7 +488,9 @@ class Wizard:
             event=event,
             data=dict(record.data),
             state=spec.state,
-            history=list(meta.get("h", [])),
+            history=[
+                h for h in meta.get("h", []) if isinstance(h, dict) and h.get("s") in cls._by_state
+            ],
             nonce=str(meta.get("n", "")),
             attempts=int(meta.get("a", 0)),
         )
@@ -516,7 +520,7 @@ class Wizard:
             if isinstance(event.message, Message):
                 await _quietly(event.message.edit_reply_markup(reply_markup=None))
             raw = value
-        snapshot = dict(self.data)
+        snapshot = copy.deepcopy(self.data)
         try:
             value = await self._validate(spec, raw)
             outcome = await spec.method(self, value)
@@ -524,7 +528,7 @@ class Wizard:
             self.data = snapshot  # rejected input is not stored
             await self._reject(spec, exc.reason)
             return
-        await self._advance(spec, outcome)
+        await self._advance(spec, outcome, snapshot)
 
     def _pressed(self, spec: StepSpec, data: str | None) -> str | None:
         """The choice value of a pressed button, or ``None`` if it is stale or forged."""
@@ -562,7 +566,9 @@ class Wizard:
         await self._park(spec)
         await self._send_prompt(spec, error=spec.error or reason)
 
-    async def _advance(self, spec: StepSpec, outcome: Any) -> None:
+    async def _advance(self, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
+        """Go where ``outcome`` says; ``before`` is the data as it was before this answer,
+        kept in the history so ``/back`` undoes the answer too."""
         if isinstance(outcome, Finish):
             await self._finish(outcome.result)
             return
@@ -579,7 +585,8 @@ class Wizard:
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
                 "return None, a State member, or self.finish(...)"
             )
-        self.history = ([*self.history, spec.state.name])[-_HISTORY_LIMIT:]
+        entry = {"s": spec.state.name, "d": before}
+        self.history = [*self.history, entry][-_HISTORY_LIMIT:]
         await self._enter(target)
 
     async def _enter(self, spec: StepSpec) -> None:
@@ -669,8 +676,9 @@ class Wizard:
             await self.answer(self.texts.cannot_go_back)
             await self._send_prompt(self._spec())
             return
-        previous = self._by_state[self.history.pop()]
-        await self._enter(previous)
+        entry = self.history.pop()
+        self.data = entry["d"]  # the answer given there is undone with it
+        await self._enter(self._by_state[entry["s"]])
 
     async def _do_cancel(self) -> None:
         try:
@@ -684,14 +692,14 @@ class Wizard:
             await self.answer(self.texts.cannot_skip)
             await self._send_prompt(spec)
             return
-        snapshot = dict(self.data)
+        snapshot = copy.deepcopy(self.data)
         try:
             outcome = await spec.method(self, spec.default)
         except ValidationError as exc:
             self.data = snapshot
             await self._reject(spec, exc.reason)
             return
-        await self._advance(spec, outcome)
+        await self._advance(spec, outcome, snapshot)
 
 
 def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:

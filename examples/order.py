@@ -36,7 +36,11 @@ class Order(Wizard, name="order"):
     async def pizza(self, value: str) -> None:
         self.data["current"] = value
 
-    @step(State.QUANTITY, prompt="How many {current}?", validate=v.integer(min=1, max=20))
+    @step(
+        State.QUANTITY,
+        prompt=lambda wizard: f"How many {MENU[wizard.data['current']]}?",
+        validate=v.integer(min=1, max=20),
+    )
     async def quantity(self, value: int) -> None:
         items = self.data.setdefault("items", [])
         items.append({"pizza": self.data.pop("current"), "qty": value})
