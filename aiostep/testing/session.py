@@ -13,7 +13,7 @@ import inspect
 import itertools
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from aiogram.client.default import Default
 from aiogram.client.session.base import BaseSession
@@ -23,6 +23,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import (
     BotCommand,
     Chat,
+    InlineKeyboardMarkup,
     Message,
     MessageId,
     User,
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from aiogram import Bot
 
 __all__ = ["RecordingSession", "Responder"]
+
+_M = TypeVar("_M", bound=TelegramMethod[Any])
 
 #: Supplies the result of one API method: called with the method, returns the result (or an
 #: awaitable of it), or raises (e.g. ``TelegramForbiddenError``) to simulate a failure.
@@ -119,7 +122,13 @@ class RecordingSession(BaseSession):
 
     # --- reading what was called -------------------------------------------------------------
 
-    def calls_of(self, method: str | type[TelegramMethod[Any]]) -> list[TelegramMethod[Any]]:
+    @overload
+    def calls_of(self, method: str) -> list[TelegramMethod[Any]]: ...
+
+    @overload
+    def calls_of(self, method: type[_M]) -> list[_M]: ...
+
+    def calls_of(self, method: str | type[_M]) -> list[TelegramMethod[Any]] | list[_M]:
         """The recorded calls of one method, by API name (``"sendMessage"``) or class."""
         if isinstance(method, str):
             return [call for call in self.calls if call.__api_method__ == method]
@@ -372,7 +381,7 @@ class RecordingSession(BaseSession):
             data["message_thread_id"] = thread_id
             data["is_topic_message"] = bool(log.chat.is_forum) or None
         markup = _arg(method, "reply_markup")
-        if markup is not None:
+        if isinstance(markup, InlineKeyboardMarkup):  # the only markup a Message holds
             data["reply_markup"] = markup.model_dump()
         reply_parameters = self._value(bot, _arg(method, "reply_parameters"))
         reply_to = (
@@ -385,7 +394,7 @@ class RecordingSession(BaseSession):
             if replied is not None:
                 data["reply_to_message"] = replied.message.model_dump()
         message = Message.model_validate(data, context={"bot": bot})
-        log.post(MessageRecord(message, from_bot=True), "bot")
+        log.post(MessageRecord(message, from_bot=True, markup=markup), "bot")
         return message
 
     def _send(self, bot: Bot, method: TelegramMethod[Any]) -> Message:

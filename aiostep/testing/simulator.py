@@ -32,7 +32,15 @@ from typing import Any, TypeAlias
 import aiogram
 from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
-from aiogram.types import CallbackQuery, Chat, Message, Update, User
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+    User,
+)
 from typing_extensions import Self
 
 from aiostep.clock import get_clock
@@ -44,6 +52,7 @@ __all__ = [
     "BotSimulator",
     "Conversation",
     "DispatcherFactory",
+    "MessageRef",
     "SettleTimeoutError",
 ]
 
@@ -59,6 +68,8 @@ _QUIET_DIRS = tuple(
     os.path.dirname(module.__file__ or "") + os.sep for module in (asyncio, aiogram)
 )
 
+#: A message given to :meth:`Conversation.edit`/``click``/``send(reply_to=...)``: the ``Message``
+#: a send returned, or a :class:`MessageRecord` from :attr:`Conversation.messages`.
 MessageRef: TypeAlias = Message | MessageRecord
 
 
@@ -312,7 +323,50 @@ class Conversation:
         await self.sim.feed(self.sim._update(callback_query=query), chat_id=self.chat.id)
         return query
 
+    async def press(self, text: str) -> Message:
+        """Press the button ``text`` of the reply keyboard shown here (:attr:`keyboard`).
+
+        An ordinary button sends its text; a ``request_contact`` button shares the user's
+        contact.
+
+        Raises:
+            AssertionError: no reply keyboard here has that button (shows the transcript).
+            NotImplementedError: another kind of request button (send it yourself, e.g.
+                :meth:`send_location`).
+        """
+        markup = self._reply_keyboard()
+        buttons = [b for row in markup.keyboard for b in row] if markup is not None else []
+        button = next((b for b in buttons if b.text == text), None)
+        if button is None:
+            raise AssertionError(
+                f"no reply keyboard button ({text}) in chat {self.chat.id}{self._topic_note}; "
+                f"the keyboard is {self.keyboard!r}\n\n{self.transcript()}"
+            )
+        if button.request_contact:
+            return await self.send_contact()
+        requests = [
+            name
+            for name, value in button.model_dump(exclude_none=True).items()
+            if name != "text" and value
+        ]
+        if requests:
+            raise NotImplementedError(
+                f"button ({text}) asks for {requests[0]}; send that with the matching send_* "
+                "method of Conversation"
+            )
+        return await self.send(text)
+
     # --- reading -----------------------------------------------------------------------------
+
+    @property
+    def keyboard(self) -> list[list[str]] | None:
+        """The reply keyboard shown here now (button texts by row), or ``None``.
+
+        It is the one sent with the bot's newest message that sent a reply keyboard, unless a
+        later message removed it.
+        """
+        markup = self._reply_keyboard()
+        return [[b.text for b in row] for row in markup.keyboard] if markup is not None else None
 
     @property
     def messages(self) -> list[MessageRecord]:
@@ -376,6 +430,14 @@ class Conversation:
             )
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _reply_keyboard(self) -> ReplyKeyboardMarkup | None:
+        for record in reversed(self.messages):
+            if isinstance(record.markup, ReplyKeyboardMarkup):
+                return record.markup
+            if isinstance(record.markup, ReplyKeyboardRemove):
+                return None
+        return None
 
     @property
     def _log(self) -> ChatLog:

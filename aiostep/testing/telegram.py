@@ -8,9 +8,11 @@ what users do. Both read it back: the simulator to find buttons to press, tests 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from aiogram.types import (
     Chat,
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -18,7 +20,12 @@ from aiogram.types import (
     ReplyKeyboardRemove,
 )
 
-__all__ = ["CallbackAnswer", "ChatLog", "MessageRecord"]
+__all__ = ["CallbackAnswer", "ChatLog", "MessageRecord", "ReplyMarkup"]
+
+#: Any reply markup a bot can send with a message.
+ReplyMarkup: TypeAlias = (
+    InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
+)
 
 
 @dataclass(eq=False)
@@ -30,12 +37,19 @@ class MessageRecord:
         from_bot: whether the bot sent it (``False``: a simulated user did).
         edited: whether it was edited since it was sent.
         deleted: whether it was deleted (it stays in the log, flagged).
+        markup: the reply markup sent with it. A ``Message`` holds only an inline keyboard;
+            a reply keyboard, its removal or a force-reply is kept here.
     """
 
     message: Message
     from_bot: bool
     edited: bool = False
     deleted: bool = False
+    markup: ReplyMarkup | None = None
+
+    def __post_init__(self) -> None:
+        if self.markup is None:
+            self.markup = self.message.reply_markup
 
     @property
     def message_id(self) -> int:
@@ -81,7 +95,7 @@ class MessageRecord:
     @property
     def keyboard(self) -> list[list[str]] | None:
         """The texts of the reply keyboard sent with the message, row by row, if it has one."""
-        markup = self.message.reply_markup
+        markup = self.markup
         if isinstance(markup, ReplyKeyboardMarkup):
             return [[button.text for button in row] for row in markup.keyboard]
         return None
@@ -150,7 +164,7 @@ def _render(record: MessageRecord, label: str, tag: str | None = None) -> list[s
         body = f"[{_describe(record.message, record.kind)}] {body}".rstrip()
     lines = [head + _indent(body, head)]
     lines.extend("  " + " ".join(f"[{text}]" for text in row) for row in record.buttons)
-    markup = record.message.reply_markup
+    markup = record.markup if tag is None else None  # a reply keyboard comes with a send
     if isinstance(markup, ReplyKeyboardMarkup):
         lines.extend("  " + " ".join(f"({text})" for text in row) for row in record.keyboard or [])
     elif isinstance(markup, ReplyKeyboardRemove):
@@ -189,6 +203,8 @@ class ChatLog:
         """Record that ``record`` was edited into ``message``."""
         record.message = message
         record.edited = True
+        if record.markup is None or isinstance(record.markup, InlineKeyboardMarkup):
+            record.markup = message.reply_markup  # an edit can change only an inline keyboard
         self.lines.extend(_render(record, label, "edited"))
 
     def delete(self, record: MessageRecord, label: str) -> None:
