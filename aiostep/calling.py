@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,10 @@ _ACCEPTED = (
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
     inspect.Parameter.KEYWORD_ONLY,
 )
-_signatures: dict[Any, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
+# Weak keys: a filter or step made per conversation (a closure) must not outlive it.
+_signatures: weakref.WeakKeyDictionary[Any, tuple[tuple[str, ...], tuple[str, ...], bool]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _params(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
@@ -40,7 +44,7 @@ def _params(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], b
         positional = tuple(p.name for p in params if p.kind in _ACCEPTED[:2])
         varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
         found = (names, positional, varkw)
-    with contextlib.suppress(TypeError):  # an unhashable callable is not cached
+    with contextlib.suppress(TypeError):  # an unhashable or unweakrefable one is not cached
         _signatures[fn] = found
     return found
 

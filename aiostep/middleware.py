@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiogram import BaseMiddleware, Dispatcher
+from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import TelegramObject, Update
 
 from aiostep.calling import call_with_context, check_filter
@@ -126,18 +127,24 @@ class Listen(BaseMiddleware):
             and await check_filter(pending.filter, event, data)
         ):
             return _MISS
+        # an async filter may have let the wait time out, or another update take it, meanwhile
+        if await store.get_item(key) is not pending:
+            return _MISS
+        if isinstance(pending, Waiter) and pending.future.done():
+            return _MISS
         await store.pop_item(key)
         if isinstance(pending, Waiter):
-            if pending.owner is not None and pending.owner.key == ctx.key:
+            owner = pending.owner
+            if owner is not None and owner.listen is self and owner.key == ctx.key:
                 # the parked handler resumes holding the turn we hold now
                 pending.handed_over = True
-                pending.owner.holds = True
+                owner.holds = True
                 ctx.holds = False
             pending.future.set_result(event)
             return None
         pending.cancel_timer()
-        context = {**data, **pending.kwargs, "conversation": key}
-        return await call_with_context(pending.callback, event, *pending.args, context=context)
+        extra = {**pending.kwargs, "conversation": key}
+        return await self._run_step(pending.callback, event, data, kind, extra, pending.args)
 
     async def _try_persisted(
         self,
@@ -178,14 +185,36 @@ class Listen(BaseMiddleware):
                 return _MISS
             record = claimed
         self.disarm_timer(key)
-        context = {
-            **data,
+        extra = {
             **record.kwargs,
             "conversation": key,
             "step_context": record,
             "aiostep_storage": self.storage,
         }
-        return await call_with_context(entry.callback, event, context=context)
+        return await self._run_step(entry.callback, event, data, kind, extra)
+
+    async def _run_step(
+        self,
+        callback: Callable[..., Any],
+        event: TelegramObject,
+        data: dict[str, Any],
+        kind: str,
+        extra: dict[str, Any],
+        args: tuple[Any, ...] = (),
+    ) -> Any:
+        """Call a step like the handler it stands in for: inside the observer's inner
+        middlewares (a DB session middleware, ...), with what it asks for by name."""
+
+        async def as_handler(event: TelegramObject, **kwargs: Any) -> Any:
+            return await call_with_context(callback, event, *args, context={**kwargs, **extra})
+
+        router = data.get("event_router")
+        observer = router.observers.get(kind) if router is not None else None
+        inner = list(observer.middleware) if observer is not None else []
+        if not inner:
+            return await as_handler(event, **data)
+        wrapped = MiddlewareManager.wrap_middlewares(inner, as_handler)
+        return await wrapped(event, dict(data))
 
     async def _fire_timeout(self, key: ConversationKey, record: StateContext, bot: Any) -> None:
         if record.on_timeout is None:

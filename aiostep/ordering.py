@@ -9,6 +9,7 @@ a third, fast message queues behind the resumed handler instead of overtaking it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Hashable
 
@@ -45,7 +46,9 @@ class Gates:
             if fut.done() and not fut.cancelled():
                 self.release(key)  # the turn was handed to us as we were cancelled: pass it on
             else:
-                gate.queue.remove(fut)
+                # release() may have popped (and skipped) our cancelled future already
+                with contextlib.suppress(ValueError):
+                    gate.queue.remove(fut)
             raise
 
     def release(self, key: Hashable) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 from aiostep.clock import get_clock
 from aiostep.context import current_update, resolve_key
 from aiostep.exceptions import WaitSuperseded
-from aiostep.keys import ANYONE
 from aiostep.pending import MetaStore, Waiter, discard, root_store
 from aiostep.step_registry import DEFAULT_UPDATES, check_updates
 
@@ -62,12 +61,11 @@ async def wait_for(
     store = store if store is not None else root_store()
     loop = asyncio.get_running_loop()
     ctx = current_update.get()
-    # the handler's own conversation, or its chat-wide one: either way, give up our turn
-    # while parked so the answer (or anything else we send) is not stuck behind us
-    same = ctx is not None and (
-        ctx.key == key or (key.user_id == ANYONE and ctx.key._replace(user_id=ANYONE) == key)
-    )
-    owner = ctx if ctx is not None and same and ctx.holds else None
+    # Whatever we wait on, give up the turn of the update being handled while parked: its
+    # conversation's next messages (the answer, a /cancel, a DM while we wait on a group)
+    # must not queue behind us. The answer hands the turn straight back when it comes from
+    # that same conversation; otherwise we queue for it again.
+    owner = ctx if ctx is not None and ctx.holds else None
     waiter = Waiter(
         filter=filter,
         updates=check_updates(updates),

@@ -612,7 +612,7 @@ class Wizard:
             chat_id=self.key.chat_id,
             thread_id=self.key.thread_id,
             kwargs=meta,
-            state=self._step_name(spec),
+            state=spec.state,
             data=self.data,
             storage=self._storage_or_fail(),
         )
