@@ -262,8 +262,11 @@ def setup(
     chat_wide: bool = False,
 ) -> Listen:
     """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
-    callback queries) and return it."""
+    callback queries) and return it. The storage is closed when the Dispatcher shuts down,
+    as aiogram does with its FSM storage."""
     listen = Listen(store, storage, registry=registry, chat_wide=chat_wide)
+    if listen.storage is not None:
+        dp.shutdown.register(listen.storage.close)
     for name in updates:
         if name not in ALL_UPDATES:
             raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")

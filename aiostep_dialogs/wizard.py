@@ -37,6 +37,7 @@ from aiogram.types import (
 )
 
 import aiostep
+from aiostep.context import current_update
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
@@ -443,6 +444,11 @@ class Wizard:
 
     @classmethod
     def _storage_or_fail(cls) -> BaseStorage:
+        """The storage of the Dispatcher handling the current update (each bot keeps its own
+        conversations), else that of the latest ``setup``."""
+        ctx = current_update.get()
+        if ctx is not None and ctx.listen.storage is not None:
+            return ctx.listen.storage
         if cls._storage is None:
             raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
         return cls._storage

@@ -1,8 +1,9 @@
 """Redis storage on ``redis.asyncio``: shared by several workers, one round trip per operation.
 
 Layout: one hash per key, ``{prefix}{key}``, with fields ``state``, ``callback``, ``chat_id``,
-``kwargs``, ``deadline``, ``on_timeout``, ``token``, ``accepts`` and one ``d:<name>`` field per
-data item (its JSON). ``update_data`` is an ``HSET`` of the changed items, so concurrent
+``kwargs``, ``deadline``, ``on_timeout``, ``token``, ``accepts``, one ``d:<name>`` field per
+data item (its JSON) and ``order`` (the data names in insertion order, as on the other
+backends). ``update_data`` is an ``HSET`` of the changed items, so concurrent
 updates never lose each other; writes and claims are Lua scripts (atomic, one round trip).
 """
 
@@ -55,7 +56,22 @@ if ARGV[2] == '1' then
 end
 local ndel = tonumber(ARGV[3])
 for i = 4, 3 + ndel do redis.call('HDEL', key, ARGV[i]) end
+-- 'order' lists the data names, NUL-terminated, in insertion order: a hash has none of its own
+local order = ''
+if ARGV[2] ~= '1' then order = redis.call('HGET', key, 'order') or '' end
+local grew = ARGV[2] == '1'
+for i = 4 + ndel, #ARGV, 2 do
+  local f = ARGV[i]
+  if string.sub(f, 1, 2) == 'd:' and (ARGV[2] == '1' or redis.call('HEXISTS', key, f) == 0) then
+    order = order .. string.sub(f, 3) .. '\0'
+    grew = true
+  end
+end
 if #ARGV > 3 + ndel then redis.call('HSET', key, unpack(ARGV, 4 + ndel)) end
+if grew then
+  if order == '' then redis.call('HDEL', key, 'order')
+  else redis.call('HSET', key, 'order', order) end
+end
 if redis.call('HEXISTS', key, 'state') == 0 and redis.call('HEXISTS', key, 'callback') == 0 then
   redis.call('HDEL', key, 'chat_id')
 end
@@ -109,8 +125,12 @@ def _decode(raw_record: Any) -> StateContext | None:
     else:
         items = [(raw_record[i], raw_record[i + 1]) for i in range(0, len(raw_record), 2)]
     record = StateContext()
+    order: list[str] = []
     for raw_name, raw_value in items:
         name, raw = _text(raw_name), _text(raw_value)
+        if name == "order":
+            order = raw.split("\0")[:-1]
+            continue
         if name.startswith("d:"):
             record.data[name[2:]] = json.loads(raw)
         elif name == "state":
@@ -129,6 +149,9 @@ def _decode(raw_record: Any) -> StateContext | None:
             record.token = raw
         elif name == "accepts":
             record.accepts = raw
+    if order and record.data:
+        ranked = {name: i for i, name in enumerate(order)}
+        record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
     return record
 
 

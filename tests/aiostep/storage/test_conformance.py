@@ -536,6 +536,20 @@ async def test_a_write_after_expiry_starts_a_fresh_record(
 
 
 # -- concurrency -----------------------------------------------------------------------------
+async def test_data_keeps_insertion_order(storage: BaseStorage) -> None:
+    # long values push Redis to its hashtable encoding, which has no order of its own
+    names = [f"item{i}" for i in range(40)]
+    await storage.set_data(KEY, {name: "x" * 100 for name in names[:20]})
+    for name in names[20:]:
+        await storage.update_data(KEY, {name: "y" * 100})
+    await storage.update_data(KEY, {"item3": "changed"})  # an update keeps its place
+    data = await storage.get_data(KEY)
+    assert list(data) == names
+    assert data["item3"] == "changed"
+    await storage.set_data(KEY, {"b": 1, "a": 2})
+    assert list(await storage.get_data(KEY)) == ["b", "a"]
+
+
 async def test_concurrent_update_data_loses_no_update(storage: BaseStorage) -> None:
     await asyncio.gather(*(storage.update_data(KEY, {f"k{i}": i}) for i in range(50)))
     assert await storage.get_data(KEY) == {f"k{i}": i for i in range(50)}
