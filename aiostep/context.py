@@ -3,6 +3,7 @@ the conversation, the storage and the ordering gate without being told."""
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,14 @@ class UpdateContext:
     listen: Listen
     event: Any
     data: dict[str, Any] = field(repr=False)
-    #: whether this task holds the conversation's ordering gate right now
+    #: the task routing the update: a task it spawns copies this context, but holds nothing
+    task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    #: whether ``task`` holds the conversation's ordering gate right now
     holds: bool = True
+
+    def owned_here(self) -> bool:
+        """True when the running task is the one that holds this update's turn."""
+        return self.holds and self.task is not None and asyncio.current_task() is self.task
 
 
 current_update: ContextVar[UpdateContext | None] = ContextVar("aiostep_update", default=None)

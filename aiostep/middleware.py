@@ -9,7 +9,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Dispatcher
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
-from aiogram.types import TelegramObject, Update
+from aiogram.types import CallbackQuery, TelegramObject, Update
 
 from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import TimerHandle, get_clock
@@ -85,13 +85,16 @@ class Listen(BaseMiddleware):
         if key is None:
             return await handler(event, data)
         await self.gates.acquire(key)
-        ctx = UpdateContext(key=key, listen=self, event=event, data=data)
+        ctx = UpdateContext(
+            key=key, listen=self, event=event, data=data, task=asyncio.current_task()
+        )
         reset = current_update.set(ctx)
         try:
             return await self._route(handler, event, data, ctx)
         finally:
             current_update.reset(reset)
             if ctx.holds:
+                ctx.holds = False  # tasks the handler spawned still see ctx: it holds nothing
                 self.gates.release(key)
 
     async def _route(
@@ -99,13 +102,14 @@ class Listen(BaseMiddleware):
     ) -> Any:
         kind = _kind(event, data)
         command = is_command(event)
+        callback_data = event.data if isinstance(event, CallbackQuery) else None
         keys = [ctx.key]
         if self.chat_wide and ctx.key.user_id != ANYONE:
             keys.append(ctx.key._replace(user_id=ANYONE))
         for key in keys:
-            result = await self._try_local(event, data, ctx, key, kind, command)
+            result = await self._try_local(event, data, ctx, key, kind, command, callback_data)
             if result is _MISS and self.storage is not None:
-                result = await self._try_persisted(event, data, key, kind, command)
+                result = await self._try_persisted(event, data, key, kind, command, callback_data)
             if result is not _MISS:
                 return result
         return await handler(event, data)
@@ -118,12 +122,13 @@ class Listen(BaseMiddleware):
         key: ConversationKey,
         kind: str,
         command: bool,
+        callback_data: str | None,
     ) -> Any:
         store = self.store
         pending = await store.get_item(key)
         if not (
             isinstance(pending, (Waiter, LocalStep))
-            and pending.takes(kind, command)
+            and pending.takes(kind, command, callback_data)
             and await check_filter(pending.filter, event, data)
         ):
             return _MISS
@@ -153,10 +158,17 @@ class Listen(BaseMiddleware):
         key: ConversationKey,
         kind: str,
         command: bool,
+        callback_data: str | None,
     ) -> Any:
         assert self.storage is not None
         skey = storage_key(key)
-        claim = await self.storage.claim(skey, now=get_clock().now(), kind=kind, is_command=command)
+        claim = await self.storage.claim(
+            skey,
+            now=get_clock().now(),
+            kind=kind,
+            is_command=command,
+            callback_data=callback_data,
+        )
         record = claim.record
         if claim.status in (ClaimStatus.NONE, ClaimStatus.SKIPPED) or record is None:
             return _MISS

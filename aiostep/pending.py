@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import cachebox
 
 from aiostep.clock import TimerHandle
+from aiostep.storage.base import takes_update
 
 if TYPE_CHECKING:
     from aiostep.context import UpdateContext
@@ -82,9 +83,11 @@ class _Accepting:
     updates: tuple[str, ...]
     allow_commands: bool
 
-    def takes(self, kind: str, command: bool) -> bool:
+    def takes(self, kind: str, command: bool, callback_data: str | None = None) -> bool:
         """Whether an update of ``kind`` (a command or not) is for this waiter/step at all."""
-        return kind in self.updates and (self.allow_commands or not command)
+        if command and not self.allow_commands:
+            return False
+        return takes_update("," + ",".join(self.updates) + ",", kind, callback_data)
 
 
 @dataclass(eq=False)

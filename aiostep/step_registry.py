@@ -20,11 +20,20 @@ KNOWN_UPDATES = frozenset({"message", "edited_message", "callback_query"})
 
 
 def check_updates(updates: Iterable[str]) -> tuple[str, ...]:
-    """Validate a collection of update kinds and return it as a tuple."""
+    """Validate a collection of update kinds and return it as a tuple.
+
+    ``"callback_query=PREFIX"`` stands for the button presses whose callback data starts
+    with ``PREFIX`` (other buttons go to their handlers).
+    """
     if isinstance(updates, str):
         updates = (updates,)
     result = tuple(updates)
-    unknown = [u for u in result if u not in KNOWN_UPDATES]
+    unknown = [
+        u
+        for u in result
+        if u not in KNOWN_UPDATES
+        and not (u.startswith("callback_query=") and "," not in u and len(u) > 15)
+    ]
     if unknown or not result:
         raise ValueError(
             f"updates={result!r}: each must be one of {sorted(KNOWN_UPDATES)} (at least one)"

@@ -65,7 +65,7 @@ async def wait_for(
     # conversation's next messages (the answer, a /cancel, a DM while we wait on a group)
     # must not queue behind us. The answer hands the turn straight back when it comes from
     # that same conversation; otherwise we queue for it again.
-    owner = ctx if ctx is not None and ctx.holds else None
+    owner = ctx if ctx is not None and ctx.owned_here() else None
     waiter = Waiter(
         filter=filter,
         updates=check_updates(updates),

@@ -255,7 +255,8 @@ class Wizard:
             aiostep.registry.register(
                 cls._compile(spec),
                 cls._step_name(spec),
-                updates=("message", "callback_query"),
+                # only its own buttons: the bot's other buttons keep working mid-wizard
+                updates=("message", f"callback_query={_BUTTON_PREFIX}:"),
                 replace=True,
             )
 

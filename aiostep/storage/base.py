@@ -254,8 +254,26 @@ def drop_step(record: StateContext) -> StateContext | None:
     return apply_patch(record, Patch(callback=None))
 
 
+def takes_update(accepts: str, kind: str, callback_data: str | None) -> bool:
+    """Whether an ``accepts`` marker (``",message,callback_query=aw:,"``) takes an update of
+    ``kind``; ``callback_query=PREFIX`` takes only button presses whose data starts so."""
+    if f",{kind}," in accepts:
+        return True
+    if kind == "callback_query" and callback_data is not None:
+        for token in accepts.split(","):
+            if token.startswith("callback_query=") and callback_data.startswith(
+                token[len("callback_query=") :]
+            ):
+                return True
+    return False
+
+
 def decide_claim(
-    record: StateContext | None, now: float, kind: str, is_command: bool
+    record: StateContext | None,
+    now: float,
+    kind: str,
+    is_command: bool,
+    callback_data: str | None = None,
 ) -> ClaimStatus:
     """Which :class:`ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
 
@@ -267,7 +285,7 @@ def decide_claim(
     if record.deadline is not None and record.deadline <= now:
         return ClaimStatus.EXPIRED
     accepts = record.accepts or ",message,"
-    if f",{kind}," not in accepts:
+    if not takes_update(accepts, kind, callback_data):
         return ClaimStatus.SKIPPED
     if is_command and ",command," not in accepts:
         return ClaimStatus.SKIPPED
@@ -343,7 +361,15 @@ class BaseStorage(ABC):
         """Delete the record at ``key``; return it as it was (or ``None``)."""
 
     @abstractmethod
-    async def claim(self, key: StorageKey, *, now: float, kind: str, is_command: bool) -> Claim:
+    async def claim(
+        self,
+        key: StorageKey,
+        *,
+        now: float,
+        kind: str,
+        is_command: bool,
+        callback_data: str | None = None,
+    ) -> Claim:
         """Atomically take the pending step at ``key`` for an update, as :func:`decide_claim` says.
 
         ``CLAIMED`` and ``EXPIRED`` remove the step; the returned record is the one before.

@@ -167,7 +167,15 @@ class FileStateStorage(BaseStorage):
 
         return await self._serialised(op)
 
-    async def claim(self, key: StorageKey, *, now: float, kind: str, is_command: bool) -> Claim:
+    async def claim(
+        self,
+        key: StorageKey,
+        *,
+        now: float,
+        kind: str,
+        is_command: bool,
+        callback_data: str | None = None,
+    ) -> Claim:
         """Take the pending step at ``key`` for an update (see :func:`decide_claim`)."""
         k = _key(key)
         records = self._records
@@ -182,7 +190,7 @@ class FileStateStorage(BaseStorage):
         async def op(records: _Records) -> Claim:
             before = _live(records, k)
             record = None if before is None else before[0]
-            status = decide_claim(record, now, kind, is_command)
+            status = decide_claim(record, now, kind, is_command, callback_data)
             if before is not None and status in (ClaimStatus.CLAIMED, ClaimStatus.EXPIRED):
                 await self._commit(records, k, _without_step(before))
                 return Claim(status, before[0])

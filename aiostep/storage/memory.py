@@ -96,11 +96,19 @@ class AsyncMemoryStateStorage(BaseStorage):
         self.cache.pop(k, None)
         return before
 
-    async def claim(self, key: StorageKey, *, now: float, kind: str, is_command: bool) -> Claim:
+    async def claim(
+        self,
+        key: StorageKey,
+        *,
+        now: float,
+        kind: str,
+        is_command: bool,
+        callback_data: str | None = None,
+    ) -> Claim:
         """Take the pending step at ``key`` for an update (see :func:`decide_claim`)."""
         k = _key(key)
         before = self._get(k)
-        status = decide_claim(before, now, kind, is_command)
+        status = decide_claim(before, now, kind, is_command, callback_data)
         if before is not None and status in (ClaimStatus.CLAIMED, ClaimStatus.EXPIRED):
             self._put(k, drop_step(before), None)
         return Claim(status, copy.deepcopy(before))

@@ -79,7 +79,7 @@ if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', k
 return before
 """
 
-# KEYS[1]=key; ARGV: now, kind, is_command ('1'/'0'). Mirrors base.decide_claim.
+# KEYS[1]=key; ARGV: now, kind, is_command ('1'/'0'), callback data. Mirrors base.decide_claim.
 _CLAIM = (
     _DROP
     + """
@@ -90,7 +90,13 @@ if not cb then return {0, rec} end
 local dl = redis.call('HGET', key, 'deadline')
 if dl and tonumber(dl) <= tonumber(ARGV[1]) then drop(key); return {2, rec} end
 local acc = redis.call('HGET', key, 'accepts') or ',message,'
-if not string.find(acc, ',' .. ARGV[2] .. ',', 1, true) then return {3, rec} end
+local takes = string.find(acc, ',' .. ARGV[2] .. ',', 1, true)
+if not takes and ARGV[2] == 'callback_query' then
+  for prefix in string.gmatch(acc, ',callback_query=([^,]*)') do
+    if string.sub(ARGV[4], 1, #prefix) == prefix then takes = true end
+  end
+end
+if not takes then return {3, rec} end
 if ARGV[3] == '1' and not string.find(acc, ',command,', 1, true) then return {3, rec} end
 if string.find(acc, ',filter,', 1, true) then return {4, rec} end
 drop(key)
@@ -251,10 +257,19 @@ class RedisStateStorage(BaseStorage):
             before, _ = await pipe.execute()
         return _decode(before)
 
-    async def claim(self, key: StorageKey, *, now: float, kind: str, is_command: bool) -> Claim:
+    async def claim(
+        self,
+        key: StorageKey,
+        *,
+        now: float,
+        kind: str,
+        is_command: bool,
+        callback_data: str | None = None,
+    ) -> Claim:
         """Take the pending step for an update (one script call)."""
         status, flat = await self._claim(
-            keys=[self._k(key)], args=[repr(now), kind, "1" if is_command else "0"]
+            keys=[self._k(key)],
+            args=[repr(now), kind, "1" if is_command else "0", callback_data or ""],
         )
         return Claim(ClaimStatus(int(status)), _decode(flat))
 

@@ -405,6 +405,22 @@ async def test_claim_skips_an_update_kind_the_step_does_not_take(
     assert after.callback == "signup.age"
 
 
+async def test_claim_takes_only_buttons_with_the_steps_callback_prefix(
+    storage: BaseStorage, fake_clock: FakeClock
+) -> None:
+    now = fake_clock.now()
+    await storage.write(KEY, step_patch(now, accepts=",message,callback_query=aw:,"))
+    for data in ("like:1", "a", "", None):
+        claim = await storage.claim(
+            KEY, now=now, kind="callback_query", is_command=False, callback_data=data
+        )
+        assert claim.status is ClaimStatus.SKIPPED, data
+    claim = await storage.claim(
+        KEY, now=now, kind="callback_query", is_command=False, callback_data="aw:x:1:0"
+    )
+    assert claim.status is ClaimStatus.CLAIMED
+
+
 async def test_claim_skips_a_command_unless_the_step_accepts_commands(
     storage: BaseStorage, fake_clock: FakeClock
 ) -> None:
