@@ -6,6 +6,7 @@ function, keep state in memory, a file or Redis, and let conversations survive r
 
 from __future__ import annotations
 
+from aiostep.context import UpdateContext, current_update
 from aiostep.exceptions import (
     AiostepError,
     StepNotRegisteredError,
@@ -15,7 +16,7 @@ from aiostep.exceptions import (
 )
 from aiostep.filters import IsState
 from aiostep.keys import ANYONE, ConversationKey
-from aiostep.middleware import Listen, setup
+from aiostep.middleware import Listen, SeenRecords, setup
 from aiostep.pending import MetaStore, change_root_store
 from aiostep.step_registry import StepRegistry, registry, step
 from aiostep.steps import clear, register_next_step, unregister_steps
@@ -40,14 +41,17 @@ __all__ = [
     "MemoryStateStorage",
     "MetaStore",
     "RedisStateStorage",
+    "SeenRecords",
     "StateContext",
     "StepNotRegisteredError",
     "StepRegistry",
     "StorageCorruptedError",
+    "UpdateContext",
     "WaitCancelled",
     "WaitSuperseded",
     "change_root_store",
     "clear",
+    "current_update",
     "register_next_step",
     "registry",
     "setup",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -22,7 +23,7 @@ from aiostep.step_registry import registry as default_registry
 from aiostep.steps import run_on_timeout
 from aiostep.storage.base import BaseStorage, ClaimStatus, StateContext, as_async
 
-__all__ = ["Listen", "setup"]
+__all__ = ["Listen", "SeenRecords", "setup"]
 
 logger = logging.getLogger("aiostep")
 
@@ -42,12 +43,38 @@ def _kind(event: Any, data: dict[str, Any]) -> str:
     return "callback_query" if type(event).__name__ == "CallbackQuery" else "message"
 
 
+class SeenRecords:
+    """The records this update's routing read from the storage (``None``: no record), handed
+    to handlers as ``aiostep_seen``: :meth:`read` answers from them while nothing has been
+    written through the storage since, and reads the storage otherwise."""
+
+    def __init__(self, storage: BaseStorage) -> None:
+        self.storage = storage
+        self.generation = storage.generation
+        self._records: dict[str, StateContext | None] = {}
+
+    def remember(self, skey: str, record: StateContext | None) -> None:
+        """Note what the storage holds at ``skey`` now."""
+        if self.storage.generation != self.generation:
+            self._records.clear()
+            self.generation = self.storage.generation
+        self._records[skey] = record
+
+    async def read(self, skey: str) -> StateContext | None:
+        """The record at ``skey``: the one seen if still current, else read from the storage."""
+        if self.storage.generation == self.generation and skey in self._records:
+            record = self._records[skey]
+            return None if record is None else copy.deepcopy(record)
+        return await self.storage.read(skey)
+
+
 class Listen(BaseMiddleware):
     """aiogram outer middleware that hands a conversation's updates to its waiter or next step.
 
     Install it on ``dp.message`` (as in the seed), or everywhere it belongs with
     :func:`aiostep.setup`. Updates of one conversation are handled one at a time, in arrival
-    order; anything no waiter/step takes goes on to the normal handlers.
+    order; anything no waiter/step takes goes on to the normal handlers, which may ask for
+    ``aiostep_seen`` (a :class:`SeenRecords`) to reuse the record the routing read.
 
     Args:
         store: in-process store for waiters and steps (default: the root store).
@@ -171,6 +198,11 @@ class Listen(BaseMiddleware):
         )
         record = claim.record
         if claim.status in (ClaimStatus.NONE, ClaimStatus.SKIPPED) or record is None:
+            # hand what we read to the handlers, so they need not read it again
+            seen = data.get("aiostep_seen")
+            if not isinstance(seen, SeenRecords):
+                seen = data["aiostep_seen"] = SeenRecords(self.storage)
+            seen.remember(skey, record)
             return _MISS
         name = record.callback or ""
         entry = self.registry.get(name)

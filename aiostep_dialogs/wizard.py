@@ -37,7 +37,6 @@ from aiogram.types import (
 )
 
 import aiostep
-from aiostep.context import current_update
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
@@ -48,7 +47,7 @@ __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 logger = logging.getLogger("aiostep_dialogs")
 
 #: Bumped when the stored layout of a running wizard changes.
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 _HISTORY_LIMIT = 30
 _BUTTON_PREFIX = "aw"
 
@@ -396,11 +395,13 @@ class Wizard:
 
     @classmethod
     def _nav_handler(cls, action: str) -> Callable[..., Awaitable[None]]:
-        async def handler(message: Message, bot: Bot) -> None:
+        async def handler(
+            message: Message, bot: Bot, aiostep_seen: aiostep.SeenRecords | None = None
+        ) -> None:
             key = cls._key(message)
             if key is None:
                 raise SkipHandler()
-            wizard = await cls._load(key, bot, message)
+            wizard = await cls._load(key, bot, message, aiostep_seen)
             if wizard is None:
                 raise SkipHandler()  # not in this wizard: let other handlers have the command
             _mark_handled()
@@ -447,7 +448,7 @@ class Wizard:
     def _storage_or_fail(cls) -> BaseStorage:
         """The storage of the Dispatcher handling the current update (each bot keeps its own
         conversations), else that of the latest ``setup``."""
-        ctx = current_update.get()
+        ctx = aiostep.current_update.get()
         if ctx is not None and ctx.listen.storage is not None:
             return ctx.listen.storage
         if cls._storage is None:
@@ -504,9 +505,17 @@ class Wizard:
 
     @classmethod
     async def _load(
-        cls, key: ConversationKey, bot: Bot, event: TelegramObject | None
+        cls,
+        key: ConversationKey,
+        bot: Bot,
+        event: TelegramObject | None,
+        seen: aiostep.SeenRecords | None = None,
     ) -> Wizard | None:
-        record = await cls._storage_or_fail().read(storage_key(key))
+        storage = cls._storage_or_fail()
+        if seen is not None and seen.storage is storage:
+            record = await seen.read(storage_key(key))
+        else:
+            record = await storage.read(storage_key(key))
         if record is None or record.callback is None:
             return None
         return cls._restore(record, key, bot, event)
@@ -738,12 +747,15 @@ class _PromptGuard:
         finally:
             _handled.reset(reset)
         key = key_of(event)
-        if marker.handled or key is None or self.listen.storage is None:
+        storage = self.listen.storage
+        if marker.handled or key is None or storage is None:
             return result
-        record = await self.listen.storage.read(storage_key(key))
+        seen = data.get("aiostep_seen")
+        read = seen.read if isinstance(seen, aiostep.SeenRecords) else storage.read
+        record = await read(storage_key(key))
         if (record is None or record.callback is None) and self.listen.chat_wide:
             key = key._replace(user_id=ANYONE)
-            record = await self.listen.storage.read(storage_key(key))
+            record = await read(storage_key(key))
         if record is None or record.callback is None:
             return result
         cls = _wizards.get(str(record.kwargs.get("w")))

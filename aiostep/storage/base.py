@@ -330,7 +330,8 @@ def callback_name(callback: Any) -> str | None:
 class BaseStorage(ABC):
     """The async storage interface every aiostep component uses.
 
-    Subclasses implement the five primitives; the seed API methods are built on them. Keys are
+    Subclasses implement ``read``, ``claim`` and ``_write``/``_remove``/``_claim_token``
+    (wrapped by ``write``/``remove``/``claim_token``); the seed API is built on them. Keys are
     user ids or conversation keys; ``12345`` and ``"12345"`` name the same record on every
     backend. ``ex`` (seconds or ``timedelta``) sets a record's time to live: per storage, and
     per call where given.
@@ -341,6 +342,9 @@ class BaseStorage(ABC):
 
     def __init__(self, ex: ExpiryT = None) -> None:
         self.ex = expiry_seconds(ex)
+        #: counts writes made through this object, so a caller can tell whether a record it
+        #: read is still current without reading it again (one process; not across workers)
+        self.generation = 0
 
     def _ex(self, ex: ExpiryT | _Unset) -> float | None:
         return self.ex if ex is UNSET else expiry_seconds(ex)
@@ -350,15 +354,17 @@ class BaseStorage(ABC):
     async def read(self, key: StorageKey) -> StateContext | None:
         """The record at ``key``, or ``None``."""
 
-    @abstractmethod
     async def write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` to the record at ``key`` atomically; return the record as it was."""
+        self.generation += 1
+        return await self._write(key, patch, ex=ex)
 
-    @abstractmethod
     async def remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it as it was (or ``None``)."""
+        self.generation += 1
+        return await self._remove(key)
 
     @abstractmethod
     async def claim(
@@ -375,12 +381,28 @@ class BaseStorage(ABC):
         ``CLAIMED`` and ``EXPIRED`` remove the step; the returned record is the one before.
         """
 
-    @abstractmethod
     async def claim_token(self, key: StorageKey, token: str) -> StateContext | None:
         """Remove the pending step at ``key`` if it is still the registration ``token``.
 
         Returns the record as it was, or ``None`` when the step is gone or was replaced.
         """
+        self.generation += 1
+        return await self._claim_token(key, token)
+
+    # what a backend implements
+    @abstractmethod
+    async def _write(
+        self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
+    ) -> StateContext | None:
+        """Backend part of :meth:`write`."""
+
+    @abstractmethod
+    async def _remove(self, key: StorageKey) -> StateContext | None:
+        """Backend part of :meth:`remove`."""
+
+    @abstractmethod
+    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+        """Backend part of :meth:`claim_token`."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections/files; the storage may not be used afterwards."""

@@ -126,7 +126,7 @@ class FileStateStorage(BaseStorage):
         entry = _live(records, k)
         return None if entry is None else copy.deepcopy(entry[0])
 
-    async def write(
+    async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` at ``key`` and append it to the journal; return the record as it was."""
@@ -154,7 +154,7 @@ class FileStateStorage(BaseStorage):
 
         return await self._serialised(op)
 
-    async def remove(self, key: StorageKey) -> StateContext | None:
+    async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""
         k = _key(key)
 
@@ -198,7 +198,7 @@ class FileStateStorage(BaseStorage):
 
         return await self._serialised(op)
 
-    async def claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
         """Remove the pending step at ``key`` if it is still registration ``token``."""
         k = _key(key)
         records = self._records
@@ -257,7 +257,7 @@ class FileStateStorage(BaseStorage):
 
         file = await aiofiles.open(self.path, "ab", opener=_private_opener)
         try:
-            if good < len(raw):
+            if good < len(raw) and good > 0:
                 logger.warning(
                     "%s: dropped an incomplete last line at byte offset %d (%d bytes): a write "
                     "that was cut off before it was acknowledged",
@@ -267,6 +267,12 @@ class FileStateStorage(BaseStorage):
                 )
                 await file.truncate(good)
                 await self._sync(file)
+            if good == 0:  # a new journal (or one whose header write was cut off)
+                await file.truncate(0)
+                await file.write(HEADER)
+                await file.flush()
+                await self._sync(file)
+                good = len(HEADER)
             if not existed and self.fsync:
                 await asyncio.to_thread(_fsync_dir, self.path)
         except BaseException:
@@ -343,7 +349,7 @@ class FileStateStorage(BaseStorage):
         """Rewrite the journal with only the live records (under the lock)."""
         now = get_clock().now()
         live = {k: e for k, e in records.items() if e[1] is None or e[1] > now}
-        data = b"".join(_encode(k, e) for k, e in live.items())
+        data = HEADER + b"".join(_encode(k, e) for k, e in live.items())
         tmp = self._compact_path
         await _remove_if_exists(tmp)
         try:
@@ -425,10 +431,24 @@ def _encode(key: str, entry: _Entry | None) -> bytes:
     return text.encode("ascii") + b"\n"
 
 
+#: The first line of every journal: a file without it is not ours and is never modified.
+HEADER = b'{"aiostep":"journal","v":1}\n'
+
+
 def _parse(path: str, raw: bytes, now: float) -> tuple[_Records, int, int]:
     """Replay a journal: ``(live records, complete lines, bytes up to the last newline)``."""
     records: _Records = {}
-    lines = offset = 0
+    lines = 0
+    if len(raw) < len(HEADER) and HEADER.startswith(raw):
+        return records, 0, 0  # empty, or created by a crash before its header was complete
+    if not raw.startswith(HEADER):
+        raise StorageCorruptedError(
+            path,
+            0,
+            "not an aiostep journal (its first line is not the journal header); "
+            "point FileStateStorage at a new file",
+        )
+    offset = len(HEADER)
     while True:
         end = raw.find(b"\n", offset)
         if end == -1:

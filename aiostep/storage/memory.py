@@ -79,7 +79,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         record = self._get(_key(key))
         return None if record is None else copy.deepcopy(record)
 
-    async def write(
+    async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` at ``key``; return the record as it was."""
@@ -89,7 +89,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         self._put(k, apply_patch(before, patch), self._ex(ex))
         return copy.deepcopy(before)
 
-    async def remove(self, key: StorageKey) -> StateContext | None:
+    async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""
         k = _key(key)
         before = self._get(k)
@@ -113,7 +113,7 @@ class AsyncMemoryStateStorage(BaseStorage):
             self._put(k, drop_step(before), None)
         return Claim(status, copy.deepcopy(before))
 
-    async def claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
         """Remove the pending step at ``key`` if it is still registration ``token``."""
         k = _key(key)
         before = self._get(k)

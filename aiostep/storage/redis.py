@@ -182,9 +182,9 @@ class RedisStateStorage(BaseStorage):
         self._owns_client = isinstance(redis, str)
         self.redis: Redis = Redis.from_url(redis) if isinstance(redis, str) else redis
         self.prefix = prefix
-        self._write = self.redis.register_script(_WRITE)
-        self._claim = self.redis.register_script(_CLAIM)
-        self._claim_token = self.redis.register_script(_CLAIM_TOKEN)
+        self._write_script = self.redis.register_script(_WRITE)
+        self._claim_script = self.redis.register_script(_CLAIM)
+        self._claim_token_script = self.redis.register_script(_CLAIM_TOKEN)
 
     @property
     def cache(self) -> Redis:
@@ -198,7 +198,7 @@ class RedisStateStorage(BaseStorage):
         """The record at ``key``, or ``None`` (one ``HGETALL``)."""
         return _decode(await self.redis.hgetall(self._k(key)))
 
-    async def write(
+    async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` atomically in one script call; return the record as it was."""
@@ -246,10 +246,10 @@ class RedisStateStorage(BaseStorage):
         args.append(str(len(delete)))
         args.extend(delete)
         args.extend(pairs)
-        before = await self._write(keys=[self._k(key)], args=args)
+        before = await self._write_script(keys=[self._k(key)], args=args)
         return _decode(before)
 
-    async def remove(self, key: StorageKey) -> StateContext | None:
+    async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it (one ``MULTI``: ``HGETALL`` + ``DEL``)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self._k(key))
@@ -267,15 +267,15 @@ class RedisStateStorage(BaseStorage):
         callback_data: str | None = None,
     ) -> Claim:
         """Take the pending step for an update (one script call)."""
-        status, flat = await self._claim(
+        status, flat = await self._claim_script(
             keys=[self._k(key)],
             args=[repr(now), kind, "1" if is_command else "0", callback_data or ""],
         )
         return Claim(ClaimStatus(int(status)), _decode(flat))
 
-    async def claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
         """Remove the pending step if it is still registration ``token`` (one script call)."""
-        flat = await self._claim_token(keys=[self._k(key)], args=[token])
+        flat = await self._claim_token_script(keys=[self._k(key)], args=[token])
         return _decode(flat) if flat else None
 
     async def close(self) -> None:

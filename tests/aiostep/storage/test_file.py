@@ -20,7 +20,7 @@ import pytest
 from aiostep.clock import set_clock
 from aiostep.exceptions import StorageCorruptedError
 from aiostep.storage.base import Patch
-from aiostep.storage.file import FileStateStorage
+from aiostep.storage.file import HEADER, FileStateStorage
 
 KEY = 12345
 
@@ -52,7 +52,10 @@ def path(tmp_path: Path) -> Path:
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
+    """The journal's record lines (after its header line)."""
+    raw = path.read_bytes()
+    assert raw.startswith(HEADER)
+    return [json.loads(line) for line in raw[len(HEADER) :].splitlines()]
 
 
 def mode_of(path: Path) -> int:
@@ -242,13 +245,36 @@ async def test_a_torn_last_line_is_dropped_with_a_warning(
 async def test_a_torn_only_line_leaves_an_empty_storage(
     path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    put(path, b'{"key":"1","rec')
+    put(path, HEADER + b'{"key":"1","rec')
     storage = FileStateStorage(path)
     with caplog.at_level(logging.WARNING, logger="aiostep"):
         assert await storage.get_state(1) is None
-    assert disk(path) == b""
+    assert disk(path) == HEADER
     assert "incomplete last line" in caplog.text
     await storage.close()
+
+
+async def test_a_torn_header_of_a_new_journal_starts_it_again(path: Path) -> None:
+    put(path, HEADER[:5])  # the process died while creating the journal
+    storage = FileStateStorage(path)
+    await storage.set_state(1, "s")
+    await storage.close()
+    assert disk(path).startswith(HEADER)
+    assert (await FileStateStorage(path).get_state(1)).current_state == "s"
+
+
+@pytest.mark.parametrize(
+    "foreign", [b"{}", b'{"user": 1}\n', b"some notes, no newline"], ids=["json", "line", "text"]
+)
+async def test_a_file_that_is_not_a_journal_is_refused_and_left_untouched(
+    path: Path, foreign: bytes
+) -> None:
+    put(path, foreign)
+    storage = FileStateStorage(path)
+    with pytest.raises(StorageCorruptedError, match="not an aiostep journal") as caught:
+        await storage.get_state(1)
+    assert caught.value.offset == 0
+    assert disk(path) == foreign
 
 
 CORRUPT_LINES = [

@@ -1,0 +1,40 @@
+"""register_next_step in process: any callable, any kwargs (aiostep 0.3 code runs as is)."""
+
+from __future__ import annotations
+
+from aiogram import Dispatcher
+from aiogram.filters import CommandStart
+from aiogram.types import Message
+
+import aiostep
+
+
+# --8<-- [start:flow]
+async def start(message: Message) -> None:
+    await message.reply("What is your name?")
+    await aiostep.register_next_step(message.from_user.id, ask_age)
+
+
+async def ask_age(msg: Message) -> None:
+    await msg.reply("How old are you?")
+    await aiostep.register_next_step(msg.from_user.id, confirm_details, kwargs={"name": msg.text})
+
+
+async def confirm_details(msg: Message, name: str) -> None:
+    try:
+        age = int(msg.text or "")
+    except ValueError:
+        await msg.reply("Please provide a valid age!")
+        await aiostep.register_next_step(msg.from_user.id, confirm_details, kwargs={"name": name})
+    else:
+        await msg.reply(f"Your name is {name} and you're {age} years old. Thanks!")
+
+
+def build() -> Dispatcher:
+    dp = Dispatcher()
+    dp.message.outer_middleware(aiostep.Listen())  # the 0.3 way; aiostep.setup(dp) does more
+    dp.message.register(start, CommandStart())
+    return dp
+
+
+# --8<-- [end:flow]

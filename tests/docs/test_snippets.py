@@ -1,0 +1,711 @@
+"""The documentation's code runs: every file in docs/snippets is driven through a real
+Dispatcher with aiostep.testing and its replies are checked, every ``--8<--`` include points at
+a file (and section) that exists, and every wizard-graph marker draws a diagram."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import io
+import logging
+import re
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from aiogram import Dispatcher
+
+import aiostep
+from aiostep.keys import ConversationKey, storage_key
+from aiostep.storage import FileStateStorage, MemoryStateStorage
+from aiostep.testing import BotSimulator, FakeClock
+from aiostep.testing.pytest_plugin import (  # the fixtures, whether or not the plugin is on
+    SimulatorFactory,
+    bot_simulator,  # noqa: F401
+    fake_clock,  # noqa: F401
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+SNIPPETS = DOCS / "snippets"
+
+#: Tests run over each snippet file, by file name; test_every_snippet_is_tested checks it.
+COVERED: set[str] = set()
+
+
+def covers(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a test as exercising the snippet files ``names``."""
+    COVERED.update(names)
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return fn
+
+    return mark
+
+
+def snippet(name: str) -> ModuleType:
+    """Import ``docs/snippets/<name>.py`` once per session, as ``load_target`` does (the docs
+    hook imports the same files under the same names, so nothing is registered twice)."""
+    if str(SNIPPETS) not in sys.path:
+        sys.path.insert(0, str(SNIPPETS))
+    module = importlib.import_module(name)
+    assert Path(module.__file__ or "").resolve() == SNIPPETS / f"{name}.py", module.__file__
+    return module
+
+
+def bot_texts(sim: BotSimulator, chat: Any = None) -> list[str]:
+    """What the bot said in ``chat`` (default: the default user's private chat), in order."""
+    talk = sim.chat(chat=chat) if chat is not None else sim.chat()
+    return [record.text or "" for record in talk.messages]
+
+
+# -- the landing page ----------------------------------------------------------------------------
+
+
+@covers("landing_wizard.py", "landing_fsm.py")
+@pytest.mark.parametrize("name", ["landing_wizard", "landing_fsm"])
+async def test_landing_wizard_and_fsm_hold_the_same_conversation(name: str) -> None:
+    async with BotSimulator(snippet(name).build) as sim:
+        talk = sim.chat()
+        await talk.send("/signup")
+        talk.assert_last("What is your name?")
+        await talk.send("A")
+        assert talk.last is not None and talk.last.endswith("\n\nWhat is your name?")
+        await talk.send("Alice")
+        talk.assert_last("How old are you?")
+        await talk.send("/back")
+        talk.assert_last("What is your name?")
+        await talk.send("Alice")
+        await talk.send("abc")
+        assert talk.last is not None and talk.last.endswith("\n\nHow old are you?")
+        await talk.send("30")
+        talk.assert_last("Alice, 30. Correct?", buttons=[["Yes", "No"]])
+        await talk.click("No")
+        talk.assert_last("What is your name?")
+        await talk.send("Bob")
+        await talk.send("41")
+        await talk.click("Yes")
+        talk.assert_last("Welcome, Bob!")
+        await talk.send("/signup")
+        await talk.send("/cancel")
+        talk.assert_last("Cancelled.")
+
+
+# -- the tutorial --------------------------------------------------------------------------------
+
+
+@covers("tutorial_1.py")
+async def test_tutorial_part_1_asks_two_questions() -> None:
+    async with BotSimulator(snippet("tutorial_1").build) as sim:
+        talk = sim.chat()
+        await talk.send("/signup")
+        talk.assert_last("What is your name?")
+        await talk.send("Alice")
+        talk.assert_last("How old are you?")
+        await talk.send("old")
+        talk.assert_last("Please send a whole number.\n\nHow old are you?")
+        await talk.send("200")
+        talk.assert_last("Please send a number from 1 to 120.\n\nHow old are you?")
+        await talk.send("30")
+        talk.assert_last("Welcome, Alice (30)!")
+        await talk.send("/start")  # the other entry command
+        talk.assert_last("What is your name?")
+
+
+@covers("tutorial_2.py")
+async def test_tutorial_part_2_confirms_and_branches_back() -> None:
+    async with BotSimulator(snippet("tutorial_2").build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        await talk.send("Alice")
+        await talk.send("200")
+        talk.assert_last("Please send a whole number from 1 to 120.\n\nHow old are you?")
+        await talk.send("30")
+        talk.assert_last("Alice, 30. Correct?", buttons=[["Yes", "No"]])
+        await talk.click("No")
+        talk.assert_last("What is your name?")
+        await talk.send("Alicia")
+        await talk.send("31")
+        await talk.send("yes")  # a typed label or value counts like the button
+        talk.assert_last("Welcome, Alicia!")
+
+
+@covers("tutorial_3.py")
+async def test_tutorial_part_3_resumes_after_a_restart(tmp_path: Path) -> None:
+    module = snippet("tutorial_3")
+    path = tmp_path / "signup-state.jsonl"
+    async with BotSimulator(lambda: module.build(FileStateStorage(path))) as sim:
+        talk = sim.chat()
+        await talk.send("/signup")
+        await talk.send("Alice")
+        await sim.restart()
+        await talk.send("30")
+        talk.assert_last("Alice, 30. Correct?")
+        await talk.click("Yes")
+        talk.assert_last("Welcome, Alice!")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@covers("tutorial_3.py")
+async def test_tutorial_part_3_main_polls_with_a_file_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polled: list[Dispatcher] = []
+
+    async def start_polling(self: Dispatcher, *bots: Any, **kwargs: Any) -> None:
+        polled.append(self)
+        await bots[0].session.close()
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BOT_TOKEN", "42:TEST")
+    monkeypatch.setattr(Dispatcher, "start_polling", start_polling)
+    await snippet("tutorial_3").main()
+    assert len(polled) == 1
+
+
+# -- guides --------------------------------------------------------------------------------------
+
+
+@covers("validators_custom.py")
+async def test_validators_guide() -> None:
+    async with BotSimulator(snippet("validators_custom").build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        await talk.send("r2d2")
+        talk.assert_last("Names have no digits.\n\nYour name?")
+        await talk.send("luke skywalker")
+        await talk.send("l1")
+        talk.assert_last("3 to 16 latin letters, please.\n\nPick a login (letters only):")
+        await talk.send("Admin")
+        talk.assert_last("Admin is taken, try another one.\n\nPick a login (letters only):")
+        await talk.send("Leia")
+        await talk.send("31.12.2012")
+        talk.assert_last("Send a photo of yourself.")
+        await talk.send("a selfie")
+        talk.assert_last("Please send a photo.\n\nSend a photo of yourself.")
+        await talk.send_photo()
+        await talk.send("2,3")
+        talk.assert_last("That seems tall for your age; check the number.\n\nHeight in metres?")
+        await talk.send("1.4")
+        talk.assert_last("Saved leia.")
+
+
+@covers("validators_custom.py")
+async def test_validators_guide_stores_converted_values() -> None:
+    module = snippet("validators_custom")
+    storage = MemoryStateStorage()
+    async with BotSimulator(lambda: module.build(storage)) as sim:
+        talk = sim.chat()
+        for text in ("/start", "luke", "Leia", "1977-05-25"):
+            await talk.send(text)
+        await talk.send_photo(file_id="me")
+        key = storage_key(ConversationKey(talk.chat.id, talk.user.id))
+        assert storage.get_data(key) == {
+            "name": "Luke",
+            "login": "leia",
+            "birthday": "1977-05-25",
+            "photo": "me-big",
+        }
+
+
+@covers("nav_commands.py")
+async def test_navigation_guide() -> None:
+    async with BotSimulator(snippet("nav_commands").build) as sim:
+        talk = sim.chat()
+        await talk.send("/book")
+        talk.assert_last("(1/2)\nHow many guests?")
+        await talk.send("/undo")
+        assert bot_texts(sim)[-2] == "This is the first step; there is nothing to go back to."
+        await talk.send("/later")
+        assert bot_texts(sim)[-2] == "This step can't be skipped."
+        await talk.send("2")
+        talk.assert_last("(2/2)\nAny wishes? /later to skip")
+        await talk.send("/help")  # another command: its handler answers, then the prompt again
+        assert bot_texts(sim)[-2:] == [
+            "I book tables. /stop cancels.",
+            "(2/2)\nAny wishes? /later to skip",
+        ]
+        await talk.send("/undo")
+        talk.assert_last("(1/2)\nHow many guests?")
+        await talk.send("3")
+        await talk.send("/book")  # on_reentry = "restart"
+        talk.assert_last("(1/2)\nHow many guests?")
+        await talk.send("4")
+        await talk.send("/later")
+        talk.assert_last("Table for 4. Note: -")
+        await talk.send("/book")
+        await talk.send("/stop")
+        talk.assert_last("Booking dropped.")
+        await talk.send("/book")
+        for text in ("x", "y", "z"):
+            await talk.send(text)
+        talk.assert_last("Let's try that another time. /book starts again.")
+        before = len(bot_texts(sim))
+        await talk.send("5")  # the wizard is over: nothing answers
+        assert len(bot_texts(sim)) == before
+
+
+@covers("branching_computed.py")
+@pytest.mark.parametrize(
+    ("button", "answers", "expected"),
+    [
+        ("Billing", ["17", "I was charged twice"], "topic=billing, order=17, details="),
+        ("The app", ["iPhone", "It crashes on start"], "topic=app, device=iPhone, details="),
+        ("Something else", ["Where is my parcel?"], "topic=other, details="),
+    ],
+)
+async def test_branching_guide(button: str, answers: list[str], expected: str) -> None:
+    async with BotSimulator(snippet("branching_computed").build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        await talk.click(button)
+        for text in answers:
+            await talk.send(text)
+        assert talk.last == f"Ticket filed: {expected}{answers[-1]}"
+
+
+@covers("buttons_keyboards.py")
+async def test_buttons_guide_inline_choices_and_stale_buttons() -> None:
+    async with BotSimulator(snippet("buttons_keyboards").build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        first = talk.last_message
+        assert first is not None and first.buttons == [["Espresso", "Latte"]]
+        await talk.send("latte")  # typing a label counts like pressing it
+        talk.assert_last("Milk?", buttons=[["No milk", "Oat", "Cow"]])
+        await talk.click("Latte", message=first)  # an old prompt's button
+        assert talk.toasts == ["This button is no longer active."]
+        talk.assert_last("Milk?", buttons=[["No milk", "Oat", "Cow"]])
+        await talk.click("Oat")
+        assert talk.messages[-2].buttons == []  # the pressed prompt lost its buttons
+        assert talk.last_message is not None and talk.last_message.keyboard == [
+            ["Small"],
+            ["Large"],
+        ]
+        await talk.send("Large")
+        talk.assert_last("One Large lat, milk: oat.")
+
+
+@covers("landing_wizard.py")
+async def test_buttons_of_a_finished_wizard_get_a_toast() -> None:
+    async with BotSimulator(snippet("landing_wizard").build) as sim:
+        talk = sim.chat()
+        for text in ("/signup", "Alice", "30"):
+            await talk.send(text)
+        prompt = talk.last_message
+        assert prompt is not None
+        await talk.send("yes")  # typed, so the prompt keeps its buttons
+        talk.assert_last("Welcome, Alice!")
+        await talk.click("No", message=prompt)
+        assert talk.toasts == ["This button is no longer active."]
+        talk.assert_last("Welcome, Alice!")
+
+
+@covers("storage_backends.py")
+async def test_storages_guide_memory_file_and_json(tmp_path: Path) -> None:
+    module = snippet("storage_backends")
+    assert module.memory_demo() == {"name": "Alice"}
+    path = tmp_path / "state.jsonl"
+    assert await module.file_demo(path) == {"name": "Alice", "city": "Berlin"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(path.read_bytes().splitlines()) == 1 + 3  # a header, one fsync'ed line a write
+    reason = module.json_only()
+    assert reason.startswith("data['when'] is not JSON-serializable: datetime")
+
+
+@covers("storage_backends.py")
+async def test_storages_guide_redis(redis_url: str) -> None:
+    assert await snippet("storage_backends").redis_demo(redis_url) == {"city": "Berlin"}
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert await client.keys("*") == [b"mybot:12345"]
+    finally:
+        await client.aclose()
+
+
+@covers("raw_persisted.py")
+async def test_persisted_steps_survive_restarts_and_expire(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    module = snippet("raw_persisted")
+    path = tmp_path / "state.jsonl"
+    async with BotSimulator(lambda: module.build(FileStateStorage(path))) as sim:
+        clock = sim.use_fake_clock()
+        talk = sim.chat()
+        await talk.send("/feedback")
+        await talk.send("9")
+        talk.assert_last("Please send a number from 1 to 5.")
+        await talk.send("/help")  # a command goes to the handlers; the step keeps waiting
+        talk.assert_last("Send /feedback to rate us.")
+        await talk.send("4")
+        talk.assert_last("Any comment on the pizza?")
+        await sim.restart()
+        await talk.send("Crispy")
+        talk.assert_last("Thanks! pizza: 4/5, 'Crispy'")
+
+        await talk.send("/feedback")
+        await clock.advance(600)  # the running process's timer
+        talk.assert_last("No rating for the pizza; maybe next time.")
+
+        await talk.send("/feedback")
+        await sim.restart()  # timers are gone; the stored deadline is not
+        await clock.advance(601)
+        await talk.send("5")
+        assert bot_texts(sim)[-2:] == [
+            "No rating for the pizza; maybe next time.",
+            "Send /feedback to rate us.",
+        ]
+
+        # a stored step whose name is no longer registered: logged, cleared, passed on
+        await talk.send("/feedback")
+        entry = aiostep.registry.get("feedback.rating")
+        assert entry is not None
+        aiostep.registry.unregister("feedback.rating")
+        try:
+            with caplog.at_level(logging.ERROR, logger="aiostep"):
+                await talk.send("5")
+        finally:
+            aiostep.registry.register(entry.callback, entry.name)
+        talk.assert_last("Send /feedback to rate us.")
+        assert "'feedback.rating' is not registered" in caplog.text
+
+
+@covers("raw_wait_for.py")
+async def test_wait_for_is_scoped_to_its_conversation() -> None:
+    async with BotSimulator(snippet("raw_wait_for").build) as sim:
+        clock = sim.use_fake_clock()
+        alice, bob = sim.user(first_name="Alice"), sim.user(first_name="Bob")
+        group = sim.group()
+        asker = sim.chat(alice, group)
+        await asker.send("/echo")
+        await sim.chat(bob, group).send("bob here")
+        assert asker.last == "(normal handler) bob here"
+        await sim.chat(alice).send("in private")
+        assert sim.chat(alice).last == "(normal handler) in private"
+        await asker.send("/help")
+        assert asker.last == "(normal handler) /help"
+        await asker.send("hi")
+        assert asker.last == "You typed: hi"
+        await asker.send("/echo")
+        await clock.advance(25)
+        assert asker.last == "You took too long to answer."
+
+
+@covers("raw_chat_wide.py")
+async def test_anyone_in_the_chat_answers_a_chat_wide_wait() -> None:
+    async with BotSimulator(snippet("raw_chat_wide").build) as sim:
+        clock = sim.use_fake_clock()
+        alice, bob = sim.user(first_name="Alice"), sim.user(first_name="Bob")
+        group = sim.group()
+        await sim.chat(alice, group).send("/quiz")
+        await sim.chat(bob, group).send("41")
+        await sim.chat(alice, group).send("42")
+        await sim.chat(alice, group).send("/quiz")
+        await clock.advance(60)
+        assert bot_texts(sim, group) == [
+            "First to answer wins: 6 x 7?",
+            "No.",
+            "Alice wins!",
+            "First to answer wins: 6 x 7?",
+            "Nobody? It was 42.",
+        ]
+
+
+@covers("raw_next_step.py")
+async def test_in_process_next_steps() -> None:
+    async with BotSimulator(snippet("raw_next_step").build) as sim:
+        talk = sim.chat()
+        for text in ("/start", "Alice", "old", "30"):
+            await talk.send(text)
+        assert bot_texts(sim) == [
+            "What is your name?",
+            "How old are you?",
+            "Please provide a valid age!",
+            "Your name is Alice and you're 30 years old. Thanks!",
+        ]
+
+
+@covers("raw_filters.py")
+async def test_wait_for_filters_updates_and_commands() -> None:
+    async with BotSimulator(snippet("raw_filters").build) as sim:
+        talk = sim.chat()
+        await talk.send("/avatar")
+        await talk.send("just text")
+        talk.assert_last("(normal handler) just text")
+        await talk.send_photo(file_id="selfie")
+        talk.assert_last("Nice photo: selfie-big")
+        await talk.send("/avatar")
+        await talk.send("/cancel")
+        talk.assert_last("Stopped.")
+        await talk.send("after")
+        talk.assert_last("(normal handler) after")
+
+        await talk.send("/vote")
+        await talk.click("blue")
+        await talk.click("red")  # nothing waits any more: the stray handler answers
+        assert talk.toasts == ["You picked blue", "Nothing is waiting for this button."]
+
+        await talk.send("/rename")
+        await talk.send("/root")
+        talk.assert_last("Renamed to /root")
+
+
+@covers("migrate_seed.py")
+async def test_the_seed_flow_persisted(tmp_path: Path) -> None:
+    module = snippet("migrate_seed")
+    path = tmp_path / "state.jsonl"
+    async with BotSimulator(lambda: module.build(FileStateStorage(path))) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        await sim.restart()
+        await talk.send("Alice")
+        await sim.restart()
+        await talk.send("old")
+        await talk.send("30")
+        assert bot_texts(sim) == [
+            "What is your name?",
+            "How old are you?",
+            "Please provide a valid age!",
+            "Your name is Alice and you're 30 years old. Thanks!",
+        ]
+
+
+@covers("migrate_seed.py")
+async def test_unregistered_functions_cannot_be_persisted(tmp_path: Path) -> None:
+    async def not_registered(message: Any) -> None:
+        raise AssertionError("never called")
+
+    storage = FileStateStorage(tmp_path / "state.jsonl")
+    try:
+        with pytest.raises(aiostep.StepNotRegisteredError, match=r"@aiostep\.step"):
+            await aiostep.register_next_step(1001, not_registered, storage=storage)
+        with pytest.raises(TypeError, match=r"kwargs\['when'\]"):
+            await aiostep.register_next_step(
+                1001, snippet("migrate_seed").ask_age, storage=storage, kwargs={"when": object()}
+            )
+    finally:
+        await storage.close()
+
+
+@covers("workers_redis.py")
+async def test_two_workers_share_a_conversation_on_redis(redis_url: str) -> None:
+    replies = await snippet("workers_redis").main(redis_url)
+    assert replies[-1] == "Welcome, Alice!"
+    assert sorted(replies) == sorted(
+        ["What is your name?", "How old are you?", "Alice, 30. Correct?", "Welcome, Alice!"]
+    )
+
+
+@covers("testing_kit.py")
+async def test_testing_guide_examples(
+    bot_simulator: SimulatorFactory,  # noqa: F811 - the fixture imported above
+    fake_clock: FakeClock,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    module = snippet("testing_kit")
+    await module.test_signup(bot_simulator)
+    await module.test_signup_survives_a_restart(tmp_path)
+    await module.test_answers_stay_in_their_conversation(bot_simulator)
+    await module.test_quiz_times_out(bot_simulator, fake_clock)
+
+
+# -- examples shown on the site ------------------------------------------------------------------
+
+
+async def test_example_signup() -> None:
+    from examples.signup import build
+
+    async with BotSimulator(build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        await talk.send("Alice")
+        await talk.send("abc")
+        talk.assert_last("Please send a whole number from 1 to 120.\n\nHow old are you?")
+        await talk.send("30")
+        await talk.click("Yes")
+        talk.assert_last("Welcome, Alice!")
+
+
+async def test_example_survey() -> None:
+    from examples.survey import build
+
+    async with BotSimulator(build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        await talk.click("No")
+        await talk.send("Rust")
+        await talk.send("/skip")
+        await talk.send("/skip")
+        talk.assert_last("Thanks! Recorded: python=False, language='Rust', email=None, comment=''")
+
+
+async def test_example_order() -> None:
+    from examples.order import build
+
+    async with BotSimulator(build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        await talk.click("Pepperoni")
+        await talk.send("2")
+        await talk.click("Add more")
+        await talk.click("Veggie")
+        await talk.send("1")
+        await talk.click("That's all")
+        talk.assert_last("Your order:\n2 x Pepperoni\n1 x Veggie\nTotal: 29 EUR. Place it?")
+        await talk.click("Place order")
+        talk.assert_last("Order placed. Enjoy!")
+
+
+# -- the pages: includes, graphs, code blocks ----------------------------------------------------
+
+INCLUDE = re.compile(r'^[ \t]*-{1,}8<-{1,}[ \t]+"(?P<target>[^"]+)"[ \t]*$', re.M)
+SECTION = re.compile(
+    r"-{1,}8<-{1,}[ \t]+\[[ \t]*(start|end)[ \t]*:[ \t]*([a-z][-_0-9a-z]*)[ \t]*\]"
+)
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$", re.M)
+#: Languages a block may be written in directly: commands, and generated diagrams.
+INLINE_LANGUAGES = {"bash", "console", "shell", "sh"}
+
+
+def pages() -> Iterator[Path]:
+    yield from sorted(DOCS.rglob("*.md"))
+
+
+def includes() -> Iterator[tuple[Path, str]]:
+    for page in pages():
+        for match in INCLUDE.finditer(page.read_text(encoding="utf-8")):
+            yield page, match.group("target")
+
+
+def sections(path: Path) -> dict[str, tuple[int, int]]:
+    """The ``# --8<-- [start:x]`` / ``[end:x]`` sections of ``path`` (line numbers)."""
+    found: dict[str, list[int]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        match = SECTION.search(line)
+        if match:
+            found.setdefault(match.group(2), []).append(number)
+    return {name: (lines[0], lines[-1]) for name, lines in found.items() if len(lines) == 2}
+
+
+def test_pages_include_something() -> None:
+    assert len(list(includes())) > 20
+
+
+@pytest.mark.parametrize(("page", "target"), list(includes()), ids=lambda x: str(x))
+def test_every_include_points_at_an_existing_file_and_section(page: Path, target: str) -> None:
+    path, _, section = target.partition(":")
+    file = ROOT / path
+    assert file.is_file(), f"{page.relative_to(ROOT)} includes missing file {path}"
+    assert path.startswith(("docs/snippets/", "examples/")), (
+        f"{page.relative_to(ROOT)} includes {path}: code on the site comes from "
+        "docs/snippets/ or examples/, which the tests run"
+    )
+    if section:
+        assert not section[0].isdigit(), f"{target}: use a named section, not line numbers"
+        assert section in sections(file), f"{target}: no [start:{section}]/[end:{section}] pair"
+
+
+def snippet_files() -> list[Path]:
+    return [path for path in SNIPPETS.iterdir() if path.suffix in (".py", ".txt")]
+
+
+def test_every_snippet_file_is_run_by_a_test() -> None:
+    files = {path.name for path in snippet_files()}
+    assert files - COVERED == set(), "snippets no test runs"
+    assert COVERED - files == set(), "tests name snippets that do not exist"
+
+
+def test_every_snippet_file_is_shown_somewhere() -> None:
+    shown = {target.partition(":")[0] for _, target in includes()}
+    files = {
+        f"docs/snippets/{path.name}"
+        for path in SNIPPETS.iterdir()
+        if path.suffix in (".py", ".txt")
+    }
+    assert files - shown == set()
+
+
+@pytest.mark.parametrize("page", list(pages()), ids=lambda p: str(p.relative_to(DOCS)))
+def test_code_blocks_come_from_tested_files(page: Path) -> None:
+    """A fenced block holds only ``--8<--`` includes, unless it is a shell command."""
+    text = page.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        match = FENCE.fullmatch(lines[index])
+        if match is None:
+            index += 1
+            continue
+        fence, info = match.group("fence"), match.group("info").strip()
+        end = index + 1
+        while end < len(lines) and not lines[end].strip().startswith(fence):
+            end += 1
+        body = [line.strip() for line in lines[index + 1 : end] if line.strip()]
+        language = info.split()[0] if info else ""
+        if language not in INLINE_LANGUAGES:
+            assert body and all(INCLUDE.fullmatch(line) for line in body), (
+                f"{page.relative_to(ROOT)}:{index + 1}: a ```{info} block must only include "
+                'files (--8<-- "docs/snippets/..."); write shell commands as ```bash'
+            )
+        index = end + 1
+
+
+# -- wizard graphs -------------------------------------------------------------------------------
+
+
+def hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("aiostep_docs_hooks", DOCS / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def graph_markers() -> list[tuple[Path, str]]:
+    marker = hooks().MARKER
+    return [
+        (page, match.group("target"))
+        for page in pages()
+        for match in marker.finditer(page.read_text(encoding="utf-8"))
+    ]
+
+
+def test_graphs_are_drawn_on_the_tutorial_and_for_each_example() -> None:
+    targets = {(page.name, target) for page, target in graph_markers()}
+    assert any(name == "tutorial.md" for name, _ in targets)
+    for example in ("signup", "survey", "order"):
+        assert any(example in target for _, target in targets), example
+
+
+@pytest.mark.parametrize(("page", "target"), graph_markers(), ids=lambda x: str(x))
+def test_every_wizard_graph_marker_renders(page: Path, target: str) -> None:
+    module = hooks()
+    rendered = module.render_markers(f"before\n<!-- wizard-graph: {target} -->\nafter", str(ROOT))
+    head, _, rest = rendered.partition("```mermaid\nflowchart TD\n")
+    assert head == "before\n"
+    assert rest.endswith("```\nafter")
+    assert "start((start))" in rest
+
+
+def test_a_bad_graph_target_fails_the_build() -> None:
+    from mkdocs.exceptions import PluginError
+
+    with pytest.raises(PluginError, match="not a Wizard subclass"):
+        hooks().render_markers("<!-- wizard-graph: examples.signup:build -->", str(ROOT))
+
+
+@covers("play_signup.txt")
+def test_the_playground_transcript_shown_on_the_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/snippets/play_signup.txt is what the quickstart's command prints for this input."""
+    from aiostep_dialogs.playground import run_playground
+
+    monkeypatch.chdir(ROOT)
+    out = io.StringIO()
+    run_playground("examples/signup.py", stdin=io.StringIO("Alice\n30\n1\n"), stdout=out)
+    assert out.getvalue() == (SNIPPETS / "play_signup.txt").read_text(encoding="utf-8")
