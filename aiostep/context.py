@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiostep.keys import ANYONE, ConversationKey
+from aiostep.keys import ANYONE, ConversationKey, default_bot_id
 
 if TYPE_CHECKING:
     from aiostep.middleware import Listen
@@ -38,13 +38,17 @@ current_update: ContextVar[UpdateContext | None] = ContextVar("aiostep_update", 
 
 
 def resolve_key(
-    user_id: int, chat_id: int | None = None, thread_id: int | None = None
+    user_id: int,
+    chat_id: int | None = None,
+    thread_id: int | None = None,
+    bot_id: int | None = None,
 ) -> ConversationKey:
     """The conversation key for ``user_id``.
 
     Without ``chat_id``: the chat of the update being handled when it comes from that user
     (or when ``user_id`` is :data:`~aiostep.keys.ANYONE`), else the private chat with the
-    user (whose id equals the user id).
+    user (whose id equals the user id). Without ``bot_id``: the bot of the update being
+    handled, else the only bot this process has seen.
     """
     if isinstance(user_id, bool) or not isinstance(user_id, int):
         raise TypeError(f"user_id must be an int, got {type(user_id).__name__}: {user_id!r}")
@@ -58,4 +62,6 @@ def resolve_key(
             raise ValueError("a chat-wide waiter/step (user ANYONE) needs chat_id=")
         else:
             chat_id = user_id
-    return ConversationKey(chat_id, user_id, thread_id)
+    if bot_id is None:
+        bot_id = ctx.key.bot_id if ctx is not None else default_bot_id()
+    return ConversationKey(chat_id, user_id, thread_id, bot_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from aiogram import Bot
 from aiogram.filters import Filter
 from aiogram.types import Chat, User
 
@@ -53,6 +54,7 @@ class IsState(Filter):
         event_from_user: User | None = None,
         event_chat: Chat | None = None,
         event_thread_id: int | None = None,
+        bot: Bot | None = None,
     ) -> bool:
         """Check the stored state of the event's user/chat/conversation."""
         if self.key == "user":
@@ -66,7 +68,9 @@ class IsState(Filter):
         else:
             if event_chat is None or event_from_user is None:
                 return False
-            skey = storage_key(ConversationKey(event_chat.id, event_from_user.id, event_thread_id))
+            bot_id = None if bot is None else bot.id
+            key = ConversationKey(event_chat.id, event_from_user.id, event_thread_id, bot_id)
+            skey = storage_key(key)
         record = await self.storage.read(skey)
         current = None if record is None else record.current_state
         if self.any_state and current is not None:

@@ -14,11 +14,14 @@ ANYONE = 0
 
 
 class ConversationKey(NamedTuple):
-    """Identifies one conversation: a user in a chat (and forum topic, when there is one)."""
+    """Identifies one conversation: a user in a chat (and forum topic, when there is one),
+    with one bot (one Dispatcher may serve several bots, and a private chat's id is the
+    user's id whichever bot it is with)."""
 
     chat_id: int
     user_id: int
     thread_id: int | None = None
+    bot_id: int | None = None
 
 
 def _thread_of(message: Any) -> int | None:
@@ -30,25 +33,50 @@ def _thread_of(message: Any) -> int | None:
     return None
 
 
+def _bot_id(event: Any) -> int | None:
+    bot = event.bot
+    if bot is None:
+        return None
+    bot_id: int = bot.id
+    seen_bots.add(bot_id)
+    return bot_id
+
+
+#: The bots whose updates were seen in this process; when there is exactly one, a waiter or
+#: step registered outside any update (a scheduler, a startup hook) belongs to it.
+seen_bots: set[int] = set()
+
+
+def default_bot_id() -> int | None:
+    """The bot of a conversation named outside any update: the only bot seen, else ``None``."""
+    return next(iter(seen_bots)) if len(seen_bots) == 1 else None
+
+
 def key_of(event: Any) -> ConversationKey | None:
     """The conversation key of a message or callback query, or ``None`` (no user or chat)."""
     if isinstance(event, Message):
         if event.from_user is None:
             return None
-        return ConversationKey(event.chat.id, event.from_user.id, _thread_of(event))
+        return ConversationKey(event.chat.id, event.from_user.id, _thread_of(event), _bot_id(event))
     if isinstance(event, CallbackQuery):
         message = event.message
         if message is None:  # a button under an inline-mode message: no chat to speak of
             return None
-        return ConversationKey(message.chat.id, event.from_user.id, _thread_of(message))
+        return ConversationKey(
+            message.chat.id, event.from_user.id, _thread_of(message), _bot_id(event)
+        )
     return None
 
 
 def storage_key(key: ConversationKey) -> str:
-    """The storage key of a conversation: ``"chat:user"`` or ``"chat:user:thread"``."""
-    if key.thread_id is None:
-        return f"{key.chat_id}:{key.user_id}"
-    return f"{key.chat_id}:{key.user_id}:{key.thread_id}"
+    """The storage key of a conversation: ``"chat:user"``, then ``":thread"`` in a forum topic
+    and ``"@bot"`` when the bot is known (``"-100123:42:7@5000"``)."""
+    text = f"{key.chat_id}:{key.user_id}"
+    if key.thread_id is not None:
+        text += f":{key.thread_id}"
+    if key.bot_id is not None:
+        text += f"@{key.bot_id}"
+    return text
 
 
 def is_command(event: Any) -> bool:

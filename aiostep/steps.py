@@ -74,6 +74,7 @@ async def register_next_step(
     storage: Any = None,
     state: Any = UNSET,
     data: dict[str, Any] | None = None,
+    bot_id: int | None = None,
 ) -> None:
     """Route the next update of ``user_id`` in this conversation to ``_next(update, **kwargs)``.
 
@@ -98,7 +99,7 @@ async def register_next_step(
         TypeError: non-JSON ``kwargs`` for a persisted step, naming the key.
         StepNotRegisteredError: a persisted step given as an unregistered function.
     """
-    key = resolve_key(user_id, chat_id, thread_id)
+    key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = _listen()
     target: BaseStorage | None = None
     if storage is not None:
@@ -283,6 +284,7 @@ async def unregister_steps(
     chat_id: int | None = None,
     thread_id: int | None = None,
     storage: Any = None,
+    bot_id: int | None = None,
 ) -> None:
     """End whatever the conversation of ``user_id`` is waiting for.
 
@@ -290,7 +292,7 @@ async def unregister_steps(
     is dropped; a persisted step is removed from the storage (the one given, or that of the
     ``Listen`` handling the current update).
     """
-    key = resolve_key(user_id, chat_id, thread_id)
+    key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = _listen()
     in_process = store if store is not None else (listen.store if listen else root_store())
     try:

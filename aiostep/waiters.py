@@ -36,6 +36,7 @@ async def wait_for(
     filter: Any = None,
     updates: Iterable[str] = DEFAULT_UPDATES,
     allow_commands: bool = False,
+    bot_id: int | None = None,
 ) -> Any:
     """Wait for the next update of ``user_id`` in this conversation and return it.
 
@@ -51,13 +52,14 @@ async def wait_for(
             ``"callback_query"``); default messages only.
         allow_commands: let a message starting with a bot command answer (by default commands
             go to the normal handlers).
+        bot_id: the bot (default: that of the update being handled, or the only one seen).
 
     Raises:
         TimeoutError: nothing came within ``timeout``.
         WaitSuperseded: another ``wait_for`` opened on the same conversation.
         WaitCancelled: ``unregister_steps``/``clear`` ended the wait.
     """
-    key = resolve_key(user_id, chat_id, thread_id)
+    key = resolve_key(user_id, chat_id, thread_id, bot_id)
     store = store if store is not None else root_store()
     loop = asyncio.get_running_loop()
     ctx = current_update.get()

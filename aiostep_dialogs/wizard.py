@@ -627,6 +627,7 @@ class Wizard:
             self._step_name(spec),
             chat_id=self.key.chat_id,
             thread_id=self.key.thread_id,
+            bot_id=self.key.bot_id,
             kwargs=meta,
             state=spec.state,
             data=self.data,

@@ -49,7 +49,7 @@ def factory(backend: Backend, handlers: Handlers, **dp_data: Any) -> Callable[[]
 async def stored(backend: Backend, user_id: int, chat_id: int | None = None) -> StateContext | None:
     """The record of a conversation, read through a fresh storage object."""
     chat = user_id if chat_id is None else chat_id
-    return await backend.new().read(f"{chat}:{user_id}")
+    return await backend.new().read(f"{chat}:{user_id}@42")  # @ the simulator's bot, 42:TEST
 
 
 def normal_handlers(dp: Dispatcher, log: list[str]) -> None:

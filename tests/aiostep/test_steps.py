@@ -132,7 +132,9 @@ async def test_a_step_taking_kwargs_gets_everything(step_name: Callable[[str], s
         assert got["n"] == 1
         assert got["bot"] is sim.bot
         assert isinstance(got["state"], FSMContext)
-        assert got["conversation"] == aiostep.ConversationKey(talk.chat.id, talk.user.id, None)
+        assert got["conversation"] == aiostep.ConversationKey(
+            talk.chat.id, talk.user.id, None, sim.bot.id
+        )
 
 
 async def test_a_sync_step_is_called_too() -> None:

@@ -273,5 +273,5 @@ async def test_one_wizard_on_two_dispatchers_keeps_each_bots_conversations() -> 
         talk.assert_last("The cat's name?")
         await talk.send("Tom")
         talk.assert_last("How old is Tom?")
-    assert await first.aio.read("1001:1001") is not None
-    assert await second.aio.read("1001:1001") is None
+    assert await first.aio.read("1001:1001@42") is not None  # the simulator bot: 42:TEST
+    assert await second.aio.read("1001:1001@42") is None

@@ -203,7 +203,7 @@ async def test_validators_guide_stores_converted_values() -> None:
         for text in ("/start", "luke", "Leia", "1977-05-25"):
             await talk.send(text)
         await talk.send_photo(file_id="me")
-        key = storage_key(ConversationKey(talk.chat.id, talk.user.id))
+        key = storage_key(ConversationKey(talk.chat.id, talk.user.id, None, talk.sim.bot.id))
         assert storage.get_data(key) == {
             "name": "Luke",
             "login": "leia",

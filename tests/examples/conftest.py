@@ -75,7 +75,7 @@ class Backend:
 
     async def record(self, talk: Conversation) -> StateContext | None:
         """The stored record of ``talk``'s conversation."""
-        key = ConversationKey(talk.chat.id, talk.user.id, talk.thread_id)
+        key = ConversationKey(talk.chat.id, talk.user.id, talk.thread_id, talk.sim.bot.id)
         result: StateContext | None = await self.storage.read(storage_key(key))
         return result
 
