@@ -89,11 +89,15 @@ async def register_next_step(
             ``chat_id``, ``thread_id``, ``conversation`` and the step's kwargs.
         filter: updates failing it go to the normal handlers (in-process steps; a persisted
             step's filter is declared with ``@aiostep.step(filter=...)``).
-        updates / allow_commands: as for :func:`~aiostep.wait_for` (default: the step's
-            registration, else messages only, no commands).
-        state / data: for a persisted step, also set the conversation's state (``None``
-            clears it) and replace its data, in the same single write; a conversation's
-            whole transition costs one storage round trip.
+        updates: as for :func:`~aiostep.wait_for` (default: the step's registration, else
+            messages only).
+        allow_commands: as for :func:`~aiostep.wait_for` (default: the step's registration,
+            else no commands).
+        state: for a persisted step, also set the conversation's state (``None`` clears it)
+            in the same single write.
+        data: for a persisted step, also replace the conversation's data in that write: a
+            conversation's whole transition costs one storage round trip.
+        bot_id: the bot (default: that of the update being handled, or the only one seen).
 
     Raises:
         TypeError: non-JSON ``kwargs`` for a persisted step, naming the key.

@@ -544,6 +544,12 @@ class Wizard:
             self.data = snapshot  # rejected input is not stored
             await self._reject(spec, exc.reason)
             return
+        except Exception:
+            # A bug in a validator or step method: the claim took the step, so put it back as
+            # it was (the user can answer again) and let aiogram's error handlers see it.
+            self.data = snapshot
+            await self._park(spec)
+            raise
         await self._advance(spec, outcome, snapshot)
 
     def _pressed(self, spec: StepSpec, data: str | None) -> str | None:
