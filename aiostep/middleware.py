@@ -311,6 +311,22 @@ def setup(
     listen = Listen(store, storage, registry=registry, chat_wide=chat_wide)
     if listen.storage is not None:
         dp.shutdown.register(listen.storage.close)
+    installed = tuple(updates)
+
+    async def warn_unrequested_updates(dispatcher: Dispatcher) -> None:
+        # start_polling asks Telegram only for update types that have handlers
+        used = set(dispatcher.resolve_used_update_types())
+        missing = [name for name in installed if name not in used]
+        if missing:
+            logger.warning(
+                "aiostep listens to %s, but the bot has no handler for them, so polling with "
+                "the default allowed_updates will not receive them: pass "
+                "allowed_updates=dp.resolve_used_update_types() + %r to start_polling",
+                ", ".join(missing),
+                missing,
+            )
+
+    dp.startup.register(warn_unrequested_updates)
     for name in updates:
         if name not in ALL_UPDATES:
             raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")

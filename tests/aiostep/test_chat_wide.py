@@ -68,3 +68,4 @@ async def test_a_chat_wide_wait_is_not_answered_from_another_chat() -> None:
         assert sim.chat(bob).last == "normal handler: me!"
         await sim.chat(bob, group).send("now")
         assert sim.chat(bob, group).last == "Bob said now"
+
