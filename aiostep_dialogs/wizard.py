@@ -350,7 +350,11 @@ class Wizard:
             listen = _find_listen(root)
             store = as_async(storage) if storage is not None else None
             if listen is None:
-                listen = aiostep.setup(root, storage=store or MemoryStateStorage())
+                listen = aiostep.setup(
+                    root,
+                    storage=store or MemoryStateStorage(),
+                    updates=("message", "callback_query"),  # what wizard steps take
+                )
             elif listen.storage is None or (store is not None and listen.storage is not store):
                 raise ValueError(
                     "this Dispatcher already has an aiostep Listen with another storage; "
