@@ -75,6 +75,10 @@ def build(storage: object = None) -> Dispatcher:
 
 
 if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
     from examples._run import run_bot
 
     run_bot(build)
