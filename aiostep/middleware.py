@@ -318,7 +318,9 @@ def setup(
         used = set(dispatcher.resolve_used_update_types())
         missing = [name for name in installed if name not in used]
         if missing:
-            logger.warning(
+            # a button press nobody receives is a silent bug; an unreceived edit rarely matters
+            log = logger.warning if "callback_query" in missing else logger.info
+            log(
                 "aiostep listens to %s, but the bot has no handler for them, so polling with "
                 "the default allowed_updates will not receive them: pass "
                 "allowed_updates=dp.resolve_used_update_types() + %r to start_polling",

@@ -27,6 +27,28 @@ async def test_setup_warns_about_update_types_polling_would_not_receive(
             await sim.start()
     assert "edited_message, callback_query" in caplog.text
     assert "allowed_updates" in caplog.text
+    assert caplog.records[-1].levelno == logging.WARNING
+
+
+async def test_only_unreceived_edits_are_an_info_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dp = Dispatcher()
+    aiostep.setup(dp)
+
+    @dp.message()
+    async def any_message(message: Message) -> None:
+        pass
+
+    @dp.callback_query()
+    async def any_button(query: CallbackQuery) -> None:
+        pass
+
+    with caplog.at_level(logging.INFO, logger="aiostep"):
+        async with BotSimulator(dp) as sim:
+            await sim.start()
+    notes = [r for r in caplog.records if "allowed_updates" in r.getMessage()]
+    assert [r.levelno for r in notes] == [logging.INFO]
 
 
 async def test_no_warning_when_every_listened_type_has_a_handler(
