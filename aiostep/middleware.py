@@ -308,10 +308,18 @@ def setup(
     """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
     callback queries) and return it. The storage is closed when the Dispatcher shuts down,
     as aiogram does with its FSM storage."""
+    installed = tuple(updates)
+    for name in installed:
+        if name not in ALL_UPDATES:
+            raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")
+        if any(isinstance(m, Listen) for m in dp.observers[name].outer_middleware):
+            raise ValueError(
+                f"dp.{name} already has an aiostep Listen; set aiostep up once per Dispatcher "
+                "(two would route each update twice)"
+            )
     listen = Listen(store, storage, registry=registry, chat_wide=chat_wide)
     if listen.storage is not None:
         dp.shutdown.register(listen.storage.close)
-    installed = tuple(updates)
 
     async def warn_unrequested_updates(dispatcher: Dispatcher) -> None:
         # start_polling asks Telegram only for update types that have handlers
@@ -329,8 +337,6 @@ def setup(
             )
 
     dp.startup.register(warn_unrequested_updates)
-    for name in updates:
-        if name not in ALL_UPDATES:
-            raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")
+    for name in installed:
         dp.observers[name].outer_middleware(listen)
     return listen

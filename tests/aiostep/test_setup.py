@@ -69,3 +69,10 @@ async def test_no_warning_when_every_listened_type_has_a_handler(
         async with BotSimulator(dp) as sim:
             await sim.start()
     assert "allowed_updates" not in caplog.text
+
+
+def test_setting_up_twice_is_refused() -> None:
+    dp = Dispatcher()
+    aiostep.setup(dp)
+    with pytest.raises(ValueError, match="already has an aiostep Listen"):
+        aiostep.setup(dp)
