@@ -337,7 +337,9 @@ class Wizard:
 
         Args:
             dp: the Dispatcher (or pass a Router and ``dispatcher=`` the root Dispatcher).
-            entry: filter(s) of the message that starts the wizard, e.g. ``Command("signup")``.
+            entry: the filter of the message that starts the wizard, e.g.
+                ``Command("signup")``, or a list of filters that must all pass (use
+                ``Command("start", "signup")`` for either command).
             storage: Memory (default), File or Redis storage; shared by all wizards of ``dp``.
         Returns:
             the wizard's router (already included).
@@ -355,11 +357,20 @@ class Wizard:
                     storage=store or MemoryStateStorage(),
                     updates=("message", "callback_query"),  # what wizard steps take
                 )
-            elif listen.storage is None or (store is not None and listen.storage is not store):
+            elif listen.storage is None:
+                raise ValueError(
+                    "this Dispatcher's aiostep Listen has no storage, and wizards keep their "
+                    "progress in one: aiostep.setup(dp, storage=...) (or let Wizard.setup "
+                    "install Listen)"
+                )
+            elif store is not None and listen.storage is not store:
                 raise ValueError(
                     "this Dispatcher already has an aiostep Listen with another storage; "
                     "give the wizard the same storage (or let Wizard.setup install Listen)"
                 )
+            elif listen not in root.callback_query.outer_middleware:
+                # installed the 0.3 way, on messages only: buttons must reach it too
+                root.callback_query.outer_middleware(listen)
             guard = _PromptGuard(listen)
             root.message.outer_middleware(guard)
             _guards[root] = guard
