@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiostep.calling import call_with_context
@@ -115,55 +116,44 @@ async def register_next_step(
     if previous is not None:
         await in_process.pop_item(key)
         discard(previous, WaitSuperseded(f"a next step was registered on conversation {key}"))
-    reg = listen.registry if listen is not None else registry
+    request = _Request(
+        key=key,
+        fn=_next,
+        registry=listen.registry if listen is not None else registry,
+        args=tuple(args),
+        kwargs=kwargs,
+        timeout=timeout,
+        on_timeout=on_timeout,
+        filter=filter,
+        updates=updates,
+        allow_commands=allow_commands,
+    )
     if target is None:
         if state is not UNSET or data is not None:
             raise TypeError("state=/data= need a storage (given here or to Listen)")
-        await _register_local(
-            key,
-            _next,
-            in_process,
-            reg,
-            args,
-            kwargs,
-            timeout,
-            on_timeout,
-            filter,
-            updates,
-            allow_commands,
-        )
+        await _register_local(request, in_process)
         return
-    await _register_persisted(
-        key,
-        _next,
-        target,
-        listen,
-        reg,
-        args,
-        kwargs,
-        timeout,
-        on_timeout,
-        filter,
-        updates,
-        allow_commands,
-        state,
-        data,
-    )
+    await _register_persisted(request, target, listen, state, data)
 
 
-async def _register_local(
-    key: ConversationKey,
-    fn: Callable[..., Any] | str,
-    store: MetaStore,
-    reg: StepRegistry,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any] | None,
-    timeout: float | None,
-    on_timeout: Callable[..., Any] | str | None,
-    filter: Any,
-    updates: Iterable[str] | None,
-    allow_commands: bool | None,
-) -> None:
+@dataclass(frozen=True)
+class _Request:
+    """What ``register_next_step`` was asked to register, for either kind of step."""
+
+    key: ConversationKey
+    fn: Callable[..., Any] | str
+    registry: StepRegistry
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] | None
+    timeout: float | None
+    on_timeout: Callable[..., Any] | str | None
+    filter: Any
+    updates: Iterable[str] | None
+    allow_commands: bool | None
+
+
+async def _register_local(request: _Request, store: MetaStore) -> None:
+    key, fn, reg, on_timeout = request.key, request.fn, request.registry, request.on_timeout
     entry = reg.find(fn)
     if isinstance(fn, str):
         if entry is None:
@@ -174,23 +164,22 @@ async def _register_local(
         if timeout_entry is None:
             raise StepNotRegisteredError(f"no step is registered as {on_timeout!r}")
         on_timeout = timeout_entry.callback
+    allow_commands = request.allow_commands
+    if allow_commands is None:
+        allow_commands = entry.allow_commands if entry else False
     step = LocalStep(
-        filter=filter if filter is not None else (entry.filter if entry else None),
-        updates=check_updates(updates or (entry.updates if entry else DEFAULT_UPDATES)),
-        allow_commands=bool(
-            allow_commands
-            if allow_commands is not None
-            else (entry.allow_commands if entry else False)
-        ),
+        filter=request.filter if request.filter is not None else (entry.filter if entry else None),
+        updates=check_updates(request.updates or (entry.updates if entry else DEFAULT_UPDATES)),
+        allow_commands=allow_commands,
         callback=fn,
-        args=tuple(args),
-        kwargs=dict(kwargs or {}),
+        args=request.args,
+        kwargs=dict(request.kwargs or {}),
     )
-    if timeout is not None:
+    if request.timeout is not None:
         ctx = current_update.get()
         bot = ctx.data.get("bot") if ctx is not None else None
         step.timer = get_clock().call_later(
-            timeout, _expire_local, store, key, step, on_timeout, bot
+            request.timeout, _expire_local, store, key, step, on_timeout, bot
         )
     await store.set_item(key, step)
 
@@ -225,30 +214,28 @@ def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> R
 
 
 async def _register_persisted(
-    key: ConversationKey,
-    fn: Callable[..., Any] | str,
+    request: _Request,
     storage: BaseStorage,
     listen: Listen | None,
-    reg: StepRegistry,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any] | None,
-    timeout: float | None,
-    on_timeout: Callable[..., Any] | str | None,
-    filter: Any,
-    updates: Iterable[str] | None,
-    allow_commands: bool | None,
     state: Any,
     data: dict[str, Any] | None,
 ) -> None:
-    entry = _registered(reg, fn, "step")
-    if args:
+    key, reg, on_timeout, timeout = (
+        request.key,
+        request.registry,
+        request.on_timeout,
+        request.timeout,
+    )
+    updates, allow_commands = request.updates, request.allow_commands
+    entry = _registered(reg, request.fn, "step")
+    if request.args:
         raise TypeError("a persisted next step takes keyword arguments only (kwargs=...), not args")
-    if filter is not None:
+    if request.filter is not None:
         raise TypeError(
             f"a persisted step's filter is declared once, at registration: "
             f"@aiostep.step({entry.name!r}, filter=...)"
         )
-    stored_kwargs = ensure_json(kwargs or {}, "kwargs")
+    stored_kwargs = ensure_json(request.kwargs or {}, "kwargs")
     timeout_name = (
         _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
     )
