@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -191,8 +192,6 @@ def _expire_local(
     on_timeout: Callable[..., Any] | None,
     bot: Any,
 ) -> None:
-    import asyncio
-
     async def expire() -> None:
         if await store.get_item(key) is not step:
             return
