@@ -528,6 +528,7 @@ class BotSimulator:
         self._default_user: User | None = None
         self._clock: FakeClock | None = None  # the fake clock whose timers settle this sim
         self._own_clock: FakeClock | None = None  # the one use_fake_clock() installed
+        self._settling: asyncio.Future[None] | None = None  # the settle loop under way
 
     # --- the bot -----------------------------------------------------------------------------
 
@@ -793,13 +794,26 @@ class BotSimulator:
             SettleTimeoutError: still busy after ``timeout`` (default :attr:`settle_timeout`)
                 seconds; the message says where each busy task is and shows the transcript.
         """
+        # Concurrent sends share one settling loop: one loop per caller, each polling every
+        # busy task, made a burst of N messages cost O(N^2) per loop turn.
+        shared = self._settling
+        if shared is None or shared.done():
+            shared = self._settling = asyncio.ensure_future(self._settle(timeout))
+            # retrieved even when every caller was cancelled meanwhile
+            shared.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._raise_failures()
+        await asyncio.shield(shared)
+        self._raise_failures()  # a handler's error goes to a caller, not the shared loop
+
+    async def _settle(self, timeout: float | None) -> None:
         loop = asyncio.get_running_loop()
         limit = self.settle_timeout if timeout is None else timeout
         deadline = loop.time() + limit
         quiet = 0
         spins = 0
         while True:
-            self._raise_failures()
+            if self._failures:
+                return
             parked = _parked_tasks()
             busy = [task for task in self._tasks if not task.done() and task not in parked]
             if not busy:
