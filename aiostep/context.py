@@ -36,6 +36,19 @@ class UpdateContext:
 
 current_update: ContextVar[UpdateContext | None] = ContextVar("aiostep_update", default=None)
 
+#: How many ``Listen`` middlewares this process created: with none, nothing can ever answer a
+#: ``wait_for`` or run a next step, and saying so beats waiting forever.
+listens_created = 0
+
+
+def require_listen(what: str) -> None:
+    """Raise ``RuntimeError`` if no ``Listen`` exists in this process."""
+    if listens_created == 0:
+        raise RuntimeError(
+            f"{what}: no aiostep Listen middleware exists, so nothing would ever answer; "
+            "install it with aiostep.setup(dp) (or dp.message.outer_middleware(Listen()))"
+        )
+
 
 def resolve_key(
     user_id: int,

@@ -12,6 +12,7 @@ from aiogram import BaseMiddleware, Dispatcher
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import CallbackQuery, TelegramObject, Update
 
+from aiostep import context
 from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import TimerHandle, get_clock
 from aiostep.context import UpdateContext, current_update
@@ -96,6 +97,7 @@ class Listen(BaseMiddleware):
     ) -> None:
         self._store = store
         self.storage: BaseStorage | None = as_async(storage) if storage is not None else None
+        context.listens_created += 1
         self.registry = registry if registry is not None else default_registry
         self.chat_wide = chat_wide
         self.gates = Gates()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiostep.calling import call_with_context
 from aiostep.clock import get_clock
-from aiostep.context import current_update, resolve_key
+from aiostep.context import current_update, require_listen, resolve_key
 from aiostep.exceptions import StepNotRegisteredError, WaitCancelled, WaitSuperseded
 from aiostep.keys import ConversationKey, storage_key
 from aiostep.pending import LocalStep, MetaStore, discard, root_store
@@ -105,6 +105,7 @@ async def register_next_step(
         TypeError: non-JSON ``kwargs`` for a persisted step, naming the key.
         StepNotRegisteredError: a persisted step given as an unregistered function.
     """
+    require_listen("register_next_step")
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = _listen()
     target: BaseStorage | None = None

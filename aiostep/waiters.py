@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiostep.clock import get_clock
-from aiostep.context import current_update, resolve_key
+from aiostep.context import current_update, require_listen, resolve_key
 from aiostep.exceptions import WaitSuperseded
 from aiostep.pending import MetaStore, Waiter, discard, root_store
 from aiostep.step_registry import DEFAULT_UPDATES, check_updates
@@ -59,6 +59,7 @@ async def wait_for(
         WaitSuperseded: another ``wait_for`` opened on the same conversation.
         WaitCancelled: ``unregister_steps``/``clear`` ended the wait.
     """
+    require_listen("wait_for")
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
     store = store if store is not None else root_store()
     loop = asyncio.get_running_loop()
