@@ -254,6 +254,10 @@ class FileStateStorage(BaseStorage):
         except FileNotFoundError:
             raw, existed = b"", False
         records, lines, good = _parse(self.path, raw, get_clock().now())
+        if not existed:
+            # FileStateStorage("path/to/file.json") works as written: make its directories
+            # (private, like the file)
+            await aiofiles.os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
 
         file = await aiofiles.open(self.path, "ab", opener=_private_opener)
         try:

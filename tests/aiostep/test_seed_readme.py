@@ -4,7 +4,7 @@
 runs unchanged inside an ``async def`` (so its top-level ``await`` works), with only what it
 takes from its surroundings provided (``dp``, ``filters``, ``Message``, the ``storage`` of the
 snippet before). The Redis snippet's ``Redis()`` is pointed at the test server; the File snippet
-runs in a temporary working directory with its ``path/to/`` directory created.
+runs in an empty temporary working directory (the storage creates ``path/to/`` itself).
 """
 
 from __future__ import annotations
@@ -167,7 +167,6 @@ async def test_file_storage_and_data_snippets_run_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "path" / "to").mkdir(parents=True)
     namespace = await run(FILE, {})
     storage = namespace["storage"]
     try:
@@ -186,7 +185,6 @@ async def test_data_snippet_keeps_data_until_it_is_cleared(
 ) -> None:
     # the data snippet's steps, checked one at a time on the storage the README gives it
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "path" / "to").mkdir(parents=True)
     namespace = await run(FILE, {})
     storage = namespace["storage"]
     try:
