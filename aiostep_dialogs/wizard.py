@@ -428,7 +428,11 @@ class Wizard:
     # -- entry -----------------------------------------------------------------------------------
     @classmethod
     async def start(cls, event: Message | CallbackQuery, bot: Bot | None = None) -> Wizard:
-        """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``."""
+        """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``.
+
+        Another wizard running in the same conversation is ended first, with its
+        ``on_cancel``.
+        """
         _mark_handled()
         key = cls._key(event)
         if key is None:
@@ -436,11 +440,17 @@ class Wizard:
         bot = bot or event.bot
         if bot is None:
             raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
-        if cls.on_reentry == "resume":
-            running = await cls._load(key, bot, event)
-            if running is not None and running.state is not None:
+        record = await cls._storage_or_fail().read(storage_key(key))
+        running_cls = None
+        if record is not None and record.callback is not None:
+            running_cls = _wizards.get(str(record.kwargs.get("w")))
+        if running_cls is not None and record is not None:
+            running = running_cls._restore(record, key, bot, event)
+            if running is not None and running_cls is cls and cls.on_reentry == "resume":
                 await running._send_prompt(running._spec())
                 return running
+            if running is not None and running_cls is not cls:
+                await running.on_cancel()  # another wizard was running here: it gives way
         wizard = cls(key=key, bot=bot, event=event)
         await wizard.on_start()
         await wizard._enter(cls._steps[0])
