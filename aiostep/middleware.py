@@ -22,7 +22,7 @@ from aiostep.pending import LocalStep, MetaStore, Waiter, root_store
 from aiostep.step_registry import StepRegistry
 from aiostep.step_registry import registry as default_registry
 from aiostep.steps import run_on_timeout
-from aiostep.storage.base import BaseStorage, ClaimStatus, StateContext, as_async
+from aiostep.storage.base import BaseStorage, Claim, ClaimStatus, StateContext, as_async
 
 __all__ = ["Listen", "SeenRecords", "setup"]
 
@@ -85,6 +85,9 @@ class Listen(BaseMiddleware):
         chat_wide: also route an update to a waiter/step registered for anyone in its chat
             (``register_next_step(aiostep.ANYONE, fn, chat_id=...)``) when the sender has
             none of their own. Costs a second lookup per update, so it is off by default.
+        step_lease: on a shared storage (Redis), seconds a worker may spend on a step it
+            claimed before others stop waiting for its outcome. Meanwhile an update of that
+            conversation on another worker waits, so it goes to the step it pointed to next.
     """
 
     def __init__(
@@ -94,8 +97,10 @@ class Listen(BaseMiddleware):
         *,
         registry: StepRegistry | None = None,
         chat_wide: bool = False,
+        step_lease: float = 30.0,
     ) -> None:
         self._store = store
+        self.step_lease = step_lease
         self.storage: BaseStorage | None = as_async(storage) if storage is not None else None
         context.listens_created += 1
         self.registry = registry if registry is not None else default_registry
@@ -189,21 +194,18 @@ class Listen(BaseMiddleware):
         command: bool,
         callback_data: str | None,
     ) -> Any:
-        assert self.storage is not None
+        storage = self.storage
+        assert storage is not None
         skey = storage_key(key)
-        claim = await self.storage.claim(
-            skey,
-            now=get_clock().now(),
-            kind=kind,
-            is_command=command,
-            callback_data=callback_data,
-        )
+        claim, lease = await self._claim(storage, skey, kind, command, callback_data)
         record = claim.record
-        if claim.status in (ClaimStatus.NONE, ClaimStatus.SKIPPED) or record is None:
+        if claim.status in (ClaimStatus.NONE, ClaimStatus.SKIPPED, ClaimStatus.BUSY) or (
+            record is None
+        ):
             # hand what we read to the handlers, so they need not read it again
             seen = data.get("aiostep_seen")
             if not isinstance(seen, SeenRecords):
-                seen = data["aiostep_seen"] = SeenRecords(self.storage)
+                seen = data["aiostep_seen"] = SeenRecords(storage)
             seen.remember(skey, record)
             return _MISS
         name = record.callback or ""
@@ -214,7 +216,9 @@ class Listen(BaseMiddleware):
             return _MISS
         if entry is None:
             if claim.status is ClaimStatus.CHECK and record.token:
-                await self.storage.claim_token(skey, record.token)
+                await storage.claim_token(skey, record.token)
+            elif lease is not None:
+                await storage.release(skey, lease)
             logger.error(
                 "conversation %s: stored next step %r is not registered (renamed or removed?); "
                 "it was cleared and the update goes to the normal handlers",
@@ -226,7 +230,7 @@ class Listen(BaseMiddleware):
             context = {**data, "step_context": record, "conversation": key}
             if not await check_filter(entry.filter, event, context):
                 return _MISS
-            claimed = await self.storage.claim_token(skey, record.token or "")
+            claimed = await storage.claim_token(skey, record.token or "", lease)
             if claimed is None:  # taken or replaced meanwhile
                 return _MISS
             record = claimed
@@ -235,9 +239,43 @@ class Listen(BaseMiddleware):
             **record.kwargs,
             "conversation": key,
             "step_context": record,
-            "aiostep_storage": self.storage,
+            "aiostep_storage": storage,
         }
-        return await self._run_step(entry.callback, event, data, kind, extra)
+        try:
+            return await self._run_step(entry.callback, event, data, kind, extra)
+        finally:
+            ctx = current_update.get()
+            if lease is not None and (ctx is None or skey not in ctx.rewritten):
+                await storage.release(skey, lease)  # the step ended without a next one
+
+    async def _claim(
+        self,
+        storage: BaseStorage,
+        skey: str,
+        kind: str,
+        command: bool,
+        callback_data: str | None,
+    ) -> tuple[Claim, float | None]:
+        """Claim for an update; on a shared storage, wait while another worker runs this
+        conversation's step (until its lease ends), so this update follows its outcome."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.step_lease
+        delay = 0.005
+        while True:
+            now = get_clock().now()
+            lease = now + self.step_lease if storage.shared else None
+            claim = await storage.claim(
+                skey,
+                now=now,
+                kind=kind,
+                is_command=command,
+                callback_data=callback_data,
+                lease=lease,
+            )
+            if claim.status is not ClaimStatus.BUSY or loop.time() >= give_up:
+                return claim, lease
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     async def _run_step(
         self,

@@ -203,6 +203,14 @@ def _expire_local(
     asyncio.get_running_loop().create_task(expire())
 
 
+def _note_rewritten(listen: Listen | None, storage: BaseStorage, key: ConversationKey) -> None:
+    """Tell the update being routed that this conversation's step was rewritten: the busy mark
+    of its claim went with that write, so there is nothing to release."""
+    ctx = current_update.get()
+    if ctx is not None and listen is not None and listen.storage is storage:
+        ctx.rewritten.add(storage_key(key))
+
+
 def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> RegisteredStep:
     entry = reg.find(fn)
     if entry is None:
@@ -263,6 +271,7 @@ async def _register_persisted(
     if data is not None:
         patch.data = ensure_json(data, "data")
     await storage.write(storage_key(key), patch)
+    _note_rewritten(listen, storage, key)
     if timeout is not None and listen is not None:
         ctx = current_update.get()
         listen.arm_timer(key, token, timeout, ctx.data.get("bot") if ctx else None)
@@ -295,6 +304,7 @@ async def unregister_steps(
     target = as_async(storage) if storage is not None else (listen.storage if listen else None)
     if target is not None:
         await target.write(storage_key(key), Patch(callback=None))
+        _note_rewritten(listen, target, key)
         if listen is not None:
             listen.disarm_timer(key)
 

@@ -64,6 +64,8 @@ class StateContext:
         on_timeout: registered name of the function to call when the step expires.
         token: identifies one registration of the pending step (guards against double claims).
         accepts: which updates the pending step takes (``",message,command,filter,"``).
+        busy: on a shared storage, epoch seconds until which a worker runs the step it just
+            claimed (other workers wait for its next step rather than race past it).
     """
 
     current_state: str | None = None
@@ -75,6 +77,7 @@ class StateContext:
     on_timeout: str | None = None
     token: str | None = None
     accepts: str | None = None
+    busy: float | None = None
 
     def is_empty(self) -> bool:
         """True when the record holds nothing worth keeping."""
@@ -129,6 +132,7 @@ class ClaimStatus(enum.IntEnum):
     EXPIRED = 2  #: the step's deadline had passed; it was removed
     SKIPPED = 3  #: the step does not take this kind of update; left in place
     CHECK = 4  #: the step has a filter the caller must check, then ``claim_token``
+    BUSY = 5  #: another worker is running this conversation's step (shared storages only)
 
 
 @dataclass
@@ -339,6 +343,10 @@ class BaseStorage(ABC):
 
     #: True when records survive a process restart (File, Redis).
     persistent: bool = False
+    #: True when several processes use the same records at once (Redis): a claim then marks
+    #: the conversation busy for a lease, so a message that reaches another worker meanwhile
+    #: waits for the step's outcome instead of racing past it.
+    shared: bool = False
 
     def __init__(self, ex: ExpiryT = None) -> None:
         self.ex = expiry_seconds(ex)
@@ -375,19 +383,31 @@ class BaseStorage(ABC):
         kind: str,
         is_command: bool,
         callback_data: str | None = None,
+        lease: float | None = None,
     ) -> Claim:
         """Atomically take the pending step at ``key`` for an update, as :func:`decide_claim` says.
 
         ``CLAIMED`` and ``EXPIRED`` remove the step; the returned record is the one before.
+        ``lease`` (epoch seconds; shared storages) marks the conversation busy until then
+        when the step is claimed; ``BUSY`` answers while another claim's lease runs.
         """
 
-    async def claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def claim_token(
+        self, key: StorageKey, token: str, lease: float | None = None
+    ) -> StateContext | None:
         """Remove the pending step at ``key`` if it is still the registration ``token``.
 
         Returns the record as it was, or ``None`` when the step is gone or was replaced.
+        ``lease`` marks the conversation busy, as for :meth:`claim`.
         """
         self.generation += 1
-        return await self._claim_token(key, token)
+        return await self._claim_token(key, token, lease)
+
+    async def release(self, key: StorageKey, lease: float) -> None:  # noqa: B027 - no-op here
+        """End the busy mark ``lease`` set by a claim, if no newer write replaced it.
+
+        Only shared storages mark anything; for the others this does nothing.
+        """
 
     # what a backend implements
     @abstractmethod
@@ -401,7 +421,9 @@ class BaseStorage(ABC):
         """Backend part of :meth:`remove`."""
 
     @abstractmethod
-    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def _claim_token(
+        self, key: StorageKey, token: str, lease: float | None = None
+    ) -> StateContext | None:
         """Backend part of :meth:`claim_token`."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook

@@ -175,6 +175,7 @@ class FileStateStorage(BaseStorage):
         kind: str,
         is_command: bool,
         callback_data: str | None = None,
+        lease: float | None = None,  # one process: its ordering gate does the job of a lease
     ) -> Claim:
         """Take the pending step at ``key`` for an update (see :func:`decide_claim`)."""
         k = _key(key)
@@ -198,7 +199,9 @@ class FileStateStorage(BaseStorage):
 
         return await self._serialised(op)
 
-    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def _claim_token(
+        self, key: StorageKey, token: str, lease: float | None = None
+    ) -> StateContext | None:
         """Remove the pending step at ``key`` if it is still registration ``token``."""
         k = _key(key)
         records = self._records

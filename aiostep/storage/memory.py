@@ -104,6 +104,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         kind: str,
         is_command: bool,
         callback_data: str | None = None,
+        lease: float | None = None,  # one process: its ordering gate does the job of a lease
     ) -> Claim:
         """Take the pending step at ``key`` for an update (see :func:`decide_claim`)."""
         k = _key(key)
@@ -113,7 +114,9 @@ class AsyncMemoryStateStorage(BaseStorage):
             self._put(k, drop_step(before), None)
         return Claim(status, copy.deepcopy(before))
 
-    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def _claim_token(
+        self, key: StorageKey, token: str, lease: float | None = None
+    ) -> StateContext | None:
         """Remove the pending step at ``key`` if it is still registration ``token``."""
         k = _key(key)
         before = self._get(k)

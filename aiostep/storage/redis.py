@@ -1,10 +1,11 @@
 """Redis storage on ``redis.asyncio``: shared by several workers, one round trip per operation.
 
 Layout: one hash per key, ``{prefix}{key}``, with fields ``state``, ``callback``, ``chat_id``,
-``kwargs``, ``deadline``, ``on_timeout``, ``token``, ``accepts``, one ``d:<name>`` field per
-data item (its JSON) and ``order`` (the data names in insertion order, as on the other
-backends). ``update_data`` is an ``HSET`` of the changed items, so concurrent
-updates never lose each other; writes and claims are Lua scripts (atomic, one round trip).
+``kwargs``, ``deadline``, ``on_timeout``, ``token``, ``accepts``, ``busy`` (the lease of a
+claimed step, so other workers wait for its outcome), one ``d:<name>`` field per data item
+(its JSON) and ``order`` (the data names in insertion order, as on the other backends).
+``update_data`` is an ``HSET`` of the changed items, so concurrent updates never lose each
+other; writes and claims are Lua scripts (atomic, one round trip).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["RedisStateStorage"]
 
-_STEP_FIELDS = ("callback", "kwargs", "deadline", "on_timeout", "token", "accepts")
+_STEP_FIELDS = ("callback", "kwargs", "deadline", "on_timeout", "token", "accepts", "busy")
 
 # Shared Lua: drop the pending step; forget chat_id when no state is left either.
 _DROP = """
 local function drop(key)
-  redis.call('HDEL', key, 'callback', 'kwargs', 'deadline', 'on_timeout', 'token', 'accepts')
+  redis.call('HDEL', key, 'callback', 'kwargs', 'deadline', 'on_timeout', 'token', 'accepts',
+    'busy')
   if redis.call('HEXISTS', key, 'state') == 0 then redis.call('HDEL', key, 'chat_id') end
 end
 """
@@ -79,14 +81,19 @@ if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', k
 return before
 """
 
-# KEYS[1]=key; ARGV: now, kind, is_command ('1'/'0'), callback data. Mirrors base.decide_claim.
+# KEYS[1]=key; ARGV: now, kind, is_command ('1'/'0'), callback data, lease ('' = none).
+# Mirrors base.decide_claim, plus the busy mark of a shared storage.
 _CLAIM = (
     _DROP
     + """
 local key = KEYS[1]
 local rec = redis.call('HGETALL', key)
 local cb = redis.call('HGET', key, 'callback')
-if not cb then return {0, rec} end
+if not cb then
+  local busy = redis.call('HGET', key, 'busy')
+  if busy and tonumber(busy) > tonumber(ARGV[1]) then return {5, rec} end
+  return {0, rec}
+end
 local dl = redis.call('HGET', key, 'deadline')
 if dl and tonumber(dl) <= tonumber(ARGV[1]) then drop(key); return {2, rec} end
 local acc = redis.call('HGET', key, 'accepts') or ',message,'
@@ -100,11 +107,12 @@ if not takes then return {3, rec} end
 if ARGV[3] == '1' and not string.find(acc, ',command,', 1, true) then return {3, rec} end
 if string.find(acc, ',filter,', 1, true) then return {4, rec} end
 drop(key)
+if ARGV[5] ~= '' then redis.call('HSET', key, 'busy', ARGV[5]) end
 return {1, rec}
 """
 )
 
-# KEYS[1]=key; ARGV[1]=token
+# KEYS[1]=key; ARGV[1]=token, ARGV[2]=lease ('' = none)
 _CLAIM_TOKEN = (
     _DROP
     + """
@@ -113,9 +121,21 @@ if redis.call('HEXISTS', key, 'callback') == 0 then return false end
 if redis.call('HGET', key, 'token') ~= ARGV[1] then return false end
 local rec = redis.call('HGETALL', key)
 drop(key)
+if ARGV[2] ~= '' then redis.call('HSET', key, 'busy', ARGV[2]) end
 return rec
 """
 )
+
+# KEYS[1]=key; ARGV[1]=the lease a claim set. A write since (a new step) already removed it.
+_RELEASE = """
+local key = KEYS[1]
+if redis.call('HGET', key, 'busy') ~= ARGV[1] then return 0 end
+redis.call('HDEL', key, 'busy')
+if redis.call('HEXISTS', key, 'state') == 0 and redis.call('HEXISTS', key, 'callback') == 0 then
+  redis.call('HDEL', key, 'chat_id')
+end
+return 1
+"""
 
 
 def _text(value: Any) -> str:
@@ -155,6 +175,8 @@ def _decode(raw_record: Any) -> StateContext | None:
             record.token = raw
         elif name == "accepts":
             record.accepts = raw
+        elif name == "busy":
+            record.busy = float(raw)
     if order and record.data:
         ranked = {name: i for i, name in enumerate(order)}
         record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
@@ -176,6 +198,7 @@ class RedisStateStorage(BaseStorage):
     """
 
     persistent = True
+    shared = True
 
     def __init__(self, redis: Redis | str, ex: ExpiryT = None, *, prefix: str = "aiostep:") -> None:
         super().__init__(ex)
@@ -185,6 +208,7 @@ class RedisStateStorage(BaseStorage):
         self._write_script = self.redis.register_script(_WRITE)
         self._claim_script = self.redis.register_script(_CLAIM)
         self._claim_token_script = self.redis.register_script(_CLAIM_TOKEN)
+        self._release_script = self.redis.register_script(_RELEASE)
 
     @property
     def cache(self) -> Redis:
@@ -219,6 +243,7 @@ class RedisStateStorage(BaseStorage):
                 delete.extend(_STEP_FIELDS)
             else:
                 pairs.extend(("callback", patch.callback))
+                delete.append("busy")  # the running step's outcome is written: not busy now
         if patch.kwargs is not UNSET:
             if patch.kwargs:
                 pairs.extend(("kwargs", _dumps(patch.kwargs)))
@@ -265,18 +290,33 @@ class RedisStateStorage(BaseStorage):
         kind: str,
         is_command: bool,
         callback_data: str | None = None,
+        lease: float | None = None,
     ) -> Claim:
         """Take the pending step for an update (one script call)."""
         status, flat = await self._claim_script(
             keys=[self._k(key)],
-            args=[repr(now), kind, "1" if is_command else "0", callback_data or ""],
+            args=[
+                repr(now),
+                kind,
+                "1" if is_command else "0",
+                callback_data or "",
+                "" if lease is None else repr(lease),
+            ],
         )
         return Claim(ClaimStatus(int(status)), _decode(flat))
 
-    async def _claim_token(self, key: StorageKey, token: str) -> StateContext | None:
+    async def _claim_token(
+        self, key: StorageKey, token: str, lease: float | None = None
+    ) -> StateContext | None:
         """Remove the pending step if it is still registration ``token`` (one script call)."""
-        flat = await self._claim_token_script(keys=[self._k(key)], args=[token])
+        flat = await self._claim_token_script(
+            keys=[self._k(key)], args=[token, "" if lease is None else repr(lease)]
+        )
         return _decode(flat) if flat else None
+
+    async def release(self, key: StorageKey, lease: float) -> None:
+        """End the busy mark ``lease`` of a claim unless a newer write replaced it (one call)."""
+        await self._release_script(keys=[self._k(key)], args=[repr(lease)])
 
     async def close(self) -> None:
         """Close the client if this storage created it from a URL."""

@@ -250,3 +250,53 @@ async def test_two_workers_on_one_redis_run_a_persisted_step_exactly_once(
             await asyncio.gather(talk_one.send(f"x{attempt}"), talk_two.send(f"x{attempt}"))
             assert len(runs) == 1, runs
             assert len(normal_runs) == 1, normal_runs
+
+
+async def test_a_message_on_another_worker_waits_for_the_running_step_and_follows_it(
+    redis_backend: Backend, step_name: Callable[[str], str]
+) -> None:
+    """Two workers on one Redis: while worker 1 runs a step, the user's next message reaches
+    worker 2. It waits for the step's outcome (the claim's busy lease) and goes to the step the
+    first one pointed to, instead of racing past it to the normal handlers."""
+    log: list[str] = []
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    @aiostep.step(step_name("relay.second"))
+    async def second(message: Message, worker: str) -> None:
+        log.append(f"{worker}: second step got {message.text}")
+
+    @aiostep.step(step_name("relay.first"))
+    async def first(message: Message, worker: str) -> None:
+        log.append(f"{worker}: first step got {message.text}")
+        started.set()
+        await release.wait()  # a slow step: a database, an API call...
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, second)
+
+    def worker(label: str) -> Dispatcher:
+        dp = Dispatcher(worker=label)
+        aiostep.setup(dp, storage=redis_backend.new())
+
+        @dp.message(Command("go"))
+        async def go(message: Message) -> None:
+            assert message.from_user is not None
+            await aiostep.register_next_step(message.from_user.id, first)
+
+        @dp.message()
+        async def normal(message: Message) -> None:
+            log.append(f"{label}: normal handler got {message.text}")
+
+        return dp
+
+    async with BotSimulator(worker("w1")) as one, BotSimulator(worker("w2")) as two:
+        talk_one, talk_two = one.chat(), two.chat()
+        await talk_one.send("/go")
+        slow = asyncio.ensure_future(talk_one.send("a"))
+        await started.wait()
+        fast = asyncio.ensure_future(talk_two.send("b"))
+        await asyncio.sleep(0.3)  # worker 2 must still be waiting, not answered by "normal"
+        assert log == ["w1: first step got a"]
+        release.set()
+        await asyncio.gather(slow, fast)
+        assert log == ["w1: first step got a", "w2: second step got b"]
