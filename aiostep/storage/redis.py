@@ -40,6 +40,14 @@ _STEP_FIELDS = ("callback", "kwargs", "deadline", "on_timeout", "token", "accept
 
 # Shared Lua: drop the pending step; forget chat_id when no state is left either.
 _DROP = """
+-- A busy mark that is all a hash holds must not outlive its lease if its worker died: expire
+-- the hash then; the next write makes it permanent again.
+local function mark_busy(key, lease)
+  redis.call('HSET', key, 'busy', lease)
+  if redis.call('HLEN', key) == 1 and redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIREAT', key, math.ceil(tonumber(lease) * 1000) + 1000)
+  end
+end
 local function drop(key)
   redis.call('HDEL', key, 'callback', 'kwargs', 'deadline', 'on_timeout', 'token', 'accepts',
     'busy')
@@ -51,6 +59,9 @@ end
 _WRITE = """
 local key = KEYS[1]
 local before = redis.call('HGETALL', key)
+if ARGV[1] == '' and redis.call('HLEN', key) == 1 and redis.call('HEXISTS', key, 'busy') == 1 then
+  redis.call('PERSIST', key)  -- it only had the busy mark's expiry
+end
 if ARGV[2] == '1' then
   for i = 1, #before, 2 do
     if string.sub(before[i], 1, 2) == 'd:' then redis.call('HDEL', key, before[i]) end
@@ -107,7 +118,7 @@ if not takes then return {3, rec} end
 if ARGV[3] == '1' and not string.find(acc, ',command,', 1, true) then return {3, rec} end
 if string.find(acc, ',filter,', 1, true) then return {4, rec} end
 drop(key)
-if ARGV[5] ~= '' then redis.call('HSET', key, 'busy', ARGV[5]) end
+if ARGV[5] ~= '' then mark_busy(key, ARGV[5]) end
 return {1, rec}
 """
 )
@@ -121,7 +132,7 @@ if redis.call('HEXISTS', key, 'callback') == 0 then return false end
 if redis.call('HGET', key, 'token') ~= ARGV[1] then return false end
 local rec = redis.call('HGETALL', key)
 drop(key)
-if ARGV[2] ~= '' then redis.call('HSET', key, 'busy', ARGV[2]) end
+if ARGV[2] ~= '' then mark_busy(key, ARGV[2]) end
 return rec
 """
 )

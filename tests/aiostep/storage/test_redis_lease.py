@@ -3,6 +3,7 @@ written, so another worker's update waits for it instead of racing past it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,7 +12,7 @@ from aiostep.storage.base import ClaimStatus, Patch
 from aiostep.storage.redis import RedisStateStorage
 
 KEY = "10:20@42"
-NOW = 1_700_000_000.0
+NOW = time.time()  # real time: a lone busy mark also sets the key's expiry on the server
 
 
 @pytest.fixture
@@ -74,3 +75,15 @@ async def test_claim_token_can_take_a_lease_too(storage: RedisStateStorage) -> N
     await park(storage)
     assert await storage.claim_token(KEY, "t", NOW + 30) is not None
     assert await claim(storage, NOW + 1) is ClaimStatus.BUSY
+
+
+async def test_a_lone_busy_mark_expires_with_its_lease_and_a_write_keeps_the_record(
+    storage: RedisStateStorage,
+) -> None:
+    now = time.time()
+    await park(storage)
+    await claim(storage, now, lease=now + 30)
+    ttl = await storage.redis.pttl(storage.prefix + KEY)
+    assert 0 < ttl <= 32_000  # a worker that dies mid-step leaves nothing forever
+    await park(storage, "s.two")
+    assert await storage.redis.pttl(storage.prefix + KEY) == -1
