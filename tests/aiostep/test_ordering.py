@@ -7,7 +7,7 @@ creates every update's task before any of them runs, as polling does with a batc
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Dispatcher
 from aiogram.filters import Command
@@ -214,6 +214,26 @@ async def test_a_persisted_step_runs_once_when_a_burst_arrives(
         assert log == ["first a", "second b", "normal c"]
 
 
+def redis_worker(
+    backend: Backend, label: str, step: Callable[..., Any], log: Callable[[str], None]
+) -> Dispatcher:
+    """One worker process on the shared Redis: /go registers ``step``; anything else reaches
+    the normal handler, which logs ``"<label> normal <text>"``."""
+    dp = Dispatcher(worker=label)
+    aiostep.setup(dp, storage=backend.new())
+
+    @dp.message(Command("go"))
+    async def go(message: Message) -> None:
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, step)
+
+    @dp.message()
+    async def normal(message: Message) -> None:
+        log(f"{label} normal {message.text}")
+
+    return dp
+
+
 async def test_two_workers_on_one_redis_run_a_persisted_step_exactly_once(
     redis_backend: Backend, step_name: Callable[[str], str]
 ) -> None:
@@ -226,19 +246,7 @@ async def test_two_workers_on_one_redis_run_a_persisted_step_exactly_once(
         await asyncio.sleep(0.01)
 
     def worker(label: str) -> Dispatcher:
-        dp = Dispatcher(worker=label)
-        aiostep.setup(dp, storage=redis_backend.new())
-
-        @dp.message(Command("go"))
-        async def go(message: Message) -> None:
-            assert message.from_user is not None
-            await aiostep.register_next_step(message.from_user.id, claimed)
-
-        @dp.message()
-        async def normal(message: Message) -> None:
-            normal_runs.append(f"{label} normal {message.text}")
-
-        return dp
+        return redis_worker(redis_backend, label, claimed, normal_runs.append)
 
     async with BotSimulator(worker("w1")) as one, BotSimulator(worker("w2")) as two:
         talk_one, talk_two = one.chat(), two.chat()
@@ -275,19 +283,7 @@ async def test_a_message_on_another_worker_waits_for_the_running_step_and_follow
         await aiostep.register_next_step(message.from_user.id, second)
 
     def worker(label: str) -> Dispatcher:
-        dp = Dispatcher(worker=label)
-        aiostep.setup(dp, storage=redis_backend.new())
-
-        @dp.message(Command("go"))
-        async def go(message: Message) -> None:
-            assert message.from_user is not None
-            await aiostep.register_next_step(message.from_user.id, first)
-
-        @dp.message()
-        async def normal(message: Message) -> None:
-            log.append(f"{label}: normal handler got {message.text}")
-
-        return dp
+        return redis_worker(redis_backend, label, first, log.append)
 
     async with BotSimulator(worker("w1")) as one, BotSimulator(worker("w2")) as two:
         talk_one, talk_two = one.chat(), two.chat()

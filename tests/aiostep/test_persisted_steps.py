@@ -455,6 +455,22 @@ async def test_an_exception_in_a_persisted_step_reaches_the_errors_handlers(
 # --- timeouts ------------------------------------------------------------------------------------
 
 
+def quiz(persistent: Backend, step_name: Names, log: list[str]) -> Callable[[], Dispatcher]:
+    """/quiz asks "2 + 2?" with a 60 s persisted step; the answer and the timeout are logged
+    (and the timeout tells the user)."""
+
+    @aiostep.step(step_name("timed.answer"))
+    async def answer(message: Message, topic: str) -> None:
+        log.append(f"{topic}: {message.text}")
+
+    @aiostep.step(step_name("timed.too_slow"))
+    async def too_slow(bot: Bot, chat_id: int, topic: str) -> None:
+        log.append(f"timeout {topic}")
+        await bot.send_message(chat_id, f"Too slow for {topic}")
+
+    return factory(persistent, timed_handlers(log, answer, too_slow))
+
+
 def timed_handlers(log: list[str], step: Any, on_timeout: Any) -> Handlers:
     def handlers(dp: Dispatcher) -> None:
         @dp.message(Command("quiz"))
@@ -478,17 +494,7 @@ async def test_a_persisted_step_expires_and_calls_on_timeout_without_another_mes
     persistent: Backend, step_name: Names
 ) -> None:
     log: list[str] = []
-
-    @aiostep.step(step_name("timed.answer"))
-    async def answer(message: Message, topic: str) -> None:
-        log.append(f"{topic}: {message.text}")
-
-    @aiostep.step(step_name("timed.too_slow"))
-    async def too_slow(bot: Bot, chat_id: int, topic: str) -> None:
-        log.append(f"timeout {topic}")
-        await bot.send_message(chat_id, f"Too slow for {topic}")
-
-    async with BotSimulator(factory(persistent, timed_handlers(log, answer, too_slow))) as sim:
+    async with BotSimulator(quiz(persistent, step_name, log)) as sim:
         clock = sim.use_fake_clock()
         talk = sim.chat()
         await talk.send("/quiz")
@@ -506,17 +512,7 @@ async def test_a_persisted_step_past_its_deadline_after_a_restart_expires_on_the
     persistent: Backend, step_name: Names
 ) -> None:
     log: list[str] = []
-
-    @aiostep.step(step_name("timed.answer"))
-    async def answer(message: Message, topic: str) -> None:
-        log.append(f"{topic}: {message.text}")
-
-    @aiostep.step(step_name("timed.too_slow"))
-    async def too_slow(bot: Bot, chat_id: int, topic: str) -> None:
-        log.append(f"timeout {topic}")
-        await bot.send_message(chat_id, f"Too slow for {topic}")
-
-    async with BotSimulator(factory(persistent, timed_handlers(log, answer, too_slow))) as sim:
+    async with BotSimulator(quiz(persistent, step_name, log)) as sim:
         clock = sim.use_fake_clock()
         talk = sim.chat()
         await talk.send("/quiz")
@@ -532,16 +528,7 @@ async def test_a_persisted_step_answered_in_time_after_a_restart_runs(
     persistent: Backend, step_name: Names
 ) -> None:
     log: list[str] = []
-
-    @aiostep.step(step_name("timed.answer"))
-    async def answer(message: Message, topic: str) -> None:
-        log.append(f"{topic}: {message.text}")
-
-    @aiostep.step(step_name("timed.too_slow"))
-    async def too_slow(topic: str) -> None:
-        log.append(f"timeout {topic}")
-
-    async with BotSimulator(factory(persistent, timed_handlers(log, answer, too_slow))) as sim:
+    async with BotSimulator(quiz(persistent, step_name, log)) as sim:
         clock = sim.use_fake_clock()
         talk = sim.chat()
         await talk.send("/quiz")
@@ -624,16 +611,7 @@ async def test_a_persisted_step_answered_in_time_leaves_no_timer(
     persistent: Backend, step_name: Names
 ) -> None:
     log: list[str] = []
-
-    @aiostep.step(step_name("timed.answer"))
-    async def answer(message: Message, topic: str) -> None:
-        log.append(f"{topic}: {message.text}")
-
-    @aiostep.step(step_name("timed.too_slow"))
-    async def too_slow(topic: str) -> None:
-        log.append(f"timeout {topic}")
-
-    async with BotSimulator(factory(persistent, timed_handlers(log, answer, too_slow))) as sim:
+    async with BotSimulator(quiz(persistent, step_name, log)) as sim:
         clock = sim.use_fake_clock()
         talk = sim.chat()
         await talk.send("/quiz")
