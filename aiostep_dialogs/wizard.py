@@ -673,7 +673,16 @@ class Wizard:
             await self._clear()
 
     async def _clear(self) -> None:
-        await self._storage_or_fail().remove(storage_key(self.key))
+        """End the conversation: its whole record goes (the outcome of this update's claim,
+        so it is refused if another worker took the step over meanwhile)."""
+        await aiostep.unregister_steps(
+            self.key.user_id,
+            chat_id=self.key.chat_id,
+            thread_id=self.key.thread_id,
+            bot_id=self.key.bot_id,
+            storage=self._storage_or_fail(),
+            forget=True,
+        )
 
     async def _render(self, spec: StepSpec) -> str:
         prompt = spec.prompt
