@@ -334,8 +334,8 @@ class Listen(BaseMiddleware):
         ordering window so updates of one conversation are taken in ``update_id`` order."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.busy_wait
-        # ordering across workers costs a round trip and the window: only with other workers
-        window = self.order_window if storage.shared and await storage.peers() > 1 else 0.0
+        # the storage applies the window only while other workers share it (Redis counts them)
+        window = self.order_window if storage.shared else 0.0
         delay = 0.005
         while True:
             now = get_clock().now()
@@ -426,10 +426,14 @@ def setup(
     updates: Iterable[str] = ALL_UPDATES,
     registry: StepRegistry | None = None,
     chat_wide: bool = False,
+    step_lease: float = 5.0,
+    busy_wait: float = 30.0,
+    order_window: float = 0.03,
 ) -> Listen:
     """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
     callback queries) and return it. The storage is closed when the Dispatcher shuts down,
-    as aiogram does with its FSM storage."""
+    as aiogram does with its FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
+    are :class:`Listen`'s (they matter with several workers on Redis)."""
     installed = tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:
@@ -439,9 +443,21 @@ def setup(
                 f"dp.{name} already has an aiostep Listen; set aiostep up once per Dispatcher "
                 "(two would route each update twice)"
             )
-    listen = Listen(store, storage, registry=registry, chat_wide=chat_wide)
+    listen = Listen(
+        store,
+        storage,
+        registry=registry,
+        chat_wide=chat_wide,
+        step_lease=step_lease,
+        busy_wait=busy_wait,
+        order_window=order_window,
+    )
     if listen.storage is not None:
         dp.shutdown.register(listen.storage.close)
+        if listen.storage.shared and order_window > 0:
+            # a worker announces itself at startup, so the others order updates with it from
+            # its first update on
+            dp.startup.register(listen.storage.peers)
 
     async def warn_unrequested_updates(dispatcher: Dispatcher) -> None:
         # start_polling asks Telegram only for update types that have handlers

@@ -133,8 +133,9 @@ if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', k
 return {1, before}
 """
 
-# KEYS[1]=key; ARGV: now, kind, is_command ('1'/'0'), callback data, lease ('' = none), owner,
-# update_id ('' = none), ordering window (seconds), queue horizon (seconds).
+# KEYS[1]=key, KEYS[2]=the workers' heartbeat set; ARGV: now, kind, is_command ('1'/'0'),
+# callback data, lease ('' = none), owner, update_id ('' = none), ordering window (seconds),
+# queue horizon (seconds), how long a silent worker counts as alive (seconds).
 # Mirrors base.decide_claim, plus the ordering queue 'q' of a shared storage: entries
 # "update_id:arrival," of the updates waiting for this conversation's step.
 _CLAIM = (
@@ -163,10 +164,17 @@ if uid then
   local seq = tonumber(redis.call('HGET', key, 'seq') or '')
   if seq and uid <= seq then return {6, rec} end
 end
+local ordered = false
 if uid and tonumber(ARGV[8]) > 0 then
   -- arrivals are timed by the server's clock: one clock for every worker (and real time even
   -- under a test's fake clock)
   if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  -- order only while other workers are alive: alone, the gate of this process orders updates
+  ordered = redis.call('ZCOUNT', KEYS[2], now - tonumber(ARGV[10]), '+inf') > 1
+end
+if ordered then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   local window, horizon = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -429,6 +437,8 @@ class RedisStateStorage(BaseStorage):
         """Claim the pending step for an update (one script call)."""
         owner = owner or new_owner()
         horizon = max(window * 4, (lease - now) if lease is not None else 0.0, 1.0)
+        if window > 0 and self._beat is None:
+            await self.peers()  # announce this worker before its first ordered claim
         status, flat = await self._call(
             self._claim_script,
             key,
@@ -442,7 +452,9 @@ class RedisStateStorage(BaseStorage):
                 "" if update_id is None else str(update_id),
                 repr(window),
                 repr(horizon),
+                repr(3 * self.heartbeat),
             ],
+            self.prefix + "workers",
         )
         return Claim(ClaimStatus(int(status)), _decode(flat), owner)
 
@@ -473,10 +485,10 @@ class RedisStateStorage(BaseStorage):
         """Extend claim ``owner``'s lease while its step runs (one script call)."""
         return bool(await self._call(self._renew_script, key, [owner, repr(lease)]))
 
-    async def _call(self, script: Any, key: StorageKey, args: list[str]) -> Any:
-        """Run a script on ``key`` (one round trip)."""
+    async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
+        """Run a script on ``key`` (and the raw keys ``more``): one round trip."""
         with self._reachable():
-            return await script(keys=[self._k(key)], args=args)
+            return await script(keys=[self._k(key), *more], args=args)
 
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:

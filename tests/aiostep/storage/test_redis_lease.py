@@ -100,9 +100,12 @@ async def test_claim_token_can_take_a_lease_too(storage: RedisStateStorage) -> N
 
 
 async def test_updates_of_a_conversation_are_taken_in_update_id_order(
-    storage: RedisStateStorage,
+    storage: RedisStateStorage, redis_url: str
 ) -> None:
     """Update 6 reached Redis before update 5 (two workers, a burst): 6 waits for 5."""
+    await storage.peers()  # both workers announce themselves, as setup() does at startup
+    other_worker = RedisStateStorage(redis_url)
+    assert await other_worker.peers() == 2
     await park(storage)
     window = 0.05
     assert await claim(storage, NOW, NOW + 5, "u6", update_id=6, window=window) in (
@@ -124,3 +127,13 @@ async def test_updates_of_a_conversation_are_taken_in_update_id_order(
     )
     record = await storage.read(KEY)
     assert record is not None and record.seq == 5 and record.inflight == 6
+    await other_worker.close()
+
+
+async def test_a_worker_alone_is_not_held_for_the_ordering_window(
+    storage: RedisStateStorage,
+) -> None:
+    await park(storage)
+    assert await claim(storage, NOW, NOW + 5, "u6", update_id=6, window=5.0) in (
+        ClaimStatus.CLAIMED,
+    )
