@@ -77,9 +77,6 @@ class _Output:
                 MessageEntity(type=kind, offset=start, length=self.offset - start, **extra)
             )
 
-    def error(self, message: str) -> EntityParseError:
-        return EntityParseError(message)
-
     def byte(self, index: int) -> int:
         """The UTF-8 byte offset of ``source[index]`` (Telegram reports those)."""
         return len(self.source[:index].encode("utf-8"))
@@ -131,7 +128,7 @@ class _Html:
                 out.add(char)
                 i += 1
         if self.open:
-            raise out.error(
+            raise EntityParseError(
                 f'Can\'t find end tag corresponding to start tag "{self.open[-1].name}"'
             )
         return out.result()
@@ -139,7 +136,7 @@ class _Html:
     def _entity(self, i: int) -> tuple[str, int]:
         match = _HTML_ENTITY.match(self.text, i)
         if match is None:
-            raise self.out.error(
+            raise EntityParseError(
                 f'Unescaped "&" at byte offset {self.out.byte(i)}: write "&amp;" for "&"'
             )
         return self._char(match, i), match.end()
@@ -150,7 +147,7 @@ class _Html:
             return _NAMED[named]
         code = int(decimal) if decimal else int(hexadecimal, 16)
         if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF or code == 0:
-            raise self.out.error(f"Invalid character reference at byte offset {self.out.byte(i)}")
+            raise EntityParseError(f"Invalid character reference at byte offset {self.out.byte(i)}")
         return chr(code)
 
     def _decode(self, value: str, i: int) -> str:
@@ -163,22 +160,24 @@ class _Html:
         while i < len(text) and not text[i].isspace() and text[i] != ">":
             i += 1
         if i >= len(text):
-            raise out.error(f"Unclosed start tag at byte offset {out.byte(begin)}")
+            raise EntityParseError(f"Unclosed start tag at byte offset {out.byte(begin)}")
         name = text[begin + 1 : i].lower()
         if name not in _HTML_TYPES:
-            raise out.error(f'Unsupported start tag "{name}" at byte offset {out.byte(begin)}')
+            raise EntityParseError(
+                f'Unsupported start tag "{name}" at byte offset {out.byte(begin)}'
+            )
         attributes: dict[str, str] = {}
         while True:
             while i < len(text) and text[i].isspace():
                 i += 1
             if i >= len(text):
-                raise out.error(f"Unclosed start tag at byte offset {out.byte(begin)}")
+                raise EntityParseError(f"Unclosed start tag at byte offset {out.byte(begin)}")
             if text[i] == ">":
                 i += 1
                 break
             match = _ATTRIBUTE_NAME.match(text, i)
             if match is None:
-                raise out.error(
+                raise EntityParseError(
                     f'Empty attribute name in the tag "{name}" at byte offset {out.byte(i)}'
                 )
             attribute, i = match.group().lower(), match.end()
@@ -193,7 +192,7 @@ class _Html:
             if i < len(text) and text[i] in "'\"":
                 end = text.find(text[i], i + 1)
                 if end < 0:
-                    raise out.error(
+                    raise EntityParseError(
                         f"Unclosed value of the attribute {attribute!r} of the tag "
                         f'"{name}" at byte offset {out.byte(i)}'
                     )
@@ -202,7 +201,7 @@ class _Html:
             else:
                 value = _UNQUOTED_VALUE.match(text, i)
                 if value is None:
-                    raise out.error(
+                    raise EntityParseError(
                         f"Expected a value of the attribute {attribute!r} of the tag "
                         f'"{name}" at byte offset {out.byte(i)}'
                     )
@@ -215,23 +214,23 @@ class _Html:
     def _check(self, name: str, attributes: dict[str, str], begin: int) -> None:
         at = self.out.byte(begin)
         if name == "span" and attributes.get("class") != "tg-spoiler":
-            raise self.out.error(f'Tag "span" must have class "tg-spoiler" at byte offset {at}')
+            raise EntityParseError(f'Tag "span" must have class "tg-spoiler" at byte offset {at}')
         if name == "tg-emoji" and not attributes.get("emoji-id", "").isdigit():
-            raise self.out.error(f'Tag "tg-emoji" must have an "emoji-id" at byte offset {at}')
+            raise EntityParseError(f'Tag "tg-emoji" must have an "emoji-id" at byte offset {at}')
         if name == "tg-time" and not attributes.get("unix", "").isdigit():
-            raise self.out.error(f'Tag "tg-time" must have a "unix" time at byte offset {at}')
+            raise EntityParseError(f'Tag "tg-time" must have a "unix" time at byte offset {at}')
 
     def _end_tag(self, begin: int) -> int:
         text, out = self.text, self.out
         if not self.open:
-            raise out.error(f"Unexpected end tag at byte offset {out.byte(begin)}")
+            raise EntityParseError(f"Unexpected end tag at byte offset {out.byte(begin)}")
         end = text.find(">", begin)
         if end < 0:
-            raise out.error(f"Unclosed end tag at byte offset {out.byte(begin)}")
+            raise EntityParseError(f"Unclosed end tag at byte offset {out.byte(begin)}")
         name = text[begin + 2 : end].strip().lower()
         tag = self.open.pop()
         if name != tag.name:
-            raise out.error(
+            raise EntityParseError(
                 f'Unmatched end tag at byte offset {out.byte(begin)}, expected "</{tag.name}>", '
                 f'found "</{name}>"'
             )
@@ -339,7 +338,7 @@ class _MarkdownV2:
                 i = self._begin(i)
         if self.open:
             top = self.open[-1]
-            raise out.error(
+            raise EntityParseError(
                 f"Can't find end of {_ENTITY_NAMES[top.kind]} entity at byte offset "
                 f"{out.byte(top.index)}"
             )
@@ -407,7 +406,7 @@ class _MarkdownV2:
             if top.kind == "custom_emoji":
                 emoji_id = (url or "").partition("tg://emoji?id=")[2]
                 if not emoji_id.isdigit():
-                    raise out.error("Custom emoji entity must contain a tg://emoji URL")
+                    raise EntityParseError("Custom emoji entity must contain a tg://emoji URL")
                 out.entity("custom_emoji", top.start, custom_emoji_id=emoji_id)
             elif url:
                 out.entity("text_link", top.start, url=url)
@@ -424,7 +423,7 @@ class _MarkdownV2:
             url.append(text[i])
             i += 1
         if i >= len(text):
-            raise self.out.error(f"Can't find end of a URL at byte offset {self.out.byte(begin)}")
+            raise EntityParseError(f"Can't find end of a URL at byte offset {self.out.byte(begin)}")
         return "".join(url), i + 1
 
     def _begin(self, i: int) -> int:
@@ -455,7 +454,7 @@ class _MarkdownV2:
                 return start
             kind = "code"
         if kind is None:
-            raise out.error(
+            raise EntityParseError(
                 f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
             )
         self.open.append(_Open(kind, i, out.offset))
@@ -494,7 +493,7 @@ class _Markdown:
                 out.add(text[i])
                 i += 1
             if i >= len(text):
-                raise out.error(
+                raise EntityParseError(
                     f"Can't find end of the entity starting at byte offset {out.byte(begin)}"
                 )
             if char == "[":
