@@ -320,6 +320,11 @@ class Wizard:
         kwargs.setdefault("parse_mode", self.parse_mode)
         return await self.bot.send_message(self.key.chat_id, text, **kwargs)
 
+    def _text(self, text: str) -> str:
+        """One of ``texts``, escaped for the parse mode in effect unless it is ``Markup``: the
+        defaults are plain text, and MarkdownV2 reserves the ``.`` they end in."""
+        return escape(text, effective_parse_mode(self.bot, self.parse_mode))
+
     async def on_start(self) -> None:
         """Called when the wizard starts, before the first prompt."""
 
@@ -328,11 +333,11 @@ class Wizard:
 
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
-        await self.answer(self.texts.cancelled, reply_markup=self._closing_markup())
+        await self.answer(self._text(self.texts.cancelled), reply_markup=self._closing_markup())
 
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
-        await self.answer(self.texts.gave_up, reply_markup=self._closing_markup())
+        await self.answer(self._text(self.texts.gave_up), reply_markup=self._closing_markup())
 
     # -- setup ---------------------------------------------------------------------------------
     @classmethod
@@ -598,7 +603,8 @@ class Wizard:
         _, fingerprint, nonce, index = parts
         if fingerprint != self._fingerprint or not self.nonce or nonce != self.nonce:
             return None
-        if not index.isdigit() or int(index) >= len(spec.choices):
+        # every field is untrusted: "²".isdigit() is true but int("²") raises, so ASCII only
+        if not (index.isascii() and index.isdigit()) or int(index) >= len(spec.choices):
             return None
         return list(spec.choices)[int(index)]
 
@@ -759,7 +765,7 @@ class Wizard:
 
     async def _do_back(self) -> None:
         if not self.history:
-            await self.answer(self.texts.cannot_go_back)
+            await self.answer(self._text(self.texts.cannot_go_back))
             await self._send_prompt(self._spec())
             return
         entry = self.history.pop()
@@ -775,7 +781,7 @@ class Wizard:
     async def _do_skip(self) -> None:
         spec = self._spec()
         if not spec.optional:
-            await self.answer(self.texts.cannot_skip)
+            await self.answer(self._text(self.texts.cannot_skip))
             await self._send_prompt(spec)
             return
         snapshot = copy.deepcopy(self.data)

@@ -306,3 +306,20 @@ async def test_rejection_reasons_and_progress_are_plain_text_in_the_wizards_pars
         talk.assert_last("<b>& is taken.\n\n(1/1)\nLogin?")
         assert talk.last_message is not None
         assert talk.last_message.message.entities == [entity("bold", 22, 5)]
+
+
+@pytest.mark.parametrize("parse_mode", ["HTML", "MarkdownV2", "Markdown"])
+async def test_the_wizards_own_texts_are_sent_plain_under_any_parse_mode(parse_mode: str) -> None:
+    """/back on the first step, /skip on a required one and /cancel: the default texts end in
+    '.', which MarkdownV2 reserves; they are escaped like any plain text."""
+    async with BotSimulator(
+        lambda: _dispatcher(SIGNUPS[parse_mode]), bot=html_bot(parse_mode=parse_mode)
+    ) as sim:
+        talk = sim.chat()
+        await talk.send("/signup")
+        await talk.send("/back")
+        talk.assert_sent_contains("This is the first step; there is nothing to go back to.")
+        await talk.send("/skip")
+        talk.assert_sent_contains("This step can't be skipped.")
+        await talk.send("/cancel")
+        assert talk.last == "Cancelled."
