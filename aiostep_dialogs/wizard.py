@@ -649,16 +649,38 @@ class Wizard:
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
                 "return None, a State member, or self.finish(...)"
             )
+        history = self.history
         entry = {"s": spec.state.name, "d": before}
         self.history = [*self.history, entry][-_HISTORY_LIMIT:]
-        await self._enter(target)
+        await self._enter(target, back_to=(spec, before, history))
 
-    async def _enter(self, spec: StepSpec) -> None:
+    async def _enter(
+        self,
+        spec: StepSpec,
+        *,
+        back_to: tuple[StepSpec, dict[str, Any], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """Move to ``spec`` and send its prompt. If the prompt cannot be sent, the user never
+        saw that question: go back to ``back_to`` (the step they did see, with the data and
+        history before their answer; without it the conversation ends), then let the error
+        reach ``dp.errors``. The user's next message answers the question they saw."""
         self.state = spec.state
         self.attempts = 0
         self.nonce = secrets.token_hex(4)
         await self._park(spec)
-        await self._send_prompt(spec)
+        try:
+            await self._send_prompt(spec)
+        except Exception:
+            try:
+                if back_to is None:
+                    await self._clear()
+                else:
+                    seen, self.data, self.history = back_to
+                    self.state, self.nonce = seen.state, secrets.token_hex(4)
+                    await self._park(seen)
+            except Exception:
+                logger.exception("%s: could not undo a step whose prompt failed", self.key)
+            raise
 
     async def _park(self, spec: StepSpec) -> None:
         """Persist: the next step is ``spec``, with state, data and navigation, in one write."""
@@ -768,9 +790,10 @@ class Wizard:
             await self.answer(self._text(self.texts.cannot_go_back))
             await self._send_prompt(self._spec())
             return
+        back_to = (self._spec(), self.data, list(self.history))
         entry = self.history.pop()
         self.data = entry["d"]  # the answer given there is undone with it
-        await self._enter(self._by_state[entry["s"]])
+        await self._enter(self._by_state[entry["s"]], back_to=back_to)
 
     async def _do_cancel(self) -> None:
         try:
