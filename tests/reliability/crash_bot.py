@@ -2,7 +2,8 @@
 API call...). It reads user messages from stdin, one per line, feeds them to a real Dispatcher
 through the test kit and prints what the bot answers; the test kills it with SIGKILL.
 
-Usage: python crash_bot.py STORAGE   (``file:PATH`` or a ``redis://`` URL)
+Usage: python crash_bot.py STORAGE [raw]   (``file:PATH`` or a ``redis://`` URL; ``raw``: the
+same questions as raw persisted next steps instead of a wizard)
 """
 
 from __future__ import annotations
@@ -58,7 +59,39 @@ def storage_of(spec: str) -> Any:
     return RedisStateStorage(spec)
 
 
-def build(spec: str) -> Dispatcher:
+@aiostep.step("crash.raw.age")
+async def raw_age(message: Message, name: str, city: str) -> None:
+    print(f"SLOW STEP {message.text}", flush=True)
+    await asyncio.sleep(1.0)
+    assert message.from_user is not None
+    await aiostep.register_next_step(
+        message.from_user.id, raw_done, kwargs={"name": name, "city": city, "age": message.text}
+    )
+    await message.answer(f"{name}, {city}, {message.text}. Correct?")
+
+
+@aiostep.step("crash.raw.city")
+async def raw_city(message: Message, name: str) -> None:
+    assert message.from_user is not None
+    await aiostep.register_next_step(
+        message.from_user.id, raw_age, kwargs={"name": name, "city": message.text}
+    )
+    await message.answer("How old are you?")
+
+
+@aiostep.step("crash.raw.name")
+async def raw_name(message: Message) -> None:
+    assert message.from_user is not None
+    await aiostep.register_next_step(message.from_user.id, raw_city, kwargs={"name": message.text})
+    await message.answer("Which city?")
+
+
+@aiostep.step("crash.raw.done")
+async def raw_done(message: Message, name: str, city: str, age: str) -> None:
+    await message.answer(f"Done: {name} {city} {age}")
+
+
+def build(spec: str, raw: bool) -> Dispatcher:
     dp = Dispatcher()
     # a short lease, so the test need not wait 5 s for a dead worker's claim to run out
     aiostep.setup(dp, storage=storage_of(spec), step_lease=1.0)
@@ -66,7 +99,12 @@ def build(spec: str) -> Dispatcher:
 
     @dp.message(CommandStart())
     async def start(message: Message) -> None:
-        await Order.start(message)
+        if not raw:
+            await Order.start(message)
+            return
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, raw_name)  # registered first
+        await message.answer("What is your name?")
 
     @dp.message()
     async def fallback(message: Message) -> None:
@@ -76,7 +114,8 @@ def build(spec: str) -> Dispatcher:
 
 
 async def main() -> None:
-    async with BotSimulator(build(sys.argv[1]), settle_timeout=30) as sim:
+    raw = sys.argv[2:] == ["raw"]
+    async with BotSimulator(build(sys.argv[1], raw), settle_timeout=30) as sim:
         talk = sim.chat()
         print("READY", flush=True)
         loop = asyncio.get_running_loop()

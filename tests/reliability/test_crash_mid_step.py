@@ -21,12 +21,13 @@ class BotProcess:
         self.proc = proc
 
     @classmethod
-    async def start(cls, storage: str) -> BotProcess:
+    async def start(cls, storage: str, *mode: str) -> BotProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(HERE / "crash_bot.py"),
             storage,
+            *mode,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -77,10 +78,11 @@ def storage_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", [(), ("raw",)], ids=["wizard", "raw-next-steps"])
 async def test_a_bot_killed_during_a_step_resumes_that_step_with_earlier_answers(
-    storage_spec: str,
+    storage_spec: str, mode: tuple[str, ...]
 ) -> None:
-    bot = await BotProcess.start(storage_spec)
+    bot = await BotProcess.start(storage_spec, *mode)
     try:
         assert await bot.ask("/start") == "What is your name?"
         assert await bot.ask("Ann") == "Which city?"
@@ -92,7 +94,7 @@ async def test_a_bot_killed_during_a_step_resumes_that_step_with_earlier_answers
     finally:
         await bot.stop()
 
-    restarted = await BotProcess.start(storage_spec)
+    restarted = await BotProcess.start(storage_spec, *mode)
     try:
         # the answer in flight is lost (Telegram will not resend it), the conversation is not:
         # the next message reaches the same step, and the earlier answers are intact

@@ -99,3 +99,47 @@ async def test_a_worker_alone_on_redis_takes_no_ordering_round_trip(redis_url: s
         assert await storage.peers() == 1  # the other one said goodbye
     finally:
         await storage.close()
+
+
+@pytest.mark.slow
+async def test_a_step_longer_than_the_lease_keeps_its_claim_by_renewing_it(redis_url: str) -> None:
+    """The lease is short (1 s here) so a dead worker frees the conversation quickly; a live one
+    renews it while a long step runs, so no other worker takes the step over meanwhile."""
+    log: list[str] = []
+
+    @aiostep.step("reliability.renew.slow")
+    async def slow(message: Message, worker: str) -> None:
+        log.append(f"{worker}: slow step got {message.text}")
+        await asyncio.sleep(2.5)
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, after)
+
+    @aiostep.step("reliability.renew.after")
+    async def after(message: Message, worker: str) -> None:
+        log.append(f"{worker}: next step got {message.text}")
+
+    def build(label: str) -> Dispatcher:
+        dp = Dispatcher()
+        aiostep.setup(dp, storage=RedisStateStorage(redis_url), step_lease=1.0)
+
+        @dp.message(CommandStart())
+        async def start(message: Message) -> None:
+            assert message.from_user is not None
+            await aiostep.register_next_step(message.from_user.id, slow)
+
+        @dp.message()
+        async def normal(message: Message) -> None:
+            log.append(f"{label}: normal handler got {message.text}")
+
+        dp["worker"] = label
+        return dp
+
+    async with BotSimulator(build("w1")) as one, BotSimulator(build("w2")) as two:
+        user = one.user(7000)
+        talk_one, talk_two = one.chat(user), two.chat(two.user(7000))
+        await talk_one.send("/start")
+        first = asyncio.ensure_future(talk_one.send("a"))
+        await asyncio.sleep(0.3)
+        second = asyncio.ensure_future(talk_two.send("b"))
+        await asyncio.gather(first, second)
+    assert log == ["w1: slow step got a", "w2: next step got b"]
