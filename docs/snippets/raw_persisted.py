@@ -17,10 +17,11 @@ async def got_rating(message: Message, product: str) -> None:
         await message.answer("Please send a number from 1 to 5.")
         await ask_rating(message, product)  # register the same step again
         return
-    await message.answer(f"Any comment on the {product}?")
+    # register first, then ask: a crash in between never loses the step
     await aiostep.register_next_step(
         message.from_user.id, got_comment, kwargs={"product": product, "rating": int(text)}
     )
+    await message.answer(f"Any comment on the {product}?")
 
 
 @aiostep.step("feedback.comment")
