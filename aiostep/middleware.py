@@ -126,7 +126,7 @@ class Listen(BaseMiddleware):
         chat_wide: bool = False,
         step_lease: float = 5.0,
         busy_wait: float = 30.0,
-        order_window: float = 0.03,
+        order_window: float = 0.1,
     ) -> None:
         self._store = store
         self.step_lease = step_lease
@@ -428,7 +428,7 @@ def setup(
     chat_wide: bool = False,
     step_lease: float = 5.0,
     busy_wait: float = 30.0,
-    order_window: float = 0.03,
+    order_window: float = 0.1,
 ) -> Listen:
     """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
     callback queries) and return it. The storage is closed when the Dispatcher shuts down,

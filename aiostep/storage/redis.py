@@ -316,8 +316,8 @@ class RedisStateStorage(BaseStorage):
         ex: ExpiryT = None,
         *,
         prefix: str = "aiostep:",
-        max_connections: int = 64,
-        pool_timeout: float = 10.0,
+        max_connections: int = 100,
+        pool_timeout: float = 30.0,
         socket_timeout: float = 5.0,
     ) -> None:
         super().__init__(ex)
