@@ -158,69 +158,117 @@ def state_name(state: StateT) -> str | None:
     raise TypeError(f"state must be a str or an Enum member, got {type(state).__name__}: {state!r}")
 
 
-def _check_json(value: Any, where: str) -> None:
+# A path to a value, formatted only when an error names it: a str (the root), or (parent, key).
+_Path: TypeAlias = "str | tuple[_Path, Any]"
+
+
+def _where(path: _Path) -> str:
+    parts: list[str] = []
+    while isinstance(path, tuple):
+        path, key = path
+        parts.append(f"[{key!r}]")
+    return path + "".join(reversed(parts))
+
+
+def _check_text(text: str, where: str) -> None:
+    """Raise ``ValueError`` if ``text`` cannot be encoded as UTF-8 (a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = ord(text[exc.start])
+        raise ValueError(
+            f"{where} contains a lone surrogate (\\u{char:04x}) that cannot be stored as UTF-8; "
+            "it usually comes from bytes decoded with errors='surrogateescape' or from half of "
+            "an emoji cut off: repair the text first (e.g. .encode('utf-8', 'replace').decode())"
+        ) from None
+
+
+def _check_json(value: Any, path: _Path) -> None:
     # exact types: an IntEnum/StrEnum member would come back from File/Redis as a plain value
     kind = type(value)
-    if value is None or kind is str or kind is bool or kind is int:
+    if kind is str:
+        if not value.isascii():  # O(1); only non-ASCII text can hold a surrogate
+            _check_text(value, _where(path))
+        return
+    if value is None or kind is bool or kind is int:
         return
     if isinstance(value, enum.Enum):
         raise TypeError(
-            f"{where} is an enum member ({value!r}), which JSON reads back as a plain value; "
-            "store its .name or .value"
+            f"{_where(path)} is an enum member ({value!r}), which JSON reads back as a plain "
+            "value; store its .name or .value"
         )
     if kind is float:
         if not math.isfinite(value):
             raise TypeError(
-                f"{where} is not JSON-serializable: {value!r} (JSON has no NaN/Infinity)"
+                f"{_where(path)} is not JSON-serializable: {value!r} (JSON has no NaN/Infinity)"
             )
         return
     if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(
-                    f"{where} has key {k!r} of type {type(k).__name__}: JSON object keys must be "
-                    "strings (a backend would silently turn it into a string)"
-                )
-            _check_json(v, f"{where}[{k!r}]")
+        _check_object(value, path)
         return
     if isinstance(value, list):
         for i, v in enumerate(value):
-            _check_json(v, f"{where}[{i}]")
+            _check_json(v, (path, i))
         return
     if isinstance(value, tuple):
         raise TypeError(
-            f"{where} is a tuple, which JSON would read back as a list; store a list instead"
+            f"{_where(path)} is a tuple, which JSON would read back as a list; store a list instead"
         )
     raise TypeError(
-        f"{where} is not JSON-serializable: {type(value).__name__} {value!r:.80}. "
+        f"{_where(path)} is not JSON-serializable: {kind.__name__} {value!r:.80}. "
         "Store plain str/int/float/bool/None/list/dict values (e.g. a date as .isoformat())"
     )
+
+
+def _check_object(value: Mapping[Any, Any], path: _Path) -> None:
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise TypeError(
+                f"{_where(path)} has key {k!r} of type {type(k).__name__}: JSON object keys must "
+                "be strings (a backend would silently turn it into a string)"
+            )
+        if not k.isascii():
+            _check_text(k, f"{_where(path)} has key {k!r}, which")
+        _check_json(v, (path, k))
 
 
 def ensure_json(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Check that ``value`` is a JSON object and return a private deep copy of it.
 
+    Text with a lone surrogate is refused too: UTF-8 cannot encode it, so Redis could not store
+    it (and Memory and File must refuse what Redis does).
+
     Raises:
         TypeError: naming the first offending key, e.g. ``kwargs['when'] is not JSON-serializable``.
+        ValueError: naming the text that holds a lone surrogate.
     """
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
-    for k, v in value.items():
-        if not isinstance(k, str):
-            raise TypeError(
-                f"{where} has key {k!r} of type {type(k).__name__}: keys must be strings"
-            )
-        _check_json(v, f"{where}[{k!r}]")
+    _check_object(value, where)
     return copy.deepcopy(dict(value))
 
 
+_NAME_FIELDS = ("state", "callback", "on_timeout", "token", "accepts")
+
+
 def check_patch(patch: Patch) -> None:
-    """Raise ``TypeError`` if a patch would store non-JSON kwargs or data (every backend
-    calls this, so they all refuse the same things)."""
+    """Raise ``TypeError`` if a patch would store non-JSON kwargs or data, ``ValueError`` if any
+    text in it holds a lone surrogate (every backend calls this before it writes, so they all
+    refuse the same things, and nothing is written)."""
+    for name in _NAME_FIELDS:
+        value = getattr(patch, name)
+        if isinstance(value, str) and not value.isascii():
+            _check_text(value, name)
+    if isinstance(patch.chat_id, str) and not patch.chat_id.isascii():
+        _check_text(patch.chat_id, "chat_id")
     for name in ("kwargs", "data", "data_update"):
         value = getattr(patch, name)
-        if value is not UNSET:
-            ensure_json(value, "data" if name.startswith("data") else name)
+        if value is UNSET:
+            continue
+        where = "kwargs" if name == "kwargs" else "data"
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
+        _check_object(value, where)  # no copy (ensure_json's): nothing of it is kept
 
 
 def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | None:
@@ -311,7 +359,10 @@ def expiry_seconds(ex: ExpiryT) -> float | None:
 def _key(key: StorageKey) -> str:
     if isinstance(key, bool) or not isinstance(key, (int, str)):
         raise TypeError(f"storage key must be an int or str, got {type(key).__name__}: {key!r}")
-    return str(key)
+    text = str(key)
+    if not text.isascii():  # Redis would fail to encode it; refuse it on every backend alike
+        _check_text(text, f"storage key {text!r}")
+    return text
 
 
 def callback_name(callback: Any) -> str | None:
