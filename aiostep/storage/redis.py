@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from aiostep.storage.base import (
+    MAX_RECORD_BYTES,
     UNSET,
     BaseStorage,
     Claim,
@@ -206,13 +207,23 @@ class RedisStateStorage(BaseStorage):
         redis: a ``redis.asyncio.Redis`` client, or a URL (``redis://localhost:6379/0``).
         ex: default time to live of a record (seconds or ``timedelta``), refreshed on write.
         prefix: prepended to every key, so the bot's own keys are never touched.
+        max_record_bytes: the most bytes of JSON a record's data and kwargs may hold
+            (``None``: no limit). Redis checks what each write sets, not the merged record: see
+            :class:`~aiostep.storage.base.BaseStorage`.
     """
 
     persistent = True
     shared = True
 
-    def __init__(self, redis: Redis | str, ex: ExpiryT = None, *, prefix: str = "aiostep:") -> None:
-        super().__init__(ex)
+    def __init__(
+        self,
+        redis: Redis | str,
+        ex: ExpiryT = None,
+        *,
+        prefix: str = "aiostep:",
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
+    ) -> None:
+        super().__init__(ex, max_record_bytes=max_record_bytes)
         self._owns_client = isinstance(redis, str)
         self.redis: Redis = Redis.from_url(redis) if isinstance(redis, str) else redis
         self.prefix = prefix
