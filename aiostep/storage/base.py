@@ -171,6 +171,10 @@ def state_name(state: StateT) -> str | None:
 #: compact JSON (see :class:`BaseStorage`). Change it per storage with ``max_record_bytes=``.
 MAX_RECORD_BYTES: Final = 1 << 20
 
+# Deeper than this is refused, with the path: no bot needs it, and a dict that contains itself
+# would otherwise end in a bare RecursionError somewhere inside a backend.
+_MAX_DEPTH = 100
+
 # A path to a value, formatted only when an error names it: a str (the root), or (parent, key).
 _Path: TypeAlias = "str | tuple[_Path, Any]"
 
@@ -196,36 +200,47 @@ def _check_text(text: str, where: str) -> None:
         ) from None
 
 
-def _check_json(value: Any, path: _Path) -> None:
-    # exact types: an IntEnum/StrEnum member would come back from File/Redis as a plain value
+def _check_json(value: Any, path: _Path, depth: int = 0) -> None:
+    # exact types: an IntEnum/StrEnum member or a dict/list subclass would come back from
+    # File/Redis as a plain value, so Memory must not keep it either
     kind = type(value)
     if kind is str:
         if not value.isascii():  # O(1); only non-ASCII text can hold a surrogate
             _check_text(value, _where(path))
         return
-    if value is None or kind is bool or kind is int:
+    if value is None or kind is int or kind is bool:
         return
-    if isinstance(value, enum.Enum):
-        raise TypeError(
-            f"{_where(path)} is an enum member ({value!r}), which JSON reads back as a plain "
-            "value; store its .name or .value"
-        )
     if kind is float:
         if not math.isfinite(value):
             raise TypeError(
                 f"{_where(path)} is not JSON-serializable: {value!r} (JSON has no NaN/Infinity)"
             )
         return
-    if isinstance(value, dict):
-        _check_object(value, path)
+    if kind is dict:
+        if depth >= _MAX_DEPTH:
+            _too_deep(path)
+        _check_object(value, path, depth + 1)
         return
-    if isinstance(value, list):
+    if kind is list:
+        if depth >= _MAX_DEPTH:
+            _too_deep(path)
         for i, v in enumerate(value):
-            _check_json(v, (path, i))
+            _check_json(v, (path, i), depth + 1)
         return
+    if isinstance(value, enum.Enum):
+        raise TypeError(
+            f"{_where(path)} is an enum member ({value!r}), which JSON reads back as a plain "
+            "value; store its .name or .value"
+        )
     if isinstance(value, tuple):
         raise TypeError(
             f"{_where(path)} is a tuple, which JSON would read back as a list; store a list instead"
+        )
+    if isinstance(value, (dict, list)):
+        plain = "dict" if isinstance(value, dict) else "list"
+        raise TypeError(
+            f"{_where(path)} is of type {kind.__name__}, which JSON reads back as a plain {plain}; "
+            f"store {plain}(...) of it instead"
         )
     raise TypeError(
         f"{_where(path)} is not JSON-serializable: {kind.__name__} {value!r:.80}. "
@@ -233,31 +248,38 @@ def _check_json(value: Any, path: _Path) -> None:
     )
 
 
-def _check_object(value: Mapping[Any, Any], path: _Path) -> None:
+def _check_object(value: dict[Any, Any], path: _Path, depth: int = 0) -> None:
     for k, v in value.items():
-        if not isinstance(k, str):
+        if type(k) is not str:
             raise TypeError(
                 f"{_where(path)} has key {k!r} of type {type(k).__name__}: JSON object keys must "
-                "be strings (a backend would silently turn it into a string)"
+                "be plain strings (a backend would silently turn it into a string)"
             )
         if not k.isascii():
             _check_text(k, f"{_where(path)} has key {k!r}, which")
-        _check_json(v, (path, k))
+        _check_json(v, (path, k), depth)
+
+
+def _too_deep(path: _Path) -> None:
+    raise TypeError(
+        f"{_where(path)[:200]} is nested more than {_MAX_DEPTH} levels deep (does it contain "
+        "itself?); JSON data that deep cannot be stored"
+    )
 
 
 def ensure_json(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Check that ``value`` is a JSON object and return a private deep copy of it.
 
-    Text with a lone surrogate is refused too: UTF-8 cannot encode it, so Redis could not store
-    it (and Memory and File must refuse what Redis does).
+    Only plain ``str``/``int``/``float``/``bool``/``None``/``list``/``dict`` are taken, with
+    ``str`` keys, no NaN/Infinity and no lone surrogates: what every backend reads back unchanged.
 
     Raises:
         TypeError: naming the first offending key, e.g. ``kwargs['when'] is not JSON-serializable``.
-        ValueError: naming the text that holds a lone surrogate.
+        ValueError: naming the text that holds a lone surrogate, which UTF-8 cannot encode.
     """
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
-    _check_object(value, where)
+    _check_object(value if type(value) is dict else dict(value), where)
     return copy.deepcopy(dict(value))
 
 
@@ -265,23 +287,51 @@ _NAME_FIELDS = ("state", "callback", "on_timeout", "token", "accepts")
 
 
 def check_patch(patch: Patch) -> None:
-    """Raise ``TypeError`` if a patch would store non-JSON kwargs or data, ``ValueError`` if any
-    text in it holds a lone surrogate (every backend calls this before it writes, so they all
-    refuse the same things, and nothing is written)."""
+    """Refuse a patch that holds anything a backend could not store and read back as it is.
+
+    Every backend calls this before it writes, so they all refuse the same things: names
+    (state, step) that are not ``str``, a ``chat_id`` that is not ``int``/``str``, a
+    ``deadline`` that is not a finite number, kwargs or data that :func:`ensure_json` would
+    refuse, and a lone surrogate in any text.
+
+    Raises:
+        TypeError: naming the field or key, e.g. ``data['when'] is not JSON-serializable``.
+        ValueError: for a lone surrogate, naming where it is.
+    """
     for name in _NAME_FIELDS:
         value = getattr(patch, name)
-        if isinstance(value, str) and not value.isascii():
+        if value is UNSET or value is None:
+            continue
+        if type(value) is not str:
+            raise TypeError(
+                f"{name} must be a str or None, got {type(value).__name__}: {value!r:.80}"
+            )
+        if not value.isascii():
             _check_text(value, name)
-    if isinstance(patch.chat_id, str) and not patch.chat_id.isascii():
-        _check_text(patch.chat_id, "chat_id")
+    chat_id = patch.chat_id
+    if chat_id is not UNSET and chat_id is not None:
+        if type(chat_id) is str:
+            if not chat_id.isascii():
+                _check_text(chat_id, "chat_id")
+        elif type(chat_id) is not int:
+            raise TypeError(
+                f"chat_id must be an int, a str or None, got {type(chat_id).__name__}: {chat_id!r}"
+            )
+    deadline = patch.deadline
+    if (
+        deadline is not UNSET
+        and deadline is not None
+        and (type(deadline) not in (int, float) or not math.isfinite(deadline))
+    ):
+        raise TypeError(f"deadline must be a finite number of epoch seconds, got {deadline!r:.80}")
     for name in ("kwargs", "data", "data_update"):
         value = getattr(patch, name)
         if value is UNSET:
             continue
         where = "kwargs" if name == "kwargs" else "data"
-        if not isinstance(value, Mapping):
-            raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
-        _check_object(value, where)  # no copy (ensure_json's): nothing of it is kept
+        if type(value) is not dict:
+            raise TypeError(f"{where} must be a dict, got {type(value).__name__}: {value!r:.80}")
+        _check_object(value, where)
 
 
 def _compact_json() -> Callable[[Any], str]:

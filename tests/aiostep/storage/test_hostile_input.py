@@ -7,9 +7,13 @@ target key were written; both must read back unchanged afterwards.
 
 from __future__ import annotations
 
+import collections
+import decimal
+import enum
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +296,144 @@ async def test_the_limit_is_a_keyword_of_the_memory_and_redis_constructors(
 def test_a_limit_that_is_not_a_positive_int_is_refused(bad: Any) -> None:
     with pytest.raises((TypeError, ValueError), match="max_record_bytes must be"):
         MemoryStateStorage(max_record_bytes=bad)
+
+
+# -- values JSON cannot hold as they are ------------------------------------------------------
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+class Mood(enum.StrEnum):
+    GOOD = "good"
+
+
+class Name(str):
+    pass
+
+
+class Thing:
+    def __repr__(self) -> str:
+        return "<Thing>"
+
+
+BAD_VALUES = [
+    pytest.param(datetime(2024, 1, 1), id="datetime"),
+    pytest.param({1, 2}, id="set"),
+    pytest.param(b"raw", id="bytes"),
+    pytest.param(bytearray(b"raw"), id="bytearray"),
+    pytest.param(decimal.Decimal("1.10"), id="decimal"),
+    pytest.param(Thing(), id="object"),
+    pytest.param((1, 2), id="tuple"),
+    pytest.param(float("nan"), id="nan"),
+    pytest.param(float("-inf"), id="infinity"),
+    pytest.param(Level.HIGH, id="int-enum"),
+    pytest.param(Mood.GOOD, id="str-enum"),
+    pytest.param(Name("ann"), id="str-subclass"),
+    pytest.param(collections.defaultdict(list), id="defaultdict"),
+    pytest.param(collections.OrderedDict(a=1), id="ordered-dict"),
+    pytest.param(10**5000, id="int-too-long-for-json"),
+    pytest.param(len, id="function"),
+]
+
+NON_STR_KEYS = [
+    pytest.param(1, id="int"),
+    pytest.param(None, id="none"),
+    pytest.param(True, id="bool"),
+    pytest.param(1.5, id="float"),
+    pytest.param((1, 2), id="tuple"),
+    pytest.param(Mood.GOOD, id="str-enum"),
+]
+
+PLACES: list[Any] = [
+    pytest.param(lambda v: ("set_data", {"ok": 1, "bad": v}), id="set_data"),
+    pytest.param(lambda v: ("update_data", {"ok": 1, "bad": v}), id="update_data"),
+    pytest.param(lambda v: ("update_data", {"deep": {"list": [0, {"bad": v}]}}), id="nested"),
+    pytest.param(lambda v: ("kwargs", {"bad": v}), id="step-kwargs"),
+]
+
+
+def _call(place: str, payload: dict[Any, Any]) -> Call:
+    if place == "kwargs":
+        return lambda s: s.write(KEY, Patch(callback="s.x", kwargs=payload))
+    return lambda s: getattr(s, place)(KEY, payload)
+
+
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("value", BAD_VALUES)
+async def test_a_non_json_value_is_refused_naming_its_key_and_nothing_is_written(
+    storage: BaseStorage, value: Any, place: Callable[[Any], tuple[str, dict[str, Any]]]
+) -> None:
+    name, payload = place(value)
+    await refused(storage, _call(name, payload), TypeError, r"\['bad'\]")
+
+
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("bad_key", NON_STR_KEYS)
+async def test_a_non_str_key_is_refused_naming_it_and_nothing_is_written(
+    storage: BaseStorage, bad_key: Any, place: Callable[[Any], tuple[str, dict[Any, Any]]]
+) -> None:
+    name, payload = place("value")
+    inner = payload
+    while "bad" not in inner:  # find the dict holding "bad" and give it the hostile key
+        inner = inner["deep"]["list"][1]
+    inner[bad_key] = inner.pop("bad")
+    await refused(storage, _call(name, payload), TypeError, re.escape(f"key {bad_key!r}"))
+
+
+WRONG_TYPES: list[Any] = [
+    pytest.param(Patch(state=5), "state must be a str", id="int-state"),  # type: ignore[arg-type]
+    pytest.param(Patch(callback=Thing()), "callback must be a str", id="object-callback"),  # type: ignore[arg-type]
+    pytest.param(Patch(callback="s", token=1), "token must be a str", id="int-token"),  # type: ignore[arg-type]
+    pytest.param(Patch(state=Mood.GOOD), "state must be a str", id="str-enum-state"),
+    pytest.param(Patch(state="s", chat_id=True), "chat_id must be", id="bool-chat-id"),
+    pytest.param(Patch(state="s", chat_id=1.5), "chat_id must be", id="float-chat-id"),  # type: ignore[arg-type]
+    pytest.param(Patch(callback="s", deadline=float("nan")), "deadline must be", id="nan-deadline"),
+    pytest.param(Patch(callback="s", deadline="soon"), "deadline must be", id="str-deadline"),  # type: ignore[arg-type]
+    pytest.param(Patch(data=[1]), "data must be a dict", id="list-data"),  # type: ignore[arg-type]
+    pytest.param(Patch(callback="s", kwargs=None), "kwargs must be a dict", id="none-kwargs"),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(("patch", "message"), WRONG_TYPES)
+async def test_a_raw_write_of_a_field_of_the_wrong_type_is_refused(
+    storage: BaseStorage, patch: Patch, message: str
+) -> None:
+    # File would write it and then refuse to load its own journal; Redis would store str(value)
+    await refused(storage, lambda s: s.write(KEY, patch), TypeError, message)
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    inner = data
+    for _ in range(depth):
+        inner["n"] = {}
+        inner = inner["n"]
+    return data
+
+
+def _itself() -> dict[str, Any]:
+    data: dict[str, Any] = {"ok": 1}
+    data["self"] = [data]
+    return data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(_itself(), id="contains-itself"),
+        pytest.param(_nested(150), id="150-deep"),
+        pytest.param(_nested(5000), id="5000-deep"),
+    ],
+)
+async def test_data_nested_too_deep_or_containing_itself_is_refused(
+    storage: BaseStorage, data: dict[str, Any]
+) -> None:
+    for method in ("set_data", "update_data"):
+        call: Call = lambda s: getattr(s, method)(KEY, data)  # noqa: B023, E731
+        await refused(storage, call, TypeError, "nested more than 100 levels deep")
+        await storage.remove(KEY)
+
+
+async def test_data_nested_100_deep_is_stored(storage: BaseStorage) -> None:
+    await storage.set_data(KEY, _nested(99))
+    assert await storage.get_data(KEY) == _nested(99)
