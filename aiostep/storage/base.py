@@ -292,11 +292,11 @@ def check_patch(patch: Patch) -> None:
     Every backend calls this before it writes, so they all refuse the same things: names
     (state, step) that are not ``str``, a ``chat_id`` that is not ``int``/``str``, a
     ``deadline`` that is not a finite number, kwargs or data that :func:`ensure_json` would
-    refuse, and a lone surrogate in any text.
+    refuse, a lone surrogate in any text, and a data name holding NUL.
 
     Raises:
         TypeError: naming the field or key, e.g. ``data['when'] is not JSON-serializable``.
-        ValueError: for a lone surrogate, naming where it is.
+        ValueError: for a lone surrogate or a NUL in a data name, naming where it is.
     """
     for name in _NAME_FIELDS:
         value = getattr(patch, name)
@@ -332,6 +332,13 @@ def check_patch(patch: Patch) -> None:
         if type(value) is not dict:
             raise TypeError(f"{where} must be a dict, got {type(value).__name__}: {value!r:.80}")
         _check_object(value, where)
+        if where == "data":
+            for k in value:
+                if "\0" in k:
+                    raise ValueError(
+                        f"data has key {k!r}, which contains NUL (\\x00): data names cannot "
+                        "hold it (the Redis backend keeps their order as NUL-separated names)"
+                    )
 
 
 def _compact_json() -> Callable[[Any], str]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from aiostep.exceptions import AiostepError, RecordTooLargeError
+from aiostep.keys import ConversationKey, storage_key
 from aiostep.storage.base import MAX_RECORD_BYTES, BaseStorage, Patch, StateContext
 from aiostep.storage.file import FileStateStorage
 from aiostep.storage.memory import MemoryStateStorage
@@ -437,3 +438,165 @@ async def test_data_nested_too_deep_or_containing_itself_is_refused(
 async def test_data_nested_100_deep_is_stored(storage: BaseStorage) -> None:
     await storage.set_data(KEY, _nested(99))
     assert await storage.get_data(KEY) == _nested(99)
+
+
+# -- extreme ids and keys ----------------------------------------------------------------------
+EXTREME_IDS = [CHAT, -1, 0, 1, 777000, 2**31 - 1, 2**53 + 1, 2**63 - 1, -(2**63), 2**64]
+
+
+async def test_extreme_int_keys_round_trip_and_never_collide(storage: BaseStorage) -> None:
+    for n in EXTREME_IDS:
+        await storage.write(n, Patch(state=f"s{n}", chat_id=n, data={"id": n}))
+    for n in EXTREME_IDS:
+        record = await storage.read(n)
+        assert record is not None
+        assert (record.current_state, record.chat_id, record.data) == (f"s{n}", n, {"id": n})
+        assert type(record.chat_id) is int
+        assert await storage.read(str(n)) == record
+    await storage.remove(0)
+    assert await storage.read(0) is None
+    assert await storage.read("-0") is None  # "-0" is a different str key, never written
+    for n in EXTREME_IDS:
+        assert n == 0 or (await storage.get_data(n)) == {"id": n}
+
+
+CONVERSATIONS = [
+    ConversationKey(CHAT, 42),
+    ConversationKey(CHAT, 42, 7),
+    ConversationKey(CHAT, 42, None, 5000),
+    ConversationKey(CHAT, 42, 7, 5000),
+    ConversationKey(CHAT, 42, 1, 5000),  # the General topic of a forum
+    ConversationKey(CHAT, 42, 0, 5000),
+    ConversationKey(42, CHAT),
+    ConversationKey(42, 42),
+    ConversationKey(CHAT, 0),  # chat-wide (ANYONE)
+    ConversationKey(0, 0),
+    ConversationKey(0, 0, 0),
+    ConversationKey(0, 0, None, 0),
+    ConversationKey(0, 0, 0, 0),
+    ConversationKey(2**63 - 1, 2**63 - 1, 2**31 - 1, 2**63 - 1),
+    ConversationKey(-(2**63), -1, None, 1),
+    ConversationKey(-1, -1, -1, -1),
+]
+
+
+def test_conversation_keys_of_extreme_ids_never_share_a_storage_key() -> None:
+    keys = [storage_key(k) for k in CONVERSATIONS]
+    assert len(set(keys)) == len(keys)
+
+
+async def test_conversation_keys_of_extreme_ids_round_trip(storage: BaseStorage) -> None:
+    for i, key in enumerate(CONVERSATIONS):
+        await storage.write(storage_key(key), Patch(state="s", chat_id=key.chat_id, data={"i": i}))
+    for i, key in enumerate(CONVERSATIONS):
+        record = await storage.read(storage_key(key))
+        assert record is not None
+        assert (record.chat_id, record.data) == (key.chat_id, {"i": i})
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(ConversationKey("1:2", 3), id="str-chat-with-separator"),  # type: ignore[arg-type]
+        pytest.param(ConversationKey(1, "2:3"), id="str-user"),  # type: ignore[arg-type]
+        pytest.param(ConversationKey(1, 2, "3@4"), id="str-thread"),  # type: ignore[arg-type]
+        pytest.param(ConversationKey(1, 2, None, "5"), id="str-bot"),  # type: ignore[arg-type]
+        pytest.param(ConversationKey(True, 2), id="bool-chat"),
+        pytest.param(ConversationKey(1.0, 2), id="float-chat"),  # type: ignore[arg-type]
+        pytest.param(ConversationKey(None, 2), id="none-chat"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_conversation_key_of_non_int_ids_is_refused_rather_than_collide(
+    key: ConversationKey,
+) -> None:
+    # ("1:2", 3) would otherwise be stored as "1:2:3": chat 1, user 2, topic 3
+    with pytest.raises(TypeError, match="ConversationKey"):
+        storage_key(key)
+
+
+HOSTILE_KEYS = [
+    "a:b",
+    "a",
+    "b",
+    "a:",
+    ":b",
+    "a@b",
+    "a/b",
+    "a b",
+    " a",
+    "a ",
+    "a\tb",
+    "a\nb",
+    "a\x00b",
+    "a\\b",
+    'a"b',
+    "*",
+    "a*",
+    "[a]",
+    "ü",
+    "u\u0308",  # ü decomposed: a different key
+    "日本語",
+    "🙂",
+    "",
+    " ",
+    "x" * 100_000,
+    "aiostep:a",
+    "d:a",
+    "order",
+    "12345",
+    " 12345",
+    "12345 ",
+    "-0",
+    "+1",
+    "1",
+    "01",
+    "1.0",
+]
+
+
+async def test_keys_with_separators_and_odd_text_are_each_their_own_record(
+    storage: BaseStorage,
+) -> None:
+    assert len(set(HOSTILE_KEYS)) == len(HOSTILE_KEYS)
+    for i, key in enumerate(HOSTILE_KEYS):
+        await storage.write(key, Patch(state=f"s{i}", chat_id=key, data={"i": i}))
+    for i, key in enumerate(HOSTILE_KEYS):
+        record = await storage.read(key)
+        assert record is not None, key
+        assert (record.current_state, record.chat_id, record.data) == (f"s{i}", key, {"i": i})
+    await storage.remove("a")
+    await storage.update_data("a:b", more=True)
+    for i, key in enumerate(HOSTILE_KEYS):
+        expected = None if key == "a" else {"i": i, **({"more": True} if key == "a:b" else {})}
+        record = await storage.read(key)
+        assert (None if record is None else record.data) == expected, key
+
+
+DATA_NAMES = ["a:b", "", " ", "d:x", "order", "state", "a\nb", "日本語", "🙂", "x" * 1000]
+
+
+async def test_data_names_with_odd_text_round_trip_in_order(storage: BaseStorage) -> None:
+    data = {name: i for i, name in enumerate(DATA_NAMES)}
+    await storage.set_data(KEY, data)
+    assert list((await storage.get_data(KEY)).items()) == list(data.items())
+    await storage.update_data(KEY, {"new": 1, "": -1})
+    expected = {**data, "new": 1, "": -1}
+    assert list((await storage.get_data(KEY)).items()) == list(expected.items())
+
+
+@pytest.mark.parametrize("method", ["set_data", "update_data"])
+async def test_a_data_name_holding_nul_is_refused(storage: BaseStorage, method: str) -> None:
+    # Redis keeps the names' order NUL-separated: "a\0b" would come back out of order there
+    call: Call = lambda s: getattr(s, method)(KEY, {"ok": 1, "a\x00b": 2})  # noqa: E731
+    await refused(
+        storage, call, ValueError, re.escape("data has key 'a\\x00b', which contains NUL")
+    )
+
+
+async def test_nul_is_fine_in_values_nested_names_and_kwargs(storage: BaseStorage) -> None:
+    await storage.set_data(KEY, {"v": "a\x00b", "nested": {"a\x00b": ["\x00"]}})
+    await storage.write(KEY, Patch(callback="s.x", kwargs={"a\x00b": "\x00"}))
+    record = await storage.read(KEY)
+    assert record is not None
+    assert record.data == {"v": "a\x00b", "nested": {"a\x00b": ["\x00"]}}
+    assert record.kwargs == {"a\x00b": "\x00"}
