@@ -28,8 +28,9 @@ class UpdateContext:
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
     #: whether ``task`` holds the conversation's ordering gate right now
     holds: bool = True
-    #: storage keys whose pending step this update rewrote (through ``listen.storage``)
-    rewritten: set[str] = field(default_factory=set, repr=False)
+    #: storage keys whose pending step this update claimed (through ``listen.storage``) and
+    #: has not written the outcome of yet, with the claim's owner token
+    claims: dict[str, str] = field(default_factory=dict, repr=False)
 
     def owned_here(self) -> bool:
         """True when the running task is the one that holds this update's turn."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "AiostepError",
+    "ClaimLostError",
     "RecordTooLargeError",
     "StepNotRegisteredError",
     "StorageCorruptedError",
+    "StorageUnavailableError",
     "WaitCancelled",
     "WaitSuperseded",
 ]
@@ -43,6 +45,34 @@ class StorageCorruptedError(AiostepError):
             f"{path}: corrupt record at byte offset {offset}: {reason}. "
             "The file was left untouched; repair or move it aside to start fresh."
         )
+
+
+class ClaimLostError(AiostepError):
+    """A step's outcome was refused: the update running it no longer owns the conversation.
+
+    Its claim's lease ran out (the worker was frozen or cut off from the storage longer than
+    ``Listen(step_lease=...)``) and another update took the step over, or the conversation was
+    ended meanwhile. Nothing was written; the conversation is as the other party left it.
+    """
+
+    def __init__(self, key: object, owner: str, holder: str | None) -> None:
+        self.key = key
+        self.owner = owner
+        self.holder = holder
+        now = "is ended" if holder is None else f"is claimed by {holder}"
+        super().__init__(
+            f"conversation {key}: the outcome of claim {owner} was refused because the step "
+            f"{now}: the claim's lease ran out before the step finished (raise step_lease, or "
+            "keep steps shorter), or the conversation was ended meanwhile; nothing was written"
+        )
+
+
+class StorageUnavailableError(AiostepError, ConnectionError):
+    """The storage could not be reached (Redis down, frozen or out of connections).
+
+    Raised instead of the client's own error, naming the storage; the update fails into
+    ``dp.errors`` and the conversation keeps its progress (see the reliability guide).
+    """
 
 
 class RecordTooLargeError(AiostepError, ValueError):

@@ -16,13 +16,21 @@ from aiostep import context
 from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import TimerHandle, get_clock
 from aiostep.context import UpdateContext, current_update
+from aiostep.exceptions import ClaimLostError
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.ordering import Gates
 from aiostep.pending import LocalStep, MetaStore, Waiter, root_store
 from aiostep.step_registry import StepRegistry
 from aiostep.step_registry import registry as default_registry
 from aiostep.steps import run_on_timeout
-from aiostep.storage.base import BaseStorage, Claim, ClaimStatus, StateContext, as_async
+from aiostep.storage.base import (
+    BaseStorage,
+    Claim,
+    ClaimStatus,
+    StateContext,
+    as_async,
+    new_owner,
+)
 
 __all__ = ["Listen", "SeenRecords", "setup"]
 
@@ -31,6 +39,17 @@ logger = logging.getLogger("aiostep")
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 ALL_UPDATES = ("message", "edited_message", "callback_query")
 _MISS: Any = object()  # nothing pending for this key took the update
+# claim answers that send the update on to the normal handlers
+_PASS = frozenset(
+    (
+        ClaimStatus.NONE,
+        ClaimStatus.SKIPPED,
+        ClaimStatus.BUSY,
+        ClaimStatus.STALE,
+        ClaimStatus.WAIT,
+    )
+)
+_WAIT = frozenset((ClaimStatus.BUSY, ClaimStatus.WAIT))
 
 
 def _kind(event: Any, data: dict[str, Any]) -> str:
@@ -85,9 +104,17 @@ class Listen(BaseMiddleware):
         chat_wide: also route an update to a waiter/step registered for anyone in its chat
             (``register_next_step(aiostep.ANYONE, fn, chat_id=...)``) when the sender has
             none of their own. Costs a second lookup per update, so it is off by default.
-        step_lease: on a shared storage (Redis), seconds a worker may spend on a step it
-            claimed before others stop waiting for its outcome. Meanwhile an update of that
+        step_lease: on a shared storage (Redis), seconds a claim lives without renewal. A
+            running step renews it every third of that, so only a worker that died or lost
+            Redis lets it run out; then the step is offered again. Meanwhile an update of that
             conversation on another worker waits, so it goes to the step it pointed to next.
+        busy_wait: seconds an update waits for another update's running step before it goes
+            to the normal handlers instead.
+        order_window: while other workers share the storage (Redis), seconds an update a step
+            would take is held so that an earlier update of the same conversation that reached
+            another worker a moment later is taken first (Telegram's ``update_id`` order).
+            Costs one more round trip and this much latency per such update, and nothing while
+            this worker is alone; ``0`` turns it off.
     """
 
     def __init__(
@@ -97,10 +124,14 @@ class Listen(BaseMiddleware):
         *,
         registry: StepRegistry | None = None,
         chat_wide: bool = False,
-        step_lease: float = 30.0,
+        step_lease: float = 5.0,
+        busy_wait: float = 30.0,
+        order_window: float = 0.03,
     ) -> None:
         self._store = store
         self.step_lease = step_lease
+        self.busy_wait = busy_wait
+        self.order_window = order_window
         self.storage: BaseStorage | None = as_async(storage) if storage is not None else None
         context.listens_created += 1
         self.registry = registry if registry is not None else default_registry
@@ -143,7 +174,9 @@ class Listen(BaseMiddleware):
         for key in keys:
             result = await self._try_local(event, data, ctx, key, kind, command, callback_data)
             if result is _MISS and self.storage is not None:
-                result = await self._try_persisted(event, data, key, kind, command, callback_data)
+                result = await self._try_persisted(
+                    event, data, ctx, key, kind, command, callback_data
+                )
             if result is not _MISS:
                 return result
         return await handler(event, data)
@@ -189,6 +222,7 @@ class Listen(BaseMiddleware):
         self,
         event: TelegramObject,
         data: dict[str, Any],
+        ctx: UpdateContext,
         key: ConversationKey,
         kind: str,
         command: bool,
@@ -197,11 +231,22 @@ class Listen(BaseMiddleware):
         storage = self.storage
         assert storage is not None
         skey = storage_key(key)
-        claim, lease = await self._claim(storage, skey, kind, command, callback_data)
+        update = data.get("event_update")
+        update_id = update.update_id if isinstance(update, Update) else None
+        owner = new_owner()
+        claim, lease = await self._claim(
+            storage, skey, kind, command, callback_data, owner, update_id
+        )
         record = claim.record
-        if claim.status in (ClaimStatus.NONE, ClaimStatus.SKIPPED, ClaimStatus.BUSY) or (
-            record is None
-        ):
+        if claim.status in _PASS or record is None:
+            if claim.status is ClaimStatus.STALE:
+                logger.info(
+                    "conversation %s: update %s is at or below the last one applied (%s): a "
+                    "redelivery or a late arrival; it goes to the normal handlers",
+                    key,
+                    update_id,
+                    None if record is None else record.seq,
+                )
             # hand what we read to the handlers, so they need not read it again
             seen = data.get("aiostep_seen")
             if not isinstance(seen, SeenRecords):
@@ -217,8 +262,8 @@ class Listen(BaseMiddleware):
         if entry is None:
             if claim.status is ClaimStatus.CHECK and record.token:
                 await storage.claim_token(skey, record.token)
-            elif lease is not None:
-                await storage.release(skey, lease)
+            else:
+                await storage.end_claim(skey, owner)
             logger.error(
                 "conversation %s: stored next step %r is not registered (renamed or removed?); "
                 "it was cleared and the update goes to the normal handlers",
@@ -230,7 +275,9 @@ class Listen(BaseMiddleware):
             context = {**data, "step_context": record, "conversation": key}
             if not await check_filter(entry.filter, event, context):
                 return _MISS
-            claimed = await storage.claim_token(skey, record.token or "", lease)
+            claimed = await storage.claim_token(
+                skey, record.token or "", lease, owner, update_id=update_id
+            )
             if claimed is None:  # taken or replaced meanwhile
                 return _MISS
             record = claimed
@@ -241,12 +288,36 @@ class Listen(BaseMiddleware):
             "step_context": record,
             "aiostep_storage": storage,
         }
+        # The step stays stored while it runs: its outcome (a next step, or the end) is a
+        # write that names this claim. Until then a dead process loses nothing.
+        ctx.claims[skey] = owner
+        renewal = _Renewal(self, storage, skey, owner) if lease is not None else None
+        failed = False
         try:
             return await self._run_step(entry.callback, event, data, kind, extra)
+        except ClaimLostError:
+            ctx.claims.pop(skey, None)  # another update owns the step now: leave it alone
+            raise
+        except BaseException:
+            failed = True
+            raise
         finally:
-            ctx = current_update.get()
-            if lease is not None and (ctx is None or skey not in ctx.rewritten):
-                await storage.release(skey, lease)  # the step ended without a next one
+            if renewal is not None:
+                renewal.cancel()
+            if ctx.claims.get(skey) == owner:
+                del ctx.claims[skey]
+                await self._end_claim(storage, skey, owner, failed)
+
+    async def _end_claim(self, storage: BaseStorage, skey: str, owner: str, failed: bool) -> None:
+        """A step ended without writing its outcome: it is done, or (``failed``) offered again
+        with everything it had, so the user can answer once more."""
+        try:
+            await storage.end_claim(skey, owner, keep_step=failed)
+        except Exception:
+            if not failed:
+                raise
+            # the step's own error is what dp.errors must see; the claim lapses with its lease
+            logger.exception("conversation %s: could not end the claim of a failed step", skey)
 
     async def _claim(
         self,
@@ -255,11 +326,16 @@ class Listen(BaseMiddleware):
         kind: str,
         command: bool,
         callback_data: str | None,
+        owner: str,
+        update_id: int | None,
     ) -> tuple[Claim, float | None]:
         """Claim for an update; on a shared storage, wait while another worker runs this
-        conversation's step (until its lease ends), so this update follows its outcome."""
+        conversation's step (it renews its lease while alive), and hold the update for the
+        ordering window so updates of one conversation are taken in ``update_id`` order."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.step_lease
+        give_up = loop.time() + self.busy_wait
+        # the storage applies the window only while other workers share it (Redis counts them)
+        window = self.order_window if storage.shared else 0.0
         delay = 0.005
         while True:
             now = get_clock().now()
@@ -271,11 +347,17 @@ class Listen(BaseMiddleware):
                 is_command=command,
                 callback_data=callback_data,
                 lease=lease,
+                owner=owner,
+                update_id=update_id,
+                window=window,
             )
-            if claim.status is not ClaimStatus.BUSY or loop.time() >= give_up:
+            if claim.status not in _WAIT or loop.time() >= give_up:
                 return claim, lease
+            if claim.status is ClaimStatus.WAIT:
+                await asyncio.sleep(window)
+                continue
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            delay = min(delay * 2, 0.1)
 
     async def _run_step(
         self,
@@ -329,7 +411,7 @@ class Listen(BaseMiddleware):
 
         async def expire() -> None:
             assert self.storage is not None
-            record = await self.storage.claim_token(storage_key(key), token)
+            record = await self.storage.claim_token(storage_key(key), token)  # removes it
             if record is not None:
                 await self._fire_timeout(key, record, bot)
 
@@ -344,10 +426,14 @@ def setup(
     updates: Iterable[str] = ALL_UPDATES,
     registry: StepRegistry | None = None,
     chat_wide: bool = False,
+    step_lease: float = 5.0,
+    busy_wait: float = 30.0,
+    order_window: float = 0.03,
 ) -> Listen:
     """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
     callback queries) and return it. The storage is closed when the Dispatcher shuts down,
-    as aiogram does with its FSM storage."""
+    as aiogram does with its FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
+    are :class:`Listen`'s (they matter with several workers on Redis)."""
     installed = tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:
@@ -357,9 +443,21 @@ def setup(
                 f"dp.{name} already has an aiostep Listen; set aiostep up once per Dispatcher "
                 "(two would route each update twice)"
             )
-    listen = Listen(store, storage, registry=registry, chat_wide=chat_wide)
+    listen = Listen(
+        store,
+        storage,
+        registry=registry,
+        chat_wide=chat_wide,
+        step_lease=step_lease,
+        busy_wait=busy_wait,
+        order_window=order_window,
+    )
     if listen.storage is not None:
         dp.shutdown.register(listen.storage.close)
+        if listen.storage.shared and order_window > 0:
+            # a worker announces itself at startup, so the others order updates with it from
+            # its first update on
+            dp.startup.register(listen.storage.peers)
 
     async def warn_unrequested_updates(dispatcher: Dispatcher) -> None:
         # start_polling asks Telegram only for update types that have handlers
@@ -380,3 +478,39 @@ def setup(
     for name in installed:
         dp.observers[name].outer_middleware(listen)
     return listen
+
+
+class _Renewal:
+    """Renews a claim's lease every third of ``step_lease`` while its step runs: no task or
+    round trip at all for a step that ends sooner."""
+
+    def __init__(self, listen: Listen, storage: BaseStorage, skey: str, owner: str) -> None:
+        self.listen, self.storage, self.skey, self.owner = listen, storage, skey, owner
+        self.task: asyncio.Task[None] | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.handle = loop.call_later(self.listen.step_lease / 3, self._fire)
+
+    def _fire(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        lease = get_clock().now() + self.listen.step_lease
+        try:
+            alive = await self.storage.renew(self.skey, self.owner, lease)
+        except Exception:
+            # the storage is unreachable: the step's own outcome write will say so
+            logger.warning("conversation %s: could not renew a step's lease", self.skey)
+            alive = True
+        if alive:
+            self._schedule()
+
+    def cancel(self) -> None:
+        """Stop renewing (the step ended)."""
+        if self.handle is not None:
+            self.handle.cancel()
+        if self.task is not None:
+            self.task.cancel()

@@ -203,12 +203,21 @@ def _expire_local(
     asyncio.get_running_loop().create_task(expire())
 
 
-def _note_rewritten(listen: Listen | None, storage: BaseStorage, key: ConversationKey) -> None:
-    """Tell the update being routed that this conversation's step was rewritten: the busy mark
-    of its claim went with that write, so there is nothing to release."""
+def _claimed_by(listen: Listen | None, storage: BaseStorage, key: ConversationKey) -> str | None:
+    """The owner token of this update's claim on the conversation's pending step, if the
+    update being routed claimed it (through ``storage``): a write there is that claim's
+    outcome, applied only while the claim still owns the step."""
     ctx = current_update.get()
-    if ctx is not None and listen is not None and listen.storage is storage:
-        ctx.rewritten.add(storage_key(key))
+    if ctx is None or listen is None or listen.storage is not storage:
+        return None
+    return ctx.claims.get(storage_key(key))
+
+
+def _resolved(key: ConversationKey) -> None:
+    """The claim on ``key`` has its outcome written: nothing is left for Listen to end."""
+    ctx = current_update.get()
+    if ctx is not None:
+        ctx.claims.pop(storage_key(key), None)
 
 
 def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> RegisteredStep:
@@ -270,8 +279,12 @@ async def _register_persisted(
         patch.state = state_name(state)
     if data is not None:
         patch.data = ensure_json(data, "data")
+    owner = _claimed_by(listen, storage, key)
+    if owner is not None:
+        patch.owner = owner
     await storage.write(storage_key(key), patch)
-    _note_rewritten(listen, storage, key)
+    if owner is not None:
+        _resolved(key)
     if timeout is not None and listen is not None:
         ctx = current_update.get()
         listen.arm_timer(key, token, timeout, ctx.data.get("bot") if ctx else None)
@@ -285,12 +298,15 @@ async def unregister_steps(
     thread_id: int | None = None,
     storage: Any = None,
     bot_id: int | None = None,
+    forget: bool = False,
 ) -> None:
     """End whatever the conversation of ``user_id`` is waiting for.
 
     A parked ``wait_for`` raises :class:`~aiostep.exceptions.WaitCancelled`; an in-process step
     is dropped; a persisted step is removed from the storage (the one given, or that of the
-    ``Listen`` handling the current update).
+    ``Listen`` handling the current update). With ``forget`` the conversation's stored state
+    and data go too (its whole record). Called from the step that is being run, this is the
+    step's outcome: it is refused (``ClaimLostError``) if another worker took the step over.
     """
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = _listen()
@@ -303,8 +319,13 @@ async def unregister_steps(
         discard(item, WaitCancelled(f"unregister_steps ended the wait on conversation {key}"))
     target = as_async(storage) if storage is not None else (listen.storage if listen else None)
     if target is not None:
-        await target.write(storage_key(key), Patch(callback=None))
-        _note_rewritten(listen, target, key)
+        patch = Patch(state=None, callback=None, data={}) if forget else Patch(callback=None)
+        owner = _claimed_by(listen, target, key)
+        if owner is not None:
+            patch.owner = owner
+        await target.write(storage_key(key), patch)
+        if owner is not None:
+            _resolved(key)
         if listen is not None:
             listen.disarm_timer(key)
 

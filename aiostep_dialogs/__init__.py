@@ -16,22 +16,31 @@ Example::
             self.data["age"] = value
 
     Signup.setup(dp, entry=Command("signup"))
+
+Prompt templates are markup for the bot's parse mode; the data formatted into them is escaped
+(:mod:`aiostep_dialogs.formatting`).
 """
 
 from __future__ import annotations
 
-from aiostep_dialogs import validators
+from aiostep_dialogs import formatting, validators
 from aiostep_dialogs import validators as v
+from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.validators import ValidationError
 from aiostep_dialogs.wizard import Commands, Finish, StepSpec, Texts, Wizard, step
 
 __all__ = [
     "Commands",
     "Finish",
+    "Markup",
     "StepSpec",
     "Texts",
     "ValidationError",
     "Wizard",
+    "effective_parse_mode",
+    "escape",
+    "fill",
+    "formatting",
     "step",
     "v",
     "validators",

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from weakref import WeakKeyDictionary
 
 from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.default import Default
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
@@ -35,11 +36,13 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     TelegramObject,
 )
+from aiogram.utils.formatting import Text
 
 import aiostep
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
+from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.validators import ValidationError, Validator
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
@@ -51,7 +54,7 @@ RECORD_VERSION = 2
 _HISTORY_LIMIT = 30
 _BUTTON_PREFIX = "aw"
 
-Prompt = str | Callable[[Any], str | Awaitable[str]]
+Prompt = str | Text | Callable[[Any], str | Text | Awaitable[str | Text]]
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,10 @@ def step(
 
     Args:
         prompt: what the bot asks: a string, a format string over the collected data
-            (``"{name}, is that right?"``) or a sync/async callable taking the wizard.
+            (``"{name}, is that right?"``: the string is markup for the wizard's parse mode, the
+            values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
+            sync/async callable taking the wizard and returning either (a returned string is
+            sent as is: escape values in it with :func:`aiostep_dialogs.formatting.escape`).
         validate: one validator or a list applied in order; the method gets the result.
             Default: a text message of at most 4096 characters (or one of ``choices``).
         error: shown instead of a validator's own reason when the input is rejected.
@@ -161,11 +167,6 @@ class Finish:
     result: Any = None
 
 
-class _SafeFormat(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 @dataclass
 class _Marker:
     handled: bool = False
@@ -205,7 +206,8 @@ class Wizard:
     ``texts``, ``show_progress``, ``scope`` (``"user"``: one wizard per user in each chat,
     the default; ``"chat"``: one per chat, anyone in it may answer), ``on_reentry``
     (``"resume"`` re-sends the current prompt when the wizard is started again mid-way,
-    ``"restart"`` starts over), ``max_attempts`` (default for steps).
+    ``"restart"`` starts over), ``max_attempts`` (default for steps), ``parse_mode`` (what
+    prompts and ``answer`` are sent with; default: the bot's ``DefaultBotProperties``).
     """
 
     State: ClassVar[type[enum.Enum]]
@@ -216,6 +218,7 @@ class Wizard:
     on_reentry: ClassVar[Literal["resume", "restart"]] = "resume"
     scope: ClassVar[Literal["user", "chat"]] = "user"
     max_attempts: ClassVar[int | None] = None
+    parse_mode: ClassVar[str | Default | None] = Default("parse_mode")
 
     _steps: ClassVar[tuple[StepSpec, ...]] = ()
     _by_state: ClassVar[dict[str, StepSpec]] = {}
@@ -303,11 +306,24 @@ class Wizard:
 
         return to_mermaid(cls)
 
-    async def answer(self, text: str, **kwargs: Any) -> Message:
-        """Send ``text`` to the wizard's chat (and forum topic)."""
+    async def answer(self, text: str | Text, **kwargs: Any) -> Message:
+        """Send ``text`` to the wizard's chat (and forum topic).
+
+        A string is markup for the wizard's ``parse_mode`` (escape user data in it with
+        :func:`aiostep_dialogs.formatting.escape`); an aiogram formatting node (``Text``,
+        ``Bold``...) is sent as text and entities, with nothing to escape.
+        """
         if self.key.thread_id is not None:
             kwargs.setdefault("message_thread_id", self.key.thread_id)
+        if isinstance(text, Text):
+            return await self.bot.send_message(self.key.chat_id, **{**text.as_kwargs(), **kwargs})
+        kwargs.setdefault("parse_mode", self.parse_mode)
         return await self.bot.send_message(self.key.chat_id, text, **kwargs)
+
+    def _text(self, text: str) -> str:
+        """One of ``texts``, escaped for the parse mode in effect unless it is ``Markup``: the
+        defaults are plain text, and MarkdownV2 reserves the ``.`` they end in."""
+        return escape(text, effective_parse_mode(self.bot, self.parse_mode))
 
     async def on_start(self) -> None:
         """Called when the wizard starts, before the first prompt."""
@@ -317,11 +333,11 @@ class Wizard:
 
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
-        await self.answer(self.texts.cancelled, reply_markup=self._closing_markup())
+        await self.answer(self._text(self.texts.cancelled), reply_markup=self._closing_markup())
 
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
-        await self.answer(self.texts.gave_up, reply_markup=self._closing_markup())
+        await self.answer(self._text(self.texts.gave_up), reply_markup=self._closing_markup())
 
     # -- setup ---------------------------------------------------------------------------------
     @classmethod
@@ -587,7 +603,8 @@ class Wizard:
         _, fingerprint, nonce, index = parts
         if fingerprint != self._fingerprint or not self.nonce or nonce != self.nonce:
             return None
-        if not index.isdigit() or int(index) >= len(spec.choices):
+        # every field is untrusted: "²".isdigit() is true but int("²") raises, so ASCII only
+        if not (index.isascii() and index.isdigit()) or int(index) >= len(spec.choices):
             return None
         return list(spec.choices)[int(index)]
 
@@ -632,16 +649,38 @@ class Wizard:
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
                 "return None, a State member, or self.finish(...)"
             )
+        history = self.history
         entry = {"s": spec.state.name, "d": before}
         self.history = [*self.history, entry][-_HISTORY_LIMIT:]
-        await self._enter(target)
+        await self._enter(target, back_to=(spec, before, history))
 
-    async def _enter(self, spec: StepSpec) -> None:
+    async def _enter(
+        self,
+        spec: StepSpec,
+        *,
+        back_to: tuple[StepSpec, dict[str, Any], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """Move to ``spec`` and send its prompt. If the prompt cannot be sent, the user never
+        saw that question: go back to ``back_to`` (the step they did see, with the data and
+        history before their answer; without it the conversation ends), then let the error
+        reach ``dp.errors``. The user's next message answers the question they saw."""
         self.state = spec.state
         self.attempts = 0
         self.nonce = secrets.token_hex(4)
         await self._park(spec)
-        await self._send_prompt(spec)
+        try:
+            await self._send_prompt(spec)
+        except Exception:
+            try:
+                if back_to is None:
+                    await self._clear()
+                else:
+                    seen, self.data, self.history = back_to
+                    self.state, self.nonce = seen.state, secrets.token_hex(4)
+                    await self._park(seen)
+            except Exception:
+                logger.exception("%s: could not undo a step whose prompt failed", self.key)
+            raise
 
     async def _park(self, spec: StepSpec) -> None:
         """Persist: the next step is ``spec``, with state, data and navigation, in one write."""
@@ -673,20 +712,42 @@ class Wizard:
             await self._clear()
 
     async def _clear(self) -> None:
-        await self._storage_or_fail().remove(storage_key(self.key))
+        """End the conversation: its whole record goes (the outcome of this update's claim,
+        so it is refused if another worker took the step over meanwhile)."""
+        await aiostep.unregister_steps(
+            self.key.user_id,
+            chat_id=self.key.chat_id,
+            thread_id=self.key.thread_id,
+            bot_id=self.key.bot_id,
+            storage=self._storage_or_fail(),
+            forget=True,
+        )
 
-    async def _render(self, spec: StepSpec) -> str:
+    async def _render(self, spec: StepSpec) -> str | Text:
+        """The prompt of ``spec``: markup for the wizard's parse mode, or a formatting node.
+
+        Values formatted into a template come from users: they are escaped. ``texts.progress``
+        is plain text like the other ``Texts``.
+        """
+        mode = effective_parse_mode(self.bot, self.parse_mode)
         prompt = spec.prompt
-        if callable(prompt):
+        body: str | Text
+        if isinstance(prompt, Text):
+            body = prompt
+        elif callable(prompt):
             result = prompt(self)
-            text = await result if inspect.isawaitable(result) else result
+            body = await result if inspect.isawaitable(result) else result
         else:
-            text = prompt.format_map(_SafeFormat(self.data))
-        if self.show_progress:
-            index = self._steps.index(spec) + 1
-            progress = self.texts.progress.format(index=index, total=len(self._steps))
-            text = f"{progress}\n{text}"
-        return str(text)
+            body = fill(prompt, self.data, mode)
+        if not self.show_progress:
+            return body if isinstance(body, Text) else str(body)
+        index = self._steps.index(spec) + 1
+        progress = self.texts.progress.format(index=index, total=len(self._steps))
+        if isinstance(body, Text):
+            return Text(progress, "\n", body)
+        if isinstance(self.texts.progress, Markup):
+            progress = Markup(progress)
+        return f"{escape(progress, mode)}\n{body}"
 
     def _closing_markup(self) -> ReplyKeyboardRemove | None:
         uses_reply = any(s.choices and s.keyboard == "reply" for s in self._steps)
@@ -714,19 +775,25 @@ class Wizard:
         return InlineKeyboardMarkup(inline_keyboard=rows)
 
     async def _send_prompt(self, spec: StepSpec, error: str | None = None) -> None:
-        text = await self._render(spec)
+        prompt = await self._render(spec)
         if error:
-            text = f"{error}\n\n{text}"
-        await self.answer(text, reply_markup=self._markup(spec))
+            # A rejection's reason is plain text: it often quotes what the user sent.
+            if isinstance(prompt, Text):
+                prompt = Text(error, "\n\n", prompt)
+            else:
+                mode = effective_parse_mode(self.bot, self.parse_mode)
+                prompt = f"{escape(error, mode)}\n\n{prompt}"
+        await self.answer(prompt, reply_markup=self._markup(spec))
 
     async def _do_back(self) -> None:
         if not self.history:
-            await self.answer(self.texts.cannot_go_back)
+            await self.answer(self._text(self.texts.cannot_go_back))
             await self._send_prompt(self._spec())
             return
+        back_to = (self._spec(), self.data, list(self.history))
         entry = self.history.pop()
         self.data = entry["d"]  # the answer given there is undone with it
-        await self._enter(self._by_state[entry["s"]])
+        await self._enter(self._by_state[entry["s"]], back_to=back_to)
 
     async def _do_cancel(self) -> None:
         try:
@@ -737,7 +804,7 @@ class Wizard:
     async def _do_skip(self) -> None:
         spec = self._spec()
         if not spec.optional:
-            await self.answer(self.texts.cannot_skip)
+            await self.answer(self._text(self.texts.cannot_skip))
             await self._send_prompt(spec)
             return
         snapshot = copy.deepcopy(self.data)

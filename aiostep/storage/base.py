@@ -13,6 +13,7 @@ import enum
 import json
 import json.encoder
 import math
+import secrets
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ __all__ = [
     "check_record_size",
     "decide_claim",
     "ensure_json",
+    "new_owner",
     "patch_size",
     "state_name",
 ]
@@ -73,8 +75,16 @@ class StateContext:
         on_timeout: registered name of the function to call when the step expires.
         token: identifies one registration of the pending step (guards against double claims).
         accepts: which updates the pending step takes (``",message,command,filter,"``).
-        busy: on a shared storage, epoch seconds until which a worker runs the step it just
-            claimed (other workers wait for its next step rather than race past it).
+        busy: on a shared storage, epoch seconds until which the claim's worker is known to be
+            alive (its lease; renewed while a long step runs). Other workers wait for the step's
+            outcome meanwhile; once it has passed, the claim is stale and the step is offered
+            again.
+        claim: the owner token of the update running the pending step right now. A claim
+            marks the step taken but keeps it (and everything it needs) in the record, so a
+            process that dies mid-step loses nothing: the step is offered again.
+        seq: the ``update_id`` of the last update whose step outcome was written: an update
+            with an id at or below it was already applied (a redelivery) or arrived too late.
+        inflight: the ``update_id`` of the update the current claim runs.
     """
 
     current_state: str | None = None
@@ -87,6 +97,9 @@ class StateContext:
     token: str | None = None
     accepts: str | None = None
     busy: float | None = None
+    claim: str | None = None
+    seq: int | None = None
+    inflight: int | None = None
 
     def is_empty(self) -> bool:
         """True when the record holds nothing worth keeping."""
@@ -110,6 +123,8 @@ class StateContext:
 
 
 _STEP_FIELDS = ("callback", "kwargs", "deadline", "on_timeout", "token", "accepts")
+#: what a claim adds to a record; cleared by the claim's outcome
+_CLAIM_FIELDS = ("claim", "busy", "inflight")
 
 
 @dataclass
@@ -131,25 +146,32 @@ class Patch:
     chat_id: int | str | _Unset | None = UNSET
     data: dict[str, Any] | _Unset = UNSET
     data_update: dict[str, Any] | _Unset = UNSET
+    #: the outcome of claim ``owner``: applied only while the record's claim is still
+    #: ``owner`` (else :class:`~aiostep.exceptions.ClaimLostError`), and it ends the claim
+    owner: str | _Unset = UNSET
 
 
 class ClaimStatus(enum.IntEnum):
     """What :meth:`BaseStorage.claim` found for an update."""
 
     NONE = 0  #: no pending step
-    CLAIMED = 1  #: the step was taken (removed) and is the caller's to run
+    CLAIMED = 1  #: the step is the caller's to run (marked claimed; it stays in the record)
     EXPIRED = 2  #: the step's deadline had passed; it was removed
     SKIPPED = 3  #: the step does not take this kind of update; left in place
     CHECK = 4  #: the step has a filter the caller must check, then ``claim_token``
-    BUSY = 5  #: another worker is running this conversation's step (shared storages only)
+    BUSY = 5  #: another update is running this conversation's step: wait for its outcome
+    STALE = 6  #: the update is at or below the last applied ``update_id``: already applied
+    WAIT = 7  #: shared storages: hold the update for the ordering window, then claim again
 
 
 @dataclass
 class Claim:
-    """The result of a claim: a status and the record as it was before the claim."""
+    """The result of a claim: a status, the record as it was before the claim, and the owner
+    token the claim was made with (what the step's outcome names)."""
 
     status: ClaimStatus
     record: StateContext | None
+    owner: str | None = None
 
 
 def state_name(state: StateT) -> str | None:
@@ -441,6 +463,11 @@ def check_record_size(
 def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | None:
     """Return a new record: ``record`` with ``patch`` applied (``None`` when it ends up empty)."""
     new = copy.deepcopy(record) if record is not None else StateContext()
+    if patch.owner is not UNSET:
+        # the claim's outcome: the claim ends, and its update counts as applied
+        if new.inflight is not None:
+            new.seq = max(new.seq or 0, new.inflight)
+        new.claim, new.busy, new.inflight = None, None, None
     if patch.state is not UNSET:
         new.current_state = patch.state
     if patch.callback is not UNSET:
@@ -453,6 +480,7 @@ def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | Non
                 None,
                 None,
             )
+            new.claim, new.busy, new.inflight = None, None, None
     for name in _STEP_FIELDS[1:]:
         value = getattr(patch, name)
         if value is not UNSET:
@@ -473,6 +501,102 @@ def drop_step(record: StateContext) -> StateContext | None:
     return apply_patch(record, Patch(callback=None))
 
 
+def new_owner() -> str:
+    """A fresh claim owner token."""
+    return secrets.token_hex(8)
+
+
+def claim_outcome(
+    record: StateContext | None,
+    status: ClaimStatus,
+    owner: str,
+    lease: float | None,
+    update_id: int | None,
+) -> StateContext | _Unset | None:
+    """What a claim with ``status`` turns ``record`` into (``UNSET``: left as it is); for the
+    backends that decide in Python (:func:`decide_claim`)."""
+    if record is None:
+        return UNSET
+    if status is ClaimStatus.CLAIMED and record.claim != owner:
+        return mark_claimed(record, owner, lease, update_id)
+    if status is ClaimStatus.EXPIRED:
+        return drop_step(record)
+    return UNSET
+
+
+def claim_alive(record: StateContext, now: float, live_owners: set[str] | None) -> bool:
+    """Whether the claim on ``record`` still has an owner at work.
+
+    ``live_owners``: on a single-process storage, the claims made by this process (a claim
+    found after a restart is stale at once); ``None`` on a shared storage, where a claim
+    lives while its lease (``busy``) runs.
+    """
+    if record.claim is None:
+        return False
+    if live_owners is not None:
+        return record.claim in live_owners
+    return record.busy is not None and record.busy > now
+
+
+def mark_claimed(
+    record: StateContext, owner: str, lease: float | None, update_id: int | None
+) -> StateContext:
+    """A copy of ``record`` with its pending step claimed by ``owner``: nothing is removed."""
+    new = copy.deepcopy(record)
+    new.claim, new.busy, new.inflight = owner, lease, update_id
+    return new
+
+
+def check_owner(key: StorageKey, record: StateContext | None, patch: Patch) -> None:
+    """Raise :class:`~aiostep.exceptions.ClaimLostError` if ``patch`` is the outcome of a claim
+    that no longer owns the record at ``key``."""
+    if patch.owner is UNSET:
+        return
+    if record is None or record.claim != patch.owner:
+        from aiostep.exceptions import ClaimLostError
+
+        raise ClaimLostError(key, patch.owner, None if record is None else record.claim)
+
+
+def decide_claim(
+    record: StateContext | None,
+    now: float,
+    kind: str,
+    is_command: bool,
+    callback_data: str | None = None,
+    *,
+    owner: str | None = None,
+    live_owners: set[str] | None = None,
+    update_id: int | None = None,
+) -> ClaimStatus:
+    """Which :class:`ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
+
+    ``owner`` is the token the update claims with (a claim it already holds is ``CLAIMED``
+    again, so a retried claim is idempotent); ``update_id`` orders and de-duplicates updates
+    (``STALE`` at or below the record's ``seq``). The Redis backend implements the same
+    decision in a Lua script; the conformance suite checks that both agree.
+    """
+    if record is None or record.callback is None:
+        return ClaimStatus.NONE
+    if owner is not None and record.claim == owner:
+        return ClaimStatus.CLAIMED
+    alive = claim_alive(record, now, live_owners)
+    if not alive and record.deadline is not None and record.deadline <= now:
+        return ClaimStatus.EXPIRED
+    accepts = record.accepts or ",message,"
+    if not takes_update(accepts, kind, callback_data):
+        return ClaimStatus.SKIPPED
+    if is_command and ",command," not in accepts:
+        return ClaimStatus.SKIPPED
+    if alive:
+        return ClaimStatus.BUSY
+    if update_id is not None and record.seq is not None and update_id <= record.seq:
+        return ClaimStatus.STALE
+    if ",filter," in accepts:
+        return ClaimStatus.CHECK
+    return ClaimStatus.CLAIMED
+
+
 def takes_update(accepts: str, kind: str, callback_data: str | None) -> bool:
     """Whether an ``accepts`` marker (``",message,callback_query=aw:,"``) takes an update of
     ``kind``; ``callback_query=PREFIX`` takes only button presses whose data starts so."""
@@ -485,32 +609,6 @@ def takes_update(accepts: str, kind: str, callback_data: str | None) -> bool:
             ):
                 return True
     return False
-
-
-def decide_claim(
-    record: StateContext | None,
-    now: float,
-    kind: str,
-    is_command: bool,
-    callback_data: str | None = None,
-) -> ClaimStatus:
-    """Which :class:`ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
-
-    The Redis backend implements the same decision in a Lua script; the conformance suite
-    checks that both agree.
-    """
-    if record is None or record.callback is None:
-        return ClaimStatus.NONE
-    if record.deadline is not None and record.deadline <= now:
-        return ClaimStatus.EXPIRED
-    accepts = record.accepts or ",message,"
-    if not takes_update(accepts, kind, callback_data):
-        return ClaimStatus.SKIPPED
-    if is_command and ",command," not in accepts:
-        return ClaimStatus.SKIPPED
-    if ",filter," in accepts:
-        return ClaimStatus.CHECK
-    return ClaimStatus.CLAIMED
 
 
 def expiry_seconds(ex: ExpiryT) -> float | None:
@@ -603,6 +701,10 @@ class BaseStorage(ABC):
         #: counts writes made through this object, so a caller can tell whether a record it
         #: read is still current without reading it again (one process; not across workers)
         self.generation = 0
+        #: single-process storages: the claims this process made and has not ended. A claim
+        #: stored by a process that has since died is not among them, so its step is offered
+        #: again (``None`` on shared storages, whose claims live by their lease instead)
+        self._owners: set[str] | None = None if self.shared else set()
 
     def _ex(self, ex: ExpiryT | _Unset) -> float | None:
         return self.ex if ex is UNSET else expiry_seconds(ex)
@@ -618,6 +720,8 @@ class BaseStorage(ABC):
         """Apply ``patch`` to the record at ``key`` atomically; return the record as it was.
 
         Raises:
+            ClaimLostError: ``patch.owner`` names a claim that no longer owns the record;
+                nothing was written.
             RecordTooLargeError: the data and kwargs the patch writes exceed
                 ``max_record_bytes`` (see the class docstring); nothing is written.
             TypeError, ValueError: what :func:`check_patch` refuses; nothing is written.
@@ -629,7 +733,10 @@ class BaseStorage(ABC):
         if limit is not None and size > limit:
             raise RecordTooLargeError(_key(key), size, limit, "the data and kwargs it writes")
         self.generation += 1
-        return await self._write(key, patch, ex=ex)
+        before = await self._write(key, patch, ex=ex)
+        if patch.owner is not UNSET and self._owners is not None:
+            self._owners.discard(patch.owner)
+        return before
 
     async def remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it as it was (or ``None``)."""
@@ -646,31 +753,75 @@ class BaseStorage(ABC):
         is_command: bool,
         callback_data: str | None = None,
         lease: float | None = None,
+        owner: str | None = None,
+        update_id: int | None = None,
+        window: float = 0.0,
     ) -> Claim:
-        """Atomically take the pending step at ``key`` for an update, as :func:`decide_claim` says.
+        """Atomically claim the pending step at ``key`` for an update, as :func:`decide_claim`
+        says.
 
-        ``CLAIMED`` and ``EXPIRED`` remove the step; the returned record is the one before.
-        ``lease`` (epoch seconds; shared storages) marks the conversation busy until then
-        when the step is claimed; ``BUSY`` answers while another claim's lease runs.
+        ``CLAIMED`` marks the step claimed by ``owner`` (a fresh token when not given; it is
+        returned in :attr:`Claim.owner`) **without removing it**: the step, its kwargs and the
+        conversation's data stay, so the step can be offered again if its process dies. The
+        step's outcome is a write with ``Patch(owner=...)`` (or :meth:`end_claim`).
+        ``EXPIRED`` removes the step. ``lease`` (epoch seconds; shared storages) is how long the
+        claim lives without a :meth:`renew`; ``BUSY`` answers while a live claim runs.
+        ``update_id`` de-duplicates (``STALE``) and, on a shared storage with ``window`` > 0
+        seconds, orders updates: an update waits (``WAIT``/``BUSY``) until it has been seen for
+        ``window`` seconds and no update of the conversation with a lower id is waiting.
+        The returned record is the one before the claim.
         """
 
     async def claim_token(
-        self, key: StorageKey, token: str, lease: float | None = None
+        self,
+        key: StorageKey,
+        token: str,
+        lease: float | None = None,
+        owner: str | None = None,
+        *,
+        update_id: int | None = None,
     ) -> StateContext | None:
-        """Remove the pending step at ``key`` if it is still the registration ``token``.
+        """Claim the pending step at ``key`` if it is still the registration ``token``.
 
-        Returns the record as it was, or ``None`` when the step is gone or was replaced.
-        ``lease`` marks the conversation busy, as for :meth:`claim`.
+        With ``owner`` (a filtered step whose filter passed) the step is marked claimed, as
+        :meth:`claim` does; without (a timer that expires the step) it is removed. Either way a
+        step that a live claim is running is left alone. Returns the record as it was, or
+        ``None`` when the step is gone, replaced, or running.
         """
         self.generation += 1
-        return await self._claim_token(key, token, lease)
+        record = await self._claim_token(key, token, lease, owner, update_id)
+        if record is not None and owner is not None and self._owners is not None:
+            self._owners.add(owner)
+        return record
 
-    async def release(self, key: StorageKey, lease: float) -> None:  # noqa: B027 - no-op here
-        """End the busy mark ``lease`` set by a claim, if no newer write replaced it.
+    async def end_claim(self, key: StorageKey, owner: str, *, keep_step: bool = False) -> bool:
+        """End claim ``owner`` of a step that wrote no outcome of its own: the step is done
+        (removed), or, with ``keep_step`` (the step failed), offered again.
 
-        Only shared storages mark anything; for the others this does nothing.
+        Returns ``False`` when the claim was lost (another worker took the step over after its
+        lease ran out, or the conversation was ended meanwhile): nothing is written then.
         """
+        from aiostep.exceptions import ClaimLostError
 
+        patch = Patch(owner=owner) if keep_step else Patch(owner=owner, callback=None)
+        try:
+            await self.write(key, patch)
+        except ClaimLostError:
+            return False
+        return True
+
+    async def peers(self) -> int:
+        """How many processes use this storage now (this one included). Shared storages count
+        their workers; the others answer 1."""
+        return 1
+
+    async def renew(self, key: StorageKey, owner: str, lease: float) -> bool:
+        """Extend claim ``owner``'s lease to ``lease`` (epoch seconds) while its step still runs;
+        ``False`` if the claim was lost. Only shared storages have leases; others answer
+        ``True``."""
+        return True
+
+    # what a backend implements
     # what a backend implements
     @abstractmethod
     async def _write(
@@ -684,7 +835,12 @@ class BaseStorage(ABC):
 
     @abstractmethod
     async def _claim_token(
-        self, key: StorageKey, token: str, lease: float | None = None
+        self,
+        key: StorageKey,
+        token: str,
+        lease: float | None,
+        owner: str | None,
+        update_id: int | None,
     ) -> StateContext | None:
         """Backend part of :meth:`claim_token`."""
 

@@ -35,10 +35,15 @@ from aiostep.storage.base import (
     _key,
     _Unset,
     apply_patch,
+    check_owner,
     check_patch,
+    claim_alive,
+    claim_outcome,
     decide_claim,
     drop_step,
     ensure_json,
+    mark_claimed,
+    new_owner,
 )
 
 __all__ = ["FileStateStorage"]
@@ -66,6 +71,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "on_timeout": (str,),
     "token": (str,),
     "accepts": (str,),
+    "claim": (str,),
+    "seq": (int,),
+    "inflight": (int,),
 }
 
 
@@ -136,6 +144,7 @@ class FileStateStorage(BaseStorage):
 
         async def op(records: _Records) -> StateContext | None:
             before = _live(records, k)
+            check_owner(k, None if before is None else before[0], patch)
             new = apply_patch(None if before is None else before[0], patch)
             entry: _Entry | None = None
             if new is not None:
@@ -175,9 +184,16 @@ class FileStateStorage(BaseStorage):
         kind: str,
         is_command: bool,
         callback_data: str | None = None,
-        lease: float | None = None,  # one process: its ordering gate does the job of a lease
+        lease: float | None = None,  # one process: a claim lives while this process does
+        owner: str | None = None,
+        update_id: int | None = None,
+        window: float = 0.0,  # one process: its ordering gate keeps arrival order
     ) -> Claim:
-        """Take the pending step at ``key`` for an update (see :func:`decide_claim`)."""
+        """Claim the pending step at ``key`` for an update (see :func:`decide_claim`).
+
+        The claim is journaled, but a claim found after a restart has no live owner: its step
+        is offered again, with everything it had.
+        """
         k = _key(key)
         records = self._records
         if records is not None:
@@ -187,34 +203,63 @@ class FileStateStorage(BaseStorage):
                 return Claim(ClaimStatus.NONE, None)
             if entry[0].callback is None:
                 return Claim(ClaimStatus.NONE, copy.deepcopy(entry[0]))
+        claimer = owner or new_owner()
 
         async def op(records: _Records) -> Claim:
             before = _live(records, k)
             record = None if before is None else before[0]
-            status = decide_claim(record, now, kind, is_command, callback_data)
-            if before is not None and status in (ClaimStatus.CLAIMED, ClaimStatus.EXPIRED):
-                await self._commit(records, k, _without_step(before))
-                return Claim(status, before[0])
-            return Claim(status, copy.deepcopy(record))
+            status = decide_claim(
+                record,
+                now,
+                kind,
+                is_command,
+                callback_data,
+                owner=claimer,
+                live_owners=self._owners,
+                update_id=update_id,
+            )
+            after = claim_outcome(record, status, claimer, None, update_id)
+            if before is not None and after is not UNSET:
+                await self._commit(records, k, None if after is None else (after, before[1]))
+                if status is ClaimStatus.CLAIMED and self._owners is not None:
+                    self._owners.add(claimer)
+                return Claim(status, before[0], claimer)
+            return Claim(status, copy.deepcopy(record), claimer)
 
         return await self._serialised(op)
 
     async def _claim_token(
-        self, key: StorageKey, token: str, lease: float | None = None
+        self,
+        key: StorageKey,
+        token: str,
+        lease: float | None,
+        owner: str | None,
+        update_id: int | None,
     ) -> StateContext | None:
-        """Remove the pending step at ``key`` if it is still registration ``token``."""
+        """Claim (or, without ``owner``, remove) the pending step if it is still ``token``."""
         k = _key(key)
+
+        def takeable(entry: _Entry | None) -> bool:
+            return (
+                entry is not None
+                and entry[0].callback is not None
+                and entry[0].token == token
+                and not claim_alive(entry[0], get_clock().now(), self._owners)
+            )
+
         records = self._records
-        if records is not None:
-            entry = _live(records, k)
-            if entry is None or entry[0].callback is None or entry[0].token != token:
-                return None
+        if records is not None and not takeable(_live(records, k)):
+            return None
 
         async def op(records: _Records) -> StateContext | None:
             before = _live(records, k)
-            if before is None or before[0].callback is None or before[0].token != token:
+            if before is None or not takeable(before):
                 return None
-            await self._commit(records, k, _without_step(before))
+            if owner is None:
+                await self._commit(records, k, _without_step(before))
+            else:
+                claimed = mark_claimed(before[0], owner, None, update_id)
+                await self._commit(records, k, (claimed, before[1]))
             return before[0]
 
         return await self._serialised(op)

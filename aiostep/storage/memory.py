@@ -23,10 +23,15 @@ from aiostep.storage.base import (
     _key,
     _Unset,
     apply_patch,
+    check_owner,
     check_patch,
     check_record_size,
+    claim_alive,
+    claim_outcome,
     decide_claim,
     drop_step,
+    mark_claimed,
+    new_owner,
 )
 
 __all__ = ["AsyncMemoryStateStorage", "MemoryStateStorage"]
@@ -95,6 +100,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         check_patch(patch)
         k = _key(key)
         before = self._get(k)
+        check_owner(k, before, patch)
         new = apply_patch(before, patch)
         if before is not None:
             check_record_size(new, patch, k, self.max_record_bytes)
@@ -116,25 +122,53 @@ class AsyncMemoryStateStorage(BaseStorage):
         kind: str,
         is_command: bool,
         callback_data: str | None = None,
-        lease: float | None = None,  # one process: its ordering gate does the job of a lease
+        lease: float | None = None,  # one process: a claim lives while this process does
+        owner: str | None = None,
+        update_id: int | None = None,
+        window: float = 0.0,  # one process: its ordering gate keeps arrival order
     ) -> Claim:
-        """Take the pending step at ``key`` for an update (see :func:`decide_claim`)."""
+        """Claim the pending step at ``key`` for an update (see :func:`decide_claim`)."""
         k = _key(key)
         before = self._get(k)
-        status = decide_claim(before, now, kind, is_command, callback_data)
-        if before is not None and status in (ClaimStatus.CLAIMED, ClaimStatus.EXPIRED):
-            self._put(k, drop_step(before), None)
-        return Claim(status, copy.deepcopy(before))
+        if before is None or before.callback is None:
+            return Claim(ClaimStatus.NONE, copy.deepcopy(before))
+        owner = owner or new_owner()
+        status = decide_claim(
+            before,
+            now,
+            kind,
+            is_command,
+            callback_data,
+            owner=owner,
+            live_owners=self._owners,
+            update_id=update_id,
+        )
+        after = claim_outcome(before, status, owner, None, update_id)
+        if after is not UNSET:
+            self._put(k, after, None)
+            if status is ClaimStatus.CLAIMED and self._owners is not None:
+                self._owners.add(owner)
+        return Claim(status, copy.deepcopy(before), owner)
 
     async def _claim_token(
-        self, key: StorageKey, token: str, lease: float | None = None
+        self,
+        key: StorageKey,
+        token: str,
+        lease: float | None,
+        owner: str | None,
+        update_id: int | None,
     ) -> StateContext | None:
-        """Remove the pending step at ``key`` if it is still registration ``token``."""
+        """Claim (or, without ``owner``, remove) the pending step if it is still ``token``."""
         k = _key(key)
         before = self._get(k)
         if before is None or before.callback is None or before.token != token:
             return None
-        self._put(k, drop_step(before), None)
+        if claim_alive(before, get_clock().now(), self._owners):
+            return None
+        if owner is None:
+            self._put(k, drop_step(before), None)
+        else:
+            self._put(k, mark_claimed(before, owner, None, update_id), None)
         return copy.deepcopy(before)
 
 

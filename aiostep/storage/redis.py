@@ -10,9 +10,18 @@ other; writes and claims are Lua scripts (atomic, one round trip).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import Iterator
 from typing import Any
 
+from aiostep.clock import get_clock
+from aiostep.exceptions import StorageUnavailableError
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
     UNSET,
@@ -26,10 +35,13 @@ from aiostep.storage.base import (
     _key,
     _Unset,
     check_patch,
+    new_owner,
 )
 
 try:
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "RedisStateStorage needs the redis package: pip install 'aiostep[redis]'"
@@ -37,77 +49,108 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["RedisStateStorage"]
 
-_STEP_FIELDS = ("callback", "kwargs", "deadline", "on_timeout", "token", "accepts", "busy")
+logger = logging.getLogger("aiostep")
 
-# Shared Lua: drop the pending step; forget chat_id when no state is left either.
+_STEP_FIELDS = (
+    "callback",
+    "kwargs",
+    "deadline",
+    "on_timeout",
+    "token",
+    "accepts",
+    "busy",
+    "claim",
+    "inflight",
+)
+
+# Shared Lua: drop the pending step (and its claim); forget chat_id when no state is left either.
 _DROP = """
--- A busy mark that is all a hash holds must not outlive its lease if its worker died: expire
--- the hash then; the next write makes it permanent again.
-local function mark_busy(key, lease)
-  redis.call('HSET', key, 'busy', lease)
-  if redis.call('HLEN', key) == 1 and redis.call('PTTL', key) == -1 then
-    redis.call('PEXPIREAT', key, math.ceil(tonumber(lease) * 1000) + 1000)
-  end
-end
 local function drop(key)
   redis.call('HDEL', key, 'callback', 'kwargs', 'deadline', 'on_timeout', 'token', 'accepts',
-    'busy')
+    'busy', 'claim', 'inflight')
   if redis.call('HEXISTS', key, 'state') == 0 then redis.call('HDEL', key, 'chat_id') end
+end
+-- a claim is alive while its lease runs
+local function alive(key, now)
+  if redis.call('HEXISTS', key, 'claim') == 0 then return false end
+  local busy = tonumber(redis.call('HGET', key, 'busy') or '0')
+  return busy > now
 end
 """
 
-# KEYS[1]=key; ARGV: ttl_ms ('' = keep), replace_data ('1'/'0'), ndel, del fields..., pairs...
+# KEYS[1]=key; ARGV: ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' = none), ndel,
+# del fields..., pairs... Returns {1, record before} or, when owner no longer holds the claim,
+# {0, the claim's current owner or ''} and writes nothing.
 _WRITE = """
 local key = KEYS[1]
+if ARGV[3] ~= '' then
+  local holder = redis.call('HGET', key, 'claim')
+  if holder ~= ARGV[3] then return {0, holder or ''} end
+end
 local before = redis.call('HGETALL', key)
-if ARGV[1] == '' and redis.call('HLEN', key) == 1 and redis.call('HEXISTS', key, 'busy') == 1 then
-  redis.call('PERSIST', key)  -- it only had the busy mark's expiry
+if ARGV[3] ~= '' then
+  -- the claim's outcome: the claim ends and its update counts as applied
+  local inflight = redis.call('HGET', key, 'inflight')
+  if inflight then
+    local seq = tonumber(redis.call('HGET', key, 'seq') or '0')
+    if tonumber(inflight) > seq then redis.call('HSET', key, 'seq', inflight) end
+  end
+  redis.call('HDEL', key, 'claim', 'busy', 'inflight')
 end
 if ARGV[2] == '1' then
   for i = 1, #before, 2 do
     if string.sub(before[i], 1, 2) == 'd:' then redis.call('HDEL', key, before[i]) end
   end
 end
-local ndel = tonumber(ARGV[3])
-for i = 4, 3 + ndel do redis.call('HDEL', key, ARGV[i]) end
+local ndel = tonumber(ARGV[4])
+for i = 5, 4 + ndel do redis.call('HDEL', key, ARGV[i]) end
 -- 'order' lists the data names, NUL-terminated, in insertion order: a hash has none of its own
 local order = ''
 if ARGV[2] ~= '1' then order = redis.call('HGET', key, 'order') or '' end
 local grew = ARGV[2] == '1'
-for i = 4 + ndel, #ARGV, 2 do
+for i = 5 + ndel, #ARGV, 2 do
   local f = ARGV[i]
   if string.sub(f, 1, 2) == 'd:' and (ARGV[2] == '1' or redis.call('HEXISTS', key, f) == 0) then
     order = order .. string.sub(f, 3) .. '\0'
     grew = true
   end
 end
-if #ARGV > 3 + ndel then redis.call('HSET', key, unpack(ARGV, 4 + ndel)) end
+if #ARGV > 4 + ndel then redis.call('HSET', key, unpack(ARGV, 5 + ndel)) end
 if grew then
   if order == '' then redis.call('HDEL', key, 'order')
   else redis.call('HSET', key, 'order', order) end
 end
-if redis.call('HEXISTS', key, 'state') == 0 and redis.call('HEXISTS', key, 'callback') == 0 then
+local has_state = redis.call('HEXISTS', key, 'state') == 1
+if not has_state and redis.call('HEXISTS', key, 'callback') == 0 then
   redis.call('HDEL', key, 'chat_id')
+  local empty = true
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'd:' then empty = false; break end
+  end
+  -- nothing worth keeping (as StateContext.is_empty says): the record goes
+  if empty then redis.call('DEL', key) end
 end
 if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
-return before
+return {1, before}
 """
 
-# KEYS[1]=key; ARGV: now, kind, is_command ('1'/'0'), callback data, lease ('' = none).
-# Mirrors base.decide_claim, plus the busy mark of a shared storage.
+# KEYS[1]=key, KEYS[2]=the workers' heartbeat set; ARGV: now, kind, is_command ('1'/'0'),
+# callback data, lease ('' = none), owner, update_id ('' = none), ordering window (seconds),
+# queue horizon (seconds), how long a silent worker counts as alive (seconds).
+# Mirrors base.decide_claim, plus the ordering queue 'q' of a shared storage: entries
+# "update_id:arrival," of the updates waiting for this conversation's step.
 _CLAIM = (
     _DROP
     + """
 local key = KEYS[1]
+local now = tonumber(ARGV[1])
 local rec = redis.call('HGETALL', key)
-local cb = redis.call('HGET', key, 'callback')
-if not cb then
-  local busy = redis.call('HGET', key, 'busy')
-  if busy and tonumber(busy) > tonumber(ARGV[1]) then return {5, rec} end
-  return {0, rec}
-end
+if redis.call('HEXISTS', key, 'callback') == 0 then return {0, rec} end
+local holder = redis.call('HGET', key, 'claim')
+if holder and holder == ARGV[6] then return {1, rec} end
+local live = alive(key, now)
 local dl = redis.call('HGET', key, 'deadline')
-if dl and tonumber(dl) <= tonumber(ARGV[1]) then drop(key); return {2, rec} end
+if not live and dl and tonumber(dl) <= now then drop(key); return {2, rec} end
 local acc = redis.call('HGET', key, 'accepts') or ',message,'
 local takes = string.find(acc, ',' .. ARGV[2] .. ',', 1, true)
 if not takes and ARGV[2] == 'callback_query' then
@@ -117,35 +160,79 @@ if not takes and ARGV[2] == 'callback_query' then
 end
 if not takes then return {3, rec} end
 if ARGV[3] == '1' and not string.find(acc, ',command,', 1, true) then return {3, rec} end
+local uid = tonumber(ARGV[7])
+if uid then
+  local seq = tonumber(redis.call('HGET', key, 'seq') or '')
+  if seq and uid <= seq then return {6, rec} end
+end
+local ordered = false
+if uid and tonumber(ARGV[8]) > 0 then
+  -- arrivals are timed by the server's clock: one clock for every worker (and real time even
+  -- under a test's fake clock)
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  -- order only while other workers are alive: alone, the gate of this process orders updates
+  ordered = redis.call('ZCOUNT', KEYS[2], now - tonumber(ARGV[10]), '+inf') > 1
+end
+if ordered then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local window, horizon = tonumber(ARGV[8]), tonumber(ARGV[9])
+  local kept, mine, lower = {}, nil, false
+  for id, at in string.gmatch(redis.call('HGET', key, 'q') or '', '(%d+):([^,]+),') do
+    local i, a = tonumber(id), tonumber(at)
+    if i == uid then
+      mine = a
+    elseif a > now - horizon then  -- an entry whose worker died is forgotten
+      if i < uid then lower = true end
+      kept[#kept + 1] = id .. ':' .. at .. ','
+    end
+  end
+  local waiting = live or lower or (mine or now) > now - window
+  if waiting then kept[#kept + 1] = uid .. ':' .. string.format('%.6f', mine or now) .. ',' end
+  if #kept > 0 then redis.call('HSET', key, 'q', table.concat(kept))
+  else redis.call('HDEL', key, 'q') end
+  if live or lower then return {5, rec} end
+  if waiting then return {7, rec} end
+elseif live then
+  return {5, rec}
+end
 if string.find(acc, ',filter,', 1, true) then return {4, rec} end
-drop(key)
-if ARGV[5] ~= '' then mark_busy(key, ARGV[5]) end
+redis.call('HSET', key, 'claim', ARGV[6])
+if ARGV[5] ~= '' then redis.call('HSET', key, 'busy', ARGV[5]) end
+if uid then redis.call('HSET', key, 'inflight', ARGV[7])
+else redis.call('HDEL', key, 'inflight') end
 return {1, rec}
 """
 )
 
-# KEYS[1]=key; ARGV[1]=token, ARGV[2]=lease ('' = none)
+# KEYS[1]=key; ARGV: token, lease ('' = none), owner ('' = expire: remove the step), now,
+# update_id ('' = none)
 _CLAIM_TOKEN = (
     _DROP
     + """
 local key = KEYS[1]
 if redis.call('HEXISTS', key, 'callback') == 0 then return false end
 if redis.call('HGET', key, 'token') ~= ARGV[1] then return false end
+if alive(key, tonumber(ARGV[4])) then return false end
 local rec = redis.call('HGETALL', key)
-drop(key)
-if ARGV[2] ~= '' then mark_busy(key, ARGV[2]) end
+if ARGV[3] == '' then
+  drop(key)
+else
+  redis.call('HSET', key, 'claim', ARGV[3])
+  if ARGV[2] ~= '' then redis.call('HSET', key, 'busy', ARGV[2]) end
+  if ARGV[5] ~= '' then redis.call('HSET', key, 'inflight', ARGV[5])
+  else redis.call('HDEL', key, 'inflight') end
+end
 return rec
 """
 )
 
-# KEYS[1]=key; ARGV[1]=the lease a claim set. A write since (a new step) already removed it.
-_RELEASE = """
-local key = KEYS[1]
-if redis.call('HGET', key, 'busy') ~= ARGV[1] then return 0 end
-redis.call('HDEL', key, 'busy')
-if redis.call('HEXISTS', key, 'state') == 0 and redis.call('HEXISTS', key, 'callback') == 0 then
-  redis.call('HDEL', key, 'chat_id')
-end
+# KEYS[1]=key; ARGV[1]=owner, ARGV[2]=new lease
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'busy', ARGV[2])
 return 1
 """
 
@@ -189,6 +276,12 @@ def _decode(raw_record: Any) -> StateContext | None:
             record.accepts = raw
         elif name == "busy":
             record.busy = float(raw)
+        elif name == "claim":
+            record.claim = raw
+        elif name == "seq":
+            record.seq = int(raw)
+        elif name == "inflight":
+            record.inflight = int(raw)
     if order and record.data:
         ranked = {name: i for i, name in enumerate(order)}
         record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
@@ -207,6 +300,12 @@ class RedisStateStorage(BaseStorage):
         redis: a ``redis.asyncio.Redis`` client, or a URL (``redis://localhost:6379/0``).
         ex: default time to live of a record (seconds or ``timedelta``), refreshed on write.
         prefix: prepended to every key, so the bot's own keys are never touched.
+        max_connections: with a URL, the size of the connection pool. A burst of updates
+            beyond it waits for a free connection (up to ``pool_timeout`` seconds) instead
+            of failing. A client passed in is used as given: size its pool yourself.
+        pool_timeout: with a URL, seconds an update may wait for a free connection.
+        socket_timeout: with a URL, seconds before a frozen Redis fails the call (connect and
+            read), so an update fails cleanly instead of hanging.
         max_record_bytes: the most bytes of JSON a record's data and kwargs may hold
             (``None``: no limit). Redis checks what each write sets, not the merged record: see
             :class:`~aiostep.storage.base.BaseStorage`.
@@ -221,16 +320,36 @@ class RedisStateStorage(BaseStorage):
         ex: ExpiryT = None,
         *,
         prefix: str = "aiostep:",
+        max_connections: int = 64,
+        pool_timeout: float = 10.0,
+        socket_timeout: float = 5.0,
         max_record_bytes: int | None = MAX_RECORD_BYTES,
     ) -> None:
         super().__init__(ex, max_record_bytes=max_record_bytes)
         self._owns_client = isinstance(redis, str)
-        self.redis: Redis = Redis.from_url(redis) if isinstance(redis, str) else redis
+        if isinstance(redis, str):
+            # redis-py's default pool raises MaxConnectionsError past 100 connections at once,
+            # dropping the update; a blocking pool makes a burst wait for a free connection.
+            pool = BlockingConnectionPool.from_url(
+                redis,
+                max_connections=max_connections,
+                timeout=pool_timeout,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+            )
+            self.redis: Redis = Redis(connection_pool=pool)
+        else:
+            self.redis = redis
         self.prefix = prefix
+        #: seconds between this worker's announcements (see :meth:`peers`)
+        self.heartbeat = 1.0
+        self._worker = secrets.token_hex(8)
+        self._peers = 1
+        self._beat: asyncio.Task[None] | None = None
         self._write_script = self.redis.register_script(_WRITE)
         self._claim_script = self.redis.register_script(_CLAIM)
         self._claim_token_script = self.redis.register_script(_CLAIM_TOKEN)
-        self._release_script = self.redis.register_script(_RELEASE)
+        self._renew_script = self.redis.register_script(_RENEW)
 
     @property
     def cache(self) -> Redis:
@@ -242,7 +361,8 @@ class RedisStateStorage(BaseStorage):
 
     async def read(self, key: StorageKey) -> StateContext | None:
         """The record at ``key``, or ``None`` (one ``HGETALL``)."""
-        return _decode(await self.redis.hgetall(self._k(key)))
+        with self._reachable():
+            return _decode(await self.redis.hgetall(self._k(key)))
 
     async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
@@ -265,7 +385,6 @@ class RedisStateStorage(BaseStorage):
                 delete.extend(_STEP_FIELDS)
             else:
                 pairs.extend(("callback", patch.callback))
-                delete.append("busy")  # the running step's outcome is written: not busy now
         if patch.kwargs is not UNSET:
             if patch.kwargs:
                 pairs.extend(("kwargs", _dumps(patch.kwargs)))
@@ -289,19 +408,22 @@ class RedisStateStorage(BaseStorage):
             pairs.extend(("d:" + name, _dumps(value)))
         ttl = self._ex(ex)
         ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
-        args = [ttl_ms, "1" if replace else "0"]
-        args.append(str(len(delete)))
-        args.extend(delete)
-        args.extend(pairs)
-        before = await self._write_script(keys=[self._k(key)], args=args)
-        return _decode(before)
+        owner = "" if patch.owner is UNSET else patch.owner
+        args = [ttl_ms, "1" if replace else "0", owner, str(len(delete)), *delete, *pairs]
+        ok, result = await self._call(self._write_script, key, args)
+        if not int(ok):
+            from aiostep.exceptions import ClaimLostError
+
+            raise ClaimLostError(_key(key), owner, _text(result) or None)
+        return _decode(result)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it (one ``MULTI``: ``HGETALL`` + ``DEL``)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self._k(key))
-            pipe.delete(self._k(key))
-            before, _ = await pipe.execute()
+        with self._reachable():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(self._k(key))
+                pipe.delete(self._k(key))
+                before, _ = await pipe.execute()
         return _decode(before)
 
     async def claim(
@@ -313,34 +435,122 @@ class RedisStateStorage(BaseStorage):
         is_command: bool,
         callback_data: str | None = None,
         lease: float | None = None,
+        owner: str | None = None,
+        update_id: int | None = None,
+        window: float = 0.0,
     ) -> Claim:
-        """Take the pending step for an update (one script call)."""
-        status, flat = await self._claim_script(
-            keys=[self._k(key)],
-            args=[
+        """Claim the pending step for an update (one script call)."""
+        owner = owner or new_owner()
+        horizon = max(window * 4, (lease - now) if lease is not None else 0.0, 1.0)
+        if window > 0 and self._beat is None:
+            await self.peers()  # announce this worker before its first ordered claim
+        status, flat = await self._call(
+            self._claim_script,
+            key,
+            [
                 repr(now),
                 kind,
                 "1" if is_command else "0",
                 callback_data or "",
                 "" if lease is None else repr(lease),
+                owner,
+                "" if update_id is None else str(update_id),
+                repr(window),
+                repr(horizon),
+                repr(3 * self.heartbeat),
             ],
+            self.prefix + "workers",
         )
-        return Claim(ClaimStatus(int(status)), _decode(flat))
+        return Claim(ClaimStatus(int(status)), _decode(flat), owner)
 
     async def _claim_token(
-        self, key: StorageKey, token: str, lease: float | None = None
+        self,
+        key: StorageKey,
+        token: str,
+        lease: float | None,
+        owner: str | None,
+        update_id: int | None,
     ) -> StateContext | None:
-        """Remove the pending step if it is still registration ``token`` (one script call)."""
-        flat = await self._claim_token_script(
-            keys=[self._k(key)], args=[token, "" if lease is None else repr(lease)]
+        """Claim (or, without ``owner``, remove) the pending step if it is still registration
+        ``token`` and no live claim runs it (one script call)."""
+        flat = await self._call(
+            self._claim_token_script,
+            key,
+            [
+                token,
+                "" if lease is None else repr(lease),
+                owner or "",
+                repr(get_clock().now()),
+                "" if update_id is None else str(update_id),
+            ],
         )
         return _decode(flat) if flat else None
 
-    async def release(self, key: StorageKey, lease: float) -> None:
-        """End the busy mark ``lease`` of a claim unless a newer write replaced it (one call)."""
-        await self._release_script(keys=[self._k(key)], args=[repr(lease)])
+    async def renew(self, key: StorageKey, owner: str, lease: float) -> bool:
+        """Extend claim ``owner``'s lease while its step runs (one script call)."""
+        return bool(await self._call(self._renew_script, key, [owner, repr(lease)]))
+
+    async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
+        """Run a script on ``key`` (and the raw keys ``more``): one round trip."""
+        with self._reachable():
+            return await script(keys=[self._k(key), *more], args=args)
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn the client's connection errors and time-outs into a
+        :class:`~aiostep.exceptions.StorageUnavailableError` that names this Redis."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StorageUnavailableError(
+                f"Redis at {self._where()} is unavailable ({type(exc).__name__}: {exc}); "
+                "the update failed and the conversation keeps its progress"
+            ) from exc
+
+    def _where(self) -> str:
+        kwargs = self.redis.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"unix:{kwargs['path']}"
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+    async def peers(self) -> int:
+        """How many workers use this Redis (under this prefix) now, this one included.
+
+        Each storage object announces itself every :attr:`heartbeat` seconds in one sorted set
+        (one round trip a beat, none per update); a worker unseen for three beats is gone. The
+        first call waits for the first beat, later ones answer from the last beat.
+        """
+        if self._beat is None:
+            self._peers = await self._announce()
+            self._beat = asyncio.get_running_loop().create_task(self._beating())
+        return self._peers
+
+    async def _announce(self) -> int:
+        now = time.time()  # real time, even under a test's fake clock: it is about processes
+        key = self.prefix + "workers"
+        with self._reachable():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {self._worker: now})
+                pipe.zremrangebyscore(key, "-inf", now - 3 * self.heartbeat)
+                pipe.zcard(key)
+                pipe.expire(key, max(1, math.ceil(6 * self.heartbeat)))
+                results = await pipe.execute()
+        return int(results[2])
+
+    async def _beating(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                self._peers = await self._announce()
+            except StorageUnavailableError as exc:
+                logger.warning("%s", exc)
 
     async def close(self) -> None:
-        """Close the client if this storage created it from a URL."""
+        """Stop announcing this worker, and close the client if this storage created it."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+            with contextlib.suppress(Exception):
+                await self.redis.zrem(self.prefix + "workers", self._worker)
         if self._owns_client:
             await self.redis.aclose()

@@ -5,6 +5,11 @@ calls lands in :attr:`RecordingSession.calls` and gets a plausible answer: sends
 ``Message`` (with a per-chat message id), edits return the edited message, ``getMe`` returns the
 bot's user, anything returning ``bool`` returns ``True``. The session keeps a
 :class:`~aiostep.testing.telegram.ChatLog` per chat, the simulated Telegram side of it.
+
+Texts and captions sent with a ``parse_mode`` (given, or the bot's
+``DefaultBotProperties(parse_mode=...)``) are parsed as Telegram parses them: malformed markup is
+refused with ``TelegramBadRequest("Bad Request: can't parse entities: ...")``, and the chat holds
+the text the user would see, with its entities (see :mod:`aiostep.testing.entities`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from aiogram.types import (
 )
 
 from aiostep.clock import get_clock
+from aiostep.testing.entities import PARSE_MODES, EntityParseError, parse_entities
 from aiostep.testing.telegram import CallbackAnswer, ChatLog, MessageRecord
 
 if TYPE_CHECKING:
@@ -75,6 +81,10 @@ class RecordingSession(BaseSession):
             ``TelegramBadRequest``; ``False`` ignores them.
         bot_name: the bot user's first name (``getMe``).
         bot_username: the bot user's username (``getMe``).
+        check_entities: parse texts and captions sent with a ``parse_mode`` like Telegram:
+            malformed markup raises ``TelegramBadRequest`` ("can't parse entities"), and the
+            chat holds the plain text and entities. ``False`` records the text as it was sent,
+            markup and all, and never refuses it.
 
     Attributes:
         calls: every method called, in order (the ``TelegramMethod`` objects themselves).
@@ -87,9 +97,11 @@ class RecordingSession(BaseSession):
         strict: bool = True,
         bot_name: str = "Test Bot",
         bot_username: str = "test_bot",
+        check_entities: bool = True,
     ) -> None:
         super().__init__()
         self.strict = strict
+        self.check_entities = check_entities
         self.bot_name = bot_name
         self.bot_username = bot_username
         self.calls: list[TelegramMethod[Any]] = []
@@ -228,16 +240,20 @@ class RecordingSession(BaseSession):
         Raises:
             NotImplementedError: for a method this session cannot answer (one that returns
                 something other than ``bool`` and has no built-in answer or responder).
-            TelegramBadRequest: in strict mode, where Telegram would refuse the call.
+            TelegramBadRequest: in strict mode, where Telegram would refuse the call; with
+                ``check_entities``, for text whose markup Telegram cannot parse.
         """
         self.calls.append(method)
+        # Telegram parses the markup first; the chat then holds what it made of it.
+        parsed = self._parsed(bot, method) if self.check_entities else method
         name = method.__api_method__
         responder = self._responders.get(name)
         if responder is not None:
-            result = responder(method)
+            result = responder(method)  # the method as the bot sent it
             if inspect.isawaitable(result):
                 result = await result
             return cast(TelegramType, result)
+        method = parsed
         handler = self._handlers.get(name)
         if handler is not None:
             return cast(TelegramType, handler(bot, method))
@@ -260,6 +276,55 @@ class RecordingSession(BaseSession):
     @staticmethod
     def _value(bot: Bot, value: Any) -> Any:
         return bot.default[value.name] if isinstance(value, Default) else value
+
+    def _parsed(self, bot: Bot, method: _M) -> _M:
+        """``method`` with its text and caption parsed per their ``parse_mode`` (plain text and
+        entities, no parse mode left), as Telegram would store the message.
+
+        Raises:
+            TelegramBadRequest: the markup is malformed, or the parse mode unknown.
+        """
+        changes = self._parse_fields(bot, method, method)
+        media = _arg(method, "media")
+        if isinstance(media, list):
+            parsed = [self._parse_media(bot, method, item) for item in media]
+            if any(new is not old for new, old in zip(parsed, media, strict=True)):
+                changes["media"] = parsed
+        elif media is not None and not isinstance(media, str):
+            parsed_one = self._parse_media(bot, method, media)
+            if parsed_one is not media:
+                changes["media"] = parsed_one
+        return method.model_copy(update=changes) if changes else method
+
+    def _parse_media(self, bot: Bot, method: TelegramMethod[Any], media: Any) -> Any:
+        changes = self._parse_fields(bot, method, media)
+        return media.model_copy(update=changes) if changes else media
+
+    def _parse_fields(self, bot: Bot, method: TelegramMethod[Any], holder: Any) -> dict[str, Any]:
+        """The parsed ``text``/``caption`` of ``holder`` (a method or an ``InputMedia``)."""
+        mode = self._value(bot, getattr(holder, "parse_mode", None))
+        if not mode:
+            return {}
+        changes: dict[str, Any] = {}
+        for text_field, entities_field in (("text", "entities"), ("caption", "caption_entities")):
+            text = getattr(holder, text_field, None)
+            if not isinstance(text, str):
+                continue
+            if str(mode).lower() not in PARSE_MODES:
+                raise TelegramBadRequest(
+                    method=method, message="Bad Request: unsupported parse_mode"
+                )
+            try:
+                plain, entities = parse_entities(text, str(mode))
+            except EntityParseError as exc:
+                raise TelegramBadRequest(
+                    method=method, message=f"Bad Request: can't parse entities: {exc}"
+                ) from None
+            changes[text_field] = plain
+            changes[entities_field] = entities
+        if changes:
+            changes["parse_mode"] = None
+        return changes
 
     def _log_of(self, method: TelegramMethod[Any], chat_id: int | str) -> ChatLog:
         if isinstance(chat_id, int):
@@ -465,6 +530,7 @@ class RecordingSession(BaseSession):
         )
         if _arg(method, "caption") is not None:
             content["caption"] = _arg(method, "caption")
+            content["caption_entities"] = _arg(method, "caption_entities")
         return self._post(bot, method, _arg(method, "chat_id"), content, **extra)
 
     def _copy_message(self, bot: Bot, method: TelegramMethod[Any]) -> MessageId:
@@ -509,7 +575,11 @@ class RecordingSession(BaseSession):
                 if kind == "audio"
                 else file
             )
-            content = {kind: media, "caption": item.caption}
+            content = {
+                kind: media,
+                "caption": item.caption,
+                "caption_entities": item.caption_entities,
+            }
             messages.append(
                 self._post(bot, method, _arg(method, "chat_id"), content, media_group_id=group_id)
             )
@@ -594,6 +664,7 @@ class RecordingSession(BaseSession):
             else file
         )
         changes["caption"] = media.caption
+        changes["caption_entities"] = media.caption_entities
         return self._apply_edit(bot, method, record, changes)
 
     def _delete_message(self, bot: Bot, method: TelegramMethod[Any]) -> bool:

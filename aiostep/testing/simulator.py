@@ -24,6 +24,7 @@ import inspect
 import itertools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
@@ -71,6 +72,11 @@ _QUIET_DIRS = tuple(
 #: A message given to :meth:`Conversation.edit`/``click``/``send(reply_to=...)``: the ``Message``
 #: a send returned, or a :class:`MessageRecord` from :attr:`Conversation.messages`.
 MessageRef: TypeAlias = Message | MessageRecord
+
+
+# Telegram numbers a bot's updates in one increasing sequence: it goes on across workers and
+# restarts, so a simulator started after a restart continues above the ids stored before it.
+_UPDATE_IDS = itertools.count(int(time.time() * 1000))
 
 
 class SettleTimeoutError(AssertionError):
@@ -520,7 +526,9 @@ class BotSimulator:
         self._started = False
         self._tasks: dict[asyncio.Task[Any], int | None] = {}  # task -> chat id
         self._failures: list[tuple[BaseException, int | None]] = []
-        self._update_ids = itertools.count(1)
+        # Telegram numbers a bot's updates in one increasing sequence, whichever worker
+        # receives them: simulators standing for several workers share it.
+        self._update_ids = _UPDATE_IDS
         self._user_ids = itertools.count(1001)
         self._group_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)

@@ -158,6 +158,9 @@ async def test_a_double_press_advances_once(backend: Backend) -> None:
         pytest.param(lambda fp, nonce: f"aw:{fp}:{nonce}", id="truncated"),
         pytest.param(lambda fp, nonce: f"aw:{fp}::0", id="empty-nonce"),
         pytest.param(lambda fp, nonce: "aw:", id="prefix-only"),
+        pytest.param(lambda fp, nonce: f"aw:{fp}:{nonce}:²", id="unicode-digit-index"),
+        pytest.param(lambda fp, nonce: f"aw:{fp}:{nonce}:٣", id="arabic-indic-digit-index"),
+        pytest.param(lambda fp, nonce: f"aw:{fp}:{nonce}: 0", id="spaced-index"),
     ],
 )
 async def test_forged_callback_data_changes_nothing(backend: Backend, forge: object) -> None:

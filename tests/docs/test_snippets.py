@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from aiogram import Dispatcher
+from aiogram import Bot, Dispatcher
 
 import aiostep
 from aiostep.keys import ConversationKey, storage_key
@@ -303,6 +303,42 @@ async def test_buttons_of_a_finished_wizard_get_a_toast() -> None:
         await talk.click("No", message=prompt)
         assert talk.toasts == ["This button is no longer active."]
         talk.assert_last("Welcome, Alice!")
+
+
+@covers("formatting_prompts.py")
+async def test_formatting_guide() -> None:
+    module = snippet("formatting_prompts")
+    await module.test_a_name_with_markup_shows_as_typed()
+    bot = module.make_bot("42:TEST")
+    try:
+        assert bot.default.parse_mode == "HTML"
+    finally:
+        await bot.session.close()
+
+
+@covers("formatting_prompts.py")
+async def test_formatting_guide_reasons_and_nodes() -> None:
+    from aiogram.client.default import DefaultBotProperties
+    from aiogram.types import MessageEntity
+
+    from aiostep.testing import RecordingSession
+
+    bot = Bot(
+        "42:TEST", session=RecordingSession(), default=DefaultBotProperties(parse_mode="HTML")
+    )
+    async with BotSimulator(snippet("formatting_prompts").build, bot=bot) as sim:
+        talk = sim.chat()
+        await talk.send("/signup")
+        talk.assert_last("What is your name?")
+        await talk.send("admin")
+        talk.assert_last("admin is reserved.\n\nWhat is your name?")
+        await talk.send("<b>&")
+        await talk.send("7")
+        talk.assert_last("<b>&, 7. Correct?")
+        assert talk.last_message is not None
+        assert talk.last_message.message.entities == [
+            MessageEntity(type="bold", offset=0, length=4)
+        ]
 
 
 @covers("storage_backends.py")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from aiostep.clock import set_clock
+from aiostep.exceptions import ClaimLostError
 from aiostep.storage.base import BaseStorage, ClaimStatus, ExpiryT, Patch, StateContext
 from aiostep.storage.file import FileStateStorage
 from aiostep.storage.memory import MemoryStateStorage
@@ -341,13 +342,15 @@ async def test_claim_without_a_step_is_none(storage: BaseStorage, fake_clock: Fa
     assert claim.record.current_state == "s"
 
 
-async def test_claim_takes_the_step_and_keeps_state_and_data(
+async def test_claim_marks_the_step_claimed_and_keeps_everything_it_needs(
     storage: BaseStorage, fake_clock: FakeClock
 ) -> None:
+    """A claim must not destroy what it claims: a process dying mid-step loses nothing."""
     now = fake_clock.now()
     await storage.write(KEY, step_patch(now))
-    claim = await storage.claim(KEY, now=now, kind="message", is_command=False)
+    claim = await storage.claim(KEY, now=now, kind="message", is_command=False, lease=now + 5)
     assert claim.status is ClaimStatus.CLAIMED
+    assert claim.owner
     assert claim.record is not None
     assert claim.record.callback == "signup.age"
     assert claim.record.kwargs == {"attempt": 1}
@@ -356,23 +359,144 @@ async def test_claim_takes_the_step_and_keeps_state_and_data(
 
     after = await storage.read(KEY)
     assert after is not None
-    assert after.callback is None
-    assert (after.kwargs, after.deadline, after.token, after.accepts) == ({}, None, None, None)
+    assert after.claim == claim.owner
+    assert (after.callback, after.kwargs, after.token) == ("signup.age", {"attempt": 1}, "t1")
     assert after.current_state == "signup"
     assert after.data == {"name": "Ann"}
-    assert after.chat_id == KEY
 
-    again = await storage.claim(KEY, now=now, kind="message", is_command=False)
-    assert again.status is ClaimStatus.NONE
+    again = await storage.claim(KEY, now=now, kind="message", is_command=False, lease=now + 5)
+    assert again.status is ClaimStatus.BUSY  # the step is running: wait for its outcome
+
+    assert await storage.end_claim(KEY, claim.owner)  # the step ended with no next step
+    done = await storage.read(KEY)
+    assert done is not None
+    assert (done.callback, done.claim, done.kwargs, done.token) == (None, None, {}, None)
+    assert done.current_state == "signup"
+    assert done.data == {"name": "Ann"}
+    third = await storage.claim(KEY, now=now, kind="message", is_command=False)
+    assert third.status is ClaimStatus.NONE
 
 
-async def test_claiming_the_only_thing_in_a_record_removes_it(
+async def test_a_claim_made_again_by_its_owner_is_claimed_again(
+    storage: BaseStorage, fake_clock: FakeClock
+) -> None:
+    """A claim retried by the same update (a client-side time-out, then a retry) is
+    idempotent: it does not block itself."""
+    now = fake_clock.now()
+    await storage.write(KEY, step_patch(now))
+    first = await storage.claim(
+        KEY, now=now, kind="message", is_command=False, lease=now + 5, owner="u1"
+    )
+    retry = await storage.claim(
+        KEY, now=now, kind="message", is_command=False, lease=now + 5, owner="u1"
+    )
+    assert (first.status, retry.status) == (ClaimStatus.CLAIMED, ClaimStatus.CLAIMED)
+
+
+async def test_a_failed_step_is_offered_again_whole(
+    storage: BaseStorage, fake_clock: FakeClock
+) -> None:
+    now = fake_clock.now()
+    await storage.write(KEY, step_patch(now))
+    claim = await storage.claim(KEY, now=now, kind="message", is_command=False, lease=now + 5)
+    assert await storage.end_claim(KEY, claim.owner or "", keep_step=True)
+    record = await storage.read(KEY)
+    assert record is not None
+    assert (record.callback, record.claim, record.kwargs) == ("signup.age", None, {"attempt": 1})
+    again = await storage.claim(KEY, now=now, kind="message", is_command=False, lease=now + 5)
+    assert again.status is ClaimStatus.CLAIMED
+
+
+async def test_an_outcome_is_written_only_while_its_claim_owns_the_step(
+    storage: BaseStorage, fake_clock: FakeClock
+) -> None:
+    now = fake_clock.now()
+    await storage.write(KEY, step_patch(now))
+    claim = await storage.claim(KEY, now=now, kind="message", is_command=False, lease=now + 5)
+    with pytest.raises(ClaimLostError, match="refused"):
+        await storage.write(KEY, Patch(callback="signup.next", owner="someone-else"))
+    record = await storage.read(KEY)
+    assert record is not None and record.callback == "signup.age"  # nothing written
+    assert record.claim == claim.owner
+
+    await storage.write(
+        KEY, Patch(callback="signup.next", token="t2", data={"age": 3}, owner=claim.owner or "")
+    )
+    record = await storage.read(KEY)
+    assert record is not None
+    assert (record.callback, record.claim, record.busy, record.data) == (
+        "signup.next",
+        None,
+        None,
+        {"age": 3},
+    )
+    # the same outcome again (a retry after the first one landed) changes nothing
+    with pytest.raises(ClaimLostError):
+        await storage.write(KEY, Patch(callback="signup.other", owner=claim.owner or ""))
+    assert not await storage.end_claim(KEY, claim.owner or "")
+    assert (await storage.read(KEY)).callback == "signup.next"  # type: ignore[union-attr]
+
+
+async def test_a_claim_whose_owner_died_is_offered_again(
+    backend: str,
+    make_storage: Callable[..., BaseStorage],
+    fake_clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    """File: a claim found after a restart has no live owner. Redis: a claim lives only while
+    its lease runs. Memory: a claim lives while this process does."""
+    now = fake_clock.now()
+    storage = make_storage()
+    await storage.write(KEY, step_patch(now))
+    dead = await storage.claim(KEY, now=now, kind="message", is_command=False, lease=now + 5)
+    assert dead.status is ClaimStatus.CLAIMED
+    later = now + 1
+    if backend == "file":
+        await storage.close()
+        storage = FileStateStorage(tmp_path / "journal-0.jsonl")  # the restarted process
+    elif backend == "redis":
+        later = now + 6  # the lease ran out and nobody renewed it
+    else:
+        assert storage._owners is not None
+        storage._owners.clear()  # as if the claiming task vanished
+    retaken = await storage.claim(KEY, now=later, kind="message", is_command=False)
+    assert retaken.status is ClaimStatus.CLAIMED
+    assert retaken.record is not None and retaken.record.kwargs == {"attempt": 1}
+    assert retaken.record.data == {"name": "Ann"}
+    with pytest.raises(ClaimLostError):  # the dead owner's late outcome is refused
+        await storage.write(KEY, Patch(callback="x", owner=dead.owner or ""))
+    if backend == "file":
+        await storage.close()
+
+
+async def test_an_update_at_or_below_the_last_applied_one_is_stale(
+    storage: BaseStorage, fake_clock: FakeClock
+) -> None:
+    """Telegram redelivers an update its bot did not acknowledge: applied once, not twice."""
+    now = fake_clock.now()
+    await storage.write(KEY, step_patch(now))
+    claim = await storage.claim(
+        KEY, now=now, kind="message", is_command=False, lease=now + 5, update_id=100
+    )
+    await storage.write(KEY, Patch(callback="signup.next", token="t2", owner=claim.owner or ""))
+    assert (await storage.read(KEY)).seq == 100  # type: ignore[union-attr]
+    for update_id in (99, 100):
+        again = await storage.claim(
+            KEY, now=now, kind="message", is_command=False, update_id=update_id
+        )
+        assert again.status is ClaimStatus.STALE
+    fresh = await storage.claim(KEY, now=now, kind="message", is_command=False, update_id=101)
+    assert fresh.status is ClaimStatus.CLAIMED
+
+
+async def test_claiming_the_only_thing_in_a_record_then_ending_it_removes_it(
     storage: BaseStorage, fake_clock: FakeClock
 ) -> None:
     now = fake_clock.now()
     await storage.write(KEY, Patch(callback="signup.age", chat_id=KEY, token="t1"))
     claim = await storage.claim(KEY, now=now, kind="message", is_command=False)
     assert claim.status is ClaimStatus.CLAIMED
+    assert await storage.end_claim(KEY, claim.owner or "")
     assert await storage.read(KEY) is None
 
 

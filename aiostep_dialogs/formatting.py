@@ -1,0 +1,116 @@
+"""User data in prompts, escaped for the parse mode the message is sent with.
+
+A prompt template (``"<b>{name}</b>, is that right?"``) is the author's markup; what is formatted
+into it (``self.data``) came from users and is escaped for the parse mode in effect, so a name
+like ``Ada <i`` shows as typed instead of breaking the message (Telegram refuses malformed markup
+with ``400 can't parse entities``).
+
+- :func:`escape` escapes one value for a parse mode; :class:`Markup` marks a value as markup
+  already (never escaped).
+- :func:`fill` formats a template over a mapping, escaping every value.
+- :func:`effective_parse_mode` says which parse mode a bot's message goes out with.
+
+Prompts built with aiogram's formatting nodes (``aiogram.utils.formatting.Text``, ``Bold``...)
+need none of this: they are sent as text plus entities, with no parse mode to get wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.default import Default
+from aiogram.utils.text_decorations import html_decoration, markdown_decoration
+
+__all__ = ["Markup", "effective_parse_mode", "escape", "fill"]
+
+_LEGACY_MARKDOWN = re.compile(r"([_*`\[])")
+#: aiogram's "whatever the bot's DefaultBotProperties say" (what ``Bot.send_message`` defaults to).
+_BOT_DEFAULT = Default("parse_mode")
+
+
+class Markup(str):
+    """Text that is markup already: :func:`escape` and :func:`fill` pass it through as is.
+
+    ``Markup("<b>VIP</b>")`` formatted into an HTML prompt stays bold; a rejection reason
+    (``ValidationError(Markup(...))``), a step's ``error=`` or ``texts.progress`` wrapped in it
+    is sent as markup instead of plain text. It is not for ``self.data``: storages hold plain
+    JSON and refuse it. Mark a stored field as markup in the template instead: ``{badge!m}``.
+    """
+
+    __slots__ = ()
+
+
+def escape(value: Any, parse_mode: str | None) -> str:
+    """``str(value)`` escaped so that it shows as is in a message sent with ``parse_mode``.
+
+    HTML: ``&``, ``<``, ``>`` become entities. MarkdownV2: every reserved character gets a
+    ``\\``. Markdown (legacy): ``_ * ` [`` get a ``\\`` (legacy Markdown cannot escape inside an
+    entity; prefer HTML or MarkdownV2). ``None``: unchanged. A :class:`Markup` value is returned
+    unchanged whatever the mode.
+
+    Raises:
+        ValueError: ``parse_mode`` is not one Telegram knows.
+    """
+    if isinstance(value, Markup):
+        return value
+    text = str(value)
+    mode = (parse_mode or "").lower()
+    if not mode:
+        return text
+    if mode == "html":
+        return html_decoration.quote(text)
+    if mode == "markdownv2":
+        return markdown_decoration.quote(text)
+    if mode == "markdown":
+        return _LEGACY_MARKDOWN.sub(r"\\\1", text)
+    raise ValueError(
+        f"unknown parse_mode {parse_mode!r}: use 'HTML', 'MarkdownV2', 'Markdown' or None"
+    )
+
+
+def effective_parse_mode(bot: Bot, parse_mode: str | Default | None = _BOT_DEFAULT) -> str | None:
+    """The parse mode a message from ``bot`` goes out with when sent with ``parse_mode``:
+    ``Default("parse_mode")`` (aiogram's default) means the bot's
+    ``DefaultBotProperties(parse_mode=...)``."""
+    if isinstance(parse_mode, Default):
+        value = bot.default[parse_mode.name]
+        return str(value) if value else None
+    return parse_mode or None
+
+
+class _MissingKeys(dict[str, Any]):
+    """A placeholder with no value stays in the text as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class _Escaping(string.Formatter):
+    def __init__(self, parse_mode: str | None) -> None:
+        self.parse_mode = parse_mode
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion == "m":  # {field!m}: the template says this value is markup
+            return Markup(value)
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        text = format(value, format_spec)
+        return Markup(text) if isinstance(value, Markup) else escape(text, self.parse_mode)
+
+
+def fill(template: str, values: Mapping[str, Any], parse_mode: str | None) -> str:
+    """``template.format_map(values)`` with every value escaped for ``parse_mode``.
+
+    The template is markup and is not escaped. Format specs and conversions work as in
+    ``str.format`` (``{price:.2f}``, ``{name!r}``); ``{field!m}`` inserts the value unescaped, as
+    does a :class:`Markup` value. A placeholder with no value stays as written.
+
+    Raises:
+        ValueError: the template is not a valid format string, or ``parse_mode`` is unknown.
+    """
+    return _Escaping(parse_mode).vformat(template, (), _MissingKeys(values))
