@@ -23,6 +23,7 @@ from typing import Any
 from aiostep.clock import get_clock
 from aiostep.exceptions import StorageUnavailableError
 from aiostep.storage.base import (
+    MAX_RECORD_BYTES,
     UNSET,
     BaseStorage,
     Claim,
@@ -305,6 +306,9 @@ class RedisStateStorage(BaseStorage):
         pool_timeout: with a URL, seconds an update may wait for a free connection.
         socket_timeout: with a URL, seconds before a frozen Redis fails the call (connect and
             read), so an update fails cleanly instead of hanging.
+        max_record_bytes: the most bytes of JSON a record's data and kwargs may hold
+            (``None``: no limit). Redis checks what each write sets, not the merged record: see
+            :class:`~aiostep.storage.base.BaseStorage`.
     """
 
     persistent = True
@@ -319,8 +323,9 @@ class RedisStateStorage(BaseStorage):
         max_connections: int = 100,
         pool_timeout: float = 30.0,
         socket_timeout: float = 5.0,
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
     ) -> None:
-        super().__init__(ex)
+        super().__init__(ex, max_record_bytes=max_record_bytes)
         self._owns_client = isinstance(redis, str)
         if isinstance(redis, str):
             # redis-py's default pool raises MaxConnectionsError past 100 connections at once,
