@@ -678,8 +678,8 @@ class BaseStorage(ABC):
     - Memory (and any backend that applies patches in Python, through
       :func:`check_record_size`): also the whole record after an ``update_data`` merge or a
       write of only one of data and kwargs;
-    - Redis: the patch alone, as the record is on the server. Many ``update_data`` calls that
-      each add new items can grow a record there past the limit.
+    - Redis: also the merged record, measured by the write script from what is stored (a data
+      name that JSON would escape counts unescaped there, so it may pass a few bytes over).
 
     A write over the limit raises :class:`~aiostep.exceptions.RecordTooLargeError` and changes
     nothing.

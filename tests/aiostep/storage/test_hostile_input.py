@@ -238,8 +238,6 @@ async def test_a_patch_over_the_limit_is_refused_on_every_backend(
 async def test_update_data_counts_the_data_already_stored_where_the_backend_has_it(
     storage: BaseStorage, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "redis":
-        pytest.skip("Redis checks each patch alone (documented): its record is on the server")
     if backend == "file":
         request.applymarker(
             pytest.mark.xfail(
