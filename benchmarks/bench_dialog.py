@@ -158,8 +158,8 @@ def _rows(results: Results) -> Iterator[tuple[str, str]]:
 def speed_table(results: Results) -> str:
     floor = results.cpu(FLOOR.name, "memory")
     lines = [
-        "| contender | storage | CPU µs/update | wall µs/update | CPU × floor | CPU × FSM "
-        "| wall × FSM | Redis round trips/update | redis-server CPU µs/update "
+        "| contender | storage | CPU µs/update (min–max) | wall µs/update | CPU × floor "
+        "| CPU × FSM | wall × FSM | Redis round trips/update | redis-server CPU µs/update "
         "| Bot API calls/update |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -176,8 +176,9 @@ def speed_table(results: Results) -> str:
         fsm_cpu, fsm_wall = results.cpu(FSM.name, fsm_kind), results.wall(FSM.name, fsm_kind)
         trips = [s.round_trips for s in samples if s.round_trips is not None]
         server = [s.server_cpu_us for s in samples if s.server_cpu_us is not None]
+        cpus = [s.cpu_us for s in samples]
         lines.append(
-            f"| {name} | {kind} | {cpu:.0f} | {wall:.0f} "
+            f"| {name} | {kind} | {cpu:.0f} ({min(cpus):.0f}–{max(cpus):.0f}) | {wall:.0f} "
             f"| {_fmt(cpu / floor if floor else None, '.2f', '×')} "
             f"| {_fmt(cpu / fsm_cpu if fsm_cpu else None, '.2f', '×')}{mark} "
             f"| {_fmt(wall / fsm_wall if fsm_wall else None, '.2f', '×')}{mark} "
