@@ -227,13 +227,21 @@ class Wizard:
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.wizard_id = name or f"{cls.__module__}.{cls.__qualname__}"
         specs: list[StepSpec] = []
         for klass in reversed(cls.__mro__):
-            for attr in vars(klass).values():
+            if klass is Wizard or klass is object:
+                continue
+            # a subclass may replace a parent's step for a state; one class body may not
+            # declare two, or the later one would silently win
+            declared: dict[enum.Enum, str] = {}
+            for attr_name, attr in vars(klass).items():
                 spec = getattr(attr, "__wizard_step__", None)
                 if isinstance(spec, StepSpec):
+                    _check_step_method(cls, klass, attr_name, spec, declared)
+                    declared[spec.state] = attr_name
                     specs = [s for s in specs if s.state != spec.state] + [spec]
+        # only now: a step named wizard_id must be seen (and refused) before this replaces it
+        cls.wizard_id = name or f"{cls.__module__}.{cls.__qualname__}"
         if not specs:
             return  # an abstract intermediate class
         state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
@@ -245,6 +253,7 @@ class Wizard:
                     f"{cls.__qualname__}.{spec.method.__name__}: {spec.state!r} is not a "
                     f"member of {cls.__qualname__}.State"
                 )
+        _check_targets(cls, state_enum, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
@@ -644,6 +653,11 @@ class Wizard:
             target = self._steps[index + 1]
         elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
             target = self._by_state[outcome.name]
+        elif isinstance(outcome, self.State):
+            raise ValueError(
+                f"{type(self).__qualname__}.{spec.method.__name__} returned "
+                f"State.{outcome.name}, which has no @step; declare one or return another state"
+            )
         else:
             raise TypeError(
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
@@ -815,6 +829,75 @@ class Wizard:
             await self._reject(spec, exc.reason)
             return
         await self._advance(spec, outcome, snapshot)
+
+
+#: Hooks a subclass overrides with plain methods (never with a step).
+_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up"))
+
+
+def _reserved_names() -> frozenset[str]:
+    """Every name the Wizard runtime itself uses on a wizard: the base class's attributes
+    and options, and what ``__init__`` sets on an instance. A step method named so would
+    replace it."""
+    probe = Wizard(key=ConversationKey(0, 0, None, 0), bot=Bot.__new__(Bot))
+    return frozenset(dir(Wizard)) | frozenset(Wizard.__annotations__) | frozenset(vars(probe))
+
+
+_RESERVED = _reserved_names()
+
+
+def _check_step_method(
+    cls: type[Wizard], klass: type, attr: str, spec: StepSpec, declared: dict[enum.Enum, str]
+) -> None:
+    """Refuse, at class definition, a step method the runtime could not use as declared."""
+    where = f"{cls.__qualname__}.{attr}" if klass is cls else f"{klass.__qualname__}.{attr}"
+    if attr in _HOOKS:
+        raise TypeError(
+            f"{where}: {attr} is a Wizard hook, not a step: override it without @step, and "
+            f"give the step for {spec.state!r} another name"
+        )
+    if attr in _RESERVED:
+        raise TypeError(
+            f"{where}: the step for {spec.state!r} is named {attr!r}, which the Wizard "
+            "runtime itself uses (a method, option or attribute of every wizard); rename the "
+            "step method"
+        )
+    if spec.state in declared:
+        raise TypeError(
+            f"{where}: {klass.__qualname__} declares two steps for {spec.state!r} "
+            f"({declared[spec.state]} and {attr}); keep one, or declare the other for "
+            "another state"
+        )
+    if not inspect.iscoroutinefunction(spec.method):
+        raise TypeError(
+            f"{where}: a step method must be `async def` (it is awaited with the user's "
+            f"answer); write `async def {attr}(self, value)`"
+        )
+
+
+def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
+    """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
+    without a step: the wizard would fail only when a user got there."""
+    from aiostep_dialogs.graph import returned_names
+
+    with_step = {s.state.name for s in specs}
+    for spec in specs:
+        name = spec.method.__name__
+        for target in spec.branches:
+            if not isinstance(target, state_enum):
+                raise TypeError(
+                    f"{cls.__qualname__}.{name}: branches= names {target!r}, which is not a "
+                    f"member of {cls.__qualname__}.State"
+                )
+        named = [t.name for t in spec.branches] + [
+            n for n in returned_names(spec.method) if n in state_enum.__members__
+        ]
+        for target_name in named:
+            if target_name not in with_step:
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} can go to State.{target_name}, which has no "
+                    f"@step: declare a step for State.{target_name}, or go to another state"
+                )
 
 
 def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:
