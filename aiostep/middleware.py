@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiogram import BaseMiddleware, Dispatcher
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import CallbackQuery, TelegramObject, Update
 
@@ -94,7 +95,9 @@ class Listen(BaseMiddleware):
     Install it on ``dp.message`` (as in the seed), or everywhere it belongs with
     :func:`aiostep.setup`. Updates of one conversation are handled one at a time, in arrival
     order; anything no waiter/step takes goes on to the normal handlers, which may ask for
-    ``aiostep_seen`` (a :class:`SeenRecords`) to reuse the record the routing read.
+    ``aiostep_seen`` (a :class:`SeenRecords`) to reuse the record the routing read. A
+    persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
+    pending as it was, and the update goes on to the normal handlers.
 
     Args:
         store: in-process store for waiters and steps (default: the root store).
@@ -298,6 +301,11 @@ class Listen(BaseMiddleware):
         except ClaimLostError:
             ctx.claims.pop(skey, None)  # another update owns the step now: leave it alone
             raise
+        except SkipHandler:
+            # the step declines this update, as a handler does: it stays pending as it was
+            # and the update goes on to the normal handlers
+            failed = True
+            return _MISS
         except BaseException:
             failed = True
             raise
