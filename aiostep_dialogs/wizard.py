@@ -49,7 +49,8 @@ __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 
 logger = logging.getLogger("aiostep_dialogs")
 
-#: Bumped when the stored layout of a running wizard changes.
+#: Bumped when the stored layout of a running wizard changes. Stored as ``"v"`` with every
+#: running wizard; a record of a version above this one is not read (see ``_record_version``).
 RECORD_VERSION = 2
 _HISTORY_LIMIT = 30
 _BUTTON_PREFIX = "aw"
@@ -165,6 +166,16 @@ class Finish:
     """Returned by ``self.finish(result)``: end the wizard with ``result``."""
 
     result: Any = None
+
+
+def _record_version(meta: Mapping[str, Any]) -> int | None:
+    """The layout version of a running wizard's stored kwargs, or ``None`` when this code
+    cannot read it (a newer version, or not a version at all). Version 1 and 2 records differ
+    only in what a history entry holds, which restoring checks entry by entry."""
+    version = meta.get("v", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        return None
+    return version if 1 <= version <= RECORD_VERSION else None
 
 
 @dataclass
@@ -515,6 +526,9 @@ class Wizard:
         ) -> None:
             wizard = cls._restore(step_context, conversation, bot, event)
             if wizard is None:
+                if _record_version(step_context.kwargs) is None:
+                    # a newer deploy's record: leave it pending for it, the update goes on
+                    raise SkipHandler()
                 return
             await wizard._handle(spec, event)
 
@@ -526,6 +540,18 @@ class Wizard:
         cls, record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject | None
     ) -> Wizard | None:
         meta = record.kwargs
+        if _record_version(meta) is None:
+            # its layout may mean anything: not misread, treated as not running, kept as is
+            logger.error(
+                "%s: conversation %s is stored as wizard record version %r, and this code reads "
+                "versions 1 to %d (written by a newer deploy?): it is treated as not running "
+                "and left as it is",
+                cls.wizard_id,
+                key,
+                meta.get("v"),
+                RECORD_VERSION,
+            )
+            return None
         if meta.get("w") != cls.wizard_id or record.current_state is None:
             return None
         state_name = record.current_state.rpartition(":")[2]
