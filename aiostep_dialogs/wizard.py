@@ -415,7 +415,9 @@ class Wizard:
         assert guard.listen.storage is not None
         cls._storage = guard.listen.storage
         if cls.scope == "chat":
-            guard.listen.chat_wide = True
+            # only this wizard's conversations are chat-wide: the Dispatcher's other
+            # conversations keep their per-user routing, and cost nothing more
+            guard.listen.route_chat_wide(cls._step_name(s) for s in cls._steps)
         elif cls.scope != "user":
             raise ValueError(f"{cls.__qualname__}.scope must be 'user' or 'chat'")
         router = cls._router(entry)
@@ -452,6 +454,8 @@ class Wizard:
             key = cls._key(message)
             if key is None:
                 raise SkipHandler()
+            if cls.scope == "chat" and await cls._sender_has_own_wizard(message, aiostep_seen):
+                raise SkipHandler()  # the sender's own wizard comes first, as its answers do
             wizard = await cls._load(key, bot, message, aiostep_seen)
             if wizard is None:
                 raise SkipHandler()  # not in this wizard: let other handlers have the command
@@ -500,6 +504,26 @@ class Wizard:
         if key is not None and cls.scope == "chat":
             return key._replace(user_id=ANYONE)
         return key
+
+    @classmethod
+    async def _sender_has_own_wizard(
+        cls, event: TelegramObject, seen: aiostep.SeenRecords | None
+    ) -> bool:
+        """Whether the sender of ``event`` runs a wizard of their own in this chat (routing
+        already read that record: no round trip)."""
+        own = key_of(event)
+        if own is None:
+            return False
+        storage = cls._storage_or_fail()
+        if seen is not None and seen.storage is storage:
+            record = await seen.read(storage_key(own))
+        else:
+            record = await storage.read(storage_key(own))
+        return (
+            record is not None
+            and record.callback is not None
+            and (str(record.kwargs.get("w")) in _wizards)
+        )
 
     @classmethod
     def _step_name(cls, spec: StepSpec) -> str:
@@ -961,7 +985,9 @@ class _PromptGuard:
         seen = data.get("aiostep_seen")
         read = seen.read if isinstance(seen, aiostep.SeenRecords) else storage.read
         record = await read(storage_key(key))
-        if (record is None or record.callback is None) and self.listen.chat_wide:
+        if (record is None or record.callback is None) and (
+            self.listen.chat_wide or self.listen.chat_wide_steps
+        ):
             key = key._replace(user_id=ANYONE)
             record = await read(storage_key(key))
         if record is None or record.callback is None:
