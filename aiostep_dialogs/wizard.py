@@ -480,7 +480,14 @@ class Wizard:
         bot = bot or event.bot
         if bot is None:
             raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
-        record = await cls._storage_or_fail().read(storage_key(key))
+        storage = cls._storage_or_fail()
+        # the routing of this update already read the record: reuse it (one round trip less)
+        ctx = aiostep.current_update.get()
+        seen = ctx.data.get("aiostep_seen") if ctx is not None else None
+        if isinstance(seen, aiostep.SeenRecords) and seen.storage is storage:
+            record = await seen.read(storage_key(key))
+        else:
+            record = await storage.read(storage_key(key))
         running_cls = None
         if record is not None and record.callback is not None:
             running_cls = _wizards.get(str(record.kwargs.get("w")))
