@@ -22,7 +22,7 @@ from aiostep.step_registry import (
     check_updates,
     registry,
 )
-from aiostep.storage.base import UNSET, BaseStorage, Patch, as_async, ensure_json, state_name
+from aiostep.storage.base import UNSET, BaseStorage, Patch, as_async, check_json, state_name
 
 if TYPE_CHECKING:
     from aiostep.middleware import Listen
@@ -252,7 +252,8 @@ async def _register_persisted(
             f"a persisted step's filter is declared once, at registration: "
             f"@aiostep.step({entry.name!r}, filter=...)"
         )
-    stored_kwargs = ensure_json(request.kwargs or {}, "kwargs")
+    stored_kwargs = request.kwargs or {}
+    check_json(stored_kwargs, "kwargs")  # the storage copies what it keeps
     timeout_name = (
         _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
     )
@@ -278,7 +279,8 @@ async def _register_persisted(
     if state is not UNSET:
         patch.state = state_name(state)
     if data is not None:
-        patch.data = ensure_json(data, "data")
+        check_json(data, "data")
+        patch.data = data
     owner = _claimed_by(listen, storage, key)
     if owner is not None:
         patch.owner = owner

@@ -9,6 +9,7 @@ primitives (``read``, ``write``, ``remove``, ``claim``, ``claim_token``); the se
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import json
 import json.encoder
@@ -299,10 +300,16 @@ def ensure_json(value: Mapping[str, Any], where: str) -> dict[str, Any]:
         TypeError: naming the first offending key, e.g. ``kwargs['when'] is not JSON-serializable``.
         ValueError: naming the text that holds a lone surrogate, which UTF-8 cannot encode.
     """
+    check_json(value, where)
+    return copy.deepcopy(dict(value))
+
+
+def check_json(value: Mapping[str, Any], where: str) -> None:
+    """Check what :func:`ensure_json` checks, without copying (for a caller whose value is
+    copied further on anyway, as :func:`apply_patch` copies what a patch brings)."""
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
     _check_object(value if type(value) is dict else dict(value), where)
-    return copy.deepcopy(dict(value))
 
 
 _NAME_FIELDS = ("state", "callback", "on_timeout", "token", "accepts")
@@ -461,8 +468,14 @@ def check_record_size(
 
 
 def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | None:
-    """Return a new record: ``record`` with ``patch`` applied (``None`` when it ends up empty)."""
-    new = copy.deepcopy(record) if record is not None else StateContext()
+    """Return a new record: ``record`` with ``patch`` applied (``None`` when it ends up empty).
+
+    ``record`` is not changed, and the new record shares with it only what the patch leaves as
+    it was: a stored record is never changed in place (backends replace it whole), so sharing
+    its unchanged values is safe and spares a deep copy of data and history on every write.
+    What the patch brings is copied, so the caller's objects never become stored ones.
+    """
+    new = dataclasses.replace(record) if record is not None else StateContext()
     if patch.owner is not UNSET:
         # the claim's outcome: the claim ends, and its update counts as applied
         if new.inflight is not None:
@@ -490,7 +503,7 @@ def apply_patch(record: StateContext | None, patch: Patch) -> StateContext | Non
     if patch.data is not UNSET:
         new.data = copy.deepcopy(patch.data)
     if patch.data_update is not UNSET:
-        new.data.update(copy.deepcopy(patch.data_update))
+        new.data = {**new.data, **copy.deepcopy(patch.data_update)}
     if new.current_state is None and new.callback is None:
         new.chat_id = None
     return None if new.is_empty() else new
@@ -541,8 +554,11 @@ def claim_alive(record: StateContext, now: float, live_owners: set[str] | None) 
 def mark_claimed(
     record: StateContext, owner: str, lease: float | None, update_id: int | None
 ) -> StateContext:
-    """A copy of ``record`` with its pending step claimed by ``owner``: nothing is removed."""
-    new = copy.deepcopy(record)
+    """A copy of ``record`` with its pending step claimed by ``owner``: nothing is removed.
+
+    Shallow, as :func:`apply_patch` is: the values it shares with ``record`` are never changed
+    in place."""
+    new = dataclasses.replace(record)
     new.claim, new.busy, new.inflight = owner, lease, update_id
     return new
 
@@ -718,6 +734,9 @@ class BaseStorage(ABC):
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` to the record at ``key`` atomically; return the record as it was.
+
+        The returned record may share values with the stored one (no deep copy on every
+        write): read it, do not change it.
 
         Raises:
             ClaimLostError: ``patch.owner`` names a claim that no longer owns the record;
@@ -899,9 +918,9 @@ class BaseStorage(ABC):
         """Merge ``data`` (and keyword arguments) into the data atomically; return the result."""
         update = ensure_json({**(data or {}), **kwargs}, "data")
         before = await self.write(user_id, Patch(data_update=update), ex=ex)
-        merged = {} if before is None else before.data
+        merged = {} if before is None else dict(before.data)
         merged.update(update)
-        return merged
+        return copy.deepcopy(merged)  # ``before`` shares its values with the stored record
 
     async def clear_data(self, user_id: StorageKey) -> None:
         """Remove all data at ``user_id`` (the state is kept)."""
@@ -910,7 +929,7 @@ class BaseStorage(ABC):
     async def delete_data(self, user_id: StorageKey) -> dict[str, Any]:
         """Remove all data at ``user_id`` and return what was removed."""
         before = await self.write(user_id, Patch(data={}))
-        return {} if before is None else before.data
+        return {} if before is None else copy.deepcopy(before.data)
 
 
 def as_async(storage: Any) -> BaseStorage:

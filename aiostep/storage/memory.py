@@ -105,7 +105,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         if before is not None:
             check_record_size(new, patch, k, self.max_record_bytes)
         self._put(k, new, self._ex(ex))
-        return copy.deepcopy(before)
+        return before  # read-only to callers (see BaseStorage.write)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""
