@@ -65,8 +65,8 @@ def _kind(event: Any, data: dict[str, Any]) -> str:
 
 class SeenRecords:
     """The records this update's routing read from the storage (``None``: no record), handed
-    to handlers as ``aiostep_seen``: :meth:`read` answers from them while nothing has been
-    written through the storage since, and reads the storage otherwise."""
+    to handlers as ``aiostep_seen``: [`read`][aiostep.SeenRecords.read] answers from them while
+    nothing has been written through the storage since, and reads the storage otherwise."""
 
     def __init__(self, storage: BaseStorage) -> None:
         self.storage = storage
@@ -92,9 +92,9 @@ class Listen(BaseMiddleware):
     """aiogram outer middleware that hands a conversation's updates to its waiter or next step.
 
     Install it on ``dp.message`` (as in the seed), or everywhere it belongs with
-    :func:`aiostep.setup`. Updates of one conversation are handled one at a time, in arrival
-    order; anything no waiter/step takes goes on to the normal handlers, which may ask for
-    ``aiostep_seen`` (a :class:`SeenRecords`) to reuse the record the routing read.
+    [`aiostep.setup`][aiostep.setup]. Updates of one conversation are handled one at a time, in
+    arrival order; anything no waiter/step takes goes on to the normal handlers, which may ask for
+    ``aiostep_seen`` (a [`SeenRecords`][aiostep.SeenRecords]) to reuse the record the routing read.
 
     Args:
         store: in-process store for waiters and steps (default: the root store).
@@ -430,10 +430,10 @@ def setup(
     busy_wait: float = 30.0,
     order_window: float = 0.03,
 ) -> Listen:
-    """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
-    callback queries) and return it. The storage is closed when the Dispatcher shuts down,
+    """Install one [`Listen`][aiostep.Listen] on every observer it belongs to (messages, edited
+    messages, callback queries) and return it. The storage is closed when the Dispatcher shuts down,
     as aiogram does with its FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
-    are :class:`Listen`'s (they matter with several workers on Redis)."""
+    are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis)."""
     installed = tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:

@@ -94,7 +94,8 @@ def step(
             (``"{name}, is that right?"``: the string is markup for the wizard's parse mode, the
             values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
             sync/async callable taking the wizard and returning either (a returned string is
-            sent as is: escape values in it with :func:`aiostep_dialogs.formatting.escape`).
+            sent as is: escape values in it with
+            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]).
         validate: one validator or a list applied in order; the method gets the result.
             Default: a text message of at most 4096 characters (or one of ``choices``).
         error: shown instead of a validator's own reason when the input is rejected.
@@ -198,8 +199,8 @@ class Wizard:
     """Base class of a multi-step conversation.
 
     Subclass it, declare ``class State(Enum)`` and decorate one method per state with
-    :func:`step`. A step method gets the validated value and returns ``None`` (go to the next
-    declared step), a ``State`` member (go there), or ``self.finish(result)``.
+    [`step`][aiostep_dialogs.step]. A step method gets the validated value and returns ``None`` (go
+    to the next declared step), a ``State`` member (go there), or ``self.finish(result)``.
 
     Class options: ``wizard_id`` (stable id, stored with every conversation; default
     ``module.QualName``; set it with ``class Signup(Wizard, name="signup")``), ``commands``,
@@ -301,7 +302,7 @@ class Wizard:
 
     @classmethod
     def to_mermaid(cls) -> str:
-        """This wizard's flow as a Mermaid flowchart (see :mod:`aiostep_dialogs.graph`)."""
+        """This wizard's flow as a Mermaid flowchart (see `aiostep_dialogs.graph`)."""
         from aiostep_dialogs.graph import to_mermaid
 
         return to_mermaid(cls)
@@ -310,8 +311,8 @@ class Wizard:
         """Send ``text`` to the wizard's chat (and forum topic).
 
         A string is markup for the wizard's ``parse_mode`` (escape user data in it with
-        :func:`aiostep_dialogs.formatting.escape`); an aiogram formatting node (``Text``,
-        ``Bold``...) is sent as text and entities, with nothing to escape.
+        [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]); an aiogram formatting node
+        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape.
         """
         if self.key.thread_id is not None:
             kwargs.setdefault("message_thread_id", self.key.thread_id)

@@ -1,4 +1,5 @@
-"""The storage record (:class:`StateContext`), the async storage interface, and shared record logic.
+"""The storage record ([`StateContext`][aiostep.StateContext]), the async storage interface, and
+shared record logic.
 
 Every backend stores one record per key: the current state, a pending step (its registered
 name, JSON kwargs, deadline, ...), the chat id and the user's JSON data. Backends implement five
@@ -48,7 +49,7 @@ class _Unset(enum.Enum):
         return "UNSET"
 
 
-#: Marks a :class:`Patch` field that the write leaves as it is.
+#: Marks a `Patch` field that the write leaves as it is.
 UNSET: Final = _Unset.UNSET
 
 
@@ -108,7 +109,8 @@ class StateContext:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> StateContext:
-        """Build a record from :meth:`to_json` output (unknown fields are ignored)."""
+        """Build a record from [`to_json`][aiostep.StateContext.to_json] output (unknown fields are
+        ignored)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
 
@@ -120,7 +122,8 @@ _CLAIM_FIELDS = ("claim", "busy", "inflight")
 
 @dataclass
 class Patch:
-    """A change to one record, applied atomically by :meth:`BaseStorage.write`.
+    """A change to one record, applied atomically by
+    [`BaseStorage.write`][aiostep.BaseStorage.write].
 
     Fields left ``UNSET`` are not touched. ``callback=None`` clears the whole pending step
     (kwargs, deadline, ...). ``data`` replaces the data; ``data_update`` merges into it.
@@ -138,12 +141,12 @@ class Patch:
     data: dict[str, Any] | _Unset = UNSET
     data_update: dict[str, Any] | _Unset = UNSET
     #: the outcome of claim ``owner``: applied only while the record's claim is still
-    #: ``owner`` (else :class:`~aiostep.exceptions.ClaimLostError`), and it ends the claim
+    #: ``owner`` (else `ClaimLostError`), and it ends the claim
     owner: str | _Unset = UNSET
 
 
 class ClaimStatus(enum.IntEnum):
-    """What :meth:`BaseStorage.claim` found for an update."""
+    """What [`BaseStorage.claim`][aiostep.BaseStorage.claim] found for an update."""
 
     NONE = 0  #: no pending step
     CLAIMED = 1  #: the step is the caller's to run (marked claimed; it stays in the record)
@@ -299,7 +302,7 @@ def claim_outcome(
     update_id: int | None,
 ) -> StateContext | _Unset | None:
     """What a claim with ``status`` turns ``record`` into (``UNSET``: left as it is); for the
-    backends that decide in Python (:func:`decide_claim`)."""
+    backends that decide in Python (`decide_claim`)."""
     if record is None:
         return UNSET
     if status is ClaimStatus.CLAIMED and record.claim != owner:
@@ -333,7 +336,7 @@ def mark_claimed(
 
 
 def check_owner(key: StorageKey, record: StateContext | None, patch: Patch) -> None:
-    """Raise :class:`~aiostep.exceptions.ClaimLostError` if ``patch`` is the outcome of a claim
+    """Raise `ClaimLostError` if ``patch`` is the outcome of a claim
     that no longer owns the record at ``key``."""
     if patch.owner is UNSET:
         return
@@ -354,7 +357,7 @@ def decide_claim(
     live_owners: set[str] | None = None,
     update_id: int | None = None,
 ) -> ClaimStatus:
-    """Which :class:`ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
+    """Which `ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
 
     ``owner`` is the token the update claims with (a claim it already holds is ``CLAIMED``
     again, so a retried claim is idempotent); ``update_id`` orders and de-duplicates updates
@@ -498,19 +501,20 @@ class BaseStorage(ABC):
         update_id: int | None = None,
         window: float = 0.0,
     ) -> Claim:
-        """Atomically claim the pending step at ``key`` for an update, as :func:`decide_claim`
+        """Atomically claim the pending step at ``key`` for an update, as `decide_claim`
         says.
 
         ``CLAIMED`` marks the step claimed by ``owner`` (a fresh token when not given; it is
-        returned in :attr:`Claim.owner`) **without removing it**: the step, its kwargs and the
+        returned in `Claim.owner`) **without removing it**: the step, its kwargs and the
         conversation's data stay, so the step can be offered again if its process dies. The
-        step's outcome is a write with ``Patch(owner=...)`` (or :meth:`end_claim`).
-        ``EXPIRED`` removes the step. ``lease`` (epoch seconds; shared storages) is how long the
-        claim lives without a :meth:`renew`; ``BUSY`` answers while a live claim runs.
+        step's outcome is a write with ``Patch(owner=...)`` (or
+        [`end_claim`][aiostep.BaseStorage.end_claim]). ``EXPIRED`` removes the step. ``lease``
+        (epoch seconds; shared storages) is how long the claim lives without a
+        [`renew`][aiostep.BaseStorage.renew]; ``BUSY`` answers while a live claim runs.
         ``update_id`` de-duplicates (``STALE``) and, on a shared storage with ``window`` > 0
         seconds, orders updates: an update waits (``WAIT``/``BUSY``) until it has been seen for
-        ``window`` seconds and no update of the conversation with a lower id is waiting.
-        The returned record is the one before the claim.
+        ``window`` seconds and no update of the conversation with a lower id is waiting. The
+        returned record is the one before the claim.
         """
 
     async def claim_token(
@@ -525,9 +529,9 @@ class BaseStorage(ABC):
         """Claim the pending step at ``key`` if it is still the registration ``token``.
 
         With ``owner`` (a filtered step whose filter passed) the step is marked claimed, as
-        :meth:`claim` does; without (a timer that expires the step) it is removed. Either way a
-        step that a live claim is running is left alone. Returns the record as it was, or
-        ``None`` when the step is gone, replaced, or running.
+        [`claim`][aiostep.BaseStorage.claim] does; without (a timer that expires the step) it is
+        removed. Either way a step that a live claim is running is left alone. Returns the record as
+        it was, or ``None`` when the step is gone, replaced, or running.
         """
         self.generation += 1
         record = await self._claim_token(key, token, lease, owner, update_id)
@@ -568,11 +572,11 @@ class BaseStorage(ABC):
     async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
-        """Backend part of :meth:`write`."""
+        """Backend part of [`write`][aiostep.BaseStorage.write]."""
 
     @abstractmethod
     async def _remove(self, key: StorageKey) -> StateContext | None:
-        """Backend part of :meth:`remove`."""
+        """Backend part of [`remove`][aiostep.BaseStorage.remove]."""
 
     @abstractmethod
     async def _claim_token(
@@ -583,7 +587,7 @@ class BaseStorage(ABC):
         owner: str | None,
         update_id: int | None,
     ) -> StateContext | None:
-        """Backend part of :meth:`claim_token`."""
+        """Backend part of [`claim_token`][aiostep.BaseStorage.claim_token]."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections/files; the storage may not be used afterwards."""
@@ -655,9 +659,9 @@ class BaseStorage(ABC):
 
 
 def as_async(storage: Any) -> BaseStorage:
-    """Adapt any aiostep storage to the async :class:`BaseStorage` interface.
+    """Adapt any aiostep storage to the async [`BaseStorage`][aiostep.BaseStorage] interface.
 
-    The seed's plain-call :class:`~aiostep.storage.MemoryStateStorage` answers with its
+    The seed's plain-call [`MemoryStateStorage`][aiostep.MemoryStateStorage] answers with its
     ``.aio`` view; async storages are returned as they are.
     """
     if isinstance(storage, BaseStorage):

@@ -336,7 +336,8 @@ class RedisStateStorage(BaseStorage):
         else:
             self.redis = redis
         self.prefix = prefix
-        #: seconds between this worker's announcements (see :meth:`peers`)
+        #: seconds between this worker's announcements (see
+        #: [`peers`][aiostep.storage.RedisStateStorage.peers])
         self.heartbeat = 1.0
         self._worker = secrets.token_hex(8)
         self._peers = 1
@@ -493,7 +494,7 @@ class RedisStateStorage(BaseStorage):
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:
         """Turn the client's connection errors and time-outs into a
-        :class:`~aiostep.exceptions.StorageUnavailableError` that names this Redis."""
+        `StorageUnavailableError` that names this Redis."""
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -511,7 +512,7 @@ class RedisStateStorage(BaseStorage):
     async def peers(self) -> int:
         """How many workers use this Redis (under this prefix) now, this one included.
 
-        Each storage object announces itself every :attr:`heartbeat` seconds in one sorted set
+        Each storage object announces itself every `heartbeat` seconds in one sorted set
         (one round trip a beat, none per update); a worker unseen for three beats is gone. The
         first call waits for the first beat, later ones answer from the last beat.
         """
