@@ -21,9 +21,10 @@ Only docstrings and ``#:`` comments are touched; running it again changes nothin
 merge brings new docstrings, run from the repository root
 ``python docs/convert_roles.py`` (it builds the site once, quietly, to read its inventory) or
 ``python docs/convert_roles.py --site DIR`` to reuse a fresh build in DIR, then read the
-``git diff``. A rewritten line longer than 100 characters is broken in two where it continues
-the same paragraph, list item or section item; one it cannot break is listed. ``--check``
-rewrites nothing and exits with 1 if something is left to convert.
+``git diff``. A rewritten line longer than 100 characters passes the words that overflow to the
+next line of its paragraph (list item, section item, ``#:`` comment), or breaks in two when
+there is none; a line it cannot break is listed. ``--check`` rewrites nothing and exits with 1
+if something is left to convert.
 """
 
 from __future__ import annotations
