@@ -473,6 +473,37 @@ class Wizard:
         await wizard._enter(cls._steps[0])
         return wizard
 
+    @classmethod
+    async def forget(
+        cls, chat_id: int, user_id: int | None = None, *, bot: Bot, thread_id: int | None = None
+    ) -> None:
+        """Forget the conversation this wizard runs in for ``user_id`` in ``chat_id``: its
+        pending step, state and collected data are removed from the wizard's storage (a GDPR
+        erasure, an admin reset). Works from any handler or from outside an update.
+
+        No hook runs and nothing is sent; the user's next message goes to the normal handlers.
+        The record is the conversation's, whichever wizard or step wrote it last.
+
+        Args:
+            chat_id: the chat (the user's id for a private chat).
+            user_id: the user; not needed when ``scope = "chat"``, where the chat's one
+                conversation is forgotten, whoever answered in it.
+            bot: the bot the conversation is with (storage keys end in its id).
+            thread_id: the forum topic, if the wizard ran in one.
+        """
+        if cls.scope == "chat":
+            user_id = ANYONE
+        elif user_id is None:
+            raise ValueError(f"{cls.__qualname__}.forget needs the user_id (scope is 'user')")
+        await aiostep.unregister_steps(
+            user_id,
+            chat_id=chat_id,
+            thread_id=thread_id,
+            bot_id=bot.id,
+            storage=cls._storage_or_fail(),
+            forget=True,
+        )
+
     # -- internals -------------------------------------------------------------------------------
     @classmethod
     def _key(cls, event: TelegramObject) -> ConversationKey | None:
