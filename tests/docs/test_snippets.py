@@ -552,7 +552,7 @@ async def test_testing_guide_examples(
     await module.test_quiz_times_out(bot_simulator, fake_clock)
 
 
-# -- adding aiostep to your own bot --------------------------------------------------------------
+# -- adding aiostep to your own bot; forgetting a conversation -----------------------------------
 
 
 @covers("own_bot.py")
@@ -648,6 +648,41 @@ async def test_own_bot_webhook_sets_the_hook_and_answers_updates(tmp_path: Path)
         assert await replies(2) == ["What is your name?", "How old are you?"]
     # the conversation is in the journal, for the next start
     assert "Alice" in (tmp_path / "state.jsonl").read_text(encoding="utf-8")
+
+
+@covers("forget_conversation.py")
+async def test_forget_guide_erases_on_request_by_an_admin_and_from_a_job(tmp_path: Path) -> None:
+    module = snippet("forget_conversation")
+    path = tmp_path / "state.jsonl"
+    storage = FileStateStorage(path)
+    async with BotSimulator(lambda: module.build(storage, admins=frozenset({9000}))) as sim:
+        user, admin = sim.user(first_name="Alice"), sim.user(id=9000, first_name="Admin")
+        talk = sim.chat(user)
+        key = storage_key(ConversationKey(talk.chat.id, user.id, None, sim.bot.id))
+
+        await talk.send("/signup")
+        await talk.send("Alice")
+        talk.assert_last("Your phone number?")
+        await talk.send("/forgetme")
+        talk.assert_last("Done: what you told me here is deleted.")  # and no prompt again
+        assert await storage.read(key) is None
+        await talk.send("+44 20 7946 0958")  # no step waits: nothing answers it
+        talk.assert_last("Done: what you told me here is deleted.")
+
+        await talk.send("/signup")
+        await talk.send("Bob")
+        await talk.send(f"/reset {user.id}")  # not an admin; the wizard asks again after it
+        assert bot_texts(sim)[-2:] == ["Usage (admins only): /reset USER_ID", "Your phone number?"]
+        await sim.chat(admin).send(f"/reset {user.id}")
+        sim.chat(admin).assert_last(f"Forgot the sign-up of {user.id}.")
+        assert await storage.read(key) is None
+
+        await talk.send("/signup")
+        await talk.send("Carol")
+        await module.erase(sim.bot, storage, user.id, user.id)
+        assert await storage.read(key) is None
+    # what the guide warns about: a File journal keeps superseded lines until it is compacted
+    assert "Alice" in path.read_text(encoding="utf-8")
 
 
 # -- examples shown on the site ------------------------------------------------------------------
