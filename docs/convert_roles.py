@@ -72,17 +72,18 @@ def read_inventory(site: Path) -> list[str]:
     return names
 
 
-def build_site() -> Path:
-    """Build the site into a temporary directory (not strict: it may still hold raw roles)."""
-    site = Path(tempfile.mkdtemp(prefix="aiostep-roles-"))
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--quiet", "--site-dir", str(site)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    return site
+def built_inventory() -> list[str]:
+    """Build the site in a temporary directory (not strict: it may still hold raw roles) and
+    read its inventory."""
+    with tempfile.TemporaryDirectory(prefix="aiostep-roles-") as site:
+        env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+        subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "--quiet", "--site-dir", site],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        return read_inventory(Path(site))
 
 
 class Resolver:
@@ -402,8 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report; exit 1 if any")
     args = parser.parse_args(argv)
 
-    site = args.site or build_site()
-    resolver = Resolver(read_inventory(site))
+    resolver = Resolver(read_inventory(args.site) if args.site else built_inventory())
     todo = 0
     for file in python_files():
         text, changes = convert_file(file, resolver)
