@@ -193,7 +193,8 @@ def state_name(state: StateT) -> str | None:
 
 
 #: The default limit of one record's size: the UTF-8 bytes of its ``data`` and ``kwargs`` as
-#: compact JSON (see :class:`BaseStorage`). Change it per storage with ``max_record_bytes=``.
+#: compact JSON (see [`BaseStorage`][aiostep.BaseStorage]). Change it per storage with
+#: ``max_record_bytes=``.
 MAX_RECORD_BYTES: Final = 1 << 20
 
 # Deeper than this is refused, with the path: no bot needs it, and a dict that contains itself
@@ -316,7 +317,7 @@ def check_patch(patch: Patch) -> None:
 
     Every backend calls this before it writes, so they all refuse the same things: names
     (state, step) that are not ``str``, a ``chat_id`` that is not ``int``/``str``, a
-    ``deadline`` that is not a finite number, kwargs or data that :func:`ensure_json` would
+    ``deadline`` that is not a finite number, kwargs or data that `ensure_json` would
     refuse, a lone surrogate in any text, and a data name holding NUL.
 
     Raises:
@@ -442,8 +443,9 @@ def check_record_size(
     together exceed ``limit`` bytes (``None``: no limit).
 
     A backend that applies patches in Python calls this before it stores the result; it
-    measures the whole record only when the patch merged into it (:meth:`BaseStorage.write`
-    has already measured what the patch gives in full).
+    measures the whole record only when the patch merged into it
+    ([`BaseStorage.write`][aiostep.BaseStorage.write] has already measured what the patch gives in
+    full).
 
     Raises:
         RecordTooLargeError: naming the key, the size and the limit.
@@ -672,19 +674,19 @@ class BaseStorage(ABC):
     per call where given.
 
     Record size: a record's ``data`` and ``kwargs`` together may hold at most
-    ``max_record_bytes`` bytes (UTF-8 of their compact JSON; default :data:`MAX_RECORD_BYTES`,
+    ``max_record_bytes`` bytes (UTF-8 of their compact JSON; default `MAX_RECORD_BYTES`,
     1 MiB; ``None`` lifts the limit). A store of conversations is no place for blobs: a record
     is read and written whole on most updates. What is checked, before anything is written:
 
     - every write: the data and kwargs the patch writes (``set_data``: the new data;
       ``update_data``: the items it sets; a step registration: its kwargs);
     - Memory (and any backend that applies patches in Python, through
-      :func:`check_record_size`): also the whole record after an ``update_data`` merge or a
+      `check_record_size`): also the whole record after an ``update_data`` merge or a
       write of only one of data and kwargs;
     - Redis: also the merged record, measured by the write script from what is stored (a data
       name that JSON would escape counts unescaped there, so it may pass a few bytes over).
 
-    A write over the limit raises :class:`~aiostep.exceptions.RecordTooLargeError` and changes
+    A write over the limit raises [`RecordTooLargeError`][aiostep.RecordTooLargeError] and changes
     nothing.
     """
 
@@ -727,7 +729,7 @@ class BaseStorage(ABC):
                 nothing was written.
             RecordTooLargeError: the data and kwargs the patch writes exceed
                 ``max_record_bytes`` (see the class docstring); nothing is written.
-            TypeError, ValueError: what :func:`check_patch` refuses; nothing is written.
+            TypeError, ValueError: what `check_patch` refuses; nothing is written.
         """
         # Measured here, once for every backend, with this storage's own limit; the backend's
         # _write then runs check_patch (names what JSON cannot hold) before it writes.

@@ -55,7 +55,7 @@ class AsyncMemoryStateStorage(BaseStorage):
     Records live in ``cache`` (any cachebox cache, e.g. ``TTLCache``/``LRUCache``; default
     unbounded) as ``(record, expires_at)``; data is JSON-checked and copied on the way in and
     out, so code that works here behaves the same on File and Redis. ``max_record_bytes``
-    limits a record's size (see :class:`~aiostep.storage.base.BaseStorage`).
+    limits a record's size (see [`BaseStorage`][aiostep.BaseStorage]).
     """
 
     def __init__(

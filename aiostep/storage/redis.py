@@ -332,7 +332,7 @@ class RedisStateStorage(BaseStorage):
             read), so an update fails cleanly instead of hanging.
         max_record_bytes: the most bytes of JSON a record's data and kwargs may hold
             (``None``: no limit); a merge is measured against what is stored, in the write
-            script: see :class:`~aiostep.storage.base.BaseStorage`.
+            script: see [`BaseStorage`][aiostep.BaseStorage].
     """
 
     persistent = True
