@@ -71,8 +71,8 @@ def _kind(event: Any, data: dict[str, Any]) -> str:
 
 class SeenRecords:
     """The records this update's routing read from the storage (``None``: no record), handed
-    to handlers as ``aiostep_seen``: :meth:`read` answers from them while nothing has been
-    written through the storage since, and reads the storage otherwise."""
+    to handlers as ``aiostep_seen``: [`read`][aiostep.SeenRecords.read] answers from them while
+    nothing has been written through the storage since, and reads the storage otherwise."""
 
     def __init__(self, storage: BaseStorage) -> None:
         self.storage = storage
@@ -98,10 +98,10 @@ class Listen(BaseMiddleware):
     """aiogram outer middleware that hands a conversation's updates to its waiter or next step.
 
     Install it on ``dp.message`` (as in the seed), or everywhere it belongs with
-    :func:`aiostep.setup`. Updates of one conversation are handled one at a time, in arrival
-    order; anything no waiter/step takes goes on to the normal handlers, which may ask for
-    ``aiostep_seen`` (a :class:`SeenRecords`) to reuse the record the routing read. A
-    persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
+    [`aiostep.setup`][aiostep.setup]. Updates of one conversation are handled one at a time, in
+    arrival order; anything no waiter/step takes goes on to the normal handlers, which may ask for
+    ``aiostep_seen`` (a [`SeenRecords`][aiostep.SeenRecords]) to reuse the record the routing read.
+    A persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
     pending as it was, and the update goes on to the normal handlers.
 
     Args:
@@ -112,7 +112,8 @@ class Listen(BaseMiddleware):
         chat_wide: also route an update to a waiter/step registered for anyone in its chat
             (``register_next_step(aiostep.ANYONE, fn, chat_id=...)``) when the sender has
             none of their own. Costs a second lookup per update, so it is off by default.
-            To route only some persisted steps chat-wide, see :meth:`route_chat_wide`.
+            To route only some persisted steps chat-wide, see
+            [`route_chat_wide`][aiostep.Listen.route_chat_wide].
         step_lease: on a shared storage (Redis), seconds a claim lives without renewal. A
             running step renews it every third of that, so only a worker that died or lost
             Redis lets it run out; then the step is offered again. Meanwhile an update of that
@@ -157,12 +158,12 @@ class Listen(BaseMiddleware):
     @property
     def chat_wide_steps(self) -> frozenset[str]:
         """The persisted steps routed chat-wide without ``chat_wide`` (see
-        :meth:`route_chat_wide`)."""
+        [`route_chat_wide`][aiostep.Listen.route_chat_wide])."""
         return self._chat_wide_steps
 
     def route_chat_wide(self, names: Iterable[str]) -> None:
         """Route updates to the chat-wide conversation of their chat (user
-        :data:`~aiostep.ANYONE`) when the persisted step pending there is one of ``names``.
+        `ANYONE`) when the persisted step pending there is one of ``names``.
 
         Unlike ``chat_wide=True`` this leaves every other conversation as it was: an update
         goes there only when the sender has no waiter or step of their own in that chat that
@@ -511,10 +512,10 @@ def setup(
     busy_wait: float = 30.0,
     order_window: float = 0.1,
 ) -> Listen:
-    """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
-    callback queries) and return it. The storage is closed when the Dispatcher shuts down,
+    """Install one [`Listen`][aiostep.Listen] on every observer it belongs to (messages, edited
+    messages, callback queries) and return it. The storage is closed when the Dispatcher shuts down,
     as aiogram does with its FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
-    are :class:`Listen`'s (they matter with several workers on Redis)."""
+    are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis)."""
     installed = tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:

@@ -81,7 +81,7 @@ async def register_next_step(
     """Route the next update of ``user_id`` in this conversation to ``_next(update, **kwargs)``.
 
     Without a storage the step lives in this process (any callable, any kwargs). With a
-    storage (given here, or to the :class:`~aiostep.Listen` handling the current update) the
+    storage (given here, or to the [`Listen`][aiostep.Listen] handling the current update) the
     step is persisted by its registered name with JSON ``kwargs`` and survives a restart.
 
     Args:
@@ -91,9 +91,9 @@ async def register_next_step(
             ``chat_id``, ``thread_id``, ``conversation`` and the step's kwargs.
         filter: updates failing it go to the normal handlers (in-process steps; a persisted
             step's filter is declared with ``@aiostep.step(filter=...)``).
-        updates: as for :func:`~aiostep.wait_for` (default: the step's registration, else
+        updates: as for [`wait_for`][aiostep.wait_for] (default: the step's registration, else
             messages only).
-        allow_commands: as for :func:`~aiostep.wait_for` (default: the step's registration,
+        allow_commands: as for [`wait_for`][aiostep.wait_for] (default: the step's registration,
             else no commands).
         state: for a persisted step, also set the conversation's state (``None`` clears it)
             in the same single write.
@@ -304,7 +304,7 @@ async def unregister_steps(
 ) -> None:
     """End whatever the conversation of ``user_id`` is waiting for.
 
-    A parked ``wait_for`` raises :class:`~aiostep.exceptions.WaitCancelled`; an in-process step
+    A parked ``wait_for`` raises [`WaitCancelled`][aiostep.WaitCancelled]; an in-process step
     is dropped; a persisted step is removed from the storage (the one given, or that of the
     ``Listen`` handling the current update). With ``forget`` the conversation's stored state
     and data go too (its whole record). Called from the step that is being run, this is the

@@ -1,9 +1,9 @@
 """The playground: talk to a bot or wizard in the terminal, no token needed.
 
-It runs the real Dispatcher through :class:`aiostep.testing.BotSimulator`; inline buttons are
-shown numbered (type the number to press one), ``/restart`` simulates a process restart (the
-conversation resumes with ``--storage file:PATH`` or a Redis URL; memory starts empty), and
-``/quit`` or end of input leaves. When input is not a terminal it reads one user message per
+It runs the real Dispatcher through [`aiostep.testing.BotSimulator`][aiostep.testing.BotSimulator];
+inline buttons are shown numbered (type the number to press one), ``/restart`` simulates a process
+restart (the conversation resumes with ``--storage file:PATH`` or a Redis URL; memory starts empty),
+and ``/quit`` or end of input leaves. When input is not a terminal it reads one user message per
 line and prints the whole transcript, so it works in scripts.
 """
 

@@ -95,7 +95,8 @@ def step(
             (``"{name}, is that right?"``: the string is markup for the wizard's parse mode, the
             values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
             sync/async callable taking the wizard and returning either (a returned string is
-            sent as is: escape values in it with :func:`aiostep_dialogs.formatting.escape`).
+            sent as is: escape values in it with
+            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]).
         validate: one validator or a list applied in order; the method gets the result.
             Default: a text message of at most 4096 characters (or one of ``choices``).
         error: shown instead of a validator's own reason when the input is rejected.
@@ -209,8 +210,8 @@ class Wizard:
     """Base class of a multi-step conversation.
 
     Subclass it, declare ``class State(Enum)`` and decorate one method per state with
-    :func:`step`. A step method gets the validated value and returns ``None`` (go to the next
-    declared step), a ``State`` member (go there), or ``self.finish(result)``.
+    [`step`][aiostep_dialogs.step]. A step method gets the validated value and returns ``None`` (go
+    to the next declared step), a ``State`` member (go there), or ``self.finish(result)``.
 
     Class options: ``wizard_id`` (stable id, stored with every conversation; default
     ``module.QualName``; set it with ``class Signup(Wizard, name="signup")``), ``commands``,
@@ -321,7 +322,7 @@ class Wizard:
 
     @classmethod
     def to_mermaid(cls) -> str:
-        """This wizard's flow as a Mermaid flowchart (see :mod:`aiostep_dialogs.graph`)."""
+        """This wizard's flow as a Mermaid flowchart (see `aiostep_dialogs.graph`)."""
         from aiostep_dialogs.graph import to_mermaid
 
         return to_mermaid(cls)
@@ -330,8 +331,8 @@ class Wizard:
         """Send ``text`` to the wizard's chat (and forum topic).
 
         A string is markup for the wizard's ``parse_mode`` (escape user data in it with
-        :func:`aiostep_dialogs.formatting.escape`); an aiogram formatting node (``Text``,
-        ``Bold``...) is sent as text and entities, with nothing to escape.
+        [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]); an aiogram formatting node
+        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape.
         """
         if self.key.thread_id is not None:
             kwargs.setdefault("message_thread_id", self.key.thread_id)
@@ -502,6 +503,37 @@ class Wizard:
         await wizard.on_start()
         await wizard._enter(cls._steps[0])
         return wizard
+
+    @classmethod
+    async def forget(
+        cls, chat_id: int, user_id: int | None = None, *, bot: Bot, thread_id: int | None = None
+    ) -> None:
+        """Forget the conversation this wizard runs in for ``user_id`` in ``chat_id``: its
+        pending step, state and collected data are removed from the wizard's storage (a GDPR
+        erasure, an admin reset). Works from any handler or from outside an update.
+
+        No hook runs and nothing is sent; the user's next message goes to the normal handlers.
+        The record is the conversation's, whichever wizard or step wrote it last.
+
+        Args:
+            chat_id: the chat (the user's id for a private chat).
+            user_id: the user; not needed when ``scope = "chat"``, where the chat's one
+                conversation is forgotten, whoever answered in it.
+            bot: the bot the conversation is with (storage keys end in its id).
+            thread_id: the forum topic, if the wizard ran in one.
+        """
+        if cls.scope == "chat":
+            user_id = ANYONE
+        elif user_id is None:
+            raise ValueError(f"{cls.__qualname__}.forget needs the user_id (scope is 'user')")
+        await aiostep.unregister_steps(
+            user_id,
+            chat_id=chat_id,
+            thread_id=thread_id,
+            bot_id=bot.id,
+            storage=cls._storage_or_fail(),
+            forget=True,
+        )
 
     # -- internals -------------------------------------------------------------------------------
     @classmethod

@@ -1,4 +1,5 @@
-"""The storage record (:class:`StateContext`), the async storage interface, and shared record logic.
+"""The storage record ([`StateContext`][aiostep.StateContext]), the async storage interface, and
+shared record logic.
 
 Every backend stores one record per key: the current state, a pending step (its registered
 name, JSON kwargs, deadline, ...), the chat id and the user's JSON data. Backends implement five
@@ -58,7 +59,7 @@ class _Unset(enum.Enum):
         return "UNSET"
 
 
-#: Marks a :class:`Patch` field that the write leaves as it is.
+#: Marks a `Patch` field that the write leaves as it is.
 UNSET: Final = _Unset.UNSET
 
 
@@ -118,7 +119,8 @@ class StateContext:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> StateContext:
-        """Build a record from :meth:`to_json` output (unknown fields are ignored)."""
+        """Build a record from [`to_json`][aiostep.StateContext.to_json] output (unknown fields are
+        ignored)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
 
@@ -130,7 +132,8 @@ _CLAIM_FIELDS = ("claim", "busy", "inflight")
 
 @dataclass
 class Patch:
-    """A change to one record, applied atomically by :meth:`BaseStorage.write`.
+    """A change to one record, applied atomically by
+    [`BaseStorage.write`][aiostep.BaseStorage.write].
 
     Fields left ``UNSET`` are not touched. ``callback=None`` clears the whole pending step
     (kwargs, deadline, ...). ``data`` replaces the data; ``data_update`` merges into it.
@@ -148,12 +151,12 @@ class Patch:
     data: dict[str, Any] | _Unset = UNSET
     data_update: dict[str, Any] | _Unset = UNSET
     #: the outcome of claim ``owner``: applied only while the record's claim is still
-    #: ``owner`` (else :class:`~aiostep.exceptions.ClaimLostError`), and it ends the claim
+    #: ``owner`` (else `ClaimLostError`), and it ends the claim
     owner: str | _Unset = UNSET
 
 
 class ClaimStatus(enum.IntEnum):
-    """What :meth:`BaseStorage.claim` found for an update."""
+    """What [`BaseStorage.claim`][aiostep.BaseStorage.claim] found for an update."""
 
     NONE = 0  #: no pending step
     CLAIMED = 1  #: the step is the caller's to run (marked claimed; it stays in the record)
@@ -191,7 +194,8 @@ def state_name(state: StateT) -> str | None:
 
 
 #: The default limit of one record's size: the UTF-8 bytes of its ``data`` and ``kwargs`` as
-#: compact JSON (see :class:`BaseStorage`). Change it per storage with ``max_record_bytes=``.
+#: compact JSON (see [`BaseStorage`][aiostep.BaseStorage]). Change it per storage with
+#: ``max_record_bytes=``.
 MAX_RECORD_BYTES: Final = 1 << 20
 
 # Deeper than this is refused, with the path: no bot needs it, and a dict that contains itself
@@ -320,7 +324,7 @@ def check_patch(patch: Patch) -> None:
 
     Every backend calls this before it writes, so they all refuse the same things: names
     (state, step) that are not ``str``, a ``chat_id`` that is not ``int``/``str``, a
-    ``deadline`` that is not a finite number, kwargs or data that :func:`ensure_json` would
+    ``deadline`` that is not a finite number, kwargs or data that `ensure_json` would
     refuse, a lone surrogate in any text, and a data name holding NUL.
 
     Raises:
@@ -446,8 +450,9 @@ def check_record_size(
     together exceed ``limit`` bytes (``None``: no limit).
 
     A backend that applies patches in Python calls this before it stores the result; it
-    measures the whole record only when the patch merged into it (:meth:`BaseStorage.write`
-    has already measured what the patch gives in full).
+    measures the whole record only when the patch merged into it
+    ([`BaseStorage.write`][aiostep.BaseStorage.write] has already measured what the patch gives in
+    full).
 
     Raises:
         RecordTooLargeError: naming the key, the size and the limit.
@@ -527,7 +532,7 @@ def claim_outcome(
     update_id: int | None,
 ) -> StateContext | _Unset | None:
     """What a claim with ``status`` turns ``record`` into (``UNSET``: left as it is); for the
-    backends that decide in Python (:func:`decide_claim`)."""
+    backends that decide in Python (`decide_claim`)."""
     if record is None:
         return UNSET
     if status is ClaimStatus.CLAIMED and record.claim != owner:
@@ -564,7 +569,7 @@ def mark_claimed(
 
 
 def check_owner(key: StorageKey, record: StateContext | None, patch: Patch) -> None:
-    """Raise :class:`~aiostep.exceptions.ClaimLostError` if ``patch`` is the outcome of a claim
+    """Raise `ClaimLostError` if ``patch`` is the outcome of a claim
     that no longer owns the record at ``key``."""
     if patch.owner is UNSET:
         return
@@ -585,7 +590,7 @@ def decide_claim(
     live_owners: set[str] | None = None,
     update_id: int | None = None,
 ) -> ClaimStatus:
-    """Which :class:`ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
+    """Which `ClaimStatus` an update of ``kind`` gets against ``record`` at time ``now``.
 
     ``owner`` is the token the update claims with (a claim it already holds is ``CLAIMED``
     again, so a retried claim is idempotent); ``update_id`` orders and de-duplicates updates
@@ -685,19 +690,19 @@ class BaseStorage(ABC):
     per call where given.
 
     Record size: a record's ``data`` and ``kwargs`` together may hold at most
-    ``max_record_bytes`` bytes (UTF-8 of their compact JSON; default :data:`MAX_RECORD_BYTES`,
+    ``max_record_bytes`` bytes (UTF-8 of their compact JSON; default `MAX_RECORD_BYTES`,
     1 MiB; ``None`` lifts the limit). A store of conversations is no place for blobs: a record
     is read and written whole on most updates. What is checked, before anything is written:
 
     - every write: the data and kwargs the patch writes (``set_data``: the new data;
       ``update_data``: the items it sets; a step registration: its kwargs);
     - Memory (and any backend that applies patches in Python, through
-      :func:`check_record_size`): also the whole record after an ``update_data`` merge or a
+      `check_record_size`): also the whole record after an ``update_data`` merge or a
       write of only one of data and kwargs;
     - Redis: also the merged record, measured by the write script from what is stored (a data
       name that JSON would escape counts unescaped there, so it may pass a few bytes over).
 
-    A write over the limit raises :class:`~aiostep.exceptions.RecordTooLargeError` and changes
+    A write over the limit raises [`RecordTooLargeError`][aiostep.RecordTooLargeError] and changes
     nothing.
     """
 
@@ -743,7 +748,7 @@ class BaseStorage(ABC):
                 nothing was written.
             RecordTooLargeError: the data and kwargs the patch writes exceed
                 ``max_record_bytes`` (see the class docstring); nothing is written.
-            TypeError, ValueError: what :func:`check_patch` refuses; nothing is written.
+            TypeError, ValueError: what `check_patch` refuses; nothing is written.
         """
         # Measured here, once for every backend, with this storage's own limit; the backend's
         # _write then runs check_patch (names what JSON cannot hold) before it writes.
@@ -776,19 +781,20 @@ class BaseStorage(ABC):
         update_id: int | None = None,
         window: float = 0.0,
     ) -> Claim:
-        """Atomically claim the pending step at ``key`` for an update, as :func:`decide_claim`
+        """Atomically claim the pending step at ``key`` for an update, as `decide_claim`
         says.
 
         ``CLAIMED`` marks the step claimed by ``owner`` (a fresh token when not given; it is
-        returned in :attr:`Claim.owner`) **without removing it**: the step, its kwargs and the
+        returned in `Claim.owner`) **without removing it**: the step, its kwargs and the
         conversation's data stay, so the step can be offered again if its process dies. The
-        step's outcome is a write with ``Patch(owner=...)`` (or :meth:`end_claim`).
-        ``EXPIRED`` removes the step. ``lease`` (epoch seconds; shared storages) is how long the
-        claim lives without a :meth:`renew`; ``BUSY`` answers while a live claim runs.
+        step's outcome is a write with ``Patch(owner=...)`` (or
+        [`end_claim`][aiostep.BaseStorage.end_claim]). ``EXPIRED`` removes the step. ``lease``
+        (epoch seconds; shared storages) is how long the claim lives without a
+        [`renew`][aiostep.BaseStorage.renew]; ``BUSY`` answers while a live claim runs.
         ``update_id`` de-duplicates (``STALE``) and, on a shared storage with ``window`` > 0
         seconds, orders updates: an update waits (``WAIT``/``BUSY``) until it has been seen for
-        ``window`` seconds and no update of the conversation with a lower id is waiting.
-        The returned record is the one before the claim.
+        ``window`` seconds and no update of the conversation with a lower id is waiting. The
+        returned record is the one before the claim.
         """
 
     async def claim_token(
@@ -803,9 +809,9 @@ class BaseStorage(ABC):
         """Claim the pending step at ``key`` if it is still the registration ``token``.
 
         With ``owner`` (a filtered step whose filter passed) the step is marked claimed, as
-        :meth:`claim` does; without (a timer that expires the step) it is removed. Either way a
-        step that a live claim is running is left alone. Returns the record as it was, or
-        ``None`` when the step is gone, replaced, or running.
+        [`claim`][aiostep.BaseStorage.claim] does; without (a timer that expires the step) it is
+        removed. Either way a step that a live claim is running is left alone. Returns the record as
+        it was, or ``None`` when the step is gone, replaced, or running.
         """
         self.generation += 1
         record = await self._claim_token(key, token, lease, owner, update_id)
@@ -846,11 +852,11 @@ class BaseStorage(ABC):
     async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
-        """Backend part of :meth:`write`."""
+        """Backend part of [`write`][aiostep.BaseStorage.write]."""
 
     @abstractmethod
     async def _remove(self, key: StorageKey) -> StateContext | None:
-        """Backend part of :meth:`remove`."""
+        """Backend part of [`remove`][aiostep.BaseStorage.remove]."""
 
     @abstractmethod
     async def _claim_token(
@@ -861,7 +867,7 @@ class BaseStorage(ABC):
         owner: str | None,
         update_id: int | None,
     ) -> StateContext | None:
-        """Backend part of :meth:`claim_token`."""
+        """Backend part of [`claim_token`][aiostep.BaseStorage.claim_token]."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections/files; the storage may not be used afterwards."""
@@ -933,9 +939,9 @@ class BaseStorage(ABC):
 
 
 def as_async(storage: Any) -> BaseStorage:
-    """Adapt any aiostep storage to the async :class:`BaseStorage` interface.
+    """Adapt any aiostep storage to the async [`BaseStorage`][aiostep.BaseStorage] interface.
 
-    The seed's plain-call :class:`~aiostep.storage.MemoryStateStorage` answers with its
+    The seed's plain-call [`MemoryStateStorage`][aiostep.MemoryStateStorage] answers with its
     ``.aio`` view; async storages are returned as they are.
     """
     if isinstance(storage, BaseStorage):

@@ -82,14 +82,15 @@ class FileStateStorage(BaseStorage):
 
     Single-process only: the journal is read once and then trusted, so two processes (or two
     ``FileStateStorage`` objects on one path) would overwrite each other's records. For several
-    workers use :class:`~aiostep.storage.redis.RedisStateStorage`.
+    workers use [`RedisStateStorage`][aiostep.storage.RedisStateStorage].
 
     Each write appends one line, ``{"key": ..., "record": {...}, "expires_at": ...}`` (the whole
-    resulting record, :meth:`StateContext.to_json`) or ``{"key": ..., "deleted": true}``, and
-    flushes and fsyncs it before the call returns, so an acknowledged write survives a crash and a
-    crash never leaves an unreadable file: a cut-off last line (a write that was never
-    acknowledged) is dropped with a warning when the file is next loaded. Any other unreadable line
-    raises :class:`~aiostep.exceptions.StorageCorruptedError` and leaves the file untouched.
+    resulting record, [`StateContext.to_json`][aiostep.StateContext.to_json]) or
+    ``{"key": ..., "deleted": true}``, and flushes and fsyncs it before the call returns, so an
+    acknowledged write survives a crash and a crash never leaves an unreadable file: a cut-off last
+    line (a write that was never acknowledged) is dropped with a warning when the file is next
+    loaded. Any other unreadable line raises
+    [`StorageCorruptedError`][aiostep.StorageCorruptedError] and leaves the file untouched.
 
     The file is created with mode ``0600``. Compaction writes ``<path>.compact`` in the same
     directory and renames it over the journal.
@@ -189,7 +190,7 @@ class FileStateStorage(BaseStorage):
         update_id: int | None = None,
         window: float = 0.0,  # one process: its ordering gate keeps arrival order
     ) -> Claim:
-        """Claim the pending step at ``key`` for an update (see :func:`decide_claim`).
+        """Claim the pending step at ``key`` for an update (see `decide_claim`).
 
         The claim is journaled, but a claim found after a restart has no live owner: its step
         is offered again, with everything it had.
@@ -519,7 +520,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def _decode(path: str, offset: int, line: bytes) -> tuple[str, _Entry | None]:
-    """Decode the journal line at ``offset``; raise :class:`StorageCorruptedError` if bad."""
+    """Decode the journal line at ``offset``; raise
+    [`StorageCorruptedError`][aiostep.StorageCorruptedError] if bad."""
     try:
         obj = json.loads(line, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError

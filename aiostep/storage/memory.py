@@ -50,12 +50,12 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class AsyncMemoryStateStorage(BaseStorage):
-    """The async view of a memory storage: what :class:`~aiostep.Listen` and wizards use.
+    """The async view of a memory storage: what [`Listen`][aiostep.Listen] and wizards use.
 
     Records live in ``cache`` (any cachebox cache, e.g. ``TTLCache``/``LRUCache``; default
     unbounded) as ``(record, expires_at)``; data is JSON-checked and copied on the way in and
     out, so code that works here behaves the same on File and Redis. ``max_record_bytes``
-    limits a record's size (see :class:`~aiostep.storage.base.BaseStorage`).
+    limits a record's size (see [`BaseStorage`][aiostep.BaseStorage]).
     """
 
     def __init__(
@@ -127,7 +127,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         update_id: int | None = None,
         window: float = 0.0,  # one process: its ordering gate keeps arrival order
     ) -> Claim:
-        """Claim the pending step at ``key`` for an update (see :func:`decide_claim`)."""
+        """Claim the pending step at ``key`` for an update (see `decide_claim`)."""
         k = _key(key)
         before = self._get(k)
         if before is None or before.callback is None:
@@ -175,16 +175,17 @@ class AsyncMemoryStateStorage(BaseStorage):
 class MemoryStateStorage:
     """In-memory storage with the seed's plain (non-awaited) calls.
 
-    Example::
-
+    Example:
+        ```python
         storage = MemoryStateStorage(TTLCache(1000, 86400))
         storage.set_state(user_id=12345, state="awaiting_input")
         print(storage.get_state(user_id=12345).current_state)
+        ```
 
-    Give it to :class:`~aiostep.Listen` or a wizard as is: they use its async view ``.aio``.
+    Give it to [`Listen`][aiostep.Listen] or a wizard as is: they use its async view ``.aio``.
     Use it for development, tests and single-process bots whose conversations may be lost on a
-    restart; use :class:`~aiostep.storage.FileStateStorage` or
-    :class:`~aiostep.storage.RedisStateStorage` when they must survive one.
+    restart; use [`FileStateStorage`][aiostep.FileStateStorage] or
+    [`RedisStateStorage`][aiostep.storage.RedisStateStorage] when they must survive one.
     """
 
     persistent = False

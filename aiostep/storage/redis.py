@@ -332,7 +332,7 @@ class RedisStateStorage(BaseStorage):
             read), so an update fails cleanly instead of hanging.
         max_record_bytes: the most bytes of JSON a record's data and kwargs may hold
             (``None``: no limit); a merge is measured against what is stored, in the write
-            script: see :class:`~aiostep.storage.base.BaseStorage`.
+            script: see [`BaseStorage`][aiostep.BaseStorage].
     """
 
     persistent = True
@@ -365,7 +365,8 @@ class RedisStateStorage(BaseStorage):
         else:
             self.redis = redis
         self.prefix = prefix
-        #: seconds between this worker's announcements (see :meth:`peers`)
+        #: seconds between this worker's announcements (see
+        #: [`peers`][aiostep.storage.RedisStateStorage.peers])
         self.heartbeat = 1.0
         self._worker = secrets.token_hex(8)
         self._peers = 1
@@ -535,7 +536,7 @@ class RedisStateStorage(BaseStorage):
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:
         """Turn the client's connection errors and time-outs into a
-        :class:`~aiostep.exceptions.StorageUnavailableError` that names this Redis."""
+        `StorageUnavailableError` that names this Redis."""
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -553,7 +554,7 @@ class RedisStateStorage(BaseStorage):
     async def peers(self) -> int:
         """How many workers use this Redis (under this prefix) now, this one included.
 
-        Each storage object announces itself every :attr:`heartbeat` seconds in one sorted set
+        Each storage object announces itself every `heartbeat` seconds in one sorted set
         (one round trip a beat, none per update); a worker unseen for three beats is gone. The
         first call waits for the first beat, later ones answer from the last beat.
         """

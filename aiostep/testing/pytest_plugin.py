@@ -4,7 +4,7 @@ Fixtures:
     bot_simulator: a factory ``bot_simulator(dispatcher_or_factory, **options) -> BotSimulator``;
         every simulator it made is closed after the test (a handler error not raised yet fails
         the test then).
-    fake_clock: a :class:`~aiostep.testing.fake_clock.FakeClock` installed for the test.
+    fake_clock: a [`FakeClock`][aiostep.testing.FakeClock] installed for the test.
     redis_url: the URL of an empty database on a ``redis-server`` started once per session
         (skipped when there is no ``redis-server``; a failure instead when ``CI=true``).
 
@@ -33,10 +33,12 @@ __all__ = ["SimulatorFactory", "aiostep_redis_server", "bot_simulator", "fake_cl
 
 
 class SimulatorFactory(Protocol):
-    """The ``bot_simulator`` fixture: builds a :class:`BotSimulator` closed after the test."""
+    """The ``bot_simulator`` fixture: builds a [`BotSimulator`][aiostep.testing.BotSimulator] closed
+    after the test."""
 
     def __call__(self, dispatcher: Dispatcher | DispatcherFactory, **options: Any) -> BotSimulator:
-        """A simulator of ``dispatcher``; ``options`` go to :class:`BotSimulator`."""
+        """A simulator of ``dispatcher``; ``options`` go to
+        [`BotSimulator`][aiostep.testing.BotSimulator]."""
         ...
 
 
@@ -61,7 +63,8 @@ except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
 
 @_async_fixture
 async def bot_simulator() -> AsyncIterator[SimulatorFactory]:
-    """A factory of :class:`BotSimulator`; every simulator made is closed after the test."""
+    """A factory of [`BotSimulator`][aiostep.testing.BotSimulator]; every simulator made is closed
+    after the test."""
     made: list[BotSimulator] = []
 
     def make(dispatcher: Dispatcher | DispatcherFactory, **options: Any) -> BotSimulator:
@@ -82,7 +85,8 @@ async def bot_simulator() -> AsyncIterator[SimulatorFactory]:
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    """A :class:`FakeClock` installed as aiostep's clock for the test, then removed.
+    """A [`FakeClock`][aiostep.testing.FakeClock] installed as aiostep's clock for the test, then
+    removed.
 
     Simulators pick it up by themselves: ``await fake_clock.advance(s)`` waits for them.
     """
