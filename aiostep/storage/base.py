@@ -309,8 +309,8 @@ def ensure_json(value: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def check_json(value: Mapping[str, Any], where: str) -> None:
-    """Check what :func:`ensure_json` checks, without copying (for a caller whose value is
-    copied further on anyway, as :func:`apply_patch` copies what a patch brings)."""
+    """Check what `ensure_json` checks, without copying (for a caller whose value is
+    copied further on anyway, as `apply_patch` copies what a patch brings)."""
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
     _check_object(value if type(value) is dict else dict(value), where)
@@ -561,7 +561,7 @@ def mark_claimed(
 ) -> StateContext:
     """A copy of ``record`` with its pending step claimed by ``owner``: nothing is removed.
 
-    Shallow, as :func:`apply_patch` is: the values it shares with ``record`` are never changed
+    Shallow, as `apply_patch` is: the values it shares with ``record`` are never changed
     in place."""
     new = dataclasses.replace(record)
     new.claim, new.busy, new.inflight = owner, lease, update_id
