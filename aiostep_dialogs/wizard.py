@@ -51,7 +51,7 @@ logger = logging.getLogger("aiostep_dialogs")
 
 #: Bumped when the stored layout of a running wizard changes. Stored as ``"v"`` with every
 #: running wizard; a record of a version above this one is not read (see ``_record_version``).
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 _HISTORY_LIMIT = 30
 _BUTTON_PREFIX = "aw"
 
@@ -169,10 +169,36 @@ class Finish:
     result: Any = None
 
 
+def _undo_entry(state: str, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The history entry of an answer at ``state`` that turned ``before`` into ``after``:
+    only what ``/back`` needs to undo it (the record stays small, history or not)."""
+    entry: dict[str, Any] = {"s": state}
+    replaced = {k: v for k, v in before.items() if k not in after or after[k] != v}
+    added = [k for k in after if k not in before]
+    if replaced:
+        entry["r"] = replaced
+    if added:
+        entry["x"] = added
+    return entry
+
+
+def _undo(entry: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the answer of history ``entry`` undone."""
+    if "d" in entry:  # a record of version 2 or older: the whole data before the answer
+        old = entry["d"]
+        return dict(old) if isinstance(old, dict) else {}
+    undone = {k: v for k, v in data.items() if k not in set(entry.get("x", ()))}
+    replaced = entry.get("r")
+    if isinstance(replaced, dict):
+        undone.update(replaced)
+    return undone
+
+
 def _record_version(meta: Mapping[str, Any]) -> int | None:
     """The layout version of a running wizard's stored kwargs, or ``None`` when this code
-    cannot read it (a newer version, or not a version at all). Version 1 and 2 records differ
-    only in what a history entry holds, which restoring checks entry by entry."""
+    cannot read it (a newer version, or not a version at all). Versions 1 to 3 differ only in
+    what a history entry holds (up to 2 the whole data before the answer, ``"d"``; from 3 the
+    answer's changes to undo, ``"r"`` and ``"x"``), which ``/back`` reads entry by entry."""
     version = meta.get("v", 1)
     if isinstance(version, bool) or not isinstance(version, int):
         return None
@@ -302,7 +328,8 @@ class Wizard:
         #: the data collected so far (JSON values); persisted after each step
         self.data: dict[str, Any] = data if data is not None else {}
         self.state = state
-        #: the steps answered so far, newest last: ``{"s": state name, "d": data before it}``
+        #: the steps answered so far, newest last: ``{"s": state name, "r": {name: value the
+        #: answer replaced}, "x": [names the answer added]}`` (empty parts left out)
         self.history: list[dict[str, Any]] = history if history is not None else []
         self.nonce = nonce
         self.attempts = attempts
@@ -753,8 +780,9 @@ class Wizard:
                 "return None, a State member, or self.finish(...)"
             )
         history = self.history
-        entry = {"s": spec.state.name, "d": before}
-        self.history = [*self.history, entry][-_HISTORY_LIMIT:]
+        self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
+            -_HISTORY_LIMIT:
+        ]
         await self._enter(target, back_to=(spec, before, history))
 
     async def _enter(
@@ -895,7 +923,7 @@ class Wizard:
             return
         back_to = (self._spec(), self.data, list(self.history))
         entry = self.history.pop()
-        self.data = entry["d"]  # the answer given there is undone with it
+        self.data = _undo(entry, self.data)  # the answer given there is undone with it
         await self._enter(self._by_state[entry["s"]], back_to=back_to)
 
     async def _do_cancel(self) -> None:
