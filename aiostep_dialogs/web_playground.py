@@ -422,13 +422,15 @@ class WebPlayground:
         )
 
     async def _post_restart(self, request: web.Request) -> web.Response:
+        await self._body(request)  # JSON only, like every action (see _body)
         return await self._answer(self.restart())
 
 
 def _field(body: dict[str, Any], name: str, kind: type[_T]) -> _T:
     value = body.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise web.HTTPBadRequest(text=f"{name!r} must be a {kind.__name__}, got {value!r}")
+        wanted = {int: "a whole number", str: "a string"}.get(kind, kind.__name__)
+        raise web.HTTPBadRequest(text=f"{name!r} must be {wanted}, got {value!r}")
     return value
 
 
