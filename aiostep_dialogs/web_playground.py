@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from aiostep_dialogs.loading import Target, load_target
 from aiostep_dialogs.playground import make_storage
 from aiostep_dialogs.wizard import Wizard
 
-__all__ = ["WebPlayground", "run_web_playground"]
+__all__ = ["WebPlayground", "run_web_playground", "serve"]
 
 logger = logging.getLogger("aiostep_dialogs")
 
@@ -515,7 +516,11 @@ async def _run(playground: WebPlayground, host: str, port: int, out: TextIO) -> 
         bound = runner.addresses[0]
         out.write(f"Web playground: http://{host}:{bound[1]}/  (Ctrl-C stops it)\n")
         out.flush()
-        await asyncio.Event().wait()  # until Ctrl-C cancels the run
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            # `kill` stops it as cleanly as Ctrl-C (which cancels this task)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
     finally:
         with contextlib.suppress(Exception):
             await runner.cleanup()
