@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -121,6 +122,9 @@ class WebPlayground:
         self.storage_spec = storage
         self.send_start = send_start
         self.version = 0
+        #: tells one run of the server from the next: a page open across a restart of the
+        #: command (versions start again from 0) reloads instead of ignoring "older" states
+        self.instance = secrets.token_hex(8)
         self.restarts = 0
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()  # one user action (or restart) at a time, in arrival order
@@ -313,6 +317,7 @@ class WebPlayground:
                 states[f"{pane.key}:{user.id}"] = _state(stored)
         return {
             "version": version,
+            "instance": self.instance,
             "bot": self.sim.session.bot_name,
             "storage": self.storage_spec,
             "persistent": self.persistent,

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ def start_playground(*args: str, timeout: float = 120.0) -> tuple[subprocess.Pop
         seen.append(line)
         found = re.search(r"http://\S+/", line)
         if found:
+            # keep reading what it prints, or a full pipe would block the server
+            threading.Thread(target=process.stdout.read, daemon=True).start()
             return process, found.group(0)
     process.kill()
     raise RuntimeError("the web playground printed no URL:\n" + "".join(seen))

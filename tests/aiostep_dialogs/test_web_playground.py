@@ -104,6 +104,17 @@ async def test_the_page_shows_two_private_chats_and_their_group() -> None:
     assert bot_texts(state, "group") == []
 
 
+async def test_each_run_has_its_own_instance_so_an_open_page_reloads() -> None:
+    # versions start from 0 in every run: the page tells runs apart by the instance instead
+    async with served(SIGNUP) as (_, client):
+        first = await (await client.get("/api/state")).json()
+        page = await (await client.get("/")).text()
+    async with served(SIGNUP) as (_, client):
+        second = await (await client.get("/api/state")).json()
+    assert first["instance"] != second["instance"]
+    assert "snapshot.instance !== state.instance" in page
+
+
 # --- talking ------------------------------------------------------------------------------------
 
 
@@ -338,8 +349,8 @@ def play_web() -> Iterator[Any]:
 
     yield start
     for process in processes:
-        process.terminate()
-        process.wait(timeout=30)
+        process.terminate()  # SIGTERM: it stops as cleanly as with Ctrl-C
+        assert process.wait(timeout=30) == 0
 
 
 class _Page:
