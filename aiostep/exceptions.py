@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "AiostepError",
     "ClaimLostError",
+    "RecordTooLargeError",
     "StepNotRegisteredError",
     "StorageCorruptedError",
     "StorageUnavailableError",
@@ -72,3 +73,22 @@ class StorageUnavailableError(AiostepError, ConnectionError):
     Raised instead of the client's own error, naming the storage; the update fails into
     ``dp.errors`` and the conversation keeps its progress (see the reliability guide).
     """
+
+
+class RecordTooLargeError(AiostepError, ValueError):
+    """A write would make a stored record larger than its storage's ``max_record_bytes``.
+
+    Nothing was written. ``key``, ``size`` (bytes of JSON) and ``limit`` say which record and by
+    how much; keep large values out of the record (a file id, a URL) or raise the limit.
+    """
+
+    def __init__(self, key: str, size: int, limit: int, what: str) -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"record at key {key!r} would hold {size:,} bytes of JSON ({what}), over the limit "
+            f"of {limit:,} bytes. Nothing was written. Keep large values out of the record "
+            "(store a file id or a URL), or raise the storage's limit: "
+            "max_record_bytes=... (e.g. RedisStateStorage(url, max_record_bytes=4 << 20))"
+        )

@@ -331,6 +331,10 @@ async def unregister_steps(
 
 
 async def clear(store: MetaStore | None = None) -> None:
-    """End every in-process waiter and step (waiters raise ``WaitCancelled``)."""
-    async for item in (store if store is not None else root_store()).clear():
+    """End every in-process waiter and step (waiters raise ``WaitCancelled``) of ``store``:
+    by default that of the ``Listen`` handling the current update, else the root store."""
+    if store is None:
+        listen = _listen()
+        store = listen.store if listen is not None else root_store()
+    async for item in store.clear():
         discard(item, WaitCancelled("aiostep.clear() ended the wait"))

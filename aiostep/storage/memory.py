@@ -10,6 +10,7 @@ import cachebox
 
 from aiostep.clock import get_clock
 from aiostep.storage.base import (
+    MAX_RECORD_BYTES,
     UNSET,
     BaseStorage,
     Claim,
@@ -24,6 +25,7 @@ from aiostep.storage.base import (
     apply_patch,
     check_owner,
     check_patch,
+    check_record_size,
     claim_alive,
     claim_outcome,
     decide_claim,
@@ -52,11 +54,18 @@ class AsyncMemoryStateStorage(BaseStorage):
 
     Records live in ``cache`` (any cachebox cache, e.g. ``TTLCache``/``LRUCache``; default
     unbounded) as ``(record, expires_at)``; data is JSON-checked and copied on the way in and
-    out, so code that works here behaves the same on File and Redis.
+    out, so code that works here behaves the same on File and Redis. ``max_record_bytes``
+    limits a record's size (see :class:`~aiostep.storage.base.BaseStorage`).
     """
 
-    def __init__(self, cache: Any = None, ex: ExpiryT = None) -> None:
-        super().__init__(ex)
+    def __init__(
+        self,
+        cache: Any = None,
+        ex: ExpiryT = None,
+        *,
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
+    ) -> None:
+        super().__init__(ex, max_record_bytes=max_record_bytes)
         self.cache: Any = cache if cache is not None else cachebox.Cache(0)
 
     def _get(self, key: str) -> StateContext | None:
@@ -92,7 +101,10 @@ class AsyncMemoryStateStorage(BaseStorage):
         k = _key(key)
         before = self._get(k)
         check_owner(k, before, patch)
-        self._put(k, apply_patch(before, patch), self._ex(ex))
+        new = apply_patch(before, patch)
+        if before is not None:
+            check_record_size(new, patch, k, self.max_record_bytes)
+        self._put(k, new, self._ex(ex))
         return copy.deepcopy(before)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
@@ -177,8 +189,14 @@ class MemoryStateStorage:
 
     persistent = False
 
-    def __init__(self, cache: Any = None, ex: ExpiryT = None) -> None:
-        self.aio = AsyncMemoryStateStorage(cache, ex)
+    def __init__(
+        self,
+        cache: Any = None,
+        ex: ExpiryT = None,
+        *,
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
+    ) -> None:
+        self.aio = AsyncMemoryStateStorage(cache, ex, max_record_bytes=max_record_bytes)
 
     @property
     def cache(self) -> Any:
