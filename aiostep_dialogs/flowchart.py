@@ -1,4 +1,4 @@
-"""Read back the Mermaid flowchart that :func:`aiostep_dialogs.graph.to_mermaid` writes, as
+"""Read back the Mermaid flowchart that `aiostep_dialogs.graph.to_mermaid` writes, as
 plain nodes and edges, so a page can draw it without a Mermaid renderer (no CDN, no bundle).
 
 Only the subset ``to_mermaid`` emits is understood: ``id((label))``, ``id["label"]`` and

@@ -6,8 +6,8 @@ page shows bubbles, inline and reply keyboards to press, edits in place, toasts,
 button and the wizard's flow with the step of the selected conversation highlighted.
 
 Like the terminal playground it runs the real Dispatcher through
-:class:`aiostep.testing.BotSimulator`, so it needs no token and no network. Every Bot API call
-the bot makes bumps a version number; the page follows it over server-sent events
+[`aiostep.testing.BotSimulator`][aiostep.testing.BotSimulator], so it needs no token and no network.
+Every Bot API call the bot makes bumps a version number; the page follows it over server-sent events
 (``/api/events``), so what the bot sends on its own (a ``wait_for`` timeout, a reminder) shows
 up while the user is idle.
 
@@ -19,7 +19,8 @@ JSON API (POST bodies are JSON, ``Content-Type: application/json``):
 - ``POST /api/send`` ``{"chat": "alice", "user": 1001, "text": "Hi"}``;
 - ``POST /api/click`` ``{"chat": ..., "user": ..., "message_id": 3, "text": "Yes"}``;
 - ``POST /api/press`` ``{"chat": ..., "user": ..., "text": "Tea"}`` (a reply keyboard button);
-- ``POST /api/restart``: :meth:`BotSimulator.restart`, a simulated restart of the process.
+- ``POST /api/restart``: [`BotSimulator.restart`][aiostep.testing.BotSimulator.restart], a simulated
+  restart of the process.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ _PING_EVERY = 15.0
 
 
 class _NotifyingSession(RecordingSession):
-    """A :class:`RecordingSession` that reports each Bot API call once it is answered."""
+    """A [`RecordingSession`][aiostep.testing.RecordingSession] that reports each Bot API call once
+    it is answered."""
 
     def __init__(self, on_call: Callable[[], None]) -> None:
         super().__init__()
@@ -98,7 +100,7 @@ class WebPlayground:
     """The simulated bot, users and chats behind the web page, and its aiohttp application.
 
     Args:
-        target: the bot or wizard to run (see :func:`aiostep_dialogs.loading.load_target`).
+        target: the bot or wizard to run (see `aiostep_dialogs.loading.load_target`).
         storage: ``memory``, ``file:PATH`` or a ``redis://`` URL, as for the terminal
             playground; a restart resumes conversations on a file or Redis.
         names: the simulated users' first names; each gets a private chat, and all of them
@@ -162,7 +164,7 @@ class WebPlayground:
 
     @property
     def persistent(self) -> bool:
-        """Whether conversations survive :meth:`restart` (a file or Redis storage)."""
+        """Whether conversations survive `restart` (a file or Redis storage)."""
         return self.storage_spec != "memory"
 
     def notify(self) -> None:
@@ -225,7 +227,8 @@ class WebPlayground:
         await self._act(lambda: talk.press(text))
 
     async def restart(self) -> None:
-        """Simulate a restart of the bot's process (:meth:`BotSimulator.restart`).
+        """Simulate a restart of the bot's process
+        ([`BotSimulator.restart`][aiostep.testing.BotSimulator.restart]).
 
         On a file or Redis storage the conversations go on where they were; on memory they
         are gone. Each chat gets a line saying which.
