@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import errno
 import json
 import logging
 import os
+import sys
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
@@ -22,7 +25,7 @@ import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from aiostep.clock import get_clock
-from aiostep.exceptions import StorageCorruptedError
+from aiostep.exceptions import StorageCorruptedError, StorageLockedError
 from aiostep.storage.base import (
     UNSET,
     BaseStorage,
@@ -72,9 +75,12 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 class FileStateStorage(BaseStorage):
     """Records in a local journal file: they survive restarts of a single process.
 
-    Single-process only: the journal is read once and then trusted, so two processes (or two
-    ``FileStateStorage`` objects on one path) would overwrite each other's records. For several
-    workers use :class:`~aiostep.storage.redis.RedisStateStorage`.
+    One writer per file: the journal is read once and then trusted, so on first use the storage
+    takes an exclusive OS lock (``flock``) on ``<path>.lock`` and holds it until :meth:`close`.
+    Another process, or another ``FileStateStorage`` object in this process, on the same path
+    gets :class:`~aiostep.exceptions.StorageLockedError` instead of overwriting its records (the
+    OS drops the lock of a process that dies). For several workers use
+    :class:`~aiostep.storage.redis.RedisStateStorage`.
 
     Each write appends one line, ``{"key": ..., "record": {...}, "expires_at": ...}`` (the whole
     resulting record, :meth:`StateContext.to_json`) or ``{"key": ..., "deleted": true}``, and
@@ -108,6 +114,7 @@ class FileStateStorage(BaseStorage):
         self._lines = 0  # complete lines in the journal; lines - live records = dead lines
         self._compact_retry_at = 0
         self._lock = asyncio.Lock()
+        self._journal_lock: _JournalLock | None = None  # held while loaded
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
@@ -220,11 +227,16 @@ class FileStateStorage(BaseStorage):
         return await self._serialised(op)
 
     async def close(self) -> None:
-        """Close the journal file. A later call loads the journal again."""
+        """Close the journal file and release its lock. A later call loads the journal again."""
         async with self._lock:
             file, self._file, self._records = self._file, None, None
-            if file is not None:
-                await file.close()
+            lock, self._journal_lock = self._journal_lock, None
+            try:
+                if file is not None:
+                    await file.close()
+            finally:
+                if lock is not None:
+                    lock.release()
 
     # -- serialisation ------------------------------------------------------------------------
     async def _serialised(self, op: Callable[[_Records], Awaitable[T]]) -> T:
@@ -249,7 +261,20 @@ class FileStateStorage(BaseStorage):
 
     # -- the journal ----------------------------------------------------------------------------
     async def _load(self) -> _Records:
-        """Read the whole journal into memory and open it for appending (under the lock)."""
+        """Lock the journal, read it into memory and open it for appending (under the lock)."""
+        lock = self._journal_lock
+        if lock is None:
+            lock = await asyncio.to_thread(_JournalLock.acquire, self.path)
+        try:
+            records = await self._read_journal()
+        except BaseException:
+            if self._journal_lock is None:
+                lock.release()
+            raise
+        self._journal_lock = lock
+        return records
+
+    async def _read_journal(self) -> _Records:
         try:
             async with aiofiles.open(self.path, "rb") as reader:
                 raw = await reader.read()
@@ -257,10 +282,6 @@ class FileStateStorage(BaseStorage):
         except FileNotFoundError:
             raw, existed = b"", False
         records, lines, good = _parse(self.path, raw, get_clock().now())
-        if not existed:
-            # FileStateStorage("path/to/file.json") works as written: make its directories
-            # (private, like the file)
-            await aiofiles.os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
 
         file = await aiofiles.open(self.path, "ab", opener=_private_opener)
         try:
@@ -509,6 +530,63 @@ def _decode(path: str, offset: int, line: bytes) -> tuple[str, _Entry | None]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _JournalLock:
+    """An exclusive OS lock on ``<journal>.lock``: one FileStateStorage writes a journal at a time.
+
+    ``flock`` locks belong to an open file, so a second open of the lock file conflicts even in
+    the same process; the OS drops the lock when the process dies, so a crash never leaves the
+    journal locked. The lock file is never removed (removing it would let two processes lock two
+    different files) and holds the pid of the holder, for the error message.
+    """
+
+    def __init__(self, fd: int) -> None:
+        # An unreachable storage can write nothing more: its lock goes with it.
+        self.release = weakref.finalize(self, os.close, fd)
+
+    @classmethod
+    def acquire(cls, journal: str) -> _JournalLock:
+        """Take the lock of ``journal`` or raise :class:`StorageLockedError` (blocking calls)."""
+        directory = os.path.dirname(journal) or "."
+        if not os.path.isdir(directory):
+            # FileStateStorage("path/to/file.json") works as written: make its directories
+            # (private, like the file)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        lock_path = journal + ".lock"
+        fd = _private_opener(lock_path, os.O_RDWR)
+        try:
+            _try_lock(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+                os.close(fd)
+                raise
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise StorageLockedError(journal, lock_path, holder) from None
+        if sys.platform != "win32":  # a Windows byte-range lock forbids writing the pid
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        return cls(fd)
+
+
+def _try_lock(fd: int) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0) if sys.platform != "win32" else b""
+        return int(text.strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _chmod_private(fd: int) -> None:
