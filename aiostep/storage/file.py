@@ -207,8 +207,9 @@ class FileStateStorage(BaseStorage):
                 if entry is not None:
                     await self._commit(records, k, entry)
                 return None
-            if entry == before:
-                return copy.deepcopy(before[0])  # nothing to write; still stored, so copy
+            if entry == before and _same(entry[0].to_json(), before[0].to_json()):
+                # nothing to write; still stored, so copy. (== alone takes True for 1.)
+                return copy.deepcopy(before[0])
             await self._commit(records, k, entry, data_keys=data_keys)
             return before[0]
 
@@ -710,7 +711,12 @@ class _Replay:
         except _Damaged as exc:
             key = exc.key
             crcs = self._key_crcs(line) if self.version == 2 else set()
-            if key is None and not crcs:
+            if key is None and crcs:
+                # The payload may still name its key: trust it if the key checksum agrees.
+                with contextlib.suppress(_Damaged):
+                    named = _decode_json(line[18:-9])[0]
+                    key = named if _key_crc(named) in crcs else None
+            elif key is None:
                 # No checksum to go by (not a version 2 line at all): its JSON may name a key.
                 with contextlib.suppress(_Damaged):
                     key = _decode_json(line)[0]
