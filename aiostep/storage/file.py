@@ -113,17 +113,21 @@ class FileStateStorage(BaseStorage):
     - A line holds the whole record only when it is new (or as small as a change); otherwise
       only what changed, so ``update_data`` of a small item next to a large value appends a
       small line.
-    - Every line carries CRC-32 checksums (see the module docs). A damaged line (bad checksum,
-      bad JSON, bad field types) does not stop the bot: it is appended to ``<path>.quarantine``
-      (one JSON line with the journal's path, the byte offset, the reason and the raw line),
-      logged as an error naming the file, offset and conversation key (when it can be told),
-      and that conversation starts fresh (a later whole-record line for it wins as usual); the
-      journal is then rewritten without it. A file whose first line is not a journal header
-      raises :class:`~aiostep.exceptions.StorageCorruptedError` and is left untouched.
+    - Every line carries CRC-32 checksums (see the module docs), so any single damaged byte
+      is detected rather than read back as other data. A damaged line (bad checksum, bad JSON,
+      bad field types) does not stop the bot: it is appended to ``<path>.quarantine`` (one
+      JSON line with the journal's path, the byte offset, the reason, the conversation keys
+      reset and the raw line), logged as an error naming the file, offset and key (when it
+      can be told), and that conversation starts fresh: its later change lines are skipped
+      (and quarantined) until a whole-record line starts it again. The journal is then
+      rewritten without them. A file whose first line is not a journal header raises
+      :class:`~aiostep.exceptions.StorageCorruptedError` and is left untouched.
     - Loading parses in a worker thread, and compaction encodes a snapshot in a worker thread
       while writes keep being appended to the old journal; only the last few keys written
       meanwhile are carried over under the lock, before ``<path>.compact`` is renamed over the
-      journal. Neither stalls the event loop.
+      journal (a ``<path>.compact`` left by a crash is removed on the next load). The event
+      loop keeps running meanwhile; what remains are CPython's own garbage-collector pauses
+      while a large journal's records are created (~0.3 s at 100,000 records).
 
     Files are created with mode ``0600``.
 
@@ -442,7 +446,8 @@ class FileStateStorage(BaseStorage):
         except Exception:
             # The writes are all in the old journal; don't retry on every write (each try costs
             # a pass over all the live records).
-            self._compact_retry_at = self._lines + max(self.compact_threshold, self._lines)
+            live = len(self._records or ())
+            self._compact_retry_at = self._lines - live + max(self.compact_threshold, live)
             if not background:
                 raise
             logger.exception(
