@@ -308,3 +308,18 @@ async def test_every_acknowledged_write_survives_kill_9_also_mid_compaction(path
     assert report.mid_compaction >= 1
     assert report.acknowledged > 100
     assert disk(path).startswith(HEADER)
+
+
+async def test_closing_during_a_compaction_stops_it_and_keeps_the_journal(path: Path) -> None:
+    big_journal(path, 20_000)
+    storage = FileStateStorage(path, fsync=False)
+    await storage.update_data(5, late=True)
+    compaction = asyncio.ensure_future(storage.compact())
+    await asyncio.sleep(0.01)  # under way
+    await storage.close()
+    await compaction  # stopped quietly: the storage was closed
+    assert not exists(Path(f"{path}.compact"))
+    reopened = FileStateStorage(path, fsync=False)
+    assert await reopened.get_data(5) == {"n": 5, "p": "x" * 60, "late": True}
+    assert (await reopened.get_data(19_999))["n"] == 19_999
+    await reopened.close()
