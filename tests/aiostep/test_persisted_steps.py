@@ -48,9 +48,11 @@ def factory(backend: Backend, handlers: Handlers, **dp_data: Any) -> Callable[[]
 
 
 async def stored(backend: Backend, user_id: int, chat_id: int | None = None) -> StateContext | None:
-    """The record of a conversation, read through a fresh storage object."""
+    """The record of a conversation, read through a fresh storage object (Redis) or the bot's
+    own one (File: a journal has one writer at a time, a second object is refused)."""
     chat = user_id if chat_id is None else chat_id
-    return await backend.new().read(f"{chat}:{user_id}@42")  # @ the simulator's bot, 42:TEST
+    storage = backend.opened[-1] if backend.kind == "file" and backend.opened else backend.new()
+    return await storage.read(f"{chat}:{user_id}@42")  # @ the simulator's bot, 42:TEST
 
 
 def normal_handlers(dp: Dispatcher, log: list[str]) -> None:

@@ -236,16 +236,8 @@ async def test_a_patch_over_the_limit_is_refused_on_every_backend(
 
 
 async def test_update_data_counts_the_data_already_stored_where_the_backend_has_it(
-    storage: BaseStorage, backend: str, request: pytest.FixtureRequest
+    storage: BaseStorage,
 ) -> None:
-    if backend == "file":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="needs FileStateStorage._write to call check_record_size (file.py is "
-                "owned elsewhere)",
-            )
-        )
     limited(storage, 100)
     await storage.set_data(KEY, {"a": "x" * 50})
     sentinel, _ = await seed(storage)  # replaces KEY's data with {"keep": 1}
