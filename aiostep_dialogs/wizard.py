@@ -160,6 +160,7 @@ class Texts:
     cannot_skip: str = "This step can't be skipped."
     stale_button: str = "This button is no longer active."
     progress: str = "Step {index} of {total}"
+    interrupted: str = "Sorry, I was interrupted and lost your last message."
 
 
 @dataclass(frozen=True)
@@ -619,6 +620,13 @@ class Wizard:
                 if _record_version(step_context.kwargs) is None:
                     # a newer deploy's record: leave it pending for it, the update goes on
                     raise SkipHandler()
+                return
+            if step_context.claim is not None and isinstance(event, Message):
+                # The process that ran this step last died before its outcome (the step was
+                # offered again): the user's message it was handling is lost, and this one
+                # may not be an answer ("hello?"). Ask again, so they know what is asked.
+                await wizard._park(spec)
+                await wizard._send_prompt(spec, error=cls.texts.interrupted)
                 return
             await wizard._handle(spec, event)
 
