@@ -93,9 +93,12 @@ async def test_ending_a_claim_without_an_outcome_leaves_nothing_behind(
 
 
 async def test_claim_token_can_take_a_lease_too(storage: RedisStateStorage) -> None:
+    # claim_token reads the clock itself (a timer calls it): the lease runs from now, not from
+    # when this module was imported
+    now = time.time()
     await park(storage)
-    assert await storage.claim_token(KEY, "t", NOW + 30, "w1") is not None
-    assert await claim(storage, NOW + 1) is ClaimStatus.BUSY
+    assert await storage.claim_token(KEY, "t", now + 30, "w1") is not None
+    assert await claim(storage, now + 1) is ClaimStatus.BUSY
     assert await storage.claim_token(KEY, "t") is None  # a timer leaves a running step alone
 
 
