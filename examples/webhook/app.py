@@ -54,9 +54,13 @@ def health_check(storage: RedisStateStorage) -> Callable[[web.Request], Awaitabl
 
 
 # --8<-- [start:app]
-async def create_app(config: Config) -> web.Application:
-    """The worker's aiohttp app: the webhook route, /healthz, and the Dispatcher's lifecycle."""
-    storage = RedisStateStorage(config.redis_url)  # a pool of 100 connections, see the guide
+async def create_app(config: Config, storage: RedisStateStorage | None = None) -> web.Application:
+    """The worker's aiohttp app: the webhook route, /healthz, and the Dispatcher's lifecycle.
+
+    ``storage`` defaults to one on REDIS_URL; pass one on another client (Sentinel).
+    """
+    if storage is None:
+        storage = RedisStateStorage(config.redis_url)  # a pool of 100 connections: see the guide
     dp = build(storage)  # the signup wizard; its storage is closed by dp's shutdown
     bot = config.make_bot()
     app = web.Application()
