@@ -539,6 +539,73 @@ async def test_two_workers_share_a_conversation_on_redis(redis_url: str) -> None
     )
 
 
+@covers("deploy_sentinel.py")
+@pytest.mark.slow
+async def test_deploy_guide_storage_follows_the_master_sentinel_names(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A real sentinel watches the test's redis-server; the snippet's storage finds the master
+    through it, runs the signup wizard, and the worker app on it is healthy."""
+    import socket
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from redis.asyncio.sentinel import Sentinel
+
+    from aiostep.testing.redis_server import find_redis_server
+    from examples.signup import build
+    from examples.webhook.config import Config
+
+    module = snippet("deploy_sentinel")
+    binary = find_redis_server()
+    assert binary is not None  # the redis_url fixture found one
+    master_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = tmp_path / "sentinel.conf"  # sentinel rewrites its config: a file of its own
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master_port} 1\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        str(conf),
+        "--sentinel",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    sentinels = [("127.0.0.1", port)]
+    try:
+        probe = Sentinel(sentinels, socket_timeout=0.5)
+        for _ in range(100):
+            try:
+                if await probe.discover_master("mymaster") == ("127.0.0.1", master_port):
+                    break
+            except Exception:  # not listening yet
+                pass
+            await asyncio.sleep(0.1)
+        storage = module.sentinel_storage(sentinels, "mymaster")
+        try:
+            async with BotSimulator(lambda: build(storage)) as sim:
+                talk = sim.chat()
+                for text in ("/start", "Alice", "30"):
+                    await talk.send(text)
+                await talk.click("Yes")
+                talk.assert_last("Welcome, Alice!")
+        finally:
+            await storage.redis.aclose()
+        config = Config("42:TEST", "https://bot.example.test/hook", "s3cret")
+        app = await module.sentinel_app(config, sentinels)
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.get("/healthz")
+            assert (resp.status, await resp.text()) == (200, "ok\n")
+            resp = await client.post("/hook", json={"update_id": 1})
+            assert resp.status == 401  # no secret
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
 @covers("testing_kit.py")
 async def test_testing_guide_examples(
     bot_simulator: SimulatorFactory,  # noqa: F811 - the fixture imported above

@@ -142,3 +142,21 @@ async def test_the_app_answers_updates_on_the_webhook_path_only_with_the_secret(
             ("sendMessage", "What is your name?")
         ]
         assert (await client.get("/healthz")).status == 200
+
+
+def test_the_nginx_config_matches_the_guide_and_the_app() -> None:
+    """examples/webhook/nginx.conf forwards the path the workers serve for the guide's
+    WEBHOOK_URL to the ports the guide starts them on."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    conf = (root / "examples" / "webhook" / "nginx.conf").read_text(encoding="utf-8")
+    guide = (root / "docs" / "guides" / "deploy.md").read_text(encoding="utf-8")
+    url = re.search(r"WEBHOOK_URL=(\S+)", guide)
+    assert url is not None
+    path = Config.from_env({**ENV, "WEBHOOK_URL": url.group(1)}).webhook_path
+    assert re.findall(r"location = (\S+) \{", conf) == [path]
+    ports = re.findall(r"server 127\.0\.0\.1:(\d+)", conf)
+    assert ports == re.findall(r"python -m examples\.webhook\.app --port (\d+)", guide)
+    assert "healthz" not in re.sub(r"#.*", "", conf)  # not exposed to the internet
