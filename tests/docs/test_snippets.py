@@ -5,6 +5,7 @@ a file (and section) that exists, and every wizard-graph marker draws a diagram.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import io
@@ -537,6 +538,147 @@ async def test_two_workers_share_a_conversation_on_redis(redis_url: str) -> None
     assert sorted(replies) == sorted(
         ["What is your name?", "How old are you?", "Alice, 30. Correct?", "Welcome, Alice!"]
     )
+
+
+async def start_sentinel(
+    master_port: int, tmp_path: Path
+) -> tuple[asyncio.subprocess.Process, list[tuple[str, int]]]:
+    """A real sentinel (``redis-server --sentinel``) watching ``mymaster`` on ``master_port``,
+    once it knows the master; returns the process and the sentinels' addresses."""
+    import socket
+
+    from redis.asyncio.sentinel import Sentinel
+
+    from aiostep.testing.redis_server import find_redis_server
+
+    binary = find_redis_server()
+    assert binary is not None  # the redis_url fixture found one
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = tmp_path / "sentinel.conf"  # sentinel rewrites its config: a file of its own
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master_port} 1\n"
+        "sentinel down-after-milliseconds mymaster 500\n"
+        "sentinel failover-timeout mymaster 5000\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        str(conf),
+        "--sentinel",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    sentinels = [("127.0.0.1", port)]
+    probe = Sentinel(sentinels, socket_timeout=0.5)
+    for _ in range(100):
+        try:
+            if await probe.discover_master("mymaster") == ("127.0.0.1", master_port):
+                return proc, sentinels
+        except Exception:  # not listening yet
+            pass
+        await asyncio.sleep(0.1)
+    proc.terminate()
+    await proc.wait()
+    raise AssertionError(f"the sentinel on port {port} never named the master")
+
+
+@covers("deploy_sentinel.py")
+@pytest.mark.slow
+async def test_deploy_guide_storage_follows_the_master_sentinel_names(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The snippet's storage finds the master through a real sentinel, runs the signup wizard,
+    and the worker app on it is healthy and checks the secret."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from examples.signup import build
+    from examples.webhook.config import Config
+
+    module = snippet("deploy_sentinel")
+    master_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    proc, sentinels = await start_sentinel(master_port, tmp_path)
+    try:
+        storage = module.sentinel_storage(sentinels, "mymaster")
+        try:
+            async with BotSimulator(lambda: build(storage)) as sim:
+                talk = sim.chat()
+                for text in ("/start", "Alice", "30"):
+                    await talk.send(text)
+                await talk.click("Yes")
+                talk.assert_last("Welcome, Alice!")
+        finally:
+            await storage.redis.aclose()
+        config = Config("42:TEST", "https://bot.example.test/hook", "s3cret")
+        app = await module.sentinel_app(config, sentinels)
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.get("/healthz")
+            assert (resp.status, await resp.text()) == (200, "ok\n")
+            resp = await client.post("/hook", json={"update_id": 1})
+            assert resp.status == 401  # no secret
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@covers("deploy_sentinel.py")
+@pytest.mark.slow
+async def test_deploy_guide_storage_follows_a_sentinel_failover(tmp_path: Path) -> None:
+    """Stop the master mid-wizard: the sentinel promotes the replica, and the same storage
+    object continues the conversation there with the answers the replica had received."""
+    from redis.asyncio import Redis
+    from redis.asyncio.sentinel import Sentinel
+
+    from aiostep.testing import RedisServer
+    from examples.signup import build
+
+    module = snippet("deploy_sentinel")
+    with RedisServer() as master, RedisServer() as replica:
+        to_replica = Redis(port=replica.port)
+        to_master = Redis(port=master.port)
+        try:
+            await to_replica.replicaof("127.0.0.1", master.port)
+            for _ in range(100):
+                if (await to_replica.info("replication")).get("master_link_status") == "up":
+                    break
+                await asyncio.sleep(0.1)
+            proc, sentinels = await start_sentinel(master.port, tmp_path)
+            try:
+                probe = Sentinel(sentinels, socket_timeout=0.5)
+                for _ in range(100):  # the sentinel learns the replica from the master
+                    if await probe.discover_slaves("mymaster"):
+                        break
+                    await asyncio.sleep(0.1)
+                storage = module.sentinel_storage(sentinels, "mymaster")
+                try:
+                    async with BotSimulator(lambda: build(storage)) as sim:
+                        talk = sim.chat()
+                        await talk.send("/start")
+                        await talk.send("Alice")
+                        # the replica has every write so far (a failover loses what it lacks)
+                        assert await to_master.execute_command("WAIT", 1, 5000) == 1
+                        master.stop()  # the master goes away
+                        for _ in range(300):
+                            with contextlib.suppress(Exception):  # no master for a moment
+                                found = await probe.discover_master("mymaster")
+                                if found == ("127.0.0.1", replica.port):
+                                    break
+                            await asyncio.sleep(0.1)
+                        else:
+                            raise AssertionError("the sentinel never promoted the replica")
+                        await talk.send("30")
+                        talk.assert_last("Alice, 30. Correct?")
+                        await talk.click("Yes")
+                        talk.assert_last("Welcome, Alice!")
+                finally:
+                    await storage.redis.aclose()
+            finally:
+                proc.terminate()
+                await proc.wait()
+        finally:
+            await to_replica.aclose()
+            await to_master.aclose()
 
 
 @covers("testing_kit.py")

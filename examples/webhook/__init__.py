@@ -1,0 +1,3 @@
+"""The signup wizard deployed as a webhook: worker processes sharing one Redis.
+
+See docs/guides/deploy.md."""
