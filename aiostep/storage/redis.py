@@ -542,11 +542,15 @@ class RedisStateStorage(BaseStorage):
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StorageUnavailableError(
                 f"Redis at {self._where()} is unavailable ({type(exc).__name__}: {exc}); "
-                "the update failed and the conversation keeps its progress"
+                "this call failed; stored conversations keep their progress"
             ) from exc
 
     def _where(self) -> str:
-        kwargs = self.redis.connection_pool.connection_kwargs
+        pool = self.redis.connection_pool
+        service = getattr(pool, "service_name", None)
+        if isinstance(service, str):  # a Sentinel-managed master
+            return f"Sentinel service {service!r}"
+        kwargs = pool.connection_kwargs
         if "path" in kwargs:
             return f"unix:{kwargs['path']}"
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
