@@ -487,7 +487,7 @@ class Wizard:
         if cls.scope == "chat":
             # only this wizard's conversations are chat-wide: the Dispatcher's other
             # conversations keep their per-user routing, and cost nothing more
-            guard.listen.route_chat_wide(cls._step_name(s) for s in cls._steps)
+            guard.listen.route_chat_wide(cls._registered_names())
         elif cls.scope != "user":
             raise ValueError(f"{cls.__qualname__}.scope must be 'user' or 'chat'")
         router = cls._router(entry)
