@@ -19,7 +19,7 @@ from aiostep.filters import IsState
 from aiostep.keys import ANYONE, ConversationKey
 from aiostep.middleware import Listen, SeenRecords, setup
 from aiostep.pending import MetaStore, change_root_store
-from aiostep.step_registry import StepRegistry, registry, step
+from aiostep.step_registry import RegisteredStep, StepRegistry, registry, step
 from aiostep.steps import clear, register_next_step, unregister_steps
 from aiostep.storage import (
     BaseStorage,
@@ -43,6 +43,7 @@ __all__ = [
     "MetaStore",
     "RecordTooLargeError",
     "RedisStateStorage",
+    "RegisteredStep",
     "SeenRecords",
     "StateContext",
     "StepNotRegisteredError",

@@ -319,7 +319,7 @@ class Listen(BaseMiddleware):
             seen.remember(skey, record)
             return _MISS if claim.status in _NOT_TAKEN or record is None else _DECLINED
         name = record.callback or ""
-        entry = self.registry.get(name)
+        entry = self.registry.resolve(name, record)
         if claim.status is ClaimStatus.EXPIRED:
             self.disarm_timer(key)
             await self._fire_timeout(key, record, data.get("bot"))

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["DEFAULT_UPDATES", "RegisteredStep", "StepRegistry", "registry", "step"]
+if TYPE_CHECKING:
+    from aiostep.storage.base import StateContext
+
+__all__ = [
+    "DEFAULT_UPDATES",
+    "RegisteredStep",
+    "StepRegistry",
+    "StepResolver",
+    "registry",
+    "step",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``resolver(name, record)``: the step to run for a stored ``name`` that has no registration
+#: (``record`` is the conversation's stored record), or ``None`` to leave it unresolved.
+StepResolver = Callable[[str, "StateContext"], "RegisteredStep | None"]
 
 #: Update kinds a waiter or step accepts when it does not say otherwise.
 DEFAULT_UPDATES: tuple[str, ...] = ("message",)
@@ -68,6 +82,8 @@ class StepRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, RegisteredStep] = {}
         self._by_callback: dict[Any, RegisteredStep] = {}
+        self._resolvers: dict[str, StepResolver] = {}
+        self._resolver_order: list[str] = []
 
     def register(
         self,
@@ -116,6 +132,47 @@ class StepRegistry:
     def get(self, name: str) -> RegisteredStep | None:
         """The step registered as ``name``, or ``None``."""
         return self._by_name.get(name)
+
+    def add_resolver(self, prefix: str, resolver: StepResolver) -> None:
+        """Let ``resolver`` supply the step of a stored name that starts with ``prefix`` and
+        is not registered (a step renamed or removed by a deploy, while conversations were
+        still pending on it).
+
+        [`resolve`][aiostep.StepRegistry.resolve] asks it only when the exact name is not
+        registered, so a registered name costs what it did. A second resolver for the same
+        prefix replaces the first. [`Listen`][aiostep.Listen] resolves every stored name
+        this way; a resolver that returns ``None`` leaves the name unresolved (the pending
+        step is logged and cleared, and the update goes to the normal handlers).
+
+        Args:
+            prefix: the names it is asked about (``""``: every unregistered name). Longer
+                prefixes are asked first.
+            resolver: ``resolver(name, record) -> RegisteredStep | None``, given the stored
+                name and the conversation's stored record; it must not block (no I/O).
+        """
+        if not isinstance(prefix, str):
+            raise ValueError(f"resolver prefix must be a string, got {prefix!r}")
+        self._resolvers[prefix] = resolver
+        self._resolver_order = sorted(self._resolvers, key=len, reverse=True)
+
+    def remove_resolver(self, prefix: str) -> None:
+        """Forget the resolver added for ``prefix`` (no error if there is none)."""
+        if self._resolvers.pop(prefix, None) is not None:
+            self._resolver_order = sorted(self._resolvers, key=len, reverse=True)
+
+    def resolve(self, name: str, record: StateContext) -> RegisteredStep | None:
+        """The step to run for the stored ``name`` of ``record``: the one registered under
+        ``name``, else the first answer of a resolver whose prefix ``name`` starts with
+        (longest prefix first), else ``None``."""
+        entry = self._by_name.get(name)
+        if entry is not None or not self._resolvers:
+            return entry
+        for prefix in self._resolver_order:
+            if name.startswith(prefix):
+                found = self._resolvers[prefix](name, record)
+                if found is not None:
+                    return found
+        return None
 
     def find(self, callback: Any) -> RegisteredStep | None:
         """The registration of ``callback`` (a function or a registered name), or ``None``."""

@@ -206,6 +206,15 @@ def _record_version(meta: Mapping[str, Any]) -> int | None:
     return version if 1 <= version <= RECORD_VERSION else None
 
 
+def _schema_of(meta: Mapping[str, Any]) -> int | None:
+    """The ``schema_version`` a running wizard's data was stored with (``"sv"``, absent: 1),
+    or ``None`` if it is not one."""
+    schema = meta.get("sv", 1)
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        return None
+    return schema
+
+
 @dataclass
 class _Marker:
     handled: bool = False
@@ -247,6 +256,13 @@ class Wizard:
     (``"resume"`` re-sends the current prompt when the wizard is started again mid-way,
     ``"restart"`` starts over), ``max_attempts`` (default for steps), ``parse_mode`` (what
     prompts and ``answer`` are sent with; default: the bot's ``DefaultBotProperties``).
+
+    Options for redeploying a changed wizard under running conversations: ``renamed``
+    (``{"OLD_NAME": State.NEW}``: a conversation stored at a state since renamed continues
+    at the new one), ``fallback`` (where a conversation stored at a state since removed
+    continues; default: the latest step it answered that still exists, else the first
+    step), ``schema_version`` (an int, default 1: bump it when the shape of the collected
+    data changes, and convert old data in [`migrate`][aiostep_dialogs.Wizard.migrate]).
     """
 
     State: ClassVar[type[enum.Enum]]
@@ -258,11 +274,20 @@ class Wizard:
     scope: ClassVar[Literal["user", "chat"]] = "user"
     max_attempts: ClassVar[int | None] = None
     parse_mode: ClassVar[str | Default | None] = Default("parse_mode")
+    renamed: ClassVar[Mapping[str, enum.Enum]] = {}
+    fallback: ClassVar[enum.Enum | None] = None
+    schema_version: ClassVar[int] = 1
 
     _steps: ClassVar[tuple[StepSpec, ...]] = ()
+    _renamed: ClassVar[dict[str, str]] = {}
+    _drift_step: ClassVar[aiostep.RegisteredStep | None] = None
     _by_state: ClassVar[dict[str, StepSpec]] = {}
     _fingerprint: ClassVar[str] = ""
     _storage: ClassVar[BaseStorage | None] = None
+    # set on a restored wizard: its stored state was removed, and it was moved (not yet
+    # written); the fingerprint its last prompt's buttons were sent with
+    _moved: bool = False
+    _sent_fp: str = ""
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -295,20 +320,36 @@ class Wizard:
         _check_targets(cls, state_enum, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
+        cls._renamed = _check_drift_options(cls, state_enum)
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
         previous = _wizards.get(cls.wizard_id)
         if previous is not None and previous.__qualname__ != cls.__qualname__:
             raise ValueError(f"wizard name {cls.wizard_id!r} is already used by {previous!r}")
+        if previous is not None:
+            # the same wizard defined again (a reload): its steps that are gone are gone
+            for name in previous._registered_names() - cls._registered_names():
+                aiostep.registry.unregister(name)
         _wizards[cls.wizard_id] = cls
+        # only its own buttons: the bot's other buttons keep working mid-wizard
+        updates = ("message", f"callback_query={_BUTTON_PREFIX}:")
         for spec in specs:
             aiostep.registry.register(
-                cls._compile(spec),
-                cls._step_name(spec),
-                # only its own buttons: the bot's other buttons keep working mid-wizard
-                updates=("message", f"callback_query={_BUTTON_PREFIX}:"),
+                cls._compile(spec), cls._step_name(spec), updates=updates, replace=True
+            )
+        for old, new in cls._renamed.items():
+            # a conversation stored at the old name resolves to the renamed step
+            aiostep.registry.register(
+                cls._compile(cls._by_state[new]),
+                f"{cls.wizard_id}:{old}",
+                updates=updates,
                 replace=True,
             )
+        # a conversation stored at a removed state: see _resolve_stored_wizard
+        cls._drift_step = aiostep.RegisteredStep(
+            name=f"{cls.wizard_id}:*", callback=cls._compile_moved(), updates=updates
+        )
+        aiostep.registry.add_resolver("", _resolve_stored_wizard)
 
     # -- per update -----------------------------------------------------------------------------
     def __init__(
@@ -446,7 +487,7 @@ class Wizard:
         if cls.scope == "chat":
             # only this wizard's conversations are chat-wide: the Dispatcher's other
             # conversations keep their per-user routing, and cost nothing more
-            guard.listen.route_chat_wide(cls._step_name(s) for s in cls._steps)
+            guard.listen.route_chat_wide(cls._registered_names())
         elif cls.scope != "user":
             raise ValueError(f"{cls.__qualname__}.scope must be 'user' or 'chat'")
         router = cls._router(entry)
@@ -523,6 +564,7 @@ class Wizard:
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
             if running is not None and running_cls is cls and cls.on_reentry == "resume":
+                await running._settle()
                 await running._send_prompt(running._spec())
                 return running
             if running is not None and running_cls is not cls:
@@ -617,7 +659,7 @@ class Wizard:
         ) -> None:
             wizard = cls._restore(step_context, conversation, bot, event)
             if wizard is None:
-                if _record_version(step_context.kwargs) is None:
+                if cls._left_for_newer(step_context.kwargs):
                     # a newer deploy's record: leave it pending for it, the update goes on
                     raise SkipHandler()
                 return
@@ -637,6 +679,10 @@ class Wizard:
     def _restore(
         cls, record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject | None
     ) -> Wizard | None:
+        """The running wizard stored in ``record``, as this deploy's class sees it: a renamed
+        state under its new name, data of an older ``schema_version`` migrated, a removed
+        state moved to the fallback (``_moved``; written by the next write). ``None`` when
+        ``record`` is not this wizard's, or was written by a newer deploy."""
         meta = record.kwargs
         if _record_version(meta) is None:
             # its layout may mean anything: not misread, treated as not running, kept as is
@@ -652,30 +698,181 @@ class Wizard:
             return None
         if meta.get("w") != cls.wizard_id or record.current_state is None:
             return None
-        state_name = record.current_state.rpartition(":")[2]
-        spec = cls._by_state.get(state_name)
-        if spec is None:
+        schema = _schema_of(meta)
+        if schema is None or schema > cls.schema_version:
             logger.error(
-                "%s: stored state %r has no step any more; the conversation %s is dropped",
+                "%s: conversation %s holds data of schema_version %r, and this class is "
+                "schema_version %d (written by a newer deploy?): it is treated as not running "
+                "and left as it is",
                 cls.wizard_id,
-                state_name,
                 key,
+                meta.get("sv"),
+                cls.schema_version,
             )
             return None
-        if meta.get("fp") != cls._fingerprint:
-            logger.warning("%s: conversation %s was stored by another version", cls.wizard_id, key)
-        return cls(
+        stored = record.current_state.rpartition(":")[2]
+        state_name = cls._renamed.get(stored, stored)
+        data = dict(record.data)
+        history = [
+            {**h, "s": cls._renamed[h["s"]]} if h.get("s") in cls._renamed else h
+            for h in meta.get("h", [])
+            if isinstance(h, dict) and isinstance(h.get("s"), str)
+        ]
+        if schema < cls.schema_version or any(h["s"] not in cls._by_state for h in history):
+            data, history = cls._rebuild(data, history, schema)
+        spec = cls._by_state.get(state_name)
+        moved = spec is None
+        if spec is None:
+            spec, data, history = cls._fall_back(data, history)
+            logger.warning(
+                "%s: stored state %r has no step any more; conversation %s goes on at %s",
+                cls.wizard_id,
+                stored,
+                key,
+                spec.state.name,
+            )
+        elif meta.get("fp") != cls._fingerprint:
+            logger.info("%s: conversation %s was stored by another version", cls.wizard_id, key)
+        wizard = cls(
             key=key,
             bot=bot,
             event=event,
-            data=dict(record.data),
+            data=data,
             state=spec.state,
-            history=[
-                h for h in meta.get("h", []) if isinstance(h, dict) and h.get("s") in cls._by_state
-            ],
-            nonce=str(meta.get("n", "")),
-            attempts=int(meta.get("a", 0)),
+            history=history,
+            # a moved conversation gets the fallback's prompt anew: the old one's buttons die
+            nonce=secrets.token_hex(4) if moved else str(meta.get("n", "")),
+            attempts=0 if moved else int(meta.get("a", 0)),
         )
+        wizard._moved = moved
+        wizard._sent_fp = str(meta.get("fp", ""))
+        return wizard
+
+    @classmethod
+    def _rebuild(
+        cls, data: dict[str, Any], history: list[dict[str, Any]], schema: int
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """``data`` and ``history`` after a deploy that removed steps or changed the data's
+        schema: every version of the data ``/back`` can return to is migrated, and the
+        answers given at removed steps are undone together with the answer before them."""
+        # versions[k]: the data before answer k; versions[-1]: the data now
+        versions = [data]
+        for entry in reversed(history):
+            versions.append(_undo(entry, versions[-1]))
+        versions.reverse()
+        if schema < cls.schema_version:
+            versions = [cls._migrated(version, schema) for version in versions]
+        kept = [k for k, entry in enumerate(history) if entry["s"] in cls._by_state]
+        rebuilt = [
+            _undo_entry(
+                history[k]["s"],
+                versions[k],
+                versions[kept[i + 1]] if i + 1 < len(kept) else versions[-1],
+            )
+            for i, k in enumerate(kept)
+        ]
+        return versions[-1], rebuilt
+
+    @classmethod
+    def _migrated(cls, data: dict[str, Any], schema: int) -> dict[str, Any]:
+        migrated = cls.migrate(copy.deepcopy(data), schema)
+        if not isinstance(migrated, dict):
+            raise TypeError(
+                f"{cls.__qualname__}.migrate returned {type(migrated).__name__}; return the "
+                "data dict in the shape of the current schema_version"
+            )
+        return migrated
+
+    @classmethod
+    def _fall_back(
+        cls, data: dict[str, Any], history: list[dict[str, Any]]
+    ) -> tuple[StepSpec, dict[str, Any], list[dict[str, Any]]]:
+        """Where a conversation stored at a removed state goes on: ``fallback``, else the
+        latest step it answered, else the first step. A step it answered is gone back to as
+        ``/back`` would (that answer and the later ones are undone)."""
+        if cls.fallback is not None:
+            target = cls.fallback.name
+        elif history:
+            target = history[-1]["s"]
+        else:
+            target = cls._steps[0].state.name
+        if any(entry["s"] == target for entry in history):
+            history = list(history)
+            while history:
+                entry = history.pop()
+                data = _undo(entry, data)
+                if entry["s"] == target:
+                    break
+        return cls._by_state[target], data, history
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """Convert the data of a conversation stored at ``schema_version`` ``version`` (lower
+        than this class's) to the current shape; override it when you bump
+        ``schema_version``. By default the data is kept as it is.
+
+        It runs when such a conversation is restored (its next update), before the steps
+        see the data, for the data and for each earlier version of it that ``/back``
+        returns to (a pure function of its arguments: it gets a copy and returns the new
+        dict). The result is stored with the conversation's next step write, under the new
+        ``schema_version``. A classmethod or a staticmethod ``migrate(data, version)``.
+
+        Args:
+            data: the collected data, as stored (JSON values).
+            version: the ``schema_version`` it was stored with (1 if the class had none).
+        """
+        return data
+
+    @classmethod
+    def _left_for_newer(cls, meta: Mapping[str, Any]) -> bool:
+        """Whether a stored conversation was written by a newer deploy (a layout or a data
+        schema this one does not read): it is left pending for that deploy."""
+        if _record_version(meta) is None:
+            return True
+        schema = _schema_of(meta)
+        return schema is None or schema > cls.schema_version
+
+    @classmethod
+    def _registered_names(cls) -> set[str]:
+        """The step names this wizard registers: its steps and its renamed states."""
+        names = {cls._step_name(spec) for spec in cls._steps}
+        return names | {f"{cls.wizard_id}:{old}" for old in cls._renamed}
+
+    @classmethod
+    def _compile_moved(cls) -> Callable[..., Awaitable[None]]:
+        """The step of a conversation stored at a state this deploy removed: it goes on at
+        the fallback, whose prompt is sent (the update answered a question that is gone)."""
+
+        async def on_moved(
+            event: Message | CallbackQuery,
+            step_context: StateContext,
+            conversation: ConversationKey,
+            bot: Bot,
+        ) -> None:
+            wizard = cls._restore(step_context, conversation, bot, event)
+            if wizard is None:
+                if cls._left_for_newer(step_context.kwargs):
+                    raise SkipHandler()
+                return
+            spec = wizard._spec()
+            if not wizard._moved:  # its state exists after all (stored under another name)
+                await wizard._handle(spec, event)
+                return
+            if isinstance(event, CallbackQuery):
+                await _quietly(event.answer(cls.texts.stale_button))
+            wizard._moved = False
+            await wizard._park(spec)
+            await wizard._send_prompt(spec)
+
+        on_moved.__qualname__ = f"{cls.__qualname__}.<moved step>"
+        return on_moved
+
+    async def _settle(self) -> None:
+        """Store where a restored conversation was moved (its stored state was removed) before
+        its prompt is shown, so the user's answer reaches that step."""
+        if self._moved:
+            self._moved = False
+            await self._park(self._spec())
 
     @classmethod
     async def _load(
@@ -692,7 +889,10 @@ class Wizard:
             record = await storage.read(storage_key(key))
         if record is None or record.callback is None:
             return None
-        return cls._restore(record, key, bot, event)
+        wizard = cls._restore(record, key, bot, event)
+        if wizard is not None:
+            await wizard._settle()
+        return wizard
 
     def _spec(self) -> StepSpec:
         assert self.state is not None
@@ -734,7 +934,10 @@ class Wizard:
         if len(parts) != 4 or parts[0] != _BUTTON_PREFIX:
             return None
         _, fingerprint, nonce, index = parts
-        if fingerprint != self._fingerprint or not self.nonce or nonce != self.nonce:
+        # the prompt may have been sent by the previous deploy: its buttons are still its
+        if fingerprint != self._fingerprint and (not self._sent_fp or fingerprint != self._sent_fp):
+            return None
+        if not self.nonce or nonce != self.nonce:
             return None
         # every field is untrusted: "²".isdigit() is true but int("²") raises, so ASCII only
         if not (index.isascii() and index.isdigit()) or int(index) >= len(spec.choices):
@@ -831,6 +1034,8 @@ class Wizard:
             "n": self.nonce,
             "a": self.attempts,
         }
+        if self.schema_version != 1:
+            meta["sv"] = self.schema_version
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1025,6 +1230,91 @@ def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[S
                 )
 
 
+def _check_drift_options(cls: type[Wizard], state_enum: type[enum.Enum]) -> dict[str, str]:
+    """Refuse, at class definition, ``renamed``/``fallback``/``schema_version`` values a
+    redeploy could not use; return ``renamed`` as old name -> new name."""
+    where = cls.__qualname__
+    version = cls.schema_version
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TypeError(f"{where}.schema_version must be an int from 1, got {version!r}")
+    if cls.fallback is not None and not (
+        isinstance(cls.fallback, state_enum) and cls.fallback.name in cls._by_state
+    ):
+        raise TypeError(
+            f"{where}.fallback is {cls.fallback!r}: name a member of {where}.State that has "
+            "a @step (or leave it None)"
+        )
+    if not isinstance(cls.renamed, Mapping):
+        raise TypeError(f"{where}.renamed must be a dict {{'OLD_NAME': State.NEW}}")
+    renamed: dict[str, str] = {}
+    for old, new in cls.renamed.items():
+        if not isinstance(new, state_enum) or new.name not in cls._by_state:
+            raise TypeError(
+                f"{where}.renamed[{old!r}] is {new!r}: name a member of {where}.State that has "
+                "a @step"
+            )
+        if not isinstance(old, str) or not old or old in cls._by_state:
+            raise TypeError(
+                f"{where}.renamed has the key {old!r}: give the old state name, as a string, "
+                "of a state that has no step any more"
+            )
+        renamed[old] = new.name
+    return renamed
+
+
+def _resolve_stored_wizard(name: str, record: StateContext) -> aiostep.RegisteredStep | None:
+    """The step of a wizard conversation whose stored step name is not registered: its
+    wizard's, when the state was removed by a redeploy; one that removes the conversation,
+    when this deploy has no wizard of that id. ``None`` for any other record."""
+    meta = record.kwargs
+    wizard_id = meta.get("w")
+    if (
+        not isinstance(wizard_id, str)
+        or not name.startswith(wizard_id + ":")
+        or "fp" not in meta
+        or _record_version(meta) is None
+    ):
+        return None
+    cls = _wizards.get(wizard_id)
+    if cls is None:
+        return _FORGET_UNKNOWN
+    return cls._drift_step
+
+
+async def _forget_unknown_wizard(
+    event: TelegramObject,
+    step_context: StateContext,
+    conversation: ConversationKey,
+    aiostep_storage: BaseStorage,
+) -> None:
+    """A conversation of a wizard this deploy does not define cannot go on: its whole record
+    goes (not only the step), and the update goes on to the normal handlers."""
+    logger.error(
+        "conversation %s: stored next step %r belongs to wizard %r, which this deploy does "
+        "not define (renamed or removed? give wizards a stable name=); the conversation, its "
+        "state and data are removed, and the update goes to the normal handlers",
+        conversation,
+        step_context.callback,
+        step_context.kwargs.get("w"),
+    )
+    await aiostep.unregister_steps(
+        conversation.user_id,
+        chat_id=conversation.chat_id,
+        thread_id=conversation.thread_id,
+        bot_id=conversation.bot_id,
+        storage=aiostep_storage,
+        forget=True,
+    )
+    raise SkipHandler()
+
+
+_FORGET_UNKNOWN = aiostep.RegisteredStep(
+    name="aiostep_dialogs:unknown-wizard",
+    callback=_forget_unknown_wizard,
+    updates=("message", "callback_query"),
+)
+
+
 def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:
     for middleware in dp.message.outer_middleware:
         if isinstance(middleware, aiostep.Listen):
@@ -1073,5 +1363,6 @@ class _PromptGuard:
             return result
         wizard = cls._restore(record, key, bot, event)
         if wizard is not None:
+            await wizard._settle()
             await wizard._send_prompt(wizard._spec())
         return result

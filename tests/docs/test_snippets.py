@@ -24,6 +24,7 @@ from aiogram import Bot, Dispatcher
 import aiostep
 from aiostep.keys import ConversationKey, storage_key
 from aiostep.storage import FileStateStorage, MemoryStateStorage
+from aiostep.storage.base import Patch
 from aiostep.testing import BotSimulator, FakeClock
 from aiostep.testing.pytest_plugin import (  # the fixtures, whether or not the plugin is on
     SimulatorFactory,
@@ -1021,3 +1022,54 @@ def test_the_playground_transcript_shown_on_the_site(monkeypatch: pytest.MonkeyP
     out = io.StringIO()
     run_playground("examples/signup.py", stdin=io.StringIO("Alice\n30\n1\n"), stdout=out)
     assert out.getvalue() == (SNIPPETS / "play_signup.txt").read_text(encoding="utf-8")
+
+
+@covers("redeploy_wizard.py")
+async def test_redeployed_wizard_carries_on_conversations_stored_by_the_previous_deploy(
+    tmp_path: Path,
+) -> None:
+    """Conversations as the previous deploy stored them (states SIZE, NAME, NOTE; the name
+    one string) go on under the changed class."""
+    module = snippet("redeploy_wizard")
+    path = tmp_path / "state.jsonl"
+    storages: list[FileStateStorage] = []
+
+    def build() -> Dispatcher:
+        storages.append(FileStateStorage(path))
+        dp: Dispatcher = module.build(storages[-1])
+        return dp
+
+    async def as_previous_deploy_left_it(talk: Any, state: str, data: dict[str, Any]) -> None:
+        key = storage_key(ConversationKey(talk.chat.id, talk.user.id, None, talk.sim.bot.id))
+        record = await storages[-1].read(key)
+        assert record is not None
+        answered = [{"s": s, "x": [k]} for s, k in (("SIZE", "cup"), ("NAME", "name")) if k in data]
+        await storages[-1].write(
+            key,
+            Patch(
+                callback=f"coffee:{state}",
+                state=state,
+                data=data,
+                # the previous deploy had no schema_version (1): no "sv"
+                kwargs={**record.kwargs, "sv": 1, "fp": "0ld0ld00", "h": answered},
+            ),
+        )
+
+    async with BotSimulator(build) as sim:
+        at_note = sim.chat()
+        await at_note.send("/coffee")
+        await as_previous_deploy_left_it(at_note, "NOTE", {"cup": "large", "name": "Ann Lee"})
+        at_size = sim.chat(sim.user(first_name="Bob"))
+        await at_size.send("/coffee")
+        await as_previous_deploy_left_it(at_size, "SIZE", {})
+        await sim.restart()
+
+        await at_note.send("no sugar")  # NOTE is gone: on at the fallback, PAY
+        at_note.assert_last("Card or cash?", buttons=[["card", "cash"]])
+        await at_note.click("cash")
+        at_note.assert_last("A large cup for Ann, paid by cash.")  # the name was migrated
+
+        await at_size.send("small")  # SIZE is CUP now; MILK comes next
+        at_size.assert_last("Milk?", buttons=[["yes", "no"]])
+        await at_size.send("/back")
+        at_size.assert_last("Which cup?", buttons=[["small", "large"]])

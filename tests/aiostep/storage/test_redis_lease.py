@@ -19,6 +19,14 @@ KEY = "10:20@42"
 NOW = time.time()  # real time: a lone busy mark also sets the key's expiry on the server
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Real time as each test starts, not as the module was collected: a lease of ``NOW + 30``
+    must not have run out because the suite took more than 30 s to get here."""
+    global NOW
+    NOW = time.time()
+
+
 @pytest.fixture
 async def storage(redis_url: str) -> AsyncIterator[RedisStateStorage]:
     storage = RedisStateStorage(redis_url)
