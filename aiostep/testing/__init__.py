@@ -11,7 +11,7 @@ Example::
             await talk.send("/start")
             talk.assert_last("Hello!")
 
-pytest fixtures (``bot_simulator``, ``fake_clock``, ``redis_url``) are in
+pytest fixtures (``aiostep_simulator``, ``aiostep_clock``, ``aiostep_redis_url``) are in
 :mod:`aiostep.testing.pytest_plugin`.
 """
 

@@ -25,8 +25,8 @@ from aiostep.storage import FileStateStorage, MemoryStateStorage
 from aiostep.testing import BotSimulator, FakeClock
 from aiostep.testing.pytest_plugin import (  # the fixtures, whether or not the plugin is on
     SimulatorFactory,
-    bot_simulator,  # noqa: F401
-    fake_clock,  # noqa: F401
+    aiostep_clock,  # noqa: F401
+    aiostep_simulator,  # noqa: F401
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -540,15 +540,17 @@ async def test_two_workers_share_a_conversation_on_redis(redis_url: str) -> None
 
 @covers("testing_kit.py")
 async def test_testing_guide_examples(
-    bot_simulator: SimulatorFactory,  # noqa: F811 - the fixture imported above
-    fake_clock: FakeClock,  # noqa: F811
+    aiostep_simulator: SimulatorFactory,  # noqa: F811 - the fixture imported above
+    aiostep_clock: FakeClock,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     module = snippet("testing_kit")
-    await module.test_signup(bot_simulator)
+    await module.test_signup(aiostep_simulator)
     await module.test_signup_survives_a_restart(tmp_path)
-    await module.test_answers_stay_in_their_conversation(bot_simulator)
-    await module.test_quiz_times_out(bot_simulator, fake_clock)
+    await module.test_answers_stay_in_their_conversation(aiostep_simulator)
+    await module.test_quiz_times_out(aiostep_simulator, aiostep_clock)
+    # the alias a project may define for a shorter name hands the plugin's value through
+    assert module.redis_url.__wrapped__("redis://127.0.0.1:1/0") == "redis://127.0.0.1:1/0"
 
 
 # -- examples shown on the site ------------------------------------------------------------------
