@@ -40,6 +40,7 @@ def play_command(target: str, lines: list[str], *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter: the command as a user types it
 def test_piped_input_prints_the_whole_conversation() -> None:
     out = play_command("examples/signup.py", ["Bob", "30", "1"])
     assert "bot> What is your name?" in out
