@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("target", help="a file (examples/signup.py), a module, or module:Class")
     play.add_argument(
         "--storage",
-        default="memory",
-        help="memory (default), file:PATH or a redis:// URL; /restart resumes on file/redis",
+        default=None,  # then $AIOSTEP_STORAGE, as the examples read it, else memory
+        help="memory (default: $AIOSTEP_STORAGE or memory), file:PATH or a redis:// URL; "
+        "/restart resumes on file/redis",
     )
     play.add_argument("--user-id", type=int, default=1001, help="the user you play as")
     play.add_argument("--no-start", action="store_true", help="don't send /start first")

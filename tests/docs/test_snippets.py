@@ -747,3 +747,24 @@ def test_the_playground_transcript_shown_on_the_site(monkeypatch: pytest.MonkeyP
     out = io.StringIO()
     run_playground("examples/signup.py", stdin=io.StringIO("Alice\n30\n1\n"), stdout=out)
     assert out.getvalue() == (SNIPPETS / "play_signup.txt").read_text(encoding="utf-8")
+
+
+@covers("play_resumed.txt")
+def test_the_playground_shows_a_resumed_conversation_as_on_the_site(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """docs/snippets/play_resumed.txt is what ``play --no-start`` prints over a file storage
+    holding a conversation at its confirmation step."""
+    from aiostep_dialogs.playground import run_playground
+
+    monkeypatch.chdir(ROOT)
+    spec = f"file:{tmp_path / 'state.jsonl'}"
+    run_playground(
+        "examples/signup.py", storage=spec, stdin=io.StringIO("Bob\n30\n"), stdout=io.StringIO()
+    )
+    out = io.StringIO()
+    status = run_playground(
+        "examples/signup.py", storage=spec, send_start=False, stdin=io.StringIO(""), stdout=out
+    )
+    assert status == 0
+    assert out.getvalue() == (SNIPPETS / "play_resumed.txt").read_text(encoding="utf-8")
