@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -100,17 +101,42 @@ def _user_frame(exc: BaseException) -> str:
     return ""
 
 
-def _traceback(exc: BaseException) -> str:
+def _traceback(exc: BaseException, short: bool) -> str:
+    """``exc``'s traceback; ``short``: only the bot's own frames, if it has any."""
     notes = getattr(exc, "__notes__", None)
     if notes is not None:
         # the simulator's note repeats the transcript, which is on the screen already
         kept = [n for n in notes if not n.startswith(_SIMULATOR_NOTE)]
         setattr(exc, "__notes__", kept)  # noqa: B010 - Python 3.11+'s attribute
     try:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        report = traceback.TracebackException.from_exception(exc)
     finally:
         if notes is not None:
             setattr(exc, "__notes__", notes)  # noqa: B010
+    own = [frame for frame in report.stack if not frame.filename.startswith(_LIBRARY_DIRS)]
+    if short and own and len(own) < len(report.stack):
+        report.stack = traceback.StackSummary.from_list(own)
+        return "".join(report.format()).replace(
+            "Traceback (most recent call last):",
+            "Traceback (most recent call last; aiogram's and aiostep's frames left out):",
+            1,
+        )
+    return "".join(report.format())
+
+
+class _ConsoleLog(logging.Handler):
+    """Log records (aiostep's warnings...) printed above the line being typed, not across it."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.show(self.format(record), error=True)
+        except Exception:
+            self.handleError(record)
 
 
 def _listen(dp: Dispatcher) -> aiostep.Listen | None:
@@ -198,11 +224,12 @@ class _Playground:
         """Show ``exc`` and go on: a summary in the chat, the traceback on standard error."""
         self.failures += 1
         self.screen.flush()  # what the bot said before it failed
-        self.console.show(_traceback(exc).rstrip("\n"), error=True)
+        self.console.show(_traceback(exc, short=self.interactive).rstrip("\n"), error=True)
         where = _user_frame(exc)
         summary = f"error> {type(exc).__name__}: {exc}" + (f"  ({where})" if where else "")
         if self.failures == 1:
-            summary += "\n  (the bot goes on, as under aiogram's polling; traceback on stderr)"
+            summary += "\n  (the bot goes on, as under aiogram's polling"
+            summary += ")" if self.interactive else "; the traceback is on stderr)"
         self.console.show(summary)
 
     def on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -371,6 +398,12 @@ async def _play(
 ) -> int:
     interactive = stdin.isatty()
     console = open_console(stdin, out, err)
+    root = logging.getLogger()
+    # Unless the bot configured logging, Python prints warnings bare on stderr, across the line
+    # being typed.
+    log = _ConsoleLog(console) if not root.handlers else None
+    if log is not None:
+        root.addHandler(log)
     try:
         for note in notes:
             console.show(note)
@@ -382,6 +415,8 @@ async def _play(
             await playground.aclose()
         return 1 if playground.failures else status
     finally:
+        if log is not None:
+            root.removeHandler(log)
         console.close()
 
 

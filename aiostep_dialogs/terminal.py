@@ -200,6 +200,8 @@ class TerminalConsole(Console):
         if self._reading:
             self._reading = False
             self._loop.remove_reader(self.fd)
+        with contextlib.suppress(OSError, ValueError):
+            self._write("\r\x1b[K")  # the prompt nobody will answer
         assert termios is not None
         with contextlib.suppress(termios.error):  # a terminal gone has nothing to restore
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)

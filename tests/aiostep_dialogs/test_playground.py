@@ -290,6 +290,22 @@ def test_a_background_task_speaks_in_a_terminal_while_the_user_is_idle(
         terminal.expect("bot> Reminder: drink water")
 
 
+def test_a_handler_error_in_a_terminal_shows_the_bots_own_frames_and_goes_on(
+    idle_bot: Path, terminal: Terminal
+) -> None:
+    with playing_in(terminal, str(idle_bot)) as status:
+        terminal.expect("bot> You took too long")
+        terminal.type("/boom\r")
+        terminal.expect("aiogram's and aiostep's frames left out")
+        terminal.expect(f'File "{idle_bot}", line')
+        terminal.expect("error> ValueError: the handler broke")
+        terminal.type("/remind\r")
+        terminal.expect("bot> Reminder: drink water")
+        terminal.type("/quit\r")
+    assert "aiogram/dispatcher" not in terminal.text
+    assert status == [1]
+
+
 def test_piped_input_still_shows_what_the_bot_says_after_the_last_line(idle_bot: Path) -> None:
     status, out, _ = run(str(idle_bot), ["/remind"])
     assert status == 0
