@@ -330,6 +330,21 @@ def test_an_error_in_a_task_the_bot_started_is_shown(idle_bot: Path) -> None:
     assert status == 1
 
 
+def test_a_failing_startup_hook_is_shown_and_ends_the_session(tmp_path: Path) -> None:
+    path = tmp_path / f"broken_start_{uuid.uuid4().hex[:8]}.py"
+    path.write_text(
+        "from aiogram import Dispatcher\n"
+        "dp = Dispatcher()\n"
+        "@dp.startup()\n"
+        "async def connect() -> None:\n"
+        "    raise ConnectionError('no database')\n"
+    )
+    status, out, err = run(str(path), ["never read"])
+    assert status == 1  # as start_polling, it does not start without its startup hooks
+    assert f"error> ConnectionError: no database  ({path.name}:5 in connect)" in out
+    assert "Traceback" in err
+
+
 def test_a_bad_storage_is_a_one_line_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
