@@ -473,7 +473,9 @@ def run_playground(
                 notes,
             )
         )
-    except KeyboardInterrupt:  # Ctrl-C: leave quietly
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: leave quietly
+        # (asyncio.run re-raises the main task's CancelledError instead of KeyboardInterrupt
+        # when the interrupt came while the task was being cancelled already)
         out.write("\n")
         out.flush()
         return 130

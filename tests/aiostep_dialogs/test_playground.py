@@ -415,13 +415,14 @@ def test_no_start_on_a_stored_conversation_shows_where_the_user_is(
     assert out.rstrip().endswith("bot> Welcome, Bob!")  # its buttons work
 
 
-def controlling_terminal() -> None:
-    """In the child: a new session whose controlling terminal is its standard input."""
-    import fcntl
-    import termios
-
-    os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+# Run in the new interpreter (not in a preexec_fn, unsafe in a process with threads): its new
+# session (start_new_session) takes the pty as controlling terminal, so ^C on it is a SIGINT.
+PLAY_ON_THIS_TERMINAL = """
+import fcntl, runpy, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+sys.argv = ["aiostep_dialogs", *sys.argv[1:]]
+runpy.run_module("aiostep_dialogs", run_name="__main__", alter_sys=True)
+"""
 
 
 @pytest.mark.slow  # a fresh interpreter: SIGINT goes to a process's main thread
@@ -430,19 +431,19 @@ def test_ctrl_c_leaves_quietly_and_gives_the_terminal_back(terminal: Terminal) -
 
     before = termios.tcgetattr(terminal.slave)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aiostep_dialogs", "play", "examples/signup.py"],
+        [sys.executable, "-c", PLAY_ON_THIS_TERMINAL, "play", "examples/signup.py"],
         stdin=terminal.slave,
         stdout=terminal.slave,
         stderr=terminal.slave,
         cwd=ROOT,
-        preexec_fn=controlling_terminal,  # ^C on it is the process's SIGINT
+        start_new_session=True,
     )
     try:
         terminal.expect("bot> What is your name?", timeout=60)
         terminal.type("Bo")
         terminal.type("\x03")  # Ctrl-C
         try:
-            assert proc.wait(timeout=30) == 130
+            status = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pytest.fail(f"Ctrl-C did not end the playground; the screen:\n{terminal.text}")
     finally:
@@ -450,6 +451,8 @@ def test_ctrl_c_leaves_quietly_and_gives_the_terminal_back(terminal: Terminal) -
             proc.kill()
     with contextlib.suppress(AssertionError):
         terminal.expect("never", timeout=0.5)  # read what is left on the screen
-    assert "Traceback" not in terminal.text
-    assert "KeyboardInterrupt" not in terminal.text
-    assert termios.tcgetattr(terminal.slave) == before  # echo and line editing are back
+    screen = terminal.text
+    assert status == 130, screen
+    assert "Traceback" not in screen, screen
+    assert "KeyboardInterrupt" not in screen, screen
+    assert termios.tcgetattr(terminal.slave) == before, screen  # echo and line editing are back
