@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiostep.context import UpdateContext, current_update
 from aiostep.exceptions import (
     AiostepError,
+    RecordTooLargeError,
     StepNotRegisteredError,
     StorageCorruptedError,
     WaitCancelled,
@@ -40,6 +41,7 @@ __all__ = [
     "Listen",
     "MemoryStateStorage",
     "MetaStore",
+    "RecordTooLargeError",
     "RedisStateStorage",
     "SeenRecords",
     "StateContext",

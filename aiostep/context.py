@@ -62,7 +62,7 @@ def resolve_key(
     """The conversation key for ``user_id``.
 
     Without ``chat_id``: the chat of the update being handled when it comes from that user
-    (or when ``user_id`` is :data:`~aiostep.keys.ANYONE`), else the private chat with the
+    (or when ``user_id`` is `ANYONE`), else the private chat with the
     user (whose id equals the user id). Without ``bot_id``: the bot of the update being
     handled, else the only bot this process has seen.
     """

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "AiostepError",
     "ClaimLostError",
+    "RecordTooLargeError",
     "StepNotRegisteredError",
     "StorageCorruptedError",
+    "StorageLockedError",
     "StorageUnavailableError",
     "WaitCancelled",
     "WaitSuperseded",
@@ -72,3 +76,47 @@ class StorageUnavailableError(AiostepError, ConnectionError):
     Raised instead of the client's own error, naming the storage; the update fails into
     ``dp.errors`` and the conversation keeps its progress (see the reliability guide).
     """
+
+
+class RecordTooLargeError(AiostepError, ValueError):
+    """A write would make a stored record larger than its storage's ``max_record_bytes``.
+
+    Nothing was written. ``key``, ``size`` (bytes of JSON) and ``limit`` say which record and by
+    how much; keep large values out of the record (a file id, a URL) or raise the limit.
+    """
+
+    def __init__(self, key: str, size: int, limit: int, what: str) -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"record at key {key!r} would hold {size:,} bytes of JSON ({what}), over the limit "
+            f"of {limit:,} bytes. Nothing was written. Keep large values out of the record "
+            "(store a file id or a URL), or raise the storage's limit: "
+            "max_record_bytes=... (e.g. RedisStateStorage(url, max_record_bytes=4 << 20))"
+        )
+
+
+class StorageLockedError(AiostepError):
+    """A journal file is already in use by another ``FileStateStorage`` (one writer per file).
+
+    The holder is another process, or another storage object in this process (``holder_pid``
+    says which, when known). Close the other one first; for several workers sharing records,
+    use ``RedisStateStorage``.
+    """
+
+    def __init__(self, path: str, lock_path: str, holder_pid: int | None) -> None:
+        self.path = path
+        self.lock_path = lock_path
+        self.holder_pid = holder_pid
+        if holder_pid is not None and holder_pid == os.getpid():
+            holder = f"another FileStateStorage object in this process (pid {holder_pid})"
+        elif holder_pid is not None:
+            holder = f"another process (pid {holder_pid})"
+        else:
+            holder = "another process"
+        super().__init__(
+            f"{path}: {holder} holds this journal (lock file {lock_path}); a FileStateStorage "
+            "journal has one writer at a time. Stop or close the other one first, or use "
+            "RedisStateStorage for several workers."
+        )

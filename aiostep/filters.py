@@ -17,10 +17,11 @@ __all__ = ["IsState"]
 class IsState(Filter):
     """Pass when the stored state of the sender is one of ``states``.
 
-    Example::
-
+    Example:
+        ```python
         @dp.message(IsState(Form.NAME, storage=storage))
         async def got_name(message: Message) -> None: ...
+        ```
 
     Args:
         states: states (str or Enum member) to match; ``"*"`` matches any state, ``None``

@@ -70,12 +70,29 @@ def key_of(event: Any) -> ConversationKey | None:
 
 def storage_key(key: ConversationKey) -> str:
     """The storage key of a conversation: ``"chat:user"``, then ``":thread"`` in a forum topic
-    and ``"@bot"`` when the bot is known (``"-100123:42:7@5000"``)."""
-    text = f"{key.chat_id}:{key.user_id}"
-    if key.thread_id is not None:
-        text += f":{key.thread_id}"
-    if key.bot_id is not None:
-        text += f"@{key.bot_id}"
+    and ``"@bot"`` when the bot is known (``"-100123:42:7@5000"``).
+
+    Raises:
+        TypeError: an id is not an ``int`` (``thread_id``/``bot_id`` may be ``None``): a str id
+            such as ``"1:2"`` would make another conversation's key.
+    """
+    chat_id, user_id, thread_id, bot_id = key
+    # exact ints: they hold no ':' or '@', so different conversations never share a key
+    if (
+        type(chat_id) is not int
+        or type(user_id) is not int
+        or (thread_id is not None and type(thread_id) is not int)
+        or (bot_id is not None and type(bot_id) is not int)
+    ):
+        raise TypeError(
+            f"ConversationKey ids must be ints (thread_id and bot_id may be None), got {key!r}; "
+            "a str id could make the storage key of another conversation"
+        )
+    text = f"{chat_id}:{user_id}"
+    if thread_id is not None:
+        text += f":{thread_id}"
+    if bot_id is not None:
+        text += f"@{bot_id}"
     return text
 
 

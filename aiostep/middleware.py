@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiogram import BaseMiddleware, Dispatcher
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import CallbackQuery, TelegramObject, Update
 
@@ -39,6 +40,9 @@ logger = logging.getLogger("aiostep")
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 ALL_UPDATES = ("message", "edited_message", "callback_query")
 _MISS: Any = object()  # nothing pending for this key took the update
+# something pending for this key takes this kind of update, but let this one through (its
+# filter, its deadline, a busy claim...): the update is the sender's conversation's to refuse
+_DECLINED: Any = object()
 # claim answers that send the update on to the normal handlers
 _PASS = frozenset(
     (
@@ -50,6 +54,8 @@ _PASS = frozenset(
     )
 )
 _WAIT = frozenset((ClaimStatus.BUSY, ClaimStatus.WAIT))
+# claim answers that mean no pending step takes this kind of update
+_NOT_TAKEN = frozenset((ClaimStatus.NONE, ClaimStatus.SKIPPED))
 
 
 def _kind(event: Any, data: dict[str, Any]) -> str:
@@ -65,8 +71,8 @@ def _kind(event: Any, data: dict[str, Any]) -> str:
 
 class SeenRecords:
     """The records this update's routing read from the storage (``None``: no record), handed
-    to handlers as ``aiostep_seen``: :meth:`read` answers from them while nothing has been
-    written through the storage since, and reads the storage otherwise."""
+    to handlers as ``aiostep_seen``: [`read`][aiostep.SeenRecords.read] answers from them while
+    nothing has been written through the storage since, and reads the storage otherwise."""
 
     def __init__(self, storage: BaseStorage) -> None:
         self.storage = storage
@@ -92,9 +98,11 @@ class Listen(BaseMiddleware):
     """aiogram outer middleware that hands a conversation's updates to its waiter or next step.
 
     Install it on ``dp.message`` (as in the seed), or everywhere it belongs with
-    :func:`aiostep.setup`. Updates of one conversation are handled one at a time, in arrival
-    order; anything no waiter/step takes goes on to the normal handlers, which may ask for
-    ``aiostep_seen`` (a :class:`SeenRecords`) to reuse the record the routing read.
+    [`aiostep.setup`][aiostep.setup]. Updates of one conversation are handled one at a time, in
+    arrival order; anything no waiter/step takes goes on to the normal handlers, which may ask for
+    ``aiostep_seen`` (a [`SeenRecords`][aiostep.SeenRecords]) to reuse the record the routing read.
+    A persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
+    pending as it was, and the update goes on to the normal handlers.
 
     Args:
         store: in-process store for waiters and steps (default: the root store).
@@ -104,6 +112,8 @@ class Listen(BaseMiddleware):
         chat_wide: also route an update to a waiter/step registered for anyone in its chat
             (``register_next_step(aiostep.ANYONE, fn, chat_id=...)``) when the sender has
             none of their own. Costs a second lookup per update, so it is off by default.
+            To route only some persisted steps chat-wide, see
+            [`route_chat_wide`][aiostep.Listen.route_chat_wide].
         step_lease: on a shared storage (Redis), seconds a claim lives without renewal. A
             running step renews it every third of that, so only a worker that died or lost
             Redis lets it run out; then the step is offered again. Meanwhile an update of that
@@ -126,7 +136,7 @@ class Listen(BaseMiddleware):
         chat_wide: bool = False,
         step_lease: float = 5.0,
         busy_wait: float = 30.0,
-        order_window: float = 0.03,
+        order_window: float = 0.1,
     ) -> None:
         self._store = store
         self.step_lease = step_lease
@@ -136,6 +146,7 @@ class Listen(BaseMiddleware):
         context.listens_created += 1
         self.registry = registry if registry is not None else default_registry
         self.chat_wide = chat_wide
+        self._chat_wide_steps: frozenset[str] = frozenset()
         self.gates = Gates()
         self._timers: dict[ConversationKey, TimerHandle] = {}
 
@@ -143,6 +154,28 @@ class Listen(BaseMiddleware):
     def store(self) -> MetaStore:
         """The in-process store in use."""
         return self._store if self._store is not None else root_store()
+
+    @property
+    def chat_wide_steps(self) -> frozenset[str]:
+        """The persisted steps routed chat-wide without ``chat_wide`` (see
+        [`route_chat_wide`][aiostep.Listen.route_chat_wide])."""
+        return self._chat_wide_steps
+
+    def route_chat_wide(self, names: Iterable[str]) -> None:
+        """Route updates to the chat-wide conversation of their chat (user
+        `ANYONE`) when the persisted step pending there is one of ``names``.
+
+        Unlike ``chat_wide=True`` this leaves every other conversation as it was: an update
+        goes there only when the sender has no waiter or step of their own in that chat that
+        takes its kind of update (one that refuses it, by its filter say, sends it to the
+        normal handlers as usual), and only to one of these steps; other chat-wide waiters and
+        steps still need ``chat_wide``. Until this is called it costs nothing; then an update
+        whose sender has nothing pending costs a second storage lookup. A wizard with
+        ``scope = "chat"`` calls it in ``setup``.
+        """
+        if self.storage is None:
+            raise ValueError("route_chat_wide routes persisted steps: give Listen a storage")
+        self._chat_wide_steps = self._chat_wide_steps | frozenset(names)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Route ``event``: to a waiter, a next step, or the normal ``handler``."""
@@ -168,18 +201,47 @@ class Listen(BaseMiddleware):
         kind = _kind(event, data)
         command = is_command(event)
         callback_data = event.data if isinstance(event, CallbackQuery) else None
-        keys = [ctx.key]
-        if self.chat_wide and ctx.key.user_id != ANYONE:
-            keys.append(ctx.key._replace(user_id=ANYONE))
-        for key in keys:
-            result = await self._try_local(event, data, ctx, key, kind, command, callback_data)
-            if result is _MISS and self.storage is not None:
+        # the sender's own conversation (inline, not _try_key: this is every update's path)
+        result = await self._try_local(event, data, ctx, ctx.key, kind, command, callback_data)
+        if result is not _MISS and result is not _DECLINED:
+            return result
+        if self.storage is not None:
+            persisted = await self._try_persisted(
+                event, data, ctx, ctx.key, kind, command, callback_data
+            )
+            if persisted is not _MISS and persisted is not _DECLINED:
+                return persisted
+            if persisted is _DECLINED:
+                result = _DECLINED
+        if ctx.key.user_id != ANYONE:
+            anyone = ctx.key._replace(user_id=ANYONE)
+            if self.chat_wide:
+                result = await self._try_key(event, data, ctx, anyone, kind, command, callback_data)
+            elif self._chat_wide_steps and result is _MISS:
+                # only the named steps, and only when the sender has nothing of their own
                 result = await self._try_persisted(
-                    event, data, ctx, key, kind, command, callback_data
+                    event, data, ctx, anyone, kind, command, callback_data, self._chat_wide_steps
                 )
-            if result is not _MISS:
+            if result is not _MISS and result is not _DECLINED:
                 return result
         return await handler(event, data)
+
+    async def _try_key(
+        self,
+        event: TelegramObject,
+        data: dict[str, Any],
+        ctx: UpdateContext,
+        key: ConversationKey,
+        kind: str,
+        command: bool,
+        callback_data: str | None,
+    ) -> Any:
+        """Offer the update to what ``key`` waits for here, then to its persisted step."""
+        local = await self._try_local(event, data, ctx, key, kind, command, callback_data)
+        if (local is not _MISS and local is not _DECLINED) or self.storage is None:
+            return local
+        result = await self._try_persisted(event, data, ctx, key, kind, command, callback_data)
+        return local if result is _MISS else result
 
     async def _try_local(
         self,
@@ -194,16 +256,16 @@ class Listen(BaseMiddleware):
         store = self.store
         pending = await store.get_item(key)
         if not (
-            isinstance(pending, (Waiter, LocalStep))
-            and pending.takes(kind, command, callback_data)
-            and await check_filter(pending.filter, event, data)
+            isinstance(pending, (Waiter, LocalStep)) and pending.takes(kind, command, callback_data)
         ):
             return _MISS
+        if not await check_filter(pending.filter, event, data):
+            return _DECLINED
         # an async filter may have let the wait time out, or another update take it, meanwhile
         if await store.get_item(key) is not pending:
-            return _MISS
+            return _DECLINED
         if isinstance(pending, Waiter) and pending.future.done():
-            return _MISS
+            return _DECLINED
         await store.pop_item(key)
         if isinstance(pending, Waiter):
             owner = pending.owner
@@ -227,7 +289,10 @@ class Listen(BaseMiddleware):
         kind: str,
         command: bool,
         callback_data: str | None,
+        only: frozenset[str] | None = None,
     ) -> Any:
+        """Offer the update to the persisted step of ``key`` (with ``only``: if it is one of
+        those); ``_MISS`` when none takes its kind, ``_DECLINED`` when one let it through."""
         storage = self.storage
         assert storage is not None
         skey = storage_key(key)
@@ -252,12 +317,24 @@ class Listen(BaseMiddleware):
             if not isinstance(seen, SeenRecords):
                 seen = data["aiostep_seen"] = SeenRecords(storage)
             seen.remember(skey, record)
-            return _MISS
+            return _MISS if claim.status in _NOT_TAKEN or record is None else _DECLINED
         name = record.callback or ""
         entry = self.registry.get(name)
         if claim.status is ClaimStatus.EXPIRED:
             self.disarm_timer(key)
             await self._fire_timeout(key, record, data.get("bot"))
+            return _DECLINED
+        if only is not None and name not in only:
+            # someone else's chat-wide step: not ours to route here, so leave it as it was
+            if claim.status is ClaimStatus.CLAIMED:
+                await storage.end_claim(skey, owner, keep_step=True)
+            logger.warning(
+                "conversation %s: chat-wide step %r is pending, but this Listen routes only "
+                "%s chat-wide; Listen(chat_wide=True) routes every chat-wide step",
+                key,
+                name,
+                sorted(only),
+            )
             return _MISS
         if entry is None:
             if claim.status is ClaimStatus.CHECK and record.token:
@@ -270,16 +347,16 @@ class Listen(BaseMiddleware):
                 key,
                 name,
             )
-            return _MISS
+            return _DECLINED
         if claim.status is ClaimStatus.CHECK:
             context = {**data, "step_context": record, "conversation": key}
             if not await check_filter(entry.filter, event, context):
-                return _MISS
+                return _DECLINED
             claimed = await storage.claim_token(
                 skey, record.token or "", lease, owner, update_id=update_id
             )
             if claimed is None:  # taken or replaced meanwhile
-                return _MISS
+                return _DECLINED
             record = claimed
         self.disarm_timer(key)
         extra = {
@@ -298,6 +375,11 @@ class Listen(BaseMiddleware):
         except ClaimLostError:
             ctx.claims.pop(skey, None)  # another update owns the step now: leave it alone
             raise
+        except SkipHandler:
+            # the step declines this update, as a handler does: it stays pending as it was
+            # and the update goes on to the normal handlers
+            failed = True
+            return _DECLINED
         except BaseException:
             failed = True
             raise
@@ -428,12 +510,12 @@ def setup(
     chat_wide: bool = False,
     step_lease: float = 5.0,
     busy_wait: float = 30.0,
-    order_window: float = 0.03,
+    order_window: float = 0.1,
 ) -> Listen:
-    """Install one :class:`Listen` on every observer it belongs to (messages, edited messages,
-    callback queries) and return it. The storage is closed when the Dispatcher shuts down,
+    """Install one [`Listen`][aiostep.Listen] on every observer it belongs to (messages, edited
+    messages, callback queries) and return it. The storage is closed when the Dispatcher shuts down,
     as aiogram does with its FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
-    are :class:`Listen`'s (they matter with several workers on Redis)."""
+    are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis)."""
     installed = tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:

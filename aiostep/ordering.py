@@ -1,6 +1,6 @@
 """One update at a time per conversation, in arrival order.
 
-aiogram runs each update as its own task; a :class:`Gates` turnstile per conversation key makes
+aiogram runs each update as its own task; a `Gates` turnstile per conversation key makes
 them take turns (FIFO). Ownership can be handed over: a task parked in ``wait_for`` gives the
 gate up while it waits, and the update that answers it hands the gate straight back to it, so
 a third, fast message queues behind the resumed handler instead of overtaking it.

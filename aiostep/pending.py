@@ -1,5 +1,6 @@
 """What a conversation is waiting for inside this process: a parked ``wait_for`` or an
-in-process next step, kept in a replaceable :class:`MetaStore` (the seed's root store)."""
+in-process next step, kept in a replaceable [`MetaStore`][aiostep.MetaStore] (the seed's root
+store)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Named step functions: what a persistent storage may point at.
 
-A persisted next step is stored as a *name*; it resolves only through a :class:`StepRegistry`
-filled at import time by :func:`step`, never through an import path read from storage.
+A persisted next step is stored as a *name*; it resolves only through a
+[`StepRegistry`][aiostep.StepRegistry] filled at import time by [`step`][aiostep.step], never
+through an import path read from storage.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class StepRegistry:
         return len(self._by_name)
 
 
-#: The process-wide registry that :func:`step` fills and :class:`~aiostep.Listen` reads.
+#: The process-wide registry that [`step`][aiostep.step] fills and [`Listen`][aiostep.Listen] reads.
 registry = StepRegistry()
 _default = registry
 
@@ -147,10 +148,11 @@ def step(
 ) -> Callable[[F], F]:
     """Register a function as a named next step, so it can be persisted and found after a restart.
 
-    Example::
-
+    Example:
+        ```python
         @aiostep.step("signup.ask_age")
         async def ask_age(message: Message, name: str) -> None: ...
+        ```
     """
     target = registry if registry is not None else _default
 

@@ -22,7 +22,7 @@ from aiostep.step_registry import (
     check_updates,
     registry,
 )
-from aiostep.storage.base import UNSET, BaseStorage, Patch, as_async, ensure_json, state_name
+from aiostep.storage.base import UNSET, BaseStorage, Patch, as_async, check_json, state_name
 
 if TYPE_CHECKING:
     from aiostep.middleware import Listen
@@ -81,7 +81,7 @@ async def register_next_step(
     """Route the next update of ``user_id`` in this conversation to ``_next(update, **kwargs)``.
 
     Without a storage the step lives in this process (any callable, any kwargs). With a
-    storage (given here, or to the :class:`~aiostep.Listen` handling the current update) the
+    storage (given here, or to the [`Listen`][aiostep.Listen] handling the current update) the
     step is persisted by its registered name with JSON ``kwargs`` and survives a restart.
 
     Args:
@@ -91,9 +91,9 @@ async def register_next_step(
             ``chat_id``, ``thread_id``, ``conversation`` and the step's kwargs.
         filter: updates failing it go to the normal handlers (in-process steps; a persisted
             step's filter is declared with ``@aiostep.step(filter=...)``).
-        updates: as for :func:`~aiostep.wait_for` (default: the step's registration, else
+        updates: as for [`wait_for`][aiostep.wait_for] (default: the step's registration, else
             messages only).
-        allow_commands: as for :func:`~aiostep.wait_for` (default: the step's registration,
+        allow_commands: as for [`wait_for`][aiostep.wait_for] (default: the step's registration,
             else no commands).
         state: for a persisted step, also set the conversation's state (``None`` clears it)
             in the same single write.
@@ -252,7 +252,8 @@ async def _register_persisted(
             f"a persisted step's filter is declared once, at registration: "
             f"@aiostep.step({entry.name!r}, filter=...)"
         )
-    stored_kwargs = ensure_json(request.kwargs or {}, "kwargs")
+    stored_kwargs = request.kwargs or {}
+    check_json(stored_kwargs, "kwargs")  # the storage copies what it keeps
     timeout_name = (
         _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
     )
@@ -278,7 +279,8 @@ async def _register_persisted(
     if state is not UNSET:
         patch.state = state_name(state)
     if data is not None:
-        patch.data = ensure_json(data, "data")
+        check_json(data, "data")
+        patch.data = data
     owner = _claimed_by(listen, storage, key)
     if owner is not None:
         patch.owner = owner
@@ -302,7 +304,7 @@ async def unregister_steps(
 ) -> None:
     """End whatever the conversation of ``user_id`` is waiting for.
 
-    A parked ``wait_for`` raises :class:`~aiostep.exceptions.WaitCancelled`; an in-process step
+    A parked ``wait_for`` raises [`WaitCancelled`][aiostep.WaitCancelled]; an in-process step
     is dropped; a persisted step is removed from the storage (the one given, or that of the
     ``Listen`` handling the current update). With ``forget`` the conversation's stored state
     and data go too (its whole record). Called from the step that is being run, this is the
@@ -331,6 +333,10 @@ async def unregister_steps(
 
 
 async def clear(store: MetaStore | None = None) -> None:
-    """End every in-process waiter and step (waiters raise ``WaitCancelled``)."""
-    async for item in (store if store is not None else root_store()).clear():
+    """End every in-process waiter and step (waiters raise ``WaitCancelled``) of ``store``:
+    by default that of the ``Listen`` handling the current update, else the root store."""
+    if store is None:
+        listen = _listen()
+        store = listen.store if listen is not None else root_store()
+    async for item in store.clear():
         discard(item, WaitCancelled("aiostep.clear() ended the wait"))

@@ -43,7 +43,8 @@ async def wait_for(
     Args:
         user_id: the user to listen to.
         timeout: seconds to wait; ``None`` waits indefinitely.
-        store: the in-process store (default: the root store).
+        store: the in-process store (default: that of the ``Listen`` handling the current
+            update, else the root store).
         chat_id: the chat (default: the chat of the update being handled, or the private chat).
         thread_id: the forum topic (default: that of the update being handled).
         filter: an aiogram magic filter (``F.text``) or a callable; updates that fail it go to
@@ -61,9 +62,11 @@ async def wait_for(
     """
     require_listen("wait_for")
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
-    store = store if store is not None else root_store()
-    loop = asyncio.get_running_loop()
     ctx = current_update.get()
+    if store is None:
+        # where the Listen routing this update looks: aiostep.setup(dp, store=X) answers from X
+        store = ctx.listen.store if ctx is not None else root_store()
+    loop = asyncio.get_running_loop()
     # Whatever we wait on, give up the turn of the update being handled while parked: its
     # conversation's next messages (the answer, a /cancel, a DM while we wait on a group)
     # must not queue behind us. The answer hands the turn straight back when it comes from

@@ -1,7 +1,7 @@
 """aiostep_dialogs: a class-based Wizard DSL on top of aiostep.
 
-Example::
-
+Example:
+    ```python
     class Signup(Wizard):
         class State(Enum):
             NAME = auto()
@@ -16,9 +16,10 @@ Example::
             self.data["age"] = value
 
     Signup.setup(dp, entry=Command("signup"))
+    ```
 
 Prompt templates are markup for the bot's parse mode; the data formatted into them is escaped
-(:mod:`aiostep_dialogs.formatting`).
+(`aiostep_dialogs.formatting`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     play.add_argument("--user-id", type=int, default=1001, help="the user you play as")
     play.add_argument("--no-start", action="store_true", help="don't send /start first")
+    play.add_argument("--web", action="store_true", help="serve a chat page instead (aiohttp)")
+    play.add_argument("--port", type=int, default=0, help="--web: the port (default: a free one)")
     graph = sub.add_parser("graph", help="print a wizard's flow as a Mermaid flowchart")
     graph.add_argument("target", help="a file, a module, or module:Class")
     args = parser.parse_args(argv)
@@ -32,6 +34,18 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.target}: name the wizard as module:Class")
         sys.stdout.write(target.wizard.to_mermaid())
         return 0
+
+    if args.web:
+        from aiostep_dialogs.playground import storage_spec
+        from aiostep_dialogs.web_playground import run_web_playground
+
+        return run_web_playground(
+            args.target,
+            storage=storage_spec(args.storage),
+            port=args.port,
+            user_id=args.user_id,
+            send_start=not args.no_start,
+        )
 
     from aiostep_dialogs.playground import run_playground
 

@@ -5,10 +5,11 @@ into it (``self.data``) came from users and is escaped for the parse mode in eff
 like ``Ada <i`` shows as typed instead of breaking the message (Telegram refuses malformed markup
 with ``400 can't parse entities``).
 
-- :func:`escape` escapes one value for a parse mode; :class:`Markup` marks a value as markup
-  already (never escaped).
-- :func:`fill` formats a template over a mapping, escaping every value.
-- :func:`effective_parse_mode` says which parse mode a bot's message goes out with.
+- [`escape`][aiostep_dialogs.escape] escapes one value for a parse mode;
+  [`Markup`][aiostep_dialogs.Markup] marks a value as markup already (never escaped).
+- [`fill`][aiostep_dialogs.fill] formats a template over a mapping, escaping every value.
+- [`effective_parse_mode`][aiostep_dialogs.effective_parse_mode] says which parse mode a bot's
+  message goes out with.
 
 Prompts built with aiogram's formatting nodes (``aiogram.utils.formatting.Text``, ``Bold``...)
 need none of this: they are sent as text plus entities, with no parse mode to get wrong.
@@ -33,7 +34,8 @@ _BOT_DEFAULT = Default("parse_mode")
 
 
 class Markup(str):
-    """Text that is markup already: :func:`escape` and :func:`fill` pass it through as is.
+    """Text that is markup already: [`escape`][aiostep_dialogs.escape] and
+    [`fill`][aiostep_dialogs.fill] pass it through as is.
 
     ``Markup("<b>VIP</b>")`` formatted into an HTML prompt stays bold; a rejection reason
     (``ValidationError(Markup(...))``), a step's ``error=`` or ``texts.progress`` wrapped in it
@@ -49,8 +51,8 @@ def escape(value: Any, parse_mode: str | None) -> str:
 
     HTML: ``&``, ``<``, ``>`` become entities. MarkdownV2: every reserved character gets a
     ``\\``. Markdown (legacy): ``_ * ` [`` get a ``\\`` (legacy Markdown cannot escape inside an
-    entity; prefer HTML or MarkdownV2). ``None``: unchanged. A :class:`Markup` value is returned
-    unchanged whatever the mode.
+    entity; prefer HTML or MarkdownV2). ``None``: unchanged. A [`Markup`][aiostep_dialogs.Markup]
+    value is returned unchanged whatever the mode.
 
     Raises:
         ValueError: ``parse_mode`` is not one Telegram knows.
@@ -108,7 +110,7 @@ def fill(template: str, values: Mapping[str, Any], parse_mode: str | None) -> st
 
     The template is markup and is not escaped. Format specs and conversions work as in
     ``str.format`` (``{price:.2f}``, ``{name!r}``); ``{field!m}`` inserts the value unescaped, as
-    does a :class:`Markup` value. A placeholder with no value stays as written.
+    does a [`Markup`][aiostep_dialogs.Markup] value. A placeholder with no value stays as written.
 
     Raises:
         ValueError: the template is not a valid format string, or ``parse_mode`` is unknown.

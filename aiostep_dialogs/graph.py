@@ -10,7 +10,7 @@ from typing import Any
 
 from aiostep_dialogs.wizard import StepSpec, Wizard
 
-__all__ = ["branch_targets", "to_mermaid"]
+__all__ = ["branch_targets", "returned_names", "to_mermaid"]
 
 
 def branch_targets(wizard: type[Wizard], spec: StepSpec) -> list[str]:
@@ -18,11 +18,22 @@ def branch_targets(wizard: type[Wizard], spec: StepSpec) -> list[str]:
     passes to ``goto`` (found by reading the method's source); ``"finish"`` when it returns
     ``self.finish(...)``."""
     found: list[str] = [s.name for s in spec.branches]
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(spec.method)))
-    except (OSError, TypeError, SyntaxError):
-        return found
     states = set(wizard._by_state)
+    for name in returned_names(spec.method):
+        if (name == "finish" or name in states) and name not in found:
+            found.append(name)
+    return found
+
+
+def returned_names(method: Any) -> list[str]:
+    """What ``method``'s source returns or passes to ``goto``: the name ``X`` of each
+    ``State.X`` (whether or not it has a step), and ``"finish"`` for ``self.finish(...)``.
+    Empty when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    found: list[str] = []
     for node in ast.walk(tree):
         candidates: list[Any] = []
         if isinstance(node, ast.Return) and node.value is not None:
@@ -45,7 +56,6 @@ def branch_targets(wizard: type[Wizard], spec: StepSpec) -> list[str]:
                 found.append("finish")
             if (
                 isinstance(value, ast.Attribute)
-                and value.attr in states
                 and isinstance(value.value, (ast.Attribute, ast.Name))
                 and (getattr(value.value, "attr", None) or getattr(value.value, "id", None))
                 == "State"

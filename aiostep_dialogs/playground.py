@@ -1,9 +1,9 @@
 """The playground: talk to a bot or wizard in the terminal, no token needed.
 
-It runs the real Dispatcher through :class:`aiostep.testing.BotSimulator`; inline buttons are
-shown numbered (type the number to press one), ``/restart`` simulates a process restart (the
-conversation resumes with ``--storage file:PATH`` or a Redis URL; memory starts empty), and
-``/quit`` or end of input leaves.
+It runs the real Dispatcher through [`aiostep.testing.BotSimulator`][aiostep.testing.BotSimulator];
+inline buttons are shown numbered (type the number to press one), ``/restart`` simulates a process
+restart (the conversation resumes with ``--storage file:PATH`` or a Redis URL; memory starts empty),
+and ``/quit`` or end of input leaves.
 
 What the bot sends on its own (a ``wait_for`` timeout, a reminder) is printed as it happens,
 above the line being typed. A handler's exception is printed (a summary, and the traceback on
@@ -35,7 +35,7 @@ from aiostep_dialogs.loading import Target, load_target
 from aiostep_dialogs.terminal import Console, open_console
 from aiostep_dialogs.wizard import _wizards
 
-__all__ = ["make_storage", "run_playground"]
+__all__ = ["make_storage", "run_playground", "storage_spec"]
 
 HELP = (
     "Type messages to the bot. A number presses the numbered button; "
@@ -58,6 +58,14 @@ def _storage_problem(spec: str) -> str | None:
             return "file: needs a path (file:state.jsonl)"
         return None
     return "use memory, file:PATH or a redis:// URL"
+
+
+def storage_spec(storage: str | None) -> str:
+    """The storage to play on: ``storage`` if given, else ``$AIOSTEP_STORAGE`` (as the examples
+    read it), else ``memory``."""
+    if storage is not None:
+        return storage
+    return os.environ.get("AIOSTEP_STORAGE", "").strip() or "memory"
 
 
 def make_storage(spec: str) -> Any:
@@ -444,10 +452,8 @@ def run_playground(
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    source, spec = "--storage", storage
-    if spec is None:
-        source, spec = "AIOSTEP_STORAGE", os.environ.get("AIOSTEP_STORAGE", "").strip()
-        spec = spec or "memory"
+    source = "--storage" if storage is not None else "AIOSTEP_STORAGE"
+    spec = storage_spec(storage)
     problem = _storage_problem(spec)
     if problem is not None:
         err.write(f"python -m aiostep_dialogs play: error: {source} {spec!r}: {problem}\n")

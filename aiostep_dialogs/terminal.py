@@ -2,10 +2,10 @@
 
 The bot may speak while the user is idle (a ``wait_for`` timeout, a reminder), so reading a
 line must not stop the event loop, and printing must not lose what the user is typing. In a
-terminal (POSIX), :class:`TerminalConsole` reads keys itself (cbreak mode, through
+terminal (POSIX), `TerminalConsole` reads keys itself (cbreak mode, through
 ``loop.add_reader``) and keeps the line being typed: bot output is printed above it, then the
 prompt and the typed text are drawn again. Elsewhere (a pipe, a file, Windows),
-:class:`LineConsole` reads lines in a thread and prints as it goes.
+`LineConsole` reads lines in a thread and prints as it goes.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class TerminalConsole(Console):
     be printed above the line being typed and the line drawn again below it.
 
     Ctrl-C still sends SIGINT (cbreak keeps ISIG). The terminal's settings are restored by
-    :meth:`close`.
+    `close`.
     """
 
     def __init__(self, stdin: TextIO, out: TextIO, err: TextIO, prompt: str = "you> ") -> None:
@@ -208,8 +208,8 @@ class TerminalConsole(Console):
 
 
 def open_console(stdin: TextIO, out: TextIO, err: TextIO | None = None) -> Console:
-    """A :class:`TerminalConsole` when ``stdin`` and ``out`` are a terminal, else a
-    :class:`LineConsole` (with a ``you>`` prompt if ``stdin`` is a terminal all the same)."""
+    """A `TerminalConsole` when ``stdin`` and ``out`` are a terminal, else a
+    `LineConsole` (with a ``you>`` prompt if ``stdin`` is a terminal all the same)."""
     err = err if err is not None else sys.stderr
     if TerminalConsole.supported(stdin, out):
         return TerminalConsole(stdin, out, err)

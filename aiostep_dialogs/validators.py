@@ -1,8 +1,9 @@
 """Validators: turn a user's message into a checked value, or say what is wrong.
 
 A validator is any callable ``value -> value`` (sync or async) that raises
-:class:`ValidationError` with a reason the user can read. The first validator of a step gets
-the ``Message``; built-ins also take the plain value a previous validator returned, so they
+[`ValidationError`][aiostep_dialogs.ValidationError] with a reason the user can read. The first
+validator of a step gets the ``Message``; built-ins also take the plain value a previous validator
+returned, so they
 compose: ``validate=[v.text(), my_check]`` or ``v.chain(v.text(), my_check)``.
 """
 

@@ -49,8 +49,9 @@ __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 
 logger = logging.getLogger("aiostep_dialogs")
 
-#: Bumped when the stored layout of a running wizard changes.
-RECORD_VERSION = 2
+#: Bumped when the stored layout of a running wizard changes. Stored as ``"v"`` with every
+#: running wizard; a record of a version above this one is not read (see ``_record_version``).
+RECORD_VERSION = 3
 _HISTORY_LIMIT = 30
 _BUTTON_PREFIX = "aw"
 
@@ -94,7 +95,8 @@ def step(
             (``"{name}, is that right?"``: the string is markup for the wizard's parse mode, the
             values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
             sync/async callable taking the wizard and returning either (a returned string is
-            sent as is: escape values in it with :func:`aiostep_dialogs.formatting.escape`).
+            sent as is: escape values in it with
+            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]).
         validate: one validator or a list applied in order; the method gets the result.
             Default: a text message of at most 4096 characters (or one of ``choices``).
         error: shown instead of a validator's own reason when the input is rejected.
@@ -158,6 +160,7 @@ class Texts:
     cannot_skip: str = "This step can't be skipped."
     stale_button: str = "This button is no longer active."
     progress: str = "Step {index} of {total}"
+    interrupted: str = "Sorry, I was interrupted and lost your last message."
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,42 @@ class Finish:
     """Returned by ``self.finish(result)``: end the wizard with ``result``."""
 
     result: Any = None
+
+
+def _undo_entry(state: str, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The history entry of an answer at ``state`` that turned ``before`` into ``after``:
+    only what ``/back`` needs to undo it (the record stays small, history or not)."""
+    entry: dict[str, Any] = {"s": state}
+    replaced = {k: v for k, v in before.items() if k not in after or after[k] != v}
+    added = [k for k in after if k not in before]
+    if replaced:
+        entry["r"] = replaced
+    if added:
+        entry["x"] = added
+    return entry
+
+
+def _undo(entry: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the answer of history ``entry`` undone."""
+    if "d" in entry:  # a record of version 2 or older: the whole data before the answer
+        old = entry["d"]
+        return dict(old) if isinstance(old, dict) else {}
+    undone = {k: v for k, v in data.items() if k not in set(entry.get("x", ()))}
+    replaced = entry.get("r")
+    if isinstance(replaced, dict):
+        undone.update(replaced)
+    return undone
+
+
+def _record_version(meta: Mapping[str, Any]) -> int | None:
+    """The layout version of a running wizard's stored kwargs, or ``None`` when this code
+    cannot read it (a newer version, or not a version at all). Versions 1 to 3 differ only in
+    what a history entry holds (up to 2 the whole data before the answer, ``"d"``; from 3 the
+    answer's changes to undo, ``"r"`` and ``"x"``), which ``/back`` reads entry by entry."""
+    version = meta.get("v", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        return None
+    return version if 1 <= version <= RECORD_VERSION else None
 
 
 @dataclass
@@ -198,8 +237,8 @@ class Wizard:
     """Base class of a multi-step conversation.
 
     Subclass it, declare ``class State(Enum)`` and decorate one method per state with
-    :func:`step`. A step method gets the validated value and returns ``None`` (go to the next
-    declared step), a ``State`` member (go there), or ``self.finish(result)``.
+    [`step`][aiostep_dialogs.step]. A step method gets the validated value and returns ``None`` (go
+    to the next declared step), a ``State`` member (go there), or ``self.finish(result)``.
 
     Class options: ``wizard_id`` (stable id, stored with every conversation; default
     ``module.QualName``; set it with ``class Signup(Wizard, name="signup")``), ``commands``,
@@ -227,13 +266,21 @@ class Wizard:
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.wizard_id = name or f"{cls.__module__}.{cls.__qualname__}"
         specs: list[StepSpec] = []
         for klass in reversed(cls.__mro__):
-            for attr in vars(klass).values():
+            if klass is Wizard or klass is object:
+                continue
+            # a subclass may replace a parent's step for a state; one class body may not
+            # declare two, or the later one would silently win
+            declared: dict[enum.Enum, str] = {}
+            for attr_name, attr in vars(klass).items():
                 spec = getattr(attr, "__wizard_step__", None)
                 if isinstance(spec, StepSpec):
+                    _check_step_method(cls, klass, attr_name, spec, declared)
+                    declared[spec.state] = attr_name
                     specs = [s for s in specs if s.state != spec.state] + [spec]
+        # only now: a step named wizard_id must be seen (and refused) before this replaces it
+        cls.wizard_id = name or f"{cls.__module__}.{cls.__qualname__}"
         if not specs:
             return  # an abstract intermediate class
         state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
@@ -245,6 +292,7 @@ class Wizard:
                     f"{cls.__qualname__}.{spec.method.__name__}: {spec.state!r} is not a "
                     f"member of {cls.__qualname__}.State"
                 )
+        _check_targets(cls, state_enum, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
@@ -281,7 +329,8 @@ class Wizard:
         #: the data collected so far (JSON values); persisted after each step
         self.data: dict[str, Any] = data if data is not None else {}
         self.state = state
-        #: the steps answered so far, newest last: ``{"s": state name, "d": data before it}``
+        #: the steps answered so far, newest last: ``{"s": state name, "r": {name: value the
+        #: answer replaced}, "x": [names the answer added]}`` (empty parts left out)
         self.history: list[dict[str, Any]] = history if history is not None else []
         self.nonce = nonce
         self.attempts = attempts
@@ -301,7 +350,7 @@ class Wizard:
 
     @classmethod
     def to_mermaid(cls) -> str:
-        """This wizard's flow as a Mermaid flowchart (see :mod:`aiostep_dialogs.graph`)."""
+        """This wizard's flow as a Mermaid flowchart (see `aiostep_dialogs.graph`)."""
         from aiostep_dialogs.graph import to_mermaid
 
         return to_mermaid(cls)
@@ -310,8 +359,8 @@ class Wizard:
         """Send ``text`` to the wizard's chat (and forum topic).
 
         A string is markup for the wizard's ``parse_mode`` (escape user data in it with
-        :func:`aiostep_dialogs.formatting.escape`); an aiogram formatting node (``Text``,
-        ``Bold``...) is sent as text and entities, with nothing to escape.
+        [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]); an aiogram formatting node
+        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape.
         """
         if self.key.thread_id is not None:
             kwargs.setdefault("message_thread_id", self.key.thread_id)
@@ -395,7 +444,9 @@ class Wizard:
         assert guard.listen.storage is not None
         cls._storage = guard.listen.storage
         if cls.scope == "chat":
-            guard.listen.chat_wide = True
+            # only this wizard's conversations are chat-wide: the Dispatcher's other
+            # conversations keep their per-user routing, and cost nothing more
+            guard.listen.route_chat_wide(cls._step_name(s) for s in cls._steps)
         elif cls.scope != "user":
             raise ValueError(f"{cls.__qualname__}.scope must be 'user' or 'chat'")
         router = cls._router(entry)
@@ -432,6 +483,8 @@ class Wizard:
             key = cls._key(message)
             if key is None:
                 raise SkipHandler()
+            if cls.scope == "chat" and await cls._sender_has_own_wizard(message, aiostep_seen):
+                raise SkipHandler()  # the sender's own wizard comes first, as its answers do
             wizard = await cls._load(key, bot, message, aiostep_seen)
             if wizard is None:
                 raise SkipHandler()  # not in this wizard: let other handlers have the command
@@ -456,7 +509,14 @@ class Wizard:
         bot = bot or event.bot
         if bot is None:
             raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
-        record = await cls._storage_or_fail().read(storage_key(key))
+        storage = cls._storage_or_fail()
+        # the routing of this update already read the record: reuse it (one round trip less)
+        ctx = aiostep.current_update.get()
+        seen = ctx.data.get("aiostep_seen") if ctx is not None else None
+        if isinstance(seen, aiostep.SeenRecords) and seen.storage is storage:
+            record = await seen.read(storage_key(key))
+        else:
+            record = await storage.read(storage_key(key))
         running_cls = None
         if record is not None and record.callback is not None:
             running_cls = _wizards.get(str(record.kwargs.get("w")))
@@ -472,6 +532,37 @@ class Wizard:
         await wizard._enter(cls._steps[0])
         return wizard
 
+    @classmethod
+    async def forget(
+        cls, chat_id: int, user_id: int | None = None, *, bot: Bot, thread_id: int | None = None
+    ) -> None:
+        """Forget the conversation this wizard runs in for ``user_id`` in ``chat_id``: its
+        pending step, state and collected data are removed from the wizard's storage (a GDPR
+        erasure, an admin reset). Works from any handler or from outside an update.
+
+        No hook runs and nothing is sent; the user's next message goes to the normal handlers.
+        The record is the conversation's, whichever wizard or step wrote it last.
+
+        Args:
+            chat_id: the chat (the user's id for a private chat).
+            user_id: the user; not needed when ``scope = "chat"``, where the chat's one
+                conversation is forgotten, whoever answered in it.
+            bot: the bot the conversation is with (storage keys end in its id).
+            thread_id: the forum topic, if the wizard ran in one.
+        """
+        if cls.scope == "chat":
+            user_id = ANYONE
+        elif user_id is None:
+            raise ValueError(f"{cls.__qualname__}.forget needs the user_id (scope is 'user')")
+        await aiostep.unregister_steps(
+            user_id,
+            chat_id=chat_id,
+            thread_id=thread_id,
+            bot_id=bot.id,
+            storage=cls._storage_or_fail(),
+            forget=True,
+        )
+
     # -- internals -------------------------------------------------------------------------------
     @classmethod
     def _key(cls, event: TelegramObject) -> ConversationKey | None:
@@ -480,6 +571,26 @@ class Wizard:
         if key is not None and cls.scope == "chat":
             return key._replace(user_id=ANYONE)
         return key
+
+    @classmethod
+    async def _sender_has_own_wizard(
+        cls, event: TelegramObject, seen: aiostep.SeenRecords | None
+    ) -> bool:
+        """Whether the sender of ``event`` runs a wizard of their own in this chat (routing
+        already read that record: no round trip)."""
+        own = key_of(event)
+        if own is None:
+            return False
+        storage = cls._storage_or_fail()
+        if seen is not None and seen.storage is storage:
+            record = await seen.read(storage_key(own))
+        else:
+            record = await storage.read(storage_key(own))
+        return (
+            record is not None
+            and record.callback is not None
+            and (str(record.kwargs.get("w")) in _wizards)
+        )
 
     @classmethod
     def _step_name(cls, spec: StepSpec) -> str:
@@ -506,6 +617,16 @@ class Wizard:
         ) -> None:
             wizard = cls._restore(step_context, conversation, bot, event)
             if wizard is None:
+                if _record_version(step_context.kwargs) is None:
+                    # a newer deploy's record: leave it pending for it, the update goes on
+                    raise SkipHandler()
+                return
+            if step_context.claim is not None and isinstance(event, Message):
+                # The process that ran this step last died before its outcome (the step was
+                # offered again): the user's message it was handling is lost, and this one
+                # may not be an answer ("hello?"). Ask again, so they know what is asked.
+                await wizard._park(spec)
+                await wizard._send_prompt(spec, error=cls.texts.interrupted)
                 return
             await wizard._handle(spec, event)
 
@@ -517,6 +638,18 @@ class Wizard:
         cls, record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject | None
     ) -> Wizard | None:
         meta = record.kwargs
+        if _record_version(meta) is None:
+            # its layout may mean anything: not misread, treated as not running, kept as is
+            logger.error(
+                "%s: conversation %s is stored as wizard record version %r, and this code reads "
+                "versions 1 to %d (written by a newer deploy?): it is treated as not running "
+                "and left as it is",
+                cls.wizard_id,
+                key,
+                meta.get("v"),
+                RECORD_VERSION,
+            )
+            return None
         if meta.get("w") != cls.wizard_id or record.current_state is None:
             return None
         state_name = record.current_state.rpartition(":")[2]
@@ -644,14 +777,20 @@ class Wizard:
             target = self._steps[index + 1]
         elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
             target = self._by_state[outcome.name]
+        elif isinstance(outcome, self.State):
+            raise ValueError(
+                f"{type(self).__qualname__}.{spec.method.__name__} returned "
+                f"State.{outcome.name}, which has no @step; declare one or return another state"
+            )
         else:
             raise TypeError(
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
                 "return None, a State member, or self.finish(...)"
             )
         history = self.history
-        entry = {"s": spec.state.name, "d": before}
-        self.history = [*self.history, entry][-_HISTORY_LIMIT:]
+        self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
+            -_HISTORY_LIMIT:
+        ]
         await self._enter(target, back_to=(spec, before, history))
 
     async def _enter(
@@ -792,7 +931,7 @@ class Wizard:
             return
         back_to = (self._spec(), self.data, list(self.history))
         entry = self.history.pop()
-        self.data = entry["d"]  # the answer given there is undone with it
+        self.data = _undo(entry, self.data)  # the answer given there is undone with it
         await self._enter(self._by_state[entry["s"]], back_to=back_to)
 
     async def _do_cancel(self) -> None:
@@ -815,6 +954,75 @@ class Wizard:
             await self._reject(spec, exc.reason)
             return
         await self._advance(spec, outcome, snapshot)
+
+
+#: Hooks a subclass overrides with plain methods (never with a step).
+_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up"))
+
+
+def _reserved_names() -> frozenset[str]:
+    """Every name the Wizard runtime itself uses on a wizard: the base class's attributes
+    and options, and what ``__init__`` sets on an instance. A step method named so would
+    replace it."""
+    probe = Wizard(key=ConversationKey(0, 0, None, 0), bot=Bot.__new__(Bot))
+    return frozenset(dir(Wizard)) | frozenset(Wizard.__annotations__) | frozenset(vars(probe))
+
+
+_RESERVED = _reserved_names()
+
+
+def _check_step_method(
+    cls: type[Wizard], klass: type, attr: str, spec: StepSpec, declared: dict[enum.Enum, str]
+) -> None:
+    """Refuse, at class definition, a step method the runtime could not use as declared."""
+    where = f"{cls.__qualname__}.{attr}" if klass is cls else f"{klass.__qualname__}.{attr}"
+    if attr in _HOOKS:
+        raise TypeError(
+            f"{where}: {attr} is a Wizard hook, not a step: override it without @step, and "
+            f"give the step for {spec.state!r} another name"
+        )
+    if attr in _RESERVED:
+        raise TypeError(
+            f"{where}: the step for {spec.state!r} is named {attr!r}, which the Wizard "
+            "runtime itself uses (a method, option or attribute of every wizard); rename the "
+            "step method"
+        )
+    if spec.state in declared:
+        raise TypeError(
+            f"{where}: {klass.__qualname__} declares two steps for {spec.state!r} "
+            f"({declared[spec.state]} and {attr}); keep one, or declare the other for "
+            "another state"
+        )
+    if not inspect.iscoroutinefunction(spec.method):
+        raise TypeError(
+            f"{where}: a step method must be `async def` (it is awaited with the user's "
+            f"answer); write `async def {attr}(self, value)`"
+        )
+
+
+def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
+    """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
+    without a step: the wizard would fail only when a user got there."""
+    from aiostep_dialogs.graph import returned_names
+
+    with_step = {s.state.name for s in specs}
+    for spec in specs:
+        name = spec.method.__name__
+        for target in spec.branches:
+            if not isinstance(target, state_enum):
+                raise TypeError(
+                    f"{cls.__qualname__}.{name}: branches= names {target!r}, which is not a "
+                    f"member of {cls.__qualname__}.State"
+                )
+        named = [t.name for t in spec.branches] + [
+            n for n in returned_names(spec.method) if n in state_enum.__members__
+        ]
+        for target_name in named:
+            if target_name not in with_step:
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} can go to State.{target_name}, which has no "
+                    f"@step: declare a step for State.{target_name}, or go to another state"
+                )
 
 
 def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:
@@ -852,7 +1060,9 @@ class _PromptGuard:
         seen = data.get("aiostep_seen")
         read = seen.read if isinstance(seen, aiostep.SeenRecords) else storage.read
         record = await read(storage_key(key))
-        if (record is None or record.callback is None) and self.listen.chat_wide:
+        if (record is None or record.callback is None) and (
+            self.listen.chat_wide or self.listen.chat_wide_steps
+        ):
             key = key._replace(user_id=ANYONE)
             record = await read(storage_key(key))
         if record is None or record.callback is None:

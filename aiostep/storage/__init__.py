@@ -1,8 +1,11 @@
 """State storages: one async interface, three backends.
 
-- :class:`MemoryStateStorage`: in this process (cachebox); fastest; lost on restart.
-- :class:`FileStateStorage`: a journal file (aiofiles); survives restarts; one process.
-- :class:`RedisStateStorage`: Redis (redis.asyncio); survives restarts; several workers.
+- [`MemoryStateStorage`][aiostep.MemoryStateStorage]: in this process (cachebox); fastest; lost on
+  restart.
+- [`FileStateStorage`][aiostep.FileStateStorage]: a journal file (aiofiles); survives restarts; one
+  process.
+- [`RedisStateStorage`][aiostep.storage.RedisStateStorage]: Redis (redis.asyncio); survives
+  restarts; several workers.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import cachebox
 
 from aiostep.clock import get_clock
 from aiostep.storage.base import (
+    MAX_RECORD_BYTES,
     UNSET,
     BaseStorage,
     Claim,
@@ -24,6 +25,7 @@ from aiostep.storage.base import (
     apply_patch,
     check_owner,
     check_patch,
+    check_record_size,
     claim_alive,
     claim_outcome,
     decide_claim,
@@ -48,15 +50,22 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class AsyncMemoryStateStorage(BaseStorage):
-    """The async view of a memory storage: what :class:`~aiostep.Listen` and wizards use.
+    """The async view of a memory storage: what [`Listen`][aiostep.Listen] and wizards use.
 
     Records live in ``cache`` (any cachebox cache, e.g. ``TTLCache``/``LRUCache``; default
     unbounded) as ``(record, expires_at)``; data is JSON-checked and copied on the way in and
-    out, so code that works here behaves the same on File and Redis.
+    out, so code that works here behaves the same on File and Redis. ``max_record_bytes``
+    limits a record's size (see [`BaseStorage`][aiostep.BaseStorage]).
     """
 
-    def __init__(self, cache: Any = None, ex: ExpiryT = None) -> None:
-        super().__init__(ex)
+    def __init__(
+        self,
+        cache: Any = None,
+        ex: ExpiryT = None,
+        *,
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
+    ) -> None:
+        super().__init__(ex, max_record_bytes=max_record_bytes)
         self.cache: Any = cache if cache is not None else cachebox.Cache(0)
 
     def _get(self, key: str) -> StateContext | None:
@@ -92,8 +101,11 @@ class AsyncMemoryStateStorage(BaseStorage):
         k = _key(key)
         before = self._get(k)
         check_owner(k, before, patch)
-        self._put(k, apply_patch(before, patch), self._ex(ex))
-        return copy.deepcopy(before)
+        new = apply_patch(before, patch)
+        if before is not None:
+            check_record_size(new, patch, k, self.max_record_bytes)
+        self._put(k, new, self._ex(ex))
+        return before  # read-only to callers (see BaseStorage.write)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""
@@ -115,7 +127,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         update_id: int | None = None,
         window: float = 0.0,  # one process: its ordering gate keeps arrival order
     ) -> Claim:
-        """Claim the pending step at ``key`` for an update (see :func:`decide_claim`)."""
+        """Claim the pending step at ``key`` for an update (see `decide_claim`)."""
         k = _key(key)
         before = self._get(k)
         if before is None or before.callback is None:
@@ -163,22 +175,29 @@ class AsyncMemoryStateStorage(BaseStorage):
 class MemoryStateStorage:
     """In-memory storage with the seed's plain (non-awaited) calls.
 
-    Example::
-
+    Example:
+        ```python
         storage = MemoryStateStorage(TTLCache(1000, 86400))
         storage.set_state(user_id=12345, state="awaiting_input")
         print(storage.get_state(user_id=12345).current_state)
+        ```
 
-    Give it to :class:`~aiostep.Listen` or a wizard as is: they use its async view ``.aio``.
+    Give it to [`Listen`][aiostep.Listen] or a wizard as is: they use its async view ``.aio``.
     Use it for development, tests and single-process bots whose conversations may be lost on a
-    restart; use :class:`~aiostep.storage.FileStateStorage` or
-    :class:`~aiostep.storage.RedisStateStorage` when they must survive one.
+    restart; use [`FileStateStorage`][aiostep.FileStateStorage] or
+    [`RedisStateStorage`][aiostep.storage.RedisStateStorage] when they must survive one.
     """
 
     persistent = False
 
-    def __init__(self, cache: Any = None, ex: ExpiryT = None) -> None:
-        self.aio = AsyncMemoryStateStorage(cache, ex)
+    def __init__(
+        self,
+        cache: Any = None,
+        ex: ExpiryT = None,
+        *,
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
+    ) -> None:
+        self.aio = AsyncMemoryStateStorage(cache, ex, max_record_bytes=max_record_bytes)
 
     @property
     def cache(self) -> Any:

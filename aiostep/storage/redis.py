@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiostep.clock import get_clock
-from aiostep.exceptions import StorageUnavailableError
+from aiostep.exceptions import RecordTooLargeError, StorageUnavailableError
 from aiostep.storage.base import (
+    MAX_RECORD_BYTES,
     UNSET,
     BaseStorage,
     Claim,
@@ -77,9 +78,10 @@ local function alive(key, now)
 end
 """
 
-# KEYS[1]=key; ARGV: ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' = none), ndel,
-# del fields..., pairs... Returns {1, record before} or, when owner no longer holds the claim,
-# {0, the claim's current owner or ''} and writes nothing.
+# KEYS[1]=key; ARGV: ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' = none), size limit
+# of the merged record ('' = none), ndel, del fields..., pairs... Returns {1, record before};
+# or writes nothing and returns {0, the claim's current owner or ''} when owner no longer holds
+# the claim, {2, size} when the record would exceed the limit.
 _WRITE = """
 local key = KEYS[1]
 if ARGV[3] ~= '' then
@@ -87,6 +89,30 @@ if ARGV[3] ~= '' then
   if holder ~= ARGV[3] then return {0, holder or ''} end
 end
 local before = redis.call('HGETALL', key)
+local ndel = tonumber(ARGV[5])
+if ARGV[4] ~= '' then
+  -- the record's data and kwargs after this merge, measured as JSON (as the Python side does;
+  -- a data name JSON would escape counts unescaped): over the limit, nothing is written
+  local data, kw = {}, nil
+  for i = 1, #before, 2 do
+    local f = before[i]
+    if f == 'kwargs' then kw = #before[i + 1]
+    elseif ARGV[2] ~= '1' and string.sub(f, 1, 2) == 'd:' then
+      data[string.sub(f, 3)] = #before[i + 1]
+    end
+  end
+  for i = 6, 5 + ndel do if ARGV[i] == 'kwargs' then kw = nil end end
+  for i = 6 + ndel, #ARGV, 2 do
+    local f = ARGV[i]
+    if f == 'kwargs' then kw = #ARGV[i + 1]
+    elseif string.sub(f, 1, 2) == 'd:' then data[string.sub(f, 3)] = #ARGV[i + 1] end
+  end
+  local size, n = 0, 0
+  for name, len in pairs(data) do size = size + #name + 3 + len; n = n + 1 end
+  if n > 0 then size = size + n + 1 end  -- the braces, and a comma between items
+  size = size + (kw or 0)
+  if size > tonumber(ARGV[4]) then return {2, tostring(size)} end
+end
 if ARGV[3] ~= '' then
   -- the claim's outcome: the claim ends and its update counts as applied
   local inflight = redis.call('HGET', key, 'inflight')
@@ -101,20 +127,19 @@ if ARGV[2] == '1' then
     if string.sub(before[i], 1, 2) == 'd:' then redis.call('HDEL', key, before[i]) end
   end
 end
-local ndel = tonumber(ARGV[4])
-for i = 5, 4 + ndel do redis.call('HDEL', key, ARGV[i]) end
+for i = 6, 5 + ndel do redis.call('HDEL', key, ARGV[i]) end
 -- 'order' lists the data names, NUL-terminated, in insertion order: a hash has none of its own
 local order = ''
 if ARGV[2] ~= '1' then order = redis.call('HGET', key, 'order') or '' end
 local grew = ARGV[2] == '1'
-for i = 5 + ndel, #ARGV, 2 do
+for i = 6 + ndel, #ARGV, 2 do
   local f = ARGV[i]
   if string.sub(f, 1, 2) == 'd:' and (ARGV[2] == '1' or redis.call('HEXISTS', key, f) == 0) then
     order = order .. string.sub(f, 3) .. '\0'
     grew = true
   end
 end
-if #ARGV > 4 + ndel then redis.call('HSET', key, unpack(ARGV, 5 + ndel)) end
+if #ARGV > 5 + ndel then redis.call('HSET', key, unpack(ARGV, 6 + ndel)) end
 if grew then
   if order == '' then redis.call('HDEL', key, 'order')
   else redis.call('HSET', key, 'order', order) end
@@ -305,6 +330,9 @@ class RedisStateStorage(BaseStorage):
         pool_timeout: with a URL, seconds an update may wait for a free connection.
         socket_timeout: with a URL, seconds before a frozen Redis fails the call (connect and
             read), so an update fails cleanly instead of hanging.
+        max_record_bytes: the most bytes of JSON a record's data and kwargs may hold
+            (``None``: no limit); a merge is measured against what is stored, in the write
+            script: see [`BaseStorage`][aiostep.BaseStorage].
     """
 
     persistent = True
@@ -316,11 +344,12 @@ class RedisStateStorage(BaseStorage):
         ex: ExpiryT = None,
         *,
         prefix: str = "aiostep:",
-        max_connections: int = 64,
-        pool_timeout: float = 10.0,
+        max_connections: int = 100,
+        pool_timeout: float = 30.0,
         socket_timeout: float = 5.0,
+        max_record_bytes: int | None = MAX_RECORD_BYTES,
     ) -> None:
-        super().__init__(ex)
+        super().__init__(ex, max_record_bytes=max_record_bytes)
         self._owns_client = isinstance(redis, str)
         if isinstance(redis, str):
             # redis-py's default pool raises MaxConnectionsError past 100 connections at once,
@@ -336,7 +365,8 @@ class RedisStateStorage(BaseStorage):
         else:
             self.redis = redis
         self.prefix = prefix
-        #: seconds between this worker's announcements (see :meth:`peers`)
+        #: seconds between this worker's announcements (see
+        #: [`peers`][aiostep.storage.RedisStateStorage.peers])
         self.heartbeat = 1.0
         self._worker = secrets.token_hex(8)
         self._peers = 1
@@ -404,12 +434,25 @@ class RedisStateStorage(BaseStorage):
         ttl = self._ex(ex)
         ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
         owner = "" if patch.owner is UNSET else patch.owner
-        args = [ttl_ms, "1" if replace else "0", owner, str(len(delete)), *delete, *pairs]
+        # write() measured what the patch gives; a merge into what is stored is measured there
+        merges = (
+            patch.data is UNSET and (patch.data_update is not UNSET or patch.kwargs is not UNSET)
+        ) or (patch.kwargs is UNSET and patch.data is not UNSET)
+        limit = "" if self.max_record_bytes is None or not merges else str(self.max_record_bytes)
+        args = [ttl_ms, "1" if replace else "0", owner, limit, str(len(delete)), *delete, *pairs]
         ok, result = await self._call(self._write_script, key, args)
-        if not int(ok):
+        if int(ok) == 0:
             from aiostep.exceptions import ClaimLostError
 
             raise ClaimLostError(_key(key), owner, _text(result) or None)
+        if int(ok) == 2:
+            assert self.max_record_bytes is not None
+            raise RecordTooLargeError(
+                _key(key),
+                int(_text(result)),
+                self.max_record_bytes,
+                "its data and kwargs, with this update merged in",
+            )
         return _decode(result)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
@@ -493,7 +536,7 @@ class RedisStateStorage(BaseStorage):
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:
         """Turn the client's connection errors and time-outs into a
-        :class:`~aiostep.exceptions.StorageUnavailableError` that names this Redis."""
+        `StorageUnavailableError` that names this Redis."""
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -511,7 +554,7 @@ class RedisStateStorage(BaseStorage):
     async def peers(self) -> int:
         """How many workers use this Redis (under this prefix) now, this one included.
 
-        Each storage object announces itself every :attr:`heartbeat` seconds in one sorted set
+        Each storage object announces itself every `heartbeat` seconds in one sorted set
         (one round trip a beat, none per update); a worker unseen for three beats is gone. The
         first call waits for the first beat, later ones answer from the last beat.
         """

@@ -1,8 +1,8 @@
 """Test tools for bots built with aiogram and aiostep: drive a real ``Dispatcher`` as simulated
 users, with the network to Telegram replaced and time under the test's control.
 
-Example::
-
+Example:
+    ```python
     from aiostep.testing import BotSimulator
 
     async def test_greets() -> None:
@@ -10,9 +10,10 @@ Example::
             talk = sim.chat()
             await talk.send("/start")
             talk.assert_last("Hello!")
+    ```
 
 pytest fixtures (``aiostep_simulator``, ``aiostep_clock``, ``aiostep_redis_url``) are in
-:mod:`aiostep.testing.pytest_plugin`.
+[`aiostep.testing.pytest_plugin`][aiostep.testing.pytest_plugin].
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Telegram's text parsing, for the test kit: markup in, plain text and entities out, or an error.
 
-:class:`~aiostep.testing.session.RecordingSession` runs every text and caption sent with a
-``parse_mode`` through :func:`parse_entities`, so a test fails where Telegram would answer
+[`RecordingSession`][aiostep.testing.RecordingSession] runs every text and caption sent with a
+``parse_mode`` through `parse_entities`, so a test fails where Telegram would answer
 ``400 Bad Request: can't parse entities`` (a user's ``<`` formatted into an HTML message), and the
 simulated chat holds what the user would see: tags gone, ``&lt;`` shown as ``<``.
 

@@ -1,6 +1,6 @@
 """A clock that moves only when a test says so, for testing timeouts without sleeping.
 
-``FakeClock`` implements :class:`aiostep.clock.Clock`. Install it with ``aiostep.clock.set_clock``
+``FakeClock`` implements `aiostep.clock.Clock`. Install it with ``aiostep.clock.set_clock``
 (or use it as a context manager, or ``BotSimulator.use_fake_clock()``); then
 ``await clock.advance(30)`` fires every timer due within those 30 seconds, in order, and lets the
 bot react to each before the next.
@@ -28,7 +28,7 @@ _MAX_FIRINGS = 100_000
 
 
 class FakeTimer:
-    """A timer of a :class:`FakeClock`; ``cancel()`` stops it."""
+    """A timer of a [`FakeClock`][aiostep.testing.FakeClock]; ``cancel()`` stops it."""
 
     __slots__ = ("_args", "_callback", "_cancelled", "_fired", "when")
 
@@ -62,16 +62,19 @@ class FakeTimer:
 
 
 class FakeClock:
-    """A :class:`aiostep.clock.Clock` whose time moves only on :meth:`advance`.
+    """A `aiostep.clock.Clock` whose time moves only on
+    [`advance`][aiostep.testing.FakeClock.advance].
 
     Args:
         start: the initial time, in epoch seconds (a fixed default keeps tests repeatable).
 
-    Use as a context manager to install it and restore the previous clock on exit::
+    Use as a context manager to install it and restore the previous clock on exit:
 
-        with FakeClock() as clock:
-            ...
-            await clock.advance(60)
+    ```python
+    with FakeClock() as clock:
+        ...
+        await clock.advance(60)
+    ```
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
@@ -137,7 +140,8 @@ class FakeClock:
         self._timers.clear()
 
     def add_settle_hook(self, hook: SettleHook) -> None:
-        """Run ``hook`` after each timer fires (and once at the end of :meth:`advance`)."""
+        """Run ``hook`` after each timer fires (and once at the end of
+        [`advance`][aiostep.testing.FakeClock.advance])."""
         self._hooks.append(hook)
 
     def remove_settle_hook(self, hook: SettleHook) -> None:
@@ -152,7 +156,8 @@ class FakeClock:
         return self
 
     def uninstall(self) -> None:
-        """Restore the clock that was in use before :meth:`install`."""
+        """Restore the clock that was in use before
+        [`install`][aiostep.testing.FakeClock.install]."""
         set_clock(self._previous.pop() if self._previous else None)
 
     def __enter__(self) -> FakeClock:

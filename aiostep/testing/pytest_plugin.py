@@ -5,16 +5,18 @@ installed, so it must not take names a project uses for its own fixtures):
     aiostep_simulator: a factory
         ``aiostep_simulator(dispatcher_or_factory, **options) -> BotSimulator``; every simulator
         it made is closed after the test (a handler error not raised yet fails the test then).
-    aiostep_clock: a :class:`~aiostep.testing.fake_clock.FakeClock` installed for the test.
+    aiostep_clock: a [`FakeClock`][aiostep.testing.FakeClock] installed for the test.
     aiostep_redis_url: the URL of an empty database on a ``redis-server`` started once per
         session (skipped when there is no ``redis-server``; a failure instead when ``CI=true``).
-    aiostep_redis_server: that server (:class:`~aiostep.testing.redis_server.RedisServer`).
+    aiostep_redis_server: that server ([`RedisServer`][aiostep.testing.RedisServer]).
 
-Shorter names are one line in your ``conftest.py``::
+Shorter names are one line in your ``conftest.py``:
 
-    @pytest.fixture
-    def redis_url(aiostep_redis_url: str) -> str:
-        return aiostep_redis_url
+```python
+@pytest.fixture
+def redis_url(aiostep_redis_url: str) -> str:
+    return aiostep_redis_url
+```
 
 Enabled by the package's ``pytest11`` entry point, or explicitly with
 ``-p aiostep.testing.pytest_plugin`` / ``pytest_plugins = ["aiostep.testing.pytest_plugin"]``.
@@ -47,10 +49,12 @@ __all__ = [
 
 
 class SimulatorFactory(Protocol):
-    """The ``aiostep_simulator`` fixture: builds a :class:`BotSimulator` closed after the test."""
+    """The ``aiostep_simulator`` fixture: builds a [`BotSimulator`][aiostep.testing.BotSimulator]
+    closed after the test."""
 
     def __call__(self, dispatcher: Dispatcher | DispatcherFactory, **options: Any) -> BotSimulator:
-        """A simulator of ``dispatcher``; ``options`` go to :class:`BotSimulator`."""
+        """A simulator of ``dispatcher``; ``options`` go to
+        [`BotSimulator`][aiostep.testing.BotSimulator]."""
         ...
 
 
@@ -75,7 +79,8 @@ except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
 
 @_async_fixture
 async def aiostep_simulator() -> AsyncIterator[SimulatorFactory]:
-    """A factory of :class:`BotSimulator`; every simulator made is closed after the test."""
+    """A factory of [`BotSimulator`][aiostep.testing.BotSimulator]; every simulator made is closed
+    after the test."""
     made: list[BotSimulator] = []
 
     def make(dispatcher: Dispatcher | DispatcherFactory, **options: Any) -> BotSimulator:
@@ -96,7 +101,8 @@ async def aiostep_simulator() -> AsyncIterator[SimulatorFactory]:
 
 @pytest.fixture
 def aiostep_clock() -> Iterator[FakeClock]:
-    """A :class:`FakeClock` installed as aiostep's clock for the test, then removed.
+    """A [`FakeClock`][aiostep.testing.FakeClock] installed as aiostep's clock for the test, then
+    removed.
 
     Simulators pick it up by themselves: ``await aiostep_clock.advance(s)`` waits for them.
     """

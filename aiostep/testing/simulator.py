@@ -1,7 +1,7 @@
 """Drive a real aiogram ``Dispatcher`` as simulated Telegram users, with no network.
 
-Example::
-
+Example:
+    ```python
     async with BotSimulator(build_dispatcher) as sim:
         talk = sim.chat(sim.user(first_name="Alice"))
         await talk.send("/start")
@@ -9,11 +9,13 @@ Example::
         await talk.send("Alice")
         await talk.click("Confirm")
         assert talk.toasts == ["Saved"]
+    ```
 
 Every update goes through ``dp.feed_update`` in its own task, as aiogram's polling runs it, so a
 handler may stay suspended in ``aiostep.wait_for`` while the next message arrives. After each
 action the simulator waits until every task it started is finished or parked in ``wait_for``
-(:meth:`BotSimulator.settle`); an exception a handler raised is re-raised there.
+([`BotSimulator.settle`][aiostep.testing.BotSimulator.settle]); an exception a handler raised is
+re-raised there.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ __all__ = [
 
 logger = logging.getLogger("aiostep")
 
-#: Builds the bot's Dispatcher (sync or async); called again by :meth:`BotSimulator.restart`.
+#: Builds the bot's Dispatcher (sync or async); called again by
+#: [`BotSimulator.restart`][aiostep.testing.BotSimulator.restart].
 DispatcherFactory: TypeAlias = Callable[[], Dispatcher | Awaitable[Dispatcher]]
 
 _TOKEN = "42:TEST"
@@ -69,8 +72,10 @@ _QUIET_DIRS = tuple(
     os.path.dirname(module.__file__ or "") + os.sep for module in (asyncio, aiogram)
 )
 
-#: A message given to :meth:`Conversation.edit`/``click``/``send(reply_to=...)``: the ``Message``
-#: a send returned, or a :class:`MessageRecord` from :attr:`Conversation.messages`.
+#: A message given to
+#: [`Conversation.edit`][aiostep.testing.Conversation.edit]/``click``/``send(reply_to=...)``: the
+#: ``Message`` a send returned, or a [`MessageRecord`][aiostep.testing.MessageRecord] from
+#: [`Conversation.messages`][aiostep.testing.Conversation.messages].
 MessageRef: TypeAlias = Message | MessageRecord
 
 
@@ -147,8 +152,9 @@ def _add_note(exc: BaseException, note: str) -> None:
 class Conversation:
     """One simulated user in one chat (and forum topic): what they do and what they see.
 
-    Get one with :meth:`BotSimulator.chat`. Actions (``send``, ``click``...) return once the bot
-    is idle again; the reading properties show the bot's side of this chat.
+    Get one with [`BotSimulator.chat`][aiostep.testing.BotSimulator.chat]. Actions (``send``,
+    ``click``...) return once the bot is idle again; the reading properties show the bot's side of
+    this chat.
 
     Attributes:
         sim: the simulator.
@@ -330,7 +336,8 @@ class Conversation:
         return query
 
     async def press(self, text: str) -> Message:
-        """Press the button ``text`` of the reply keyboard shown here (:attr:`keyboard`).
+        """Press the button ``text`` of the reply keyboard shown here
+        ([`keyboard`][aiostep.testing.Conversation.keyboard]).
 
         An ordinary button sends its text; a ``request_contact`` button shares the user's
         contact.
@@ -338,7 +345,7 @@ class Conversation:
         Raises:
             AssertionError: no reply keyboard here has that button (shows the transcript).
             NotImplementedError: another kind of request button (send it yourself, e.g.
-                :meth:`send_location`).
+                [`send_location`][aiostep.testing.Conversation.send_location]).
         """
         markup = self._reply_keyboard()
         buttons = [b for row in markup.keyboard for b in row] if markup is not None else []
@@ -486,13 +493,17 @@ class BotSimulator:
 
     Args:
         dispatcher: the bot's ``Dispatcher``, or a factory (sync or async) that builds it.
-            Only a factory allows :meth:`restart` (it builds the new process's Dispatcher).
-        bot: the ``Bot`` to use; its session must be a :class:`RecordingSession`. Default:
+            Only a factory allows [`restart`][aiostep.testing.BotSimulator.restart] (it builds the
+            new process's Dispatcher).
+        bot: the ``Bot`` to use; its session must be a
+            [`RecordingSession`][aiostep.testing.RecordingSession]. Default:
             ``Bot("42:TEST", session=RecordingSession())``.
-        settle_timeout: seconds :meth:`settle` waits for the bot to become idle.
+        settle_timeout: seconds [`settle`][aiostep.testing.BotSimulator.settle] waits for the bot to
+            become idle.
 
-    Use ``async with BotSimulator(...) as sim:``, or call :meth:`aclose` at the end: it ends
-    pending handlers, runs the shutdown hooks, restores the clock and closes the session.
+    Use ``async with BotSimulator(...) as sim:``, or call
+    [`aclose`][aiostep.testing.BotSimulator.aclose] at the end: it ends pending handlers, runs the
+    shutdown hooks, restores the clock and closes the session.
     """
 
     def __init__(
@@ -549,7 +560,8 @@ class BotSimulator:
 
     @property
     def dispatcher(self) -> Dispatcher:
-        """The current Dispatcher (a new one after each :meth:`restart`).
+        """The current Dispatcher (a new one after each
+        [`restart`][aiostep.testing.BotSimulator.restart]).
 
         Raises:
             RuntimeError: an async factory has not run yet (``await sim.start()`` first).
@@ -663,7 +675,8 @@ class BotSimulator:
     # --- fake time ---------------------------------------------------------------------------
 
     def use_fake_clock(self, start: float = 1_700_000_000.0) -> FakeClock:
-        """Install a :class:`FakeClock` for aiostep until :meth:`aclose`, and return it.
+        """Install a [`FakeClock`][aiostep.testing.FakeClock] for aiostep until
+        [`aclose`][aiostep.testing.BotSimulator.aclose], and return it.
 
         ``await clock.advance(seconds)`` then fires due timers and waits for this bot to settle.
         """
@@ -687,7 +700,8 @@ class BotSimulator:
     ) -> User:
         """A simulated Telegram user (ids from 1001, names Alice, Bob... unless given).
 
-        The first user made is the default user of :meth:`chat` and :meth:`send`.
+        The first user made is the default user of [`chat`][aiostep.testing.BotSimulator.chat] and
+        [`send`][aiostep.testing.BotSimulator.send].
         """
         number = next(self._user_ids)
         user_id = id if id is not None else number
@@ -750,8 +764,8 @@ class BotSimulator:
     def chat(
         self, user: User | None = None, chat: Chat | None = None, *, thread_id: int | None = None
     ) -> Conversation:
-        """``user`` (default: :attr:`default_user`) in ``chat`` (default: their private chat),
-        in forum topic ``thread_id`` if given."""
+        """``user`` (default: [`default_user`][aiostep.testing.BotSimulator.default_user]) in
+        ``chat`` (default: their private chat), in forum topic ``thread_id`` if given."""
         user = user if user is not None else self.default_user
         chat = chat if chat is not None else self.private_chat(user)
         self.session.chat_log(chat)
@@ -760,13 +774,15 @@ class BotSimulator:
     async def send(
         self, text: str, *, user: User | None = None, chat: Chat | None = None
     ) -> Message:
-        """Send ``text`` as ``user`` in ``chat`` (defaults as in :meth:`chat`)."""
+        """Send ``text`` as ``user`` in ``chat`` (defaults as in
+        [`chat`][aiostep.testing.BotSimulator.chat])."""
         return await self.chat(user, chat).send(text)
 
     async def click(
         self, text: str, *, user: User | None = None, chat: Chat | None = None
     ) -> CallbackQuery:
-        """Press inline button ``text`` as ``user`` in ``chat`` (see :meth:`Conversation.click`)."""
+        """Press inline button ``text`` as ``user`` in ``chat`` (see
+        [`Conversation.click`][aiostep.testing.Conversation.click])."""
         return await self.chat(user, chat).click(text)
 
     def transcript(self, chat: Chat | int | None = None) -> str:
@@ -778,7 +794,8 @@ class BotSimulator:
     # --- updates -----------------------------------------------------------------------------
 
     async def feed(self, update: Update, *, chat_id: int | None = None) -> None:
-        """Feed any ``update`` to the Dispatcher in a new task, then :meth:`settle`.
+        """Feed any ``update`` to the Dispatcher in a new task, then
+        [`settle`][aiostep.testing.BotSimulator.settle].
 
         ``chat_id`` names the chat whose transcript an error report shows.
         """
@@ -799,7 +816,7 @@ class BotSimulator:
         Raises:
             Exception: the first exception a handler raised (others are logged), with the
                 chat's transcript attached as a note.
-            SettleTimeoutError: still busy after ``timeout`` (default :attr:`settle_timeout`)
+            SettleTimeoutError: still busy after ``timeout`` (default `settle_timeout`)
                 seconds; the message says where each busy task is and shows the transcript.
         """
         # Concurrent sends share one settling loop: one loop per caller, each polling every
@@ -846,9 +863,9 @@ class BotSimulator:
     def raise_failures(self) -> None:
         """Raise the first exception a handler raised that no action has raised yet.
 
-        Actions and :meth:`settle` do this themselves; call it when driving a bot without
-        acting, e.g. to report what a timed-out ``wait_for`` or a background update raised while
-        the user is idle.
+        Actions and [`settle`][aiostep.testing.BotSimulator.settle] do this themselves; call it when
+        driving a bot without acting, e.g. to report what a timed-out ``wait_for`` or a background
+        update raised while the user is idle.
         """
         self._raise_failures()
 

@@ -1,7 +1,7 @@
 """Telegram's side of a simulated chat: the messages in it, callback answers, and a transcript.
 
-:class:`~aiostep.testing.session.RecordingSession` writes here what the bot does (sends, edits,
-deletes, answers to button presses); :class:`~aiostep.testing.simulator.BotSimulator` writes
+[`RecordingSession`][aiostep.testing.RecordingSession] writes here what the bot does (sends, edits,
+deletes, answers to button presses); [`BotSimulator`][aiostep.testing.BotSimulator] writes
 what users do. Both read it back: the simulator to find buttons to press, tests to assert.
 """
 

@@ -11,21 +11,21 @@ import aiostep
 
 # --8<-- [start:flow]
 async def start(message: Message) -> None:
+    await aiostep.register_next_step(message.from_user.id, ask_age)  # register first, then ask
     await message.reply("What is your name?")
-    await aiostep.register_next_step(message.from_user.id, ask_age)
 
 
 async def ask_age(msg: Message) -> None:
-    await msg.reply("How old are you?")
     await aiostep.register_next_step(msg.from_user.id, confirm_details, kwargs={"name": msg.text})
+    await msg.reply("How old are you?")
 
 
 async def confirm_details(msg: Message, name: str) -> None:
     try:
         age = int(msg.text or "")
     except ValueError:
-        await msg.reply("Please provide a valid age!")
         await aiostep.register_next_step(msg.from_user.id, confirm_details, kwargs={"name": name})
+        await msg.reply("Please provide a valid age!")
     else:
         await msg.reply(f"Your name is {name} and you're {age} years old. Thanks!")
 

@@ -14,8 +14,8 @@ import aiostep
 async def got_rating(message: Message, product: str) -> None:
     text = message.text or ""
     if not (text.isdigit() and 1 <= int(text) <= 5):
+        await ask_rating(message, product)  # register the same step again, then say why
         await message.answer("Please send a number from 1 to 5.")
-        await ask_rating(message, product)  # register the same step again
         return
     # register first, then ask: a crash in between never loses the step
     await aiostep.register_next_step(
@@ -50,8 +50,8 @@ def build(storage: object = None) -> Dispatcher:
 
     @dp.message(Command("feedback"))
     async def feedback(message: Message) -> None:
-        await message.answer("Rate our pizza from 1 to 5:")
         await ask_rating(message, "pizza")
+        await message.answer("Rate our pizza from 1 to 5:")
 
     @dp.message()
     async def fallback(message: Message) -> None:

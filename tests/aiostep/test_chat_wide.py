@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Dispatcher
+from aiogram import Dispatcher, F
 from aiogram.filters import Command
 from aiogram.types import Message
 
@@ -69,3 +69,60 @@ async def test_a_chat_wide_wait_is_not_answered_from_another_chat() -> None:
         await sim.chat(bob, group).send("now")
         assert sim.chat(bob, group).last == "Bob said now"
 
+
+# --- route_chat_wide: only named persisted steps, only for senders with nothing of their own ---
+
+
+@aiostep.step("test-chat-wide.vote")
+async def vote(message: Message) -> None:
+    assert message.from_user is not None
+    await message.answer(f"vote from {message.from_user.first_name}: {message.text}")
+
+
+@aiostep.step("test-chat-wide.own", filter=F.text.isdigit())
+async def own(message: Message) -> None:
+    await message.answer(f"own: {message.text}")
+
+
+def build_named() -> Dispatcher:
+    dp = Dispatcher()
+    listen = aiostep.setup(dp, storage=aiostep.MemoryStateStorage())
+    listen.route_chat_wide(["test-chat-wide.vote"])
+
+    @dp.message(Command("vote"))
+    async def open_vote(message: Message) -> None:
+        await aiostep.register_next_step(aiostep.ANYONE, vote, chat_id=message.chat.id)
+
+    @dp.message(Command("own"))
+    async def open_own(message: Message) -> None:
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, own)
+
+    @dp.message()
+    async def other(message: Message) -> None:
+        await message.answer(f"normal handler: {message.text}")
+
+    return dp
+
+
+async def test_route_chat_wide_routes_a_named_step_to_members_with_nothing_of_their_own() -> None:
+    async with BotSimulator(build_named()) as sim:
+        alice, bob = sim.user(first_name="Alice"), sim.user(first_name="Bob")
+        group = sim.group()
+        a, b = sim.chat(alice, group), sim.chat(bob, group)
+        await a.send("/vote")
+        await b.send("/own")
+        await b.send("pizza")  # Bob's own step refuses it: not the chat's step's to take
+        assert b.last == "normal handler: pizza"
+        await a.send("pasta")
+        assert a.last == "vote from Alice: pasta"
+
+
+def test_route_chat_wide_needs_a_storage() -> None:
+    listen = aiostep.Listen()
+    try:
+        listen.route_chat_wide(["x"])
+    except ValueError as exc:
+        assert "storage" in str(exc)
+    else:
+        raise AssertionError("route_chat_wide accepted a Listen without storage")

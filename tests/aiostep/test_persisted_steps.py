@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiogram import Bot, Dispatcher, F
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ErrorEvent, Message, User
@@ -47,9 +48,11 @@ def factory(backend: Backend, handlers: Handlers, **dp_data: Any) -> Callable[[]
 
 
 async def stored(backend: Backend, user_id: int, chat_id: int | None = None) -> StateContext | None:
-    """The record of a conversation, read through a fresh storage object."""
+    """The record of a conversation, read through a fresh storage object (Redis) or the bot's
+    own one (File: a journal has one writer at a time, a second object is refused)."""
     chat = user_id if chat_id is None else chat_id
-    return await backend.new().read(f"{chat}:{user_id}@42")  # @ the simulator's bot, 42:TEST
+    storage = backend.opened[-1] if backend.kind == "file" and backend.opened else backend.new()
+    return await storage.read(f"{chat}:{user_id}@42")  # @ the simulator's bot, 42:TEST
 
 
 def normal_handlers(dp: Dispatcher, log: list[str]) -> None:
@@ -357,6 +360,44 @@ async def test_updates_failing_a_persisted_steps_filter_go_to_normal_handlers(
         await talk.send("33")
         await talk.send("34")
         assert log == ["normal old", "age 33", "normal 34"]
+
+
+async def test_a_persisted_step_raising_skip_handler_stays_and_lets_the_update_through(
+    persistent: Backend, step_name: Names
+) -> None:
+    log: list[str] = []
+
+    @aiostep.step(step_name("declining.age"))
+    async def age(message: Message, asked: str) -> None:
+        if not (message.text or "").isdigit():
+            raise SkipHandler()  # not for this step: as a handler declines an update
+        log.append(f"age {message.text} ({asked})")
+
+    def handlers(dp: Dispatcher) -> None:
+        @dp.message(Command("age"))
+        async def ask_age(message: Message) -> None:
+            assert message.from_user is not None
+            await aiostep.register_next_step(
+                message.from_user.id, age, kwargs={"asked": "once"}, state="AGE", data={"n": 1}
+            )
+
+        normal_handlers(dp, log)
+
+    async with BotSimulator(factory(persistent, handlers)) as sim:
+        talk = sim.chat()
+        await talk.send("/age")
+        before = await stored(persistent, talk.user.id)
+        await talk.send("old")
+        after = await stored(persistent, talk.user.id)
+        assert before is not None and after is not None
+        for field in ("callback", "kwargs", "token", "accepts", "current_state", "data"):
+            assert getattr(after, field) == getattr(before, field), field
+        assert after.claim is None
+        await talk.send("33")
+        assert log == ["normal old", "age 33 (once)"]
+        assert await stored(persistent, talk.user.id) is not None  # state and data stay
+        await talk.send("34")
+        assert log[-1] == "normal 34"
 
 
 async def test_a_persisted_step_for_buttons_takes_the_press_after_a_restart(

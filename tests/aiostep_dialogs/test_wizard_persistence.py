@@ -13,6 +13,8 @@ from aiogram.types import Message
 
 import aiostep
 from aiostep import IsState, MemoryStateStorage
+from aiostep.keys import ConversationKey, storage_key
+from aiostep.storage.base import Patch
 from aiostep.testing import BotSimulator, Conversation
 from aiostep_dialogs import Finish, Wizard, step, v
 from examples.signup import Signup, build
@@ -73,9 +75,9 @@ async def test_progress_is_persisted_in_one_record(backend: Backend) -> None:
     assert record.data == {"kind": "dog", "name": "Rex"}
     meta = record.kwargs
     assert meta["w"] == "t_persist_pets"
-    # navigation history: the steps answered, by state name (each with the data before it)
-    assert [entry["s"] for entry in meta["h"]] == ["KIND", "NAME"]
-    assert [entry["d"] for entry in meta["h"]] == [{}, {"kind": "dog"}]
+    # navigation history: the steps answered, by state name, each with only what /back needs
+    # to undo its answer (the names it added, the values it replaced): not the whole data
+    assert meta["h"] == [{"s": "KIND", "x": ["kind"]}, {"s": "NAME", "x": ["name"]}]
     assert meta["fp"] == Pets._fingerprint and len(meta["fp"]) == 8
     assert meta["a"] == 0
 
@@ -275,3 +277,24 @@ async def test_one_wizard_on_two_dispatchers_keeps_each_bots_conversations() -> 
         talk.assert_last("How old is Tom?")
     assert await first.aio.read("1001:1001@42") is not None  # the simulator bot: 42:TEST
     assert await second.aio.read("1001:1001@42") is None
+
+
+async def test_back_undoes_answers_stored_by_the_previous_record_layout(backend: Backend) -> None:
+    """A conversation stored by 0.4 (record version 2: each history entry holds the whole data
+    from before its answer) still goes back correctly after the upgrade."""
+    sim = backend.simulator(pets)
+    talk = sim.chat()
+    await talk.send("/pets")
+    await talk.click("Dog")
+    await talk.send("Rex")
+    record = await backend.record(talk)
+    assert record is not None
+    old_history = [{"s": "KIND", "d": {}}, {"s": "NAME", "d": {"kind": "dog"}}]
+    kwargs = {**record.kwargs, "v": 2, "h": old_history}
+    key = storage_key(ConversationKey(talk.chat.id, talk.user.id, None, sim.bot.id))
+    await backend.storage.write(key, Patch(kwargs=kwargs))
+
+    await talk.send("/back")
+    record = await backend.record(talk)
+    assert record is not None and record.data == {"kind": "dog"}
+    assert record.current_state is not None and record.current_state.endswith("NAME")

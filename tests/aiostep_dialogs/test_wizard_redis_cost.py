@@ -165,3 +165,14 @@ async def test_back_costs_a_read_and_a_write(
     seen = await _count(commands, lambda: talk.send("/back"))
     talk.assert_last("What is your name?")
     assert len(seen) == 2, seen
+
+
+async def test_starting_a_wizard_reuses_the_record_the_routing_read(
+    signup_bot: tuple[BotSimulator, RedisStateStorage], commands: CommandLog
+) -> None:
+    sim, _ = signup_bot
+    talk = sim.chat()
+    await talk.send("/help")  # connects and loads the scripts
+    seen = await _count(commands, lambda: talk.send("/signup"))
+    talk.assert_last("What is your name?")
+    assert seen == ["EVALSHA", "EVALSHA"]  # the routing's claim (no step), the first step

@@ -4,6 +4,7 @@ a file (and section) that exists, and every wizard-graph marker draws a diagram.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import io
@@ -551,6 +552,139 @@ async def test_testing_guide_examples(
     await module.test_quiz_times_out(aiostep_simulator, aiostep_clock)
     # the alias a project may define for a shorter name hands the plugin's value through
     assert module.redis_url.__wrapped__("redis://127.0.0.1:1/0") == "redis://127.0.0.1:1/0"
+
+
+# -- adding aiostep to your own bot; forgetting a conversation -----------------------------------
+
+
+@covers("own_bot.py")
+async def test_own_bot_keeps_its_handlers_next_to_the_wizard() -> None:
+    module = snippet("own_bot")
+    async with BotSimulator(lambda: module.build(MemoryStateStorage())) as sim:
+        talk = sim.chat()
+        await talk.send("/help")
+        talk.assert_last("/signup to register.")
+        await talk.send("hello")
+        talk.assert_last("Sorry, I did not get that. /help")
+        await talk.send("/signup")
+        talk.assert_last("What is your name?")
+        await talk.send("Alice")  # the wizard's step takes it, not the catch-all
+        talk.assert_last("How old are you?")
+        await talk.send("30")
+        talk.assert_last("Welcome, Alice!")
+        await talk.send("thanks")
+        talk.assert_last("Sorry, I did not get that. /help")
+
+
+@covers("own_bot.py")
+async def test_own_bot_polls_with_a_file_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polled: list[Dispatcher] = []
+
+    async def start_polling(self: Dispatcher, *bots: Any, **kwargs: Any) -> None:
+        polled.append(self)
+        await bots[0].session.close()
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BOT_TOKEN", "42:TEST")
+    monkeypatch.setattr(Dispatcher, "start_polling", start_polling)
+    await snippet("own_bot").run_polling()
+    assert len(polled) == 1
+
+
+def telegram_update(update_id: int, text: str) -> dict[str, Any]:
+    """A private text message from user 1001, as Telegram posts it to a webhook."""
+    entities = [{"type": "bot_command", "offset": 0, "length": len(text)}] if text[0] == "/" else []
+    user = {"id": 1001, "is_bot": False, "first_name": "Alice"}
+    message = {
+        "message_id": update_id,
+        "date": 1_700_000_000,
+        "chat": {"id": 1001, "type": "private", "first_name": "Alice"},
+        "from": user,
+        "text": text,
+        "entities": entities,
+    }
+    return {"update_id": update_id, "message": message}
+
+
+@covers("own_bot.py")
+async def test_own_bot_webhook_sets_the_hook_and_answers_updates(tmp_path: Path) -> None:
+    from aiogram.methods import SendMessage, SetWebhook
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from aiostep.testing import RecordingSession
+
+    module = snippet("own_bot")
+    session = RecordingSession()
+    bot = Bot("42:TEST", session=session)
+    storage = FileStateStorage(tmp_path / "state.jsonl")
+    app = module.webhook_app(
+        module.build(storage), bot, base_url="https://bot.example.com", secret="s3cret"
+    )
+
+    async def replies(count: int) -> list[str]:
+        for _ in range(100):  # the handler answers Telegram first, then handles the update
+            sent = [call.text for call in session.calls if isinstance(call, SendMessage)]
+            if len(sent) >= count:
+                return sent
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"expected {count} replies, got {sent}")
+
+    async with TestClient(TestServer(app)) as client:
+        (hook,) = [call for call in session.calls if isinstance(call, SetWebhook)]
+        assert hook.url == "https://bot.example.com/telegram/webhook"
+        assert hook.secret_token == "s3cret"
+        assert hook.allowed_updates is not None and "callback_query" in hook.allowed_updates
+
+        forged = await client.post(module.WEBHOOK_PATH, json=telegram_update(1, "/signup"))
+        assert forged.status == 401  # no secret: not from Telegram
+
+        header = {"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
+        for update_id, text in enumerate(["/signup", "Alice"], start=2):
+            response = await client.post(
+                module.WEBHOOK_PATH, json=telegram_update(update_id, text), headers=header
+            )
+            assert response.status == 200
+            await replies(update_id - 1)
+        assert await replies(2) == ["What is your name?", "How old are you?"]
+    # the conversation is in the journal, for the next start
+    assert "Alice" in (tmp_path / "state.jsonl").read_text(encoding="utf-8")
+
+
+@covers("forget_conversation.py")
+async def test_forget_guide_erases_on_request_by_an_admin_and_from_a_job(tmp_path: Path) -> None:
+    module = snippet("forget_conversation")
+    path = tmp_path / "state.jsonl"
+    storage = FileStateStorage(path)
+    async with BotSimulator(lambda: module.build(storage, admins=frozenset({9000}))) as sim:
+        user, admin = sim.user(first_name="Alice"), sim.user(id=9000, first_name="Admin")
+        talk = sim.chat(user)
+        key = storage_key(ConversationKey(talk.chat.id, user.id, None, sim.bot.id))
+
+        await talk.send("/signup")
+        await talk.send("Alice")
+        talk.assert_last("Your phone number?")
+        await talk.send("/forgetme")
+        talk.assert_last("Done: what you told me here is deleted.")  # and no prompt again
+        assert await storage.read(key) is None
+        await talk.send("+44 20 7946 0958")  # no step waits: nothing answers it
+        talk.assert_last("Done: what you told me here is deleted.")
+
+        await talk.send("/signup")
+        await talk.send("Bob")
+        await talk.send(f"/reset {user.id}")  # not an admin; the wizard asks again after it
+        assert bot_texts(sim)[-2:] == ["Usage (admins only): /reset USER_ID", "Your phone number?"]
+        await sim.chat(admin).send(f"/reset {user.id}")
+        sim.chat(admin).assert_last(f"Forgot the sign-up of {user.id}.")
+        assert await storage.read(key) is None
+
+        await talk.send("/signup")
+        await talk.send("Carol")
+        await module.erase(sim.bot, storage, user.id, user.id)
+        assert await storage.read(key) is None
+    # what the guide warns about: a File journal keeps superseded lines until it is compacted
+    assert "Alice" in path.read_text(encoding="utf-8")
 
 
 # -- examples shown on the site ------------------------------------------------------------------

@@ -121,7 +121,8 @@ async def main() -> None:
         loop = asyncio.get_running_loop()
         while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
             await talk.send(line)
-            print(f"BOT {talk.last}", flush=True)
+            lines = [line for line in (talk.last or "").splitlines() if line]
+            print("BOT " + " | ".join(lines), flush=True)  # one line per answer
 
 
 if __name__ == "__main__":

@@ -97,8 +97,16 @@ async def test_a_bot_killed_during_a_step_resumes_that_step_with_earlier_answers
     restarted = await BotProcess.start(storage_spec, *mode)
     try:
         # the answer in flight is lost (Telegram will not resend it), the conversation is not:
-        # the next message reaches the same step, and the earlier answers are intact
-        assert await restarted.ask("31") == "Ann, Paris, 31. Correct?"
+        # the next message reaches the same step, and the earlier answers are intact. A wizard
+        # asks its question again first (that message may not be an answer: "hello?"); raw
+        # next steps have no prompt to repeat, so the message is the step's answer
+        if mode:
+            assert await restarted.ask("31") == "Ann, Paris, 31. Correct?"
+        else:
+            assert await restarted.ask("hello?") == (
+                "Sorry, I was interrupted and lost your last message. | How old are you?"
+            )
+            assert await restarted.ask("31") == "Ann, Paris, 31. Correct?"
         assert await restarted.ask("yes") == "Done: Ann Paris 31"
     finally:
         await restarted.stop()

