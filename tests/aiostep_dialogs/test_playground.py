@@ -384,6 +384,26 @@ def test_restart_of_a_module_level_dispatcher_says_it_cannot_be_rebuilt(idle_bot
     assert status == 0
 
 
+def test_the_web_playground_refuses_a_module_level_dispatcher_clearly(idle_bot: Path) -> None:
+    from aiostep_dialogs.web_playground import run_web_playground
+
+    with pytest.raises(SystemExit, match=r"needs a build\(storage=None\) -> Dispatcher"):
+        run_web_playground(str(idle_bot), stdout=io.StringIO())
+
+
+def test_the_web_playground_gets_aiostep_storage_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiostep_dialogs import web_playground
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(web_playground, "run_web_playground", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setenv("AIOSTEP_STORAGE", "file:state.jsonl")
+    main(["play", "--web", "examples/signup.py"])
+    assert seen["storage"] == "file:state.jsonl"
+    monkeypatch.delenv("AIOSTEP_STORAGE")
+    main(["play", "--web", "examples/signup.py"])
+    assert seen["storage"] == "memory"  # never None
+
+
 def test_storage_comes_from_aiostep_storage_when_not_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
