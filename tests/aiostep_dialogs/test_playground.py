@@ -212,6 +212,23 @@ class Terminal:
                 self.screen += chunk
         self.seen_up_to = found + len(wanted)
 
+    def wait(self, proc: subprocess.Popen[bytes], timeout: float) -> int:
+        """Wait for ``proc`` to exit, reading the screen meanwhile (a full pty blocks a writer)."""
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                where = "?"
+                with contextlib.suppress(OSError):
+                    status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                    signals = [line for line in status if line.startswith(("State", "Sig"))]
+                    where = Path(f"/proc/{proc.pid}/wchan").read_text() + f" {signals}"
+                pytest.fail(f"the process did not exit (in {where}); the screen:\n{self.text}")
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                with contextlib.suppress(OSError):
+                    self.screen += os.read(self.master, 4096)
+        return proc.returncode
+
     def type(self, keys: str) -> None:
         os.write(self.master, keys.encode())
 
@@ -437,9 +454,13 @@ def test_no_start_on_a_stored_conversation_shows_where_the_user_is(
 
 # Run in the new interpreter (not in a preexec_fn, unsafe in a process with threads): its new
 # session (start_new_session) takes the pty as controlling terminal, so ^C on it is a SIGINT.
+# SIGINT is also set as an interactive shell leaves it for a command (default action, not
+# blocked), whatever the test process's own state is: it is inherited across exec.
 PLAY_ON_THIS_TERMINAL = """
-import fcntl, runpy, sys, termios
+import fcntl, runpy, signal, sys, termios
 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 sys.argv = ["aiostep_dialogs", *sys.argv[1:]]
 runpy.run_module("aiostep_dialogs", run_name="__main__", alter_sys=True)
 """
@@ -461,11 +482,9 @@ def test_ctrl_c_leaves_quietly_and_gives_the_terminal_back(terminal: Terminal) -
     try:
         terminal.expect("bot> What is your name?", timeout=60)
         terminal.type("Bo")
+        terminal.expect("Bo")  # echoed: the playground reads keys
         terminal.type("\x03")  # Ctrl-C
-        try:
-            status = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"Ctrl-C did not end the playground; the screen:\n{terminal.text}")
+        status = terminal.wait(proc, timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
