@@ -19,6 +19,14 @@ KEY = "10:20@42"
 NOW = time.time()  # real time: a lone busy mark also sets the key's expiry on the server
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """NOW as the test starts: taken at import, a 30 s lease had run out on the server by the
+    time a full suite reached these tests."""
+    global NOW
+    NOW = time.time()
+
+
 @pytest.fixture
 async def storage(redis_url: str) -> AsyncIterator[RedisStateStorage]:
     storage = RedisStateStorage(redis_url)
