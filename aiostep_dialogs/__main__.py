@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("target", help="a file (examples/signup.py), a module, or module:Class")
     play.add_argument(
         "--storage",
-        default="memory",
-        help="memory (default), file:PATH or a redis:// URL; /restart resumes on file/redis",
+        default=None,  # then $AIOSTEP_STORAGE, as the examples read it, else memory
+        help="memory (default: $AIOSTEP_STORAGE or memory), file:PATH or a redis:// URL; "
+        "/restart resumes on file/redis",
     )
     play.add_argument("--user-id", type=int, default=1001, help="the user you play as")
     play.add_argument("--no-start", action="store_true", help="don't send /start first")
@@ -35,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.web:
+        from aiostep_dialogs.playground import storage_spec
         from aiostep_dialogs.web_playground import run_web_playground
 
         return run_web_playground(
             args.target,
-            storage=args.storage,
+            storage=storage_spec(args.storage),
             port=args.port,
             user_id=args.user_id,
             send_start=not args.no_start,

@@ -1,4 +1,4 @@
-"""Find the bot or wizard a command-line target names: a file, a module, or ``module:Class``."""
+"""Find the bot or wizard a command-line target names: a file, a module, or ``module:name``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from aiogram import Dispatcher
+
 from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["Target", "load_target"]
@@ -17,11 +19,24 @@ __all__ = ["Target", "load_target"]
 
 @dataclass
 class Target:
-    """What a target resolved to: its module, and a wizard class and/or a ``build`` factory."""
+    """What a target resolved to: its module and what runs it, in this order of preference: a
+    ``build`` factory, a Dispatcher the module made at import time, a wizard class.
+
+    Attributes:
+        module: the imported module.
+        wizard: the module's only wizard (or the one named), or ``None``; it runs alone, with
+            ``/start`` as its entry, when there is neither ``build`` nor ``dispatcher``.
+        build: ``build(storage) -> Dispatcher``, or ``None``.
+        dispatcher: a module-level Dispatcher (``dp = Dispatcher()``), or ``None``. It cannot
+            be rebuilt, so it has no ``/restart`` and uses the storage its module gave it.
+        name: how the target names it, for messages (``bot.py:dp``).
+    """
 
     module: ModuleType
     wizard: type[Wizard] | None
     build: Any  # Callable[[storage], Dispatcher] | None
+    dispatcher: Dispatcher | None = None
+    name: str = ""
 
 
 def _import_file(path: str) -> ModuleType:
@@ -41,8 +56,24 @@ def _import_file(path: str) -> ModuleType:
     return importlib.import_module(filename[:-3])
 
 
+def _named(spec: str, module: ModuleType, attr: str) -> Target:
+    found = getattr(module, attr, None)
+    if isinstance(found, Dispatcher):
+        return Target(module, None, None, found, name=spec)
+    if isinstance(found, type) and issubclass(found, Wizard):
+        return Target(module, found, None, name=spec)
+    raise SystemExit(
+        f"{spec}: {attr!r} is not a Wizard subclass or a Dispatcher in {module.__name__}"
+    )
+
+
 def load_target(spec: str) -> Target:
-    """Load ``path/to/bot.py``, ``package.module`` or ``module:WizardClass``."""
+    """Load ``path/to/bot.py``, ``package.module`` or ``module:name``.
+
+    Without a name, the module's ``build`` function is used, else the Dispatcher it defines at
+    module level (``dp = Dispatcher()``), else its only wizard. ``module:name`` picks a
+    Dispatcher or a wizard class by name.
+    """
     name, _, attr = spec.partition(":")
     if name.endswith(".py") or os.sep in name:
         module = _import_file(name)
@@ -54,10 +85,7 @@ def load_target(spec: str) -> Target:
         except ImportError as exc:
             raise SystemExit(f"cannot import {name!r}: {exc}") from exc
     if attr:
-        found = getattr(module, attr, None)
-        if not (isinstance(found, type) and issubclass(found, Wizard)):
-            raise SystemExit(f"{spec}: {attr!r} is not a Wizard subclass in {module.__name__}")
-        return Target(module, found, None)
+        return _named(spec, module, attr)
     wizards = [
         obj
         for obj in vars(module).values()
@@ -66,12 +94,21 @@ def load_target(spec: str) -> Target:
         and obj.__module__ == module.__name__
         and obj._steps
     ]
+    only = wizards[0] if len(wizards) == 1 else None  # what ``graph`` draws
     build = getattr(module, "build", None)
-    if not callable(build):
-        build = None
-    if build is None and len(wizards) != 1:
+    if callable(build):
+        return Target(module, only, build, name=f"{spec}:build")
+    dispatchers = {key: obj for key, obj in vars(module).items() if isinstance(obj, Dispatcher)}
+    unique = {id(obj): key for key, obj in dispatchers.items()}
+    if len(unique) == 1:
+        key = next(iter(unique.values()))
+        return Target(module, only, None, dispatchers[key], name=f"{spec}:{key}")
+    if len(unique) > 1:
+        names = ", ".join(sorted(unique.values()))
+        raise SystemExit(f"{spec}: found several Dispatchers ({names}); name one as {spec}:NAME")
+    if only is None:
         raise SystemExit(
-            f"{spec}: found {len(wizards)} wizards and no build() function; "
+            f"{spec}: found {len(wizards)} wizards, no Dispatcher and no build() function; "
             "name one as module:Class"
         )
-    return Target(module, wizards[0] if len(wizards) == 1 else None, build)
+    return Target(module, only, None, name=f"{spec}:{only.__name__}")

@@ -550,6 +550,12 @@ def run_web_playground(
     The URL (with the port taken, when ``port`` is 0) is printed to ``stdout`` first.
     """
     loaded = load_target(target)
+    if loaded.build is None and loaded.wizard is None:
+        # a Dispatcher made at import time: the page's restart button needs to build a new one
+        raise SystemExit(
+            f"{loaded.name}: the web playground needs a build(storage=None) -> Dispatcher "
+            "function or a wizard; play a module-level Dispatcher in the terminal"
+        )
     out = stdout or sys.stdout
 
     async def main() -> None:

@@ -1,5 +1,9 @@
-"""Shared fixtures. Redis (``redis_url``), the simulator and the fake clock come from the
-test kit's own pytest plugin (``aiostep.testing.pytest_plugin``, loaded by its entry point).
+"""Shared fixtures. Redis, the simulator and the fake clock come from the test kit's own pytest
+plugin (``aiostep.testing.pytest_plugin``, loaded by its entry point) as ``aiostep_redis_url``,
+``aiostep_simulator`` and ``aiostep_clock``. The plugin keeps its fixtures to the ``aiostep_``
+prefix so as not to inject generic names into every project that installs aiostep; this project's
+tests use the short names (``redis_url``, ``bot_simulator``, ``fake_clock``), defined here as
+aliases because they are this project's choice, not the plugin's.
 
 Wizard and example tests run on every storage: memory, a file journal and a real Redis.
 
@@ -23,9 +27,28 @@ from aiogram import Dispatcher
 from aiostep import FileStateStorage, MemoryStateStorage
 from aiostep.keys import ConversationKey, storage_key
 from aiostep.storage import StateContext, as_async
-from aiostep.testing import BotSimulator, Conversation
+from aiostep.testing import BotSimulator, Conversation, FakeClock
+from aiostep.testing.pytest_plugin import SimulatorFactory
 
 Setup = Callable[[Dispatcher, Any], None]
+
+
+@pytest.fixture
+def redis_url(aiostep_redis_url: str) -> str:
+    """The plugin's ``aiostep_redis_url``: an empty database on the session's redis-server."""
+    return aiostep_redis_url
+
+
+@pytest.fixture
+def bot_simulator(aiostep_simulator: SimulatorFactory) -> SimulatorFactory:
+    """The plugin's ``aiostep_simulator``: simulators closed after the test."""
+    return aiostep_simulator
+
+
+@pytest.fixture
+def fake_clock(aiostep_clock: FakeClock) -> FakeClock:
+    """The plugin's ``aiostep_clock``: a FakeClock installed for the test."""
+    return aiostep_clock
 
 
 @dataclass

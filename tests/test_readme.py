@@ -1,4 +1,10 @@
-"""The README's Python examples run as written (each in a fresh interpreter, as a reader would)."""
+"""The README's Python examples run as written.
+
+The wait_for example runs in this process: it only builds a Dispatcher. The wizard example runs
+in a fresh interpreter, as a reader would run it: it declares ``Signup`` with the name
+``"signup"``, which examples/signup.py declares too, and in this process it would replace that
+wizard's registered steps for every later test.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiostep.testing import BotSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
@@ -28,6 +39,7 @@ asyncio.run(_drive())
 
 
 def run_block(index: int, messages: list[str]) -> str:
+    """Run README block ``index`` in a fresh interpreter and talk to its ``dp``."""
     code = BLOCKS[index] + textwrap.dedent(DRIVE.format(messages=messages))
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -41,10 +53,22 @@ def run_block(index: int, messages: list[str]) -> str:
     return result.stdout
 
 
+async def talk_to_block(index: int, messages: list[str]) -> str:
+    """Run README block ``index`` in this process and talk to its ``dp``."""
+    namespace: dict[str, Any] = {"__name__": f"readme_block_{index}"}
+    exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), namespace)
+    async with BotSimulator(namespace["dp"]) as sim:
+        talk = sim.chat()
+        for text in messages:
+            await talk.send(text)
+        return talk.transcript()
+
+
 def test_the_readme_has_its_two_examples() -> None:
     assert len(BLOCKS) == 2
 
 
+@pytest.mark.slow  # a fresh interpreter (see the module's docstring)
 def test_the_readme_wizard_runs_a_whole_signup() -> None:
     out = run_block(0, ["/signup", "Bob", "x", "30", "yes"])
     assert "bot> What is your name?" in out
@@ -52,7 +76,7 @@ def test_the_readme_wizard_runs_a_whole_signup() -> None:
     assert out.rstrip().endswith("bot> Welcome, Bob!")
 
 
-def test_the_readme_wait_for_echo_runs() -> None:
-    out = run_block(1, ["/echo", "hello"])
+async def test_the_readme_wait_for_echo_runs() -> None:
+    out = await talk_to_block(1, ["/echo", "hello"])
     assert "bot> Please type something:" in out
     assert out.rstrip().endswith("bot> You typed: hello")

@@ -12,7 +12,7 @@ Example:
             talk.assert_last("Hello!")
     ```
 
-pytest fixtures (``bot_simulator``, ``fake_clock``, ``redis_url``) are in
+pytest fixtures (``aiostep_simulator``, ``aiostep_clock``, ``aiostep_redis_url``) are in
 [`aiostep.testing.pytest_plugin`][aiostep.testing.pytest_plugin].
 """
 

@@ -1,12 +1,22 @@
 """pytest fixtures for testing bots built with aiogram and aiostep.
 
-Fixtures:
-    bot_simulator: a factory ``bot_simulator(dispatcher_or_factory, **options) -> BotSimulator``;
-        every simulator it made is closed after the test (a handler error not raised yet fails
-        the test then).
-    fake_clock: a [`FakeClock`][aiostep.testing.FakeClock] installed for the test.
-    redis_url: the URL of an empty database on a ``redis-server`` started once per session
-        (skipped when there is no ``redis-server``; a failure instead when ``CI=true``).
+Fixtures (all named ``aiostep_*``: the plugin is loaded in every pytest run where aiostep is
+installed, so it must not take names a project uses for its own fixtures):
+    aiostep_simulator: a factory
+        ``aiostep_simulator(dispatcher_or_factory, **options) -> BotSimulator``; every simulator
+        it made is closed after the test (a handler error not raised yet fails the test then).
+    aiostep_clock: a [`FakeClock`][aiostep.testing.FakeClock] installed for the test.
+    aiostep_redis_url: the URL of an empty database on a ``redis-server`` started once per
+        session (skipped when there is no ``redis-server``; a failure instead when ``CI=true``).
+    aiostep_redis_server: that server ([`RedisServer`][aiostep.testing.RedisServer]).
+
+Shorter names are one line in your ``conftest.py``:
+
+```python
+@pytest.fixture
+def redis_url(aiostep_redis_url: str) -> str:
+    return aiostep_redis_url
+```
 
 Enabled by the package's ``pytest11`` entry point, or explicitly with
 ``-p aiostep.testing.pytest_plugin`` / ``pytest_plugins = ["aiostep.testing.pytest_plugin"]``.
@@ -29,12 +39,18 @@ if TYPE_CHECKING:
 
     from aiostep.testing.redis_server import RedisServer
 
-__all__ = ["SimulatorFactory", "aiostep_redis_server", "bot_simulator", "fake_clock", "redis_url"]
+__all__ = [
+    "SimulatorFactory",
+    "aiostep_clock",
+    "aiostep_redis_server",
+    "aiostep_redis_url",
+    "aiostep_simulator",
+]
 
 
 class SimulatorFactory(Protocol):
-    """The ``bot_simulator`` fixture: builds a [`BotSimulator`][aiostep.testing.BotSimulator] closed
-    after the test."""
+    """The ``aiostep_simulator`` fixture: builds a [`BotSimulator`][aiostep.testing.BotSimulator]
+    closed after the test."""
 
     def __call__(self, dispatcher: Dispatcher | DispatcherFactory, **options: Any) -> BotSimulator:
         """A simulator of ``dispatcher``; ``options`` go to
@@ -62,7 +78,7 @@ except ImportError:  # pragma: no cover - exercised only without pytest-asyncio
 
 
 @_async_fixture
-async def bot_simulator() -> AsyncIterator[SimulatorFactory]:
+async def aiostep_simulator() -> AsyncIterator[SimulatorFactory]:
     """A factory of [`BotSimulator`][aiostep.testing.BotSimulator]; every simulator made is closed
     after the test."""
     made: list[BotSimulator] = []
@@ -84,11 +100,11 @@ async def bot_simulator() -> AsyncIterator[SimulatorFactory]:
 
 
 @pytest.fixture
-def fake_clock() -> Iterator[FakeClock]:
+def aiostep_clock() -> Iterator[FakeClock]:
     """A [`FakeClock`][aiostep.testing.FakeClock] installed as aiostep's clock for the test, then
     removed.
 
-    Simulators pick it up by themselves: ``await fake_clock.advance(s)`` waits for them.
+    Simulators pick it up by themselves: ``await aiostep_clock.advance(s)`` waits for them.
     """
     with FakeClock() as clock:
         yield clock
@@ -110,7 +126,7 @@ def aiostep_redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def redis_url(aiostep_redis_server: RedisServer) -> str:
+def aiostep_redis_url(aiostep_redis_server: RedisServer) -> str:
     """The URL of an empty Redis database (FLUSHDB before the test)."""
     try:
         import redis

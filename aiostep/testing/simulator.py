@@ -860,6 +860,15 @@ class BotSimulator:
                 await asyncio.wait(busy, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
             spins += 1
 
+    def raise_failures(self) -> None:
+        """Raise the first exception a handler raised that no action has raised yet.
+
+        Actions and [`settle`][aiostep.testing.BotSimulator.settle] do this themselves; call it when
+        driving a bot without acting, e.g. to report what a timed-out ``wait_for`` or a background
+        update raised while the user is idle.
+        """
+        self._raise_failures()
+
     @property
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
         """The simulator's update tasks not finished yet (parked ones included)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from aiogram import Dispatcher
 from aiogram.filters import Command
 from aiogram.types import Message
@@ -16,8 +17,8 @@ from examples.signup import build
 
 
 # --8<-- [start:basic]
-async def test_signup(bot_simulator: SimulatorFactory) -> None:
-    sim = bot_simulator(build)  # a factory (or a Dispatcher); closed after the test
+async def test_signup(aiostep_simulator: SimulatorFactory) -> None:
+    sim = aiostep_simulator(build)  # a factory (or a Dispatcher); closed after the test
     talk = sim.chat()  # Alice (user 1001) in her private chat
     await talk.send("/signup")
     talk.assert_last("What is your name?")
@@ -49,8 +50,8 @@ async def test_signup_survives_a_restart(tmp_path: Path) -> None:
 
 
 # --8<-- [start:group]
-async def test_answers_stay_in_their_conversation(bot_simulator: SimulatorFactory) -> None:
-    sim = bot_simulator(build)
+async def test_answers_stay_in_their_conversation(aiostep_simulator: SimulatorFactory) -> None:
+    sim = aiostep_simulator(build)
     alice, bob = sim.user(first_name="Alice"), sim.user(first_name="Bob")
     group = sim.group()
     talk = sim.chat(alice, group)
@@ -79,13 +80,24 @@ def slow_bot() -> Dispatcher:
     return dp
 
 
-async def test_quiz_times_out(bot_simulator: SimulatorFactory, fake_clock: FakeClock) -> None:
-    talk = bot_simulator(slow_bot).chat()
+async def test_quiz_times_out(
+    aiostep_simulator: SimulatorFactory, aiostep_clock: FakeClock
+) -> None:
+    talk = aiostep_simulator(slow_bot).chat()
     await talk.send("/quiz")
-    await fake_clock.advance(29)
+    await aiostep_clock.advance(29)
     talk.assert_last("2 + 2?")
-    await fake_clock.advance(1)  # fires the timeout and waits for the bot to settle
+    await aiostep_clock.advance(1)  # fires the timeout and waits for the bot to settle
     talk.assert_last("Time is up.")
 
 
 # --8<-- [end:clock]
+
+
+# --8<-- [start:aliases]
+@pytest.fixture
+def redis_url(aiostep_redis_url: str) -> str:  # in your conftest.py: a shorter name
+    return aiostep_redis_url
+
+
+# --8<-- [end:aliases]

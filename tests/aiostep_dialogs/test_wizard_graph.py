@@ -42,6 +42,7 @@ def test_survey_graph_shows_branches_and_skips() -> None:
     assert "COMMENT --> finish" in lines
 
 
+@pytest.mark.slow  # a fresh interpreter: the command as a user types it
 def test_graph_command_prints_the_flowchart() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "aiostep_dialogs", "graph", "examples/signup.py"],

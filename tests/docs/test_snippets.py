@@ -28,8 +28,8 @@ from aiostep.storage.base import Patch
 from aiostep.testing import BotSimulator, FakeClock
 from aiostep.testing.pytest_plugin import (  # the fixtures, whether or not the plugin is on
     SimulatorFactory,
-    bot_simulator,  # noqa: F401
-    fake_clock,  # noqa: F401
+    aiostep_clock,  # noqa: F401
+    aiostep_simulator,  # noqa: F401
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -684,15 +684,17 @@ async def test_deploy_guide_storage_follows_a_sentinel_failover(tmp_path: Path) 
 
 @covers("testing_kit.py")
 async def test_testing_guide_examples(
-    bot_simulator: SimulatorFactory,  # noqa: F811 - the fixture imported above
-    fake_clock: FakeClock,  # noqa: F811
+    aiostep_simulator: SimulatorFactory,  # noqa: F811 - the fixture imported above
+    aiostep_clock: FakeClock,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     module = snippet("testing_kit")
-    await module.test_signup(bot_simulator)
+    await module.test_signup(aiostep_simulator)
     await module.test_signup_survives_a_restart(tmp_path)
-    await module.test_answers_stay_in_their_conversation(bot_simulator)
-    await module.test_quiz_times_out(bot_simulator, fake_clock)
+    await module.test_answers_stay_in_their_conversation(aiostep_simulator)
+    await module.test_quiz_times_out(aiostep_simulator, aiostep_clock)
+    # the alias a project may define for a shorter name hands the plugin's value through
+    assert module.redis_url.__wrapped__("redis://127.0.0.1:1/0") == "redis://127.0.0.1:1/0"
 
 
 # -- adding aiostep to your own bot; forgetting a conversation -----------------------------------
@@ -1073,3 +1075,24 @@ async def test_redeployed_wizard_carries_on_conversations_stored_by_the_previous
         at_size.assert_last("Milk?", buttons=[["yes", "no"]])
         await at_size.send("/back")
         at_size.assert_last("Which cup?", buttons=[["small", "large"]])
+
+
+@covers("play_resumed.txt")
+def test_the_playground_shows_a_resumed_conversation_as_on_the_site(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """docs/snippets/play_resumed.txt is what ``play --no-start`` prints over a file storage
+    holding a conversation at its confirmation step."""
+    from aiostep_dialogs.playground import run_playground
+
+    monkeypatch.chdir(ROOT)
+    spec = f"file:{tmp_path / 'state.jsonl'}"
+    run_playground(
+        "examples/signup.py", storage=spec, stdin=io.StringIO("Bob\n30\n"), stdout=io.StringIO()
+    )
+    out = io.StringIO()
+    status = run_playground(
+        "examples/signup.py", storage=spec, send_start=False, stdin=io.StringIO(""), stdout=out
+    )
+    assert status == 0
+    assert out.getvalue() == (SNIPPETS / "play_resumed.txt").read_text(encoding="utf-8")

@@ -64,6 +64,7 @@ def _start_update() -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # each example runs in its own interpreter
 @pytest.mark.parametrize(
     ("example", "first_prompt"),
     [

@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 CODE = """
 import asyncio, aiostep
 
@@ -23,6 +25,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_wait_for_and_register_next_step_without_any_listen_raise() -> None:
     result = subprocess.run(
         [sys.executable, "-c", CODE], capture_output=True, text=True, timeout=60, check=True

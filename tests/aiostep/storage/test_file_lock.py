@@ -36,6 +36,7 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "states.jsonl"
 
 
+@pytest.mark.slow  # the holder is a fresh interpreter
 async def test_a_journal_held_by_another_process_is_refused_until_it_exits(path: Path) -> None:
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HOLDER, str(path), stdin=PIPE, stdout=PIPE

@@ -302,6 +302,7 @@ async def test_a_change_line_keeps_json_types_that_compare_equal(path: Path) -> 
 # -- kill -9 -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # writer processes, each a fresh interpreter
 async def test_every_acknowledged_write_survives_kill_9_also_mid_compaction(path: Path) -> None:
     report = await kill_many(path, 5, seed=11, threshold=50)
     assert report.kills >= 5

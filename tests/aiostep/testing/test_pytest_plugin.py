@@ -1,4 +1,5 @@
-"""The pytest plugin: bot_simulator, fake_clock and redis_url fixtures, in a separate pytest run."""
+"""The pytest plugin: aiostep_simulator, aiostep_clock and aiostep_redis_url fixtures, in a
+separate pytest run (as a project that installed aiostep sees them)."""
 
 from __future__ import annotations
 
@@ -44,15 +45,15 @@ def build():
 
 
 @pytest.mark.asyncio
-async def test_simulator(bot_simulator, fake_clock):
-    sim = bot_simulator(build)
+async def test_simulator(aiostep_simulator, aiostep_clock):
+    sim = aiostep_simulator(build)
     talk = sim.chat()
     await talk.send("hi")
     talk.assert_last("hi")
-    assert get_clock() is fake_clock
+    assert get_clock() is aiostep_clock
     fired = []
-    fake_clock.call_later(5, fired.append, "timer")
-    await fake_clock.advance(5)
+    aiostep_clock.call_later(5, fired.append, "timer")
+    await aiostep_clock.advance(5)
     assert fired == ["timer"]
 
 
@@ -61,26 +62,26 @@ def test_clock_restored():
 
 
 @pytest.mark.asyncio
-async def test_failure_left_in_a_simulator_fails_the_test(bot_simulator):
+async def test_failure_left_in_a_simulator_fails_the_test(aiostep_simulator):
     dp = Dispatcher()
 
     @dp.message()
     async def broken(message: Message) -> None:
         raise ValueError("left behind")
 
-    sim = bot_simulator(dp)
+    sim = aiostep_simulator(dp)
     task = asyncio.ensure_future(sim.send("x"))
     await asyncio.sleep(0)
     task.cancel()  # the error is never raised by the test itself
 """
 
 REDIS_TEST = """
-def test_redis(redis_url):
-    assert redis_url.startswith("redis://127.0.0.1:")
+def test_redis(aiostep_redis_url):
+    assert aiostep_redis_url.startswith("redis://127.0.0.1:")
 """
 
 
-def test_bot_simulator_and_fake_clock_fixtures(pytester: pytest.Pytester) -> None:
+def test_simulator_and_clock_fixtures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SIMULATOR_TESTS)
     result = pytester.runpytest_inprocess(*PLUGIN)
     # the third test passes, then its teardown errors with the handler's exception
@@ -88,7 +89,7 @@ def test_bot_simulator_and_fake_clock_fixtures(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*left behind*"])
 
 
-def test_redis_url_skips_without_a_server(
+def test_aiostep_redis_url_skips_without_a_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(redis_server, "find_redis_server", lambda: None)
@@ -98,7 +99,7 @@ def test_redis_url_skips_without_a_server(
     result.assert_outcomes(skipped=1)
 
 
-def test_redis_url_fails_without_a_server_on_ci(
+def test_aiostep_redis_url_fails_without_a_server_on_ci(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(redis_server, "find_redis_server", lambda: None)
@@ -109,23 +110,69 @@ def test_redis_url_fails_without_a_server_on_ci(
     result.stdout.fnmatch_lines(["*CI=true*"])
 
 
-def test_redis_url_gives_an_empty_database(pytester: pytest.Pytester) -> None:
+def test_aiostep_redis_url_gives_an_empty_database(pytester: pytest.Pytester) -> None:
     if redis_server.find_redis_server() is None:
         pytest.skip("no redis-server binary")
     pytester.makepyfile(
         """
         import redis
 
-        def test_first(redis_url):
-            client = redis.Redis.from_url(redis_url)
+        def test_first(aiostep_redis_url):
+            client = redis.Redis.from_url(aiostep_redis_url)
             assert client.dbsize() == 0
             client.set("left", "over")
             client.close()
 
-        def test_second(redis_url):
-            client = redis.Redis.from_url(redis_url)
+        def test_second(aiostep_redis_url):
+            client = redis.Redis.from_url(aiostep_redis_url)
             assert client.dbsize() == 0
             client.close()
+        """
+    )
+    result = pytester.runpytest_inprocess(*PLUGIN)
+    result.assert_outcomes(passed=2)
+
+
+def test_the_plugin_injects_only_prefixed_fixture_names(pytester: pytest.Pytester) -> None:
+    # A project that installs aiostep gets the plugin in every run: generic names would shadow
+    # or collide with the project's own fixtures (``redis_url``, ``fake_clock``...).
+    result = pytester.runpytest_inprocess(*PLUGIN, "--fixtures")
+    section = result.stdout.str().split("fixtures defined from aiostep.testing.pytest_plugin")[1]
+    section = section.split("fixtures defined from")[0]
+    names = {line.split()[0] for line in section.splitlines() if line[:1].isalpha()}
+    assert names == {
+        "aiostep_simulator",
+        "aiostep_clock",
+        "aiostep_redis_url",
+        "aiostep_redis_server",
+    }
+
+
+def test_a_project_may_define_the_short_names_itself(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def redis_url():
+            return "redis://the-project's-own"
+
+        @pytest.fixture
+        def fake_clock():
+            return "the project's own clock"
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_own_fixtures(redis_url, fake_clock):
+            assert redis_url == "redis://the-project's-own"
+            assert fake_clock == "the project's own clock"
+
+        def test_no_generic_names(request):
+            with pytest.raises(pytest.FixtureLookupError):
+                request.getfixturevalue("bot_simulator")
         """
     )
     result = pytester.runpytest_inprocess(*PLUGIN)

@@ -168,6 +168,27 @@ async def test_handler_exception_surfaces_on_send() -> None:
         sim.chat().assert_last("ok")
 
 
+async def test_a_timed_out_waiter_that_fails_is_raised_without_acting() -> None:
+    dp = Dispatcher()
+    aiostep.setup(dp)
+
+    @dp.message()
+    async def ask(message: Message) -> None:
+        await message.answer("say something")
+        try:
+            await aiostep.wait_for(message.from_user.id, timeout=0.05)  # type: ignore[union-attr]
+        except TimeoutError:
+            raise RuntimeError("failed while the user was idle") from None
+
+    async with BotSimulator(dp) as sim:
+        await sim.send("hi")
+        sim.raise_failures()  # nothing yet: the handler is parked
+        await asyncio.sleep(0.2)
+        with pytest.raises(RuntimeError, match="while the user was idle"):
+            sim.raise_failures()
+        sim.raise_failures()  # raised once
+
+
 async def test_settle_waits_for_a_handler_that_awaits_before_answering() -> None:
     dp = Dispatcher()
 
