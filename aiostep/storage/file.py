@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import copy
 import errno
+import itertools
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ import os
 import re
 import sys
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -78,7 +80,6 @@ T = TypeVar("T")
 
 #: A live record and the epoch second it expires at (``None``: never).
 _Entry: TypeAlias = "tuple[StateContext, float | None]"
-_Records: TypeAlias = "dict[str, _Entry]"
 
 #: Compaction starts once superseded lines exceed ``max(_COMPACT_MIN_DEAD, live records)``, so
 #: its cost (proportional to the live records) is spread over at least as many cheap appends.
@@ -138,8 +139,10 @@ class FileStateStorage(BaseStorage):
       while writes keep being appended to the old journal; only the last few keys written
       meanwhile are carried over under the lock, before ``<path>.compact`` is renamed over the
       journal (a ``<path>.compact`` left by a crash is removed on the next load). The event
-      loop keeps running meanwhile; what remains are CPython's own garbage-collector pauses
-      while a large journal's records are created (~0.3 s at 100,000 records).
+      loop keeps running meanwhile. Records are held in memory as their checked journal lines
+      and decoded when used (those written since the last compaction stay decoded until the
+      next), so a large journal gives CPython's garbage collector nothing to traverse and its
+      pauses do not grow with the number of records.
 
     Files are created with mode ``0600``.
 
@@ -198,7 +201,7 @@ class FileStateStorage(BaseStorage):
         records = self._records
         if records is None:
             records = await self._serialised(_records_of)
-        entry = _live(records, k)
+        entry = _live(records, k, keep=False)
         return None if entry is None else copy.deepcopy(entry[0])
 
     async def _write(
@@ -272,7 +275,7 @@ class FileStateStorage(BaseStorage):
         records = self._records
         if records is not None:
             # The hot path: no pending step means nothing to change, so no lock and no I/O.
-            entry = _live(records, k)
+            entry = _live(records, k, keep=False)
             if entry is None:
                 return Claim(ClaimStatus.NONE, None)
             if entry[0].callback is None:
@@ -322,7 +325,7 @@ class FileStateStorage(BaseStorage):
             )
 
         records = self._records
-        if records is not None and not takeable(_live(records, k)):
+        if records is not None and not takeable(_live(records, k, keep=False)):
             return None
 
         async def op(records: _Records) -> StateContext | None:
@@ -437,9 +440,9 @@ class FileStateStorage(BaseStorage):
         line = _write_line(key, records.get(key), entry, data_keys)  # TypeError before any I/O
         await self._append(line)
         if entry is None:
-            records.pop(key, None)
+            records.pop(key)
         else:
-            records[key] = entry
+            records.set(key, entry)
         self._lines += 1
         if self._touched is not None:
             self._touched.add(key)
@@ -526,17 +529,18 @@ class FileStateStorage(BaseStorage):
             records = self._records
             if records is None:
                 raise _Stopped
-            # One dict copy: its entries are the records' own tuples, so no new objects for
-            # the garbage collector to traverse (100,000 new tuples cost a full collection).
+            # Copies of the dicts only: lines are immutable and the entries are the records'
+            # own tuples, so no new objects for the garbage collector to traverse.
             snapshot = records.copy()
             self._touched = set()
             now = get_clock().now()
         logger.debug("%s: compacting %d records", self.path, len(snapshot))
         tmp = self._compact_path
         try:
-            size, lines, expired = await asyncio.to_thread(
+            size, lines, expired, encoded = await asyncio.to_thread(
                 _write_snapshot, tmp, snapshot, now, stop, self.fsync
             )
+            decoded = snapshot.entries
             del snapshot
             for _ in range(_CATCH_UP_ROUNDS):
                 async with self._lock:
@@ -556,15 +560,32 @@ class FileStateStorage(BaseStorage):
                 await asyncio.to_thread(_append_to, tmp, data, self.fsync)
                 await aiofiles.os.replace(tmp, self.path)
                 await self._reopen(size + len(data), lines + len(entries))
-                for key, entry in expired:  # gone from the new journal: forget them here too
-                    if records.get(key) is entry:
-                        del records[key]
+                for key, slot in expired:  # gone from the new journal: forget them here too
+                    if records.slot(key) is slot:
+                        records.pop(key)
         except BaseException:
             try:
                 await asyncio.to_thread(_remove_quietly, tmp)
             except OSError:
                 logger.exception("%s: could not remove %s", self.path, tmp)
             raise
+        await self._let_go(records, decoded, encoded)
+
+    async def _let_go(
+        self, records: _Records, decoded: dict[str, _Entry], encoded: list[bytes | None]
+    ) -> None:
+        """Hold the records that the compaction encoded as their lines again, unless written
+        since (a few thousand per turn of the event loop; no I/O, so no lock needed)."""
+        items = iter(zip(decoded.items(), encoded, strict=True))
+        while self._records is records:
+            batch = list(itertools.islice(items, _LET_GO_BATCH))
+            if not batch:
+                return
+            for (key, entry), line in batch:
+                if line is not None and records.entries.get(key) is entry:
+                    records.set_line(key, line, entry[1])
+            del batch
+            await asyncio.sleep(0)
 
     def _check_current(self, records: _Records, stop: threading.Event) -> None:
         if stop.is_set() or self._records is not records or self._file is None:
@@ -590,6 +611,10 @@ class FileStateStorage(BaseStorage):
         self._compact_retry_at = 0
 
 
+#: How many decoded records a finished compaction turns back into lines per turn of the loop.
+_LET_GO_BATCH = 2000
+
+
 class _Stopped(Exception):
     """A compaction gave up: the storage was closed or reloaded meanwhile."""
 
@@ -598,13 +623,17 @@ async def _records_of(records: _Records) -> _Records:
     return records
 
 
-def _live(records: _Records, key: str) -> _Entry | None:
-    """The entry at ``key`` unless it has expired (an expired one is forgotten from memory)."""
-    entry = records.get(key)
+def _live(records: _Records, key: str, *, keep: bool = True) -> _Entry | None:
+    """The entry at ``key`` unless it has expired (an expired one is forgotten from memory).
+
+    ``keep``: hold the record decoded from now on (a write is about to replace it); a read
+    decodes a record kept as its line afresh each time and leaves it as it was.
+    """
+    entry = records.get(key, keep=keep)
     if entry is None:
         return None
     if entry[1] is not None and entry[1] <= get_clock().now():
-        records.pop(key, None)  # its journal lines are dead now and go at the next compaction
+        records.pop(key)  # its journal lines are dead now and go at the next compaction
         return None
     return entry
 
@@ -620,6 +649,77 @@ def _log_orphaned_failure(task: asyncio.Future[Any]) -> None:
     exc = task.exception()
     if exc is not None:
         logger.error("a storage write whose caller was cancelled failed", exc_info=exc)
+
+
+class _Records:
+    """The live records, most of them as their journal line: an object the garbage collector
+    never looks at.
+
+    Every record built in memory is a handful of objects that CPython's cyclic collector
+    tracks; 100,000 of them made its full collections (which stop every thread, the event
+    loop's too) run while a journal loaded, each longer than the last. So a record is held as
+    the whole-record line that holds it on disk (``bytes``, checked when the journal was read),
+    and decoded when it is used; only the records written since the last compaction are held
+    decoded (``entries``), until the compaction has their lines again.
+    """
+
+    __slots__ = ("entries", "expiry", "lines")
+
+    def __init__(self, lines: dict[str, bytes], expiry: dict[str, float]) -> None:
+        #: whole-record journal lines (without their newline) of records not held decoded
+        self.lines = lines
+        #: when the records in ``lines`` expire (those that do)
+        self.expiry = expiry
+        #: the records held decoded, with their expiry
+        self.entries: dict[str, _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self.lines) + len(self.entries)
+
+    def get(self, key: str, *, keep: bool = True) -> _Entry | None:
+        """The entry at ``key``, expired or not; ``keep``: hold it decoded from now on."""
+        entry = self.entries.get(key)
+        if entry is not None:
+            return entry
+        line = self.lines.get(key)
+        if line is None:
+            return None
+        entry = (_decode_line(line), self.expiry.get(key))
+        if keep:
+            self.set(key, entry)
+        return entry
+
+    def slot(self, key: str) -> bytes | _Entry | None:
+        """What holds ``key`` now: its line or its decoded entry (compared by identity)."""
+        return self.entries.get(key) or self.lines.get(key)
+
+    def set(self, key: str, entry: _Entry) -> None:
+        self.entries[key] = entry
+        if self.lines.pop(key, None) is not None:
+            self.expiry.pop(key, None)
+
+    def set_line(self, key: str, line: bytes, expiry: float | None) -> None:
+        self.entries.pop(key, None)
+        self.lines[key] = line
+        if expiry is None:
+            self.expiry.pop(key, None)
+        else:
+            self.expiry[key] = expiry
+
+    def pop(self, key: str) -> None:
+        if self.entries.pop(key, None) is None and self.lines.pop(key, None) is not None:
+            self.expiry.pop(key, None)
+
+    def copy(self) -> _Records:
+        """A snapshot: copies of the dicts, sharing their lines and entries."""
+        snapshot = _Records(self.lines.copy(), self.expiry.copy())
+        snapshot.entries = self.entries.copy()
+        return snapshot
+
+
+def _decode_line(line: bytes) -> StateContext:
+    """The record of a whole-record line that was checked when the journal was read."""
+    return StateContext.from_json(json.loads(line[18:-9])["record"])
 
 
 # -- lines ------------------------------------------------------------------------------------
@@ -757,18 +857,27 @@ class _Replay:
     def __init__(self, path: str, version: int) -> None:
         self.path = path
         self.version = version
-        self.records: _Records = {}  # expired ones too, until the end: a change may renew them
+        #: whole-record lines (version 2, without the newline), expired ones too until the end:
+        #: a change may renew them. Each line's JSON was read and checked, then let go: a
+        #: record kept as bytes gives the garbage collector nothing to traverse.
+        self.lines: dict[str, bytes] = {}
+        self.expiry: dict[str, float] = {}
+        self.empty: set[str] = set()  # keys whose record holds nothing worth keeping
+        #: the fields of records that change lines changed lately, decoded (a bounded few, so
+        #: a run of changes to one record decodes and encodes it once, not once per change)
+        self.folding: dict[str, dict[str, Any]] = {}
+        self.pace = _Pacer()
         self.damage: list[_Damage] = []
-        self.lines = 0
+        self.count = 0
         #: key checksums of conversations reset by a damaged line: their changes are skipped
         #: until a whole record (or a delete) starts them again
         self.reset: set[int] = set()
 
     def line(self, offset: int, line: bytes) -> None:
-        self.lines += 1
+        self.count += 1
         try:
             good_key, obj = self._payload(line) if self.version == 2 else self._payload_v1(line)
-            self._apply(good_key, obj)
+            self._apply(good_key, obj, line)
         except _Damaged as exc:
             key = exc.key
             crcs = self._key_crcs(line) if self.version == 2 else set()
@@ -814,14 +923,14 @@ class _Replay:
     def _reset(self, crcs: set[int], key: str | None) -> list[str]:
         """Forget the conversations with these key checksums; return the keys forgotten."""
         self.reset |= crcs
-        gone = [k for k in self.records if _key_crc(k) in crcs]
+        gone = [k for k in self.lines if _key_crc(k) in crcs]
         for k in gone:
-            del self.records[k]
+            self._forget(k)
         if key is not None and key not in gone:
             gone.append(key)
         return gone
 
-    def _apply(self, key: str, obj: dict[str, Any]) -> None:
+    def _apply(self, key: str, obj: dict[str, Any], line: bytes) -> None:
         if self.reset:
             crc = _key_crc(key)
             if crc in self.reset:
@@ -829,24 +938,102 @@ class _Replay:
                     raise _Damaged("a change to a conversation reset by a damaged line", key)
                 self.reset.discard(crc)
         if obj.get("deleted") is True:
-            self.records.pop(key, None)
+            self._forget(key)
             return
         expires_at = obj.get("expires_at")
         if expires_at is not None and not _is_number(expires_at):
             raise _Damaged(f"a non-numeric expires_at {expires_at!r:.40}", key)
-        expiry = None if expires_at is None else float(expires_at)
         change = obj.get("change")
         if isinstance(change, dict):
-            before = self.records.get(key)
-            if before is None:
-                raise _Damaged("a change to a record the journal does not hold", key)
-            self.records[key] = (_apply_change(before[0], change, key), expiry)
+            fields_ = self.folding.pop(key, None)
+            if fields_ is None:
+                base = self.lines.get(key)
+                if base is None:
+                    raise _Damaged("a change to a record the journal does not hold", key)
+                fields_ = _fields_of(base)
+            self.folding[key] = _apply_change(fields_, change, key)
+            self._set_expiry(key, expires_at)
+            if len(self.folding) > _FOLDING:
+                oldest = next(iter(self.folding))
+                self._settle(oldest, self.folding.pop(oldest))
             return
         record = obj.get("record")
         if not isinstance(record, dict):
             raise _Damaged('neither a "record", a "change" nor "deleted"', key)
         _check_fields(record, key)
-        self.records[key] = (StateContext.from_json(record), expiry)
+        self.folding.pop(key, None)
+        self._set_expiry(key, expires_at)
+        if self.version == 2:
+            self.lines[key] = line
+            self._set_empty(key, record)
+        else:  # given its checksums now
+            self._settle(key, record)
+
+    def _set_expiry(self, key: str, expires_at: float | None) -> None:
+        if expires_at is None:
+            self.expiry.pop(key, None)
+        else:
+            self.expiry[key] = float(expires_at)
+
+    def _set_empty(self, key: str, record: dict[str, Any]) -> None:
+        if (
+            record.get("current_state") is None
+            and record.get("callback") is None
+            and not record.get("data")
+        ):
+            self.empty.add(key)
+        else:
+            self.empty.discard(key)
+
+    def _settle(self, key: str, record: dict[str, Any]) -> None:
+        """Hold ``record`` as its whole-record line."""
+        obj = {"key": key, "record": record, "expires_at": self.expiry.get(key)}
+        self.lines[key] = _frame(key, obj)[:-1]
+        self._set_empty(key, record)
+
+    def _forget(self, key: str) -> None:
+        self.lines.pop(key, None)
+        self.expiry.pop(key, None)
+        self.folding.pop(key, None)
+        self.empty.discard(key)
+
+    def records(self, now: float) -> _Records:
+        """The live records, once every line is replayed."""
+        for key, fields_ in self.folding.items():
+            self._settle(key, fields_)
+            self.pace()
+        self.folding.clear()
+        gone = [*self.empty]
+        for key, expires_at in self.expiry.items():
+            if expires_at <= now:
+                gone.append(key)
+            self.pace()
+        for key in gone:
+            self._forget(key)
+        return _Records(self.lines, self.expiry)
+
+
+#: How many records a replay holds decoded while change lines change them.
+_FOLDING = 64
+
+#: A worker thread that replays or rewrites a journal hands the interpreter lock to any thread
+#: that waits for it (the event loop's) after this many seconds of work, rather than keeping it
+#: for a whole switch interval (5 ms by default) while the event loop waits.
+_SLICE = 0.001
+
+
+class _Pacer:
+    """Call it often from a busy worker thread: every `_SLICE` it lets other threads run."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next = time.perf_counter() + _SLICE
+
+    def __call__(self) -> None:
+        if time.perf_counter() >= self._next:
+            time.sleep(0)  # releases the lock; a thread waiting for it takes it meanwhile
+            self._next = time.perf_counter() + _SLICE
 
 
 def _decode_json(payload: bytes) -> tuple[str, dict[str, Any]]:
@@ -869,8 +1056,14 @@ def _check_fields(record: dict[str, Any], key: str) -> None:
             raise _Damaged(f"{name}={value!r:.40} of type {type(value).__name__}", key)
 
 
-def _apply_change(record: StateContext, change: dict[str, Any], key: str) -> StateContext:
-    fields_ = record.to_json()
+def _fields_of(line: bytes) -> dict[str, Any]:
+    """The record's fields in a whole-record line that was checked."""
+    record: dict[str, Any] = json.loads(line[18:-9])["record"]
+    return record
+
+
+def _apply_change(fields_: dict[str, Any], change: dict[str, Any], key: str) -> dict[str, Any]:
+    """The fields of a record (changed in place) after a change line."""
     updates = change.get("set", {})
     data = change.get("data", {})
     drop = change.get("drop", [])
@@ -882,7 +1075,7 @@ def _apply_change(record: StateContext, change: dict[str, Any], key: str) -> Sta
         else:
             fields_[name] = value
     if data or drop:
-        merged = dict(fields_.get("data", {}))
+        merged = dict(fields_.get("data") or {})  # (a whole line may hold "data": null)
         merged.update(data)
         for item in drop:
             if not isinstance(item, str):
@@ -890,7 +1083,7 @@ def _apply_change(record: StateContext, change: dict[str, Any], key: str) -> Sta
             merged.pop(item, None)
         fields_["data"] = merged
     _check_fields(fields_, key)
-    return StateContext.from_json(fields_)
+    return fields_
 
 
 def _reject_constant(name: str) -> Any:
@@ -918,28 +1111,27 @@ def _header_version(path: str, raw: bytes) -> tuple[int, bool]:
 def _parse(path: str, raw: bytes, now: float) -> _Loaded:
     """Replay a journal's bytes (``size``: up to the end of its last complete line)."""
     if len(raw) < len(HEADER) and (HEADER.startswith(raw) or HEADER_V1.startswith(raw)):
-        return _Loaded({}, torn=len(raw))  # empty, or a crash before its header was complete
+        # empty, or a crash before its header was complete
+        return _Loaded(_Records({}, {}), torn=len(raw))
     version, header_damaged = _header_version(path, raw)
     replay = _Replay(path, version)
     offset = len(HEADER if version == 2 else HEADER_V1)
+    pace = replay.pace
     while True:
         end = raw.find(b"\n", offset)
         if end == -1:
             break
         replay.line(offset, raw[offset:end])
         offset = end + 1
+        pace()
     torn = len(raw) - offset
     if torn and version == 2 and _is_whole_line(raw[offset:-1]):
         # The last newline itself was damaged: the line is whole, keep it.
         replay.line(offset, raw[offset:-1])
         offset, torn = len(raw), 0
         header_damaged = True  # (forces the rewrite that puts the newline back)
-    records = {
-        k: e
-        for k, e in replay.records.items()
-        if (e[1] is None or e[1] > now) and not e[0].is_empty()
-    }
-    return _Loaded(records, replay.lines, offset, version, header_damaged, torn, replay.damage)
+    records = replay.records(now)
+    return _Loaded(records, replay.count, offset, version, header_damaged, torn, replay.damage)
 
 
 def _is_whole_line(line: bytes) -> bool:
@@ -974,7 +1166,7 @@ def _open_journal(path: str, now: float, fsync: bool, remove_leftover: bool) -> 
         if loaded.version != 2:
             logger.info("%s: rewriting a version %d journal as version 2", path, loaded.version)
         tmp = path + ".compact"
-        size, lines, _ = _write_snapshot(tmp, loaded.records, now, None, fsync)
+        size, lines, _, _ = _write_snapshot(tmp, loaded.records, now, None, fsync)
         os.replace(tmp, path)
         if fsync:
             _fsync_dir(path)
@@ -1057,36 +1249,60 @@ def _quarantine(path: str, damage: list[_Damage], fsync: bool) -> None:
 
 def _write_snapshot(
     tmp: str,
-    items: _Records,
+    records: _Records,
     now: float,
     stop: threading.Event | None,
     fsync: bool,
-) -> tuple[int, int, list[tuple[str, _Entry]]]:
-    """Write a new journal of ``items`` to ``tmp``: ``(bytes, lines, expired items left out)``."""
+) -> tuple[int, int, list[tuple[str, bytes | _Entry]], list[bytes | None]]:
+    """Write a new journal of ``records`` to ``tmp``.
+
+    Returns ``(bytes, lines, expired records left out, the line of each record held decoded,
+    in order, None if expired)``. Records held as lines are copied as they are: nothing to
+    decode or encode.
+    """
     _remove_quietly(tmp)
-    size, lines = len(HEADER), 0
-    expired: list[tuple[str, _Entry]] = []
+    size, count = len(HEADER), 0
+    expired: list[tuple[str, bytes | _Entry]] = []
+    encoded: list[bytes | None] = []  # a list of bytes: nothing for the collector to track
+    expiry = records.expiry
+    pace = _Pacer()
     with open(tmp, "wb", opener=_new_private_opener) as out:
         out.write(HEADER)
         batch: list[bytes] = []
-        for i, (key, entry) in enumerate(items.items()):
+
+        def flush() -> None:
+            nonlocal size, count, batch
+            if stop is not None and stop.is_set():
+                raise _Stopped
+            chunk = b"".join(batch)
+            out.write(chunk)
+            size, count, batch = size + len(chunk), count + len(batch) // 2, []  # line, b"\n"
+
+        for key, line in records.lines.items():
+            expires_at = expiry.get(key)
+            if expires_at is not None and expires_at <= now:
+                expired.append((key, line))
+                continue
+            batch += (line, b"\n")
+            if len(batch) >= 4096:
+                flush()
+            pace()
+        for key, entry in records.entries.items():
             if entry[1] is not None and entry[1] <= now:
                 expired.append((key, entry))
+                encoded.append(None)
                 continue
-            batch.append(_whole_line(key, entry))
-            if i % 512 == 511:
-                if stop is not None and stop.is_set():
-                    raise _Stopped
-                chunk = b"".join(batch)
-                out.write(chunk)
-                size, lines, batch = size + len(chunk), lines + len(batch), []
-        chunk = b"".join(batch)
-        out.write(chunk)
-        size, lines = size + len(chunk), lines + len(batch)
+            line = _whole_line(key, entry)[:-1]
+            encoded.append(line)
+            batch += (line, b"\n")
+            if len(batch) >= 1024:
+                flush()
+            pace()
+        flush()
         out.flush()
         if fsync:
             os.fsync(out.fileno())
-    return size, lines, expired
+    return size, count, expired, encoded
 
 
 def _append_to(path: str, data: bytes, fsync: bool) -> None:

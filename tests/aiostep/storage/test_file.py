@@ -372,6 +372,23 @@ async def test_a_corrupt_line_is_quarantined_and_only_its_conversation_starts_fr
     assert len(disk(quarantine_file(path)).splitlines()) == 1
 
 
+async def test_change_lines_apply_to_records_written_with_null_fields(path: Path) -> None:
+    # A record's line as another writer may put it: fields at their default spelled as null.
+    put(
+        path,
+        HEADER
+        + a_line("1", b'{"key":"1","record":{"current_state":"s","data":null},"expires_at":null}')
+        + b"\n"
+        + a_line("1", b'{"key":"1","change":{"data":{"a":1}},"expires_at":null}')
+        + b"\n",
+    )
+    storage = FileStateStorage(path)
+    assert await storage.get_data(1) == {"a": 1}
+    assert (await storage.get_state(1)).current_state == "s"
+    assert not exists(quarantine_file(path))
+    await storage.close()
+
+
 async def test_a_corrupt_last_complete_line_is_quarantined_not_treated_as_torn(
     path: Path,
 ) -> None:

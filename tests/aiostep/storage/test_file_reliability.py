@@ -4,6 +4,7 @@ processes, no mocks of the storage)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import random
@@ -19,6 +20,7 @@ from aiogram.types import Message
 from kills import kill_many
 
 import aiostep
+from aiostep.storage import file as file_module
 from aiostep.storage.base import Patch, StateContext
 from aiostep.storage.file import HEADER, FileStateStorage, _whole_line
 from aiostep.testing import BotSimulator
@@ -89,7 +91,13 @@ async def write_history(path: Path) -> dict[str, StateContext | None]:
     return expected
 
 
-async def test_single_byte_damage_never_reads_back_other_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folding", [64, 1], ids=["fold-64", "fold-1"])
+async def test_single_byte_damage_never_reads_back_other_data(
+    tmp_path: Path, folding: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fold-1: a load holds one changed record decoded at a time (a journal with many changed
+    # records), so every change line decodes and re-encodes its record
+    monkeypatch.setattr(file_module, "_FOLDING", folding)
     original = tmp_path / "original.jsonl"
     expected = await write_history(original)
     assert sum(record is not None for record in expected.values()) >= 10
@@ -228,6 +236,45 @@ async def test_the_event_loop_keeps_running_while_a_big_journal_loads(
     # Parsed on the loop, the load would leave the ticker a handful of ticks (one per await).
     assert ticker.ticks - before >= 50
     await storage.close()
+
+
+def tracked_objects() -> int:
+    """How many objects CPython's cyclic garbage collector tracks now (after a collection)."""
+    gc.collect()
+    return len(gc.get_objects())
+
+
+async def test_a_loaded_journal_gives_the_garbage_collector_no_objects_per_record(
+    path: Path,
+) -> None:
+    # Each record held as objects (a StateContext, its dicts, a tuple) made the collector's full
+    # passes, which stop the event loop too, run while a big journal loaded: 0.2 s at 100,000.
+    big_journal(path, 20_000)
+    storage = FileStateStorage(path, fsync=False)
+    before = tracked_objects()
+    await storage.read(0)  # loads the journal
+    assert tracked_objects() - before < 1_000  # there were 2 for every record
+    for i in (0, 7_777, 19_999):  # and they are all there
+        assert await storage.get_data(i) == {"n": i, "p": "x" * 60}
+    assert tracked_objects() - before < 1_000  # a read decodes a record and lets it go
+    await storage.close()
+
+
+async def test_records_written_are_let_go_by_the_next_compaction(path: Path) -> None:
+    storage = FileStateStorage(path, fsync=False)
+    for i in range(3_000):
+        await storage.update_data(i, n=i)
+    before = tracked_objects()
+    await storage.compact()
+    assert before - tracked_objects() >= 3_000  # held as their lines again
+    await storage.update_data(5, n=-5)
+    assert await storage.get_data(5) == {"n": -5}
+    assert await storage.get_data(2_999) == {"n": 2_999}
+    await storage.close()
+    reopened = FileStateStorage(path, fsync=False)
+    assert await reopened.get_data(5) == {"n": -5}
+    assert await reopened.get_data(2_999) == {"n": 2_999}
+    await reopened.close()
 
 
 async def test_writes_go_on_during_a_compaction_and_all_of_them_last(
