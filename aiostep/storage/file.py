@@ -202,7 +202,9 @@ class FileStateStorage(BaseStorage):
         if records is None:
             records = await self._serialised(_records_of)
         entry = _live(records, k, keep=False)
-        return None if entry is None else copy.deepcopy(entry[0])
+        if entry is None:
+            return None
+        return _copy(records, k, entry)
 
     async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
@@ -279,7 +281,7 @@ class FileStateStorage(BaseStorage):
             if entry is None:
                 return Claim(ClaimStatus.NONE, None)
             if entry[0].callback is None:
-                return Claim(ClaimStatus.NONE, copy.deepcopy(entry[0]))
+                return Claim(ClaimStatus.NONE, _copy(records, k, entry))
         claimer = owner or new_owner()
 
         async def op(records: _Records) -> Claim:
@@ -636,6 +638,11 @@ def _live(records: _Records, key: str, *, keep: bool = True) -> _Entry | None:
         records.pop(key)  # its journal lines are dead now and go at the next compaction
         return None
     return entry
+
+
+def _copy(records: _Records, key: str, entry: _Entry) -> StateContext:
+    """A record for a caller: a copy of one held decoded; one just decoded is already new."""
+    return copy.deepcopy(entry[0]) if records.entries.get(key) is entry else entry[0]
 
 
 def _without_step(entry: _Entry) -> _Entry | None:

@@ -555,3 +555,18 @@ async def test_a_closed_storage_loads_again_on_next_use(path: Path) -> None:
     await storage.close()  # closing twice is harmless
     assert (await storage.get_state(KEY)).current_state == "s"
     await storage.close()
+
+
+async def test_records_read_back_after_reopening_are_the_callers_to_change(path: Path) -> None:
+    storage = FileStateStorage(path)
+    await storage.set_data(KEY, {"items": [1]})
+    await storage.close()
+    reopened = FileStateStorage(path)
+    record = await reopened.read(KEY)
+    assert record is not None
+    record.data["items"].append(2)
+    claim = await reopened.claim(KEY, now=time.time(), kind="message", is_command=False)
+    assert claim.record is not None
+    claim.record.data["items"].append(3)
+    assert await reopened.get_data(KEY) == {"items": [1]}
+    await reopened.close()
