@@ -1,11 +1,14 @@
 """FileStateStorage: event-loop stalls at load and compaction, journal growth, and kill -9 runs.
 
-    python benchmarks/bench_file_storage.py [--records 100000] [--kills 100]
+    python benchmarks/bench_file_storage.py [--records 100000] [--kills 100] [--repeat 1]
 
 - load / compaction: a ticker task measures the longest time the event loop went without
   running it (the stall) while a journal of ``--records`` records loads, and while it is
-  compacted with a writer appending meanwhile (its slowest write is printed too). A single
-  fsync'ed write is measured first, as the yardstick.
+  compacted with a writer appending meanwhile (its slowest write is printed too), each
+  ``--repeat`` times. Two yardsticks are measured first: a single fsync'ed write, and the
+  longest stall of an idle event loop over a second (on a busy machine the OS's scheduling
+  alone makes gaps of several ms, and no load or compaction can show less). The load also
+  prints how many objects the garbage collector tracks for the records it holds.
 - growth: the journal's growth for one 10 MB value plus one small ``update_data``, and for
   ten small ``update_data`` next to a 1 MB value.
 - kills: ``--kills`` rounds of a writer process killed with SIGKILL at random moments (half
@@ -105,14 +108,27 @@ async def one_write(path: Path) -> float:
     return statistics.median(times)
 
 
-async def load_stall(path: Path) -> tuple[Ticker, float]:
+async def idle_stall() -> Ticker:
+    with Ticker() as ticker:
+        await asyncio.sleep(1.0)
+    return ticker
+
+
+def tracked() -> int:
+    gc.collect()
+    return len(gc.get_objects())
+
+
+async def load_stall(path: Path) -> tuple[Ticker, float, int]:
     storage = FileStateStorage(path)
+    before = tracked()
     with Ticker() as ticker:
         start = time.perf_counter()
         await storage.read(0)
         took = time.perf_counter() - start
+    held = tracked() - before
     await storage.close()
-    return ticker, took
+    return ticker, took, held
 
 
 async def compaction_stall(path: Path) -> tuple[Ticker, float, float, int]:
@@ -163,26 +179,32 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=1, help="load and compaction runs")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         write = await one_write(directory / "one-write.jsonl")
         print(f"one fsync'ed update_data: {write * 1e3:.2f} ms (median of 200)")
+        print(f"idle loop, 1 s: {await idle_stall()}")
 
         path = directory / "big.jsonl"
         build_journal(path, args.records)
         size = path.stat().st_size
         print(f"journal of {args.records:,} records: {size / 1e6:.1f} MB")
-        gc.collect()
-        ticker, took = await load_stall(path)
-        print(f"load:       {ticker}; load took {took:.2f} s")
-        gc.collect()
-        ticker, took, worst_write, n = await compaction_stall(path)
-        print(
-            f"compaction: {ticker}; compaction took {took:.2f} s, {n} writes meanwhile, "
-            f"slowest {worst_write * 1e3:.1f} ms"
-        )
+        for _ in range(args.repeat):
+            ticker, took, held = await load_stall(path)
+            print(
+                f"load:       {ticker}; load took {took:.2f} s; "
+                f"{held:,} more objects tracked by the GC"
+            )
+        for _ in range(args.repeat):
+            gc.collect()
+            ticker, took, worst_write, n = await compaction_stall(path)
+            print(
+                f"compaction: {ticker}; compaction took {took:.2f} s, {n} writes meanwhile, "
+                f"slowest {worst_write * 1e3:.1f} ms"
+            )
 
         ten_mb, small = await growth(directory)
         print(f"growth: one 10 MB value + one small update_data: {ten_mb / 1e6:.2f} MB journal")
