@@ -362,8 +362,9 @@ async def test_a_corrupt_line_is_quarantined_and_only_its_conversation_starts_fr
             "conversation '2' starts fresh" in errors[0]
             or f"key checksum {zlib.crc32(b'2'):08x}" in errors[0]
         )
-    # the journal was rewritten without the damaged line, so the next load is clean
-    assert [line["key"] for line in lines_of(path)] == ["1", "3", "4"]
+    # the journal was rewritten without the damaged line, so the next load is clean (in any
+    # order of keys: records are held in shards by key hash)
+    assert sorted(line["key"] for line in lines_of(path)) == ["1", "3", "4"]
     assert not exists(compact_file(path))
     await reopened.close()
     again = FileStateStorage(path)
