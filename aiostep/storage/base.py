@@ -835,6 +835,34 @@ class BaseStorage(ABC):
             return False
         return True
 
+    def _decide_here(
+        self,
+        record: StateContext | None,
+        *,
+        now: float,
+        kind: str,
+        is_command: bool,
+        callback_data: str | None,
+        owner: str,
+        update_id: int | None,
+    ) -> tuple[ClaimStatus, StateContext | _Unset | None]:
+        """A claim decided in Python (Memory, File): its status and what the record becomes
+        (``UNSET``: unchanged). A claim it grants is noted as one of this process's."""
+        status = decide_claim(
+            record,
+            now,
+            kind,
+            is_command,
+            callback_data,
+            owner=owner,
+            live_owners=self._owners,
+            update_id=update_id,
+        )
+        after = claim_outcome(record, status, owner, None, update_id)
+        if status is ClaimStatus.CLAIMED and after is not UNSET and self._owners is not None:
+            self._owners.add(owner)
+        return status, after
+
     async def peers(self) -> int:
         """How many processes use this storage now (this one included). Shared storages count
         their workers; the others answer 1."""

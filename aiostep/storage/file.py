@@ -64,8 +64,6 @@ from aiostep.storage.base import (
     check_patch,
     check_record_size,
     claim_alive,
-    claim_outcome,
-    decide_claim,
     drop_step,
     ensure_json,
     mark_claimed,
@@ -287,21 +285,17 @@ class FileStateStorage(BaseStorage):
         async def op(records: _Records) -> Claim:
             before = _live(records, k)
             record = None if before is None else before[0]
-            status = decide_claim(
+            status, after = self._decide_here(
                 record,
-                now,
-                kind,
-                is_command,
-                callback_data,
+                now=now,
+                kind=kind,
+                is_command=is_command,
+                callback_data=callback_data,
                 owner=claimer,
-                live_owners=self._owners,
                 update_id=update_id,
             )
-            after = claim_outcome(record, status, claimer, None, update_id)
             if before is not None and after is not UNSET:
                 await self._commit(records, k, None if after is None else (after, before[1]))
-                if status is ClaimStatus.CLAIMED and self._owners is not None:
-                    self._owners.add(claimer)
                 return Claim(status, before[0], claimer)
             return Claim(status, copy.deepcopy(record), claimer)
 

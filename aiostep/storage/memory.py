@@ -27,8 +27,6 @@ from aiostep.storage.base import (
     check_patch,
     check_record_size,
     claim_alive,
-    claim_outcome,
-    decide_claim,
     drop_step,
     mark_claimed,
     new_owner,
@@ -133,21 +131,17 @@ class AsyncMemoryStateStorage(BaseStorage):
         if before is None or before.callback is None:
             return Claim(ClaimStatus.NONE, copy.deepcopy(before))
         owner = owner or new_owner()
-        status = decide_claim(
+        status, after = self._decide_here(
             before,
-            now,
-            kind,
-            is_command,
-            callback_data,
+            now=now,
+            kind=kind,
+            is_command=is_command,
+            callback_data=callback_data,
             owner=owner,
-            live_owners=self._owners,
             update_id=update_id,
         )
-        after = claim_outcome(before, status, owner, None, update_id)
         if after is not UNSET:
             self._put(k, after, None)
-            if status is ClaimStatus.CLAIMED and self._owners is not None:
-                self._owners.add(owner)
         return Claim(status, copy.deepcopy(before), owner)
 
     async def _claim_token(
