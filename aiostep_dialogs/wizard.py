@@ -650,6 +650,17 @@ class Wizard:
         return cls._storage
 
     @classmethod
+    def _restore_stepping(
+        cls, record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject
+    ) -> Wizard | None:
+        """The wizard a claimed step runs, or ``None`` (nothing to do). A newer deploy's
+        record is left pending for it: ``SkipHandler`` sends the update on to the handlers."""
+        wizard = cls._restore(record, key, bot, event)
+        if wizard is None and cls._left_for_newer(record.kwargs):
+            raise SkipHandler()
+        return wizard
+
+    @classmethod
     def _compile(cls, spec: StepSpec) -> Callable[..., Awaitable[None]]:
         async def on_update(
             event: Message | CallbackQuery,
@@ -657,11 +668,8 @@ class Wizard:
             conversation: ConversationKey,
             bot: Bot,
         ) -> None:
-            wizard = cls._restore(step_context, conversation, bot, event)
+            wizard = cls._restore_stepping(step_context, conversation, bot, event)
             if wizard is None:
-                if cls._left_for_newer(step_context.kwargs):
-                    # a newer deploy's record: leave it pending for it, the update goes on
-                    raise SkipHandler()
                 return
             if step_context.claim is not None and isinstance(event, Message):
                 # The process that ran this step last died before its outcome (the step was
@@ -849,10 +857,8 @@ class Wizard:
             conversation: ConversationKey,
             bot: Bot,
         ) -> None:
-            wizard = cls._restore(step_context, conversation, bot, event)
+            wizard = cls._restore_stepping(step_context, conversation, bot, event)
             if wizard is None:
-                if cls._left_for_newer(step_context.kwargs):
-                    raise SkipHandler()
                 return
             spec = wizard._spec()
             if not wizard._moved:  # its state exists after all (stored under another name)
