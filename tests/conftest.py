@@ -40,6 +40,12 @@ def redis_url(aiostep_redis_url: str) -> str:
 
 
 @pytest.fixture
+def redis_cluster_url(aiostep_redis_cluster_url: str) -> str:
+    """The plugin's ``aiostep_redis_cluster_url``: an emptied 3-master local Redis Cluster."""
+    return aiostep_redis_cluster_url
+
+
+@pytest.fixture
 def bot_simulator(aiostep_simulator: SimulatorFactory) -> SimulatorFactory:
     """The plugin's ``aiostep_simulator``: simulators closed after the test."""
     return aiostep_simulator

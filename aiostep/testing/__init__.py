@@ -45,8 +45,8 @@ __all__ = [
 ]
 
 try:
-    from aiostep.testing.redis_server import RedisServer, find_redis_server
+    from aiostep.testing.redis_server import LocalRedisCluster, RedisServer, find_redis_server
 except (ImportError, SyntaxError) as exc:  # written separately; the rest must work without it
     logging.getLogger("aiostep").warning("aiostep.testing.redis_server is unavailable: %s", exc)
 else:
-    __all__ += ["RedisServer", "find_redis_server"]
+    __all__ += ["LocalRedisCluster", "RedisServer", "find_redis_server"]

