@@ -712,6 +712,10 @@ class BaseStorage(ABC):
     #: the conversation busy for a lease, so a message that reaches another worker meanwhile
     #: waits for the step's outcome instead of racing past it.
     shared: bool = False
+    #: True when every update of a conversation takes the conversation's turn across workers
+    #: (Redis with ``order_updates=True``): [`Listen`][aiostep.Listen] then handles them one at
+    #: a time, in ``update_id`` order, whichever worker they reach
+    order_updates: bool = False
 
     def __init__(
         self, ex: ExpiryT = None, *, max_record_bytes: int | None = MAX_RECORD_BYTES
@@ -780,6 +784,7 @@ class BaseStorage(ABC):
         owner: str | None = None,
         update_id: int | None = None,
         window: float = 0.0,
+        turn: bool = False,
     ) -> Claim:
         """Atomically claim the pending step at ``key`` for an update, as `decide_claim`
         says.
@@ -794,7 +799,10 @@ class BaseStorage(ABC):
         ``update_id`` de-duplicates (``STALE``) and, on a shared storage with ``window`` > 0
         seconds, orders updates: an update waits (``WAIT``/``BUSY``) until it has been seen for
         ``window`` seconds and no update of the conversation with a lower id is waiting. The
-        returned record is the one before the claim.
+        returned record is the one before the claim. ``turn`` (storages with
+        [`order_updates`][aiostep.BaseStorage.order_updates]) also takes the conversation's
+        turn for ``owner``, as [`take_turn`][aiostep.BaseStorage.take_turn] does, in the same
+        call: ``BUSY``/``WAIT`` until it is the update's turn.
         """
 
     async def claim_token(
@@ -873,6 +881,24 @@ class BaseStorage(ABC):
         ``False`` if the claim was lost. Only shared storages have leases; others answer
         ``True``."""
         return True
+
+    async def take_turn(
+        self, key: StorageKey, owner: str, update_id: int | None, window: float, lease: float
+    ) -> ClaimStatus:
+        """Take the turn of conversation ``key`` for one update (storages with
+        [`order_updates`][aiostep.BaseStorage.order_updates]): ``CLAIMED`` when ``owner`` holds
+        it for ``lease`` seconds, ``BUSY`` while another update holds it or a lower
+        ``update_id`` waits for it, ``WAIT`` while the update is younger than ``window``
+        seconds. Storages without ordering answer ``CLAIMED``."""
+        return ClaimStatus.CLAIMED
+
+    async def renew_turn(self, key: StorageKey, owner: str, lease: float) -> bool:
+        """Extend ``owner``'s turn of ``key`` by ``lease`` seconds; ``False`` if it was lost."""
+        return True
+
+    async def leave_turn(self, key: StorageKey, owner: str) -> None:
+        """End ``owner``'s turn of ``key``, so the next update of the conversation runs."""
+        return None
 
     # what a backend implements
     # what a backend implements

@@ -124,6 +124,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         owner: str | None = None,
         update_id: int | None = None,
         window: float = 0.0,  # one process: its ordering gate keeps arrival order
+        turn: bool = False,  # one process: no turn across workers
     ) -> Claim:
         """Claim the pending step at ``key`` for an update (see `decide_claim`)."""
         k = _key(key)

@@ -6,6 +6,13 @@ claimed step, so other workers wait for its outcome), one ``d:<name>`` field per
 (its JSON) and ``order`` (the data names in insertion order, as on the other backends).
 ``update_data`` is an ``HSET`` of the changed items, so concurrent updates never lose each
 other; writes and claims are Lua scripts (atomic, one round trip).
+
+Redis Cluster: every key one conversation touches is in the record's hash slot. The record
+keeps its plain name (``{prefix}{key}`` without braces: stored records stay where they are);
+a companion key is ``{<record key>}<suffix>``, whose hash tag is the whole record name, so it
+hashes to the same slot (``_companion``). Every script names all its keys in ``KEYS``; none
+touches a key outside the conversation (the workers' heartbeat set is counted by the
+heartbeat loop and passed to the claim as a number).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from aiostep.storage.base import (
 
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.cluster import RedisCluster
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -158,17 +166,65 @@ if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', k
 return {1, before}
 """
 
-# KEYS[1]=key, KEYS[2]=the workers' heartbeat set; ARGV: now, kind, is_command ('1'/'0'),
-# callback data, lease ('' = none), owner, update_id ('' = none), ordering window (seconds),
-# queue horizon (seconds), how long a silent worker counts as alive (seconds).
+# The conversation's turn (order_updates), in the companion hash tk: 'run' = the owner of the
+# turn, 'until' = its lease (server time), and 'w:<update_id>' = "first seen:last seen" of each
+# update waiting for it. Returns 1 when `me` holds the turn now, 5 while another update holds
+# it or a lower update_id waits, 7 while the update is younger than `window` seconds. Server
+# time: one clock for every worker (real time even under a test's fake clock).
+_TURN = """
+local function turn(tk, me, uid, window, lease)
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local run = redis.call('HGET', tk, 'run')
+  local held = run and run ~= me and tonumber(redis.call('HGET', tk, 'until') or '0') > now
+  local first, lower = nil, false
+  if uid then
+    local flat = redis.call('HGETALL', tk)
+    for i = 1, #flat, 2 do
+      local id = string.match(flat[i], '^w:(%d+)$')
+      if id then
+        id = tonumber(id)
+        local f, seen = string.match(flat[i + 1], '^([^:]+):(.+)$')
+        if id == uid then first = tonumber(f)
+        elseif tonumber(seen) < now - lease then redis.call('HDEL', tk, flat[i])  -- died waiting
+        elseif id < uid then lower = true end
+      end
+    end
+  end
+  local ms = math.ceil(lease * 2000)
+  if held or lower or (uid and window > 0 and (first or now) > now - window) then
+    if uid then
+      redis.call('HSET', tk, 'w:' .. uid, string.format('%.6f:%.6f', first or now, now))
+      redis.call('PEXPIRE', tk, ms)
+    end
+    if held or lower then return 5 end
+    return 7
+  end
+  redis.call('HSET', tk, 'run', me, 'until', string.format('%.6f', now + lease))
+  if uid then redis.call('HDEL', tk, 'w:' .. uid) end
+  redis.call('PEXPIRE', tk, ms)
+  return 1
+end
+"""
+
+# KEYS[1]=key, KEYS[2]=its turn (companion); ARGV: now, kind, is_command ('1'/'0'), callback
+# data, lease ('' = none), owner, update_id ('' = none), ordering window (seconds), queue
+# horizon (seconds), live workers (the heartbeat's count), turn ('' = none, else its window in
+# seconds), turn lease (seconds).
 # Mirrors base.decide_claim, plus the ordering queue 'q' of a shared storage: entries
 # "update_id:arrival," of the updates waiting for this conversation's step.
 _CLAIM = (
     _DROP
+    + _TURN
     + """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local rec = redis.call('HGETALL', key)
+if ARGV[11] ~= '' then
+  local got = turn(KEYS[2], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[11]), tonumber(ARGV[12]))
+  if got ~= 1 then return {got, rec} end
+end
 if redis.call('HEXISTS', key, 'callback') == 0 then return {0, rec} end
 local holder = redis.call('HGET', key, 'claim')
 if holder and holder == ARGV[6] then return {1, rec} end
@@ -189,17 +245,12 @@ if uid then
   local seq = tonumber(redis.call('HGET', key, 'seq') or '')
   if seq and uid <= seq then return {6, rec} end
 end
-local ordered = false
-if uid and tonumber(ARGV[8]) > 0 then
+-- order only while other workers are alive (alone, the gate of this process orders updates),
+-- and not under a turn (it already orders every update of the conversation)
+if uid and ARGV[11] == '' and tonumber(ARGV[8]) > 0 and tonumber(ARGV[10]) > 1 then
   -- arrivals are timed by the server's clock: one clock for every worker (and real time even
   -- under a test's fake clock)
   if redis.replicate_commands then redis.replicate_commands() end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  -- order only while other workers are alive: alone, the gate of this process orders updates
-  ordered = redis.call('ZCOUNT', KEYS[2], now - tonumber(ARGV[10]), '+inf') > 1
-end
-if ordered then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   local window, horizon = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -252,6 +303,33 @@ end
 return rec
 """
 )
+
+# KEYS[1]=a conversation's turn; ARGV: owner, update_id ('' = none), window, lease (seconds)
+_TAKE_TURN = (
+    _TURN
+    + """
+return turn(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+"""
+)
+
+# KEYS[1]=a conversation's turn; ARGV[1]=owner, ARGV[2]=lease (seconds from now, server time)
+_RENEW_TURN = """
+if redis.call('HGET', KEYS[1], 'run') ~= ARGV[1] then return 0 end
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('HSET', KEYS[1], 'until', string.format('%.6f', now + tonumber(ARGV[2])))
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 2000))
+return 1
+"""
+
+# KEYS[1]=a conversation's turn; ARGV[1]=owner
+_LEAVE_TURN = """
+if redis.call('HGET', KEYS[1], 'run') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'run', 'until')
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+return 1
+"""
 
 # KEYS[1]=key; ARGV[1]=owner, ARGV[2]=new lease
 _RENEW = """
@@ -312,6 +390,29 @@ def _decode(raw_record: Any) -> StateContext | None:
     return record
 
 
+def _companion(record_key: str, suffix: str) -> str:
+    """The name of a key that belongs with ``record_key``: in its Redis Cluster hash slot.
+
+    A key's slot hashes its hash tag (the text between its first ``{`` and the next ``}``,
+    when not empty), else the whole name. ``{<record key>}<suffix>`` has the record's whole
+    name as its tag, so it hashes as the record does; a record name with a tag of its own
+    (a prefix like ``"{bot}:"``) keeps it: ``<record key><suffix>``.
+    """
+    start = record_key.find("{")
+    if start != -1:
+        end = record_key.find("}", start + 1)
+        if end > start + 1:
+            return record_key + suffix
+    if "}" in record_key:
+        # "{" + name + "}" would end its tag at the name's own "}": a different slot
+        raise ValueError(
+            f"Redis key {record_key!r} has a '}}' but no hash tag, so no other key can share "
+            "its cluster slot; use storage keys and a prefix without braces, or a prefix with "
+            "a whole hash tag such as 'aiostep:{bot}:'"
+        )
+    return "{" + record_key + "}" + suffix
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -321,7 +422,8 @@ class RedisStateStorage(BaseStorage):
     several worker processes.
 
     Args:
-        redis: a ``redis.asyncio.Redis`` client, or a URL (``redis://localhost:6379/0``).
+        redis: a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster`` client, or
+            a URL (``redis://localhost:6379/0``).
         ex: default time to live of a record (seconds or ``timedelta``), refreshed on write.
         prefix: prepended to every key, so the bot's own keys are never touched.
         max_connections: with a URL, the size of the connection pool. A burst of updates
@@ -333,6 +435,15 @@ class RedisStateStorage(BaseStorage):
         max_record_bytes: the most bytes of JSON a record's data and kwargs may hold
             (``None``: no limit); a merge is measured against what is stored, in the write
             script: see [`BaseStorage`][aiostep.BaseStorage].
+        cluster: with a URL, connect to a Redis Cluster through that node
+            (``redis.asyncio.cluster.RedisCluster.from_url``; redis-py has no cluster URL
+            scheme). Every key of a conversation is in one hash slot.
+        order_updates: handle every update of a conversation one at a time, in ``update_id``
+            order, across all the workers on this Redis (not only the updates a step takes):
+            each update takes the conversation's turn in its routing read and gives it back
+            after its handler, one more round trip per update. A worker that dies holding the
+            turn blocks the conversation for at most ``step_lease`` (see
+            [`Listen`][aiostep.Listen]).
     """
 
     persistent = True
@@ -340,7 +451,7 @@ class RedisStateStorage(BaseStorage):
 
     def __init__(
         self,
-        redis: Redis | str,
+        redis: Redis | RedisCluster | str,
         ex: ExpiryT = None,
         *,
         prefix: str = "aiostep:",
@@ -348,10 +459,22 @@ class RedisStateStorage(BaseStorage):
         pool_timeout: float = 30.0,
         socket_timeout: float = 5.0,
         max_record_bytes: int | None = MAX_RECORD_BYTES,
+        cluster: bool = False,
+        order_updates: bool = False,
     ) -> None:
         super().__init__(ex, max_record_bytes=max_record_bytes)
         self._owns_client = isinstance(redis, str)
-        if isinstance(redis, str):
+        self.order_updates = order_updates
+        self.redis: Redis | RedisCluster
+        if isinstance(redis, str) and cluster:
+            # a cluster client keeps a pool per node; it finds the other nodes from this one
+            self.redis = RedisCluster.from_url(
+                redis,
+                max_connections=max_connections,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+            )
+        elif isinstance(redis, str):
             # redis-py's default pool raises MaxConnectionsError past 100 connections at once,
             # dropping the update; a blocking pool makes a burst wait for a free connection.
             pool = BlockingConnectionPool.from_url(
@@ -361,7 +484,7 @@ class RedisStateStorage(BaseStorage):
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
             )
-            self.redis: Redis = Redis(connection_pool=pool)
+            self.redis = Redis(connection_pool=pool)
         else:
             self.redis = redis
         self.prefix = prefix
@@ -375,9 +498,12 @@ class RedisStateStorage(BaseStorage):
         self._claim_script = self.redis.register_script(_CLAIM)
         self._claim_token_script = self.redis.register_script(_CLAIM_TOKEN)
         self._renew_script = self.redis.register_script(_RENEW)
+        self._take_turn_script = self.redis.register_script(_TAKE_TURN)
+        self._renew_turn_script = self.redis.register_script(_RENEW_TURN)
+        self._leave_turn_script = self.redis.register_script(_LEAVE_TURN)
 
     @property
-    def cache(self) -> Redis:
+    def cache(self) -> Redis | RedisCluster:
         """The Redis client (the seed called it ``cache``)."""
         return self.redis
 
@@ -476,12 +602,19 @@ class RedisStateStorage(BaseStorage):
         owner: str | None = None,
         update_id: int | None = None,
         window: float = 0.0,
+        turn: bool = False,
     ) -> Claim:
-        """Claim the pending step for an update (one script call)."""
+        """Claim the pending step for an update (one script call); with ``turn``, take the
+        conversation's turn in the same call."""
         owner = owner or new_owner()
-        horizon = max(window * 4, (lease - now) if lease is not None else 0.0, 1.0)
+        step_lease = (lease - now) if lease is not None else 5.0
+        horizon = max(window * 4, step_lease, 1.0)
         if window > 0 and self._beat is None:
             await self.peers()  # announce this worker before its first ordered claim
+        # the arrival window matters only while other workers may hold earlier updates
+        turn_window = (repr(window) if self._peers > 1 else "0") if turn else ""
+        # the turn's key only when the script takes it: no extra work on the common path
+        more = (_companion(self._k(key), ":turn"),) if turn else ()
         status, flat = await self._call(
             self._claim_script,
             key,
@@ -495,9 +628,11 @@ class RedisStateStorage(BaseStorage):
                 "" if update_id is None else str(update_id),
                 repr(window),
                 repr(horizon),
-                repr(3 * self.heartbeat),
+                str(self._peers),
+                turn_window,
+                repr(step_lease),
             ],
-            self.prefix + "workers",
+            *more,
         )
         return Claim(ClaimStatus(int(status)), _decode(flat), owner)
 
@@ -528,6 +663,39 @@ class RedisStateStorage(BaseStorage):
         """Extend claim ``owner``'s lease while its step runs (one script call)."""
         return bool(await self._call(self._renew_script, key, [owner, repr(lease)]))
 
+    async def take_turn(
+        self, key: StorageKey, owner: str, update_id: int | None, window: float, lease: float
+    ) -> ClaimStatus:
+        """Take the turn of conversation ``key`` (one script call; see
+        [`BaseStorage.take_turn`][aiostep.BaseStorage.take_turn])."""
+        if window > 0 and self._beat is None:
+            await self.peers()
+        with self._reachable():
+            status = await self._take_turn_script(
+                keys=[_companion(self._k(key), ":turn")],
+                args=[
+                    owner,
+                    "" if update_id is None else str(update_id),
+                    repr(window) if self._peers > 1 else "0",
+                    repr(lease),
+                ],
+            )
+        return ClaimStatus(int(status))
+
+    async def renew_turn(self, key: StorageKey, owner: str, lease: float) -> bool:
+        """Extend ``owner``'s turn of ``key`` by ``lease`` seconds (one script call)."""
+        with self._reachable():
+            return bool(
+                await self._renew_turn_script(
+                    keys=[_companion(self._k(key), ":turn")], args=[owner, repr(lease)]
+                )
+            )
+
+    async def leave_turn(self, key: StorageKey, owner: str) -> None:
+        """End ``owner``'s turn of ``key`` (one script call)."""
+        with self._reachable():
+            await self._leave_turn_script(keys=[_companion(self._k(key), ":turn")], args=[owner])
+
     async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
         """Run a script on ``key`` (and the raw keys ``more``): one round trip."""
         with self._reachable():
@@ -546,6 +714,9 @@ class RedisStateStorage(BaseStorage):
             ) from exc
 
     def _where(self) -> str:
+        if isinstance(self.redis, RedisCluster):
+            nodes = self.redis.get_nodes() or self.redis.startup_nodes
+            return "Redis Cluster " + ", ".join(sorted(node.name for node in nodes))
         pool = self.redis.connection_pool
         service = getattr(pool, "service_name", None)
         if isinstance(service, str):  # a Sentinel-managed master
@@ -555,13 +726,18 @@ class RedisStateStorage(BaseStorage):
             return f"unix:{kwargs['path']}"
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
-    async def peers(self) -> int:
+    async def peers(self, *, fresh: bool = False) -> int:
         """How many workers use this Redis (under this prefix) now, this one included.
 
         Each storage object announces itself every `heartbeat` seconds in one sorted set
         (one round trip a beat, none per update); a worker unseen for three beats is gone. The
-        first call waits for the first beat, later ones answer from the last beat.
+        first call waits for the first beat, later ones answer from the last beat (``fresh``:
+        announce and count now). Claims use the last beat's count (the set is not read per
+        update, and on a Redis Cluster it lives in another slot than the conversation), so a
+        worker learns of a newly started one within one beat.
         """
+        if fresh and self._beat is not None:
+            self._peers = await self._announce()
         if self._beat is None:
             self._peers = await self._announce()
             self._beat = asyncio.get_running_loop().create_task(self._beating())

@@ -283,7 +283,7 @@ class LocalRedisCluster:
                     self.binary, timeout=self.timeout, args=args, port=_free_cluster_port()
                 )
                 self.nodes.append(node.start())
-            clients = [redis.Redis(port=node.port) for node in self.nodes]
+            clients: list[Any] = [redis.Redis(port=node.port) for node in self.nodes]
             try:
                 per_node = 16384 // self.masters
                 for i, client in enumerate(clients):
@@ -349,4 +349,3 @@ class LocalRedisCluster:
     def __repr__(self) -> str:
         ports = ", ".join(str(node.port) for node in self.nodes) or "stopped"
         return f"<LocalRedisCluster {ports}>"
-

@@ -44,9 +44,14 @@ class Burst(Wizard, name="reliability.burst"):
         finished.append((self.data["name"], self.data["age"]))
 
 
-def worker(redis_url: str, **listen: Any) -> Dispatcher:
+def worker(
+    redis_url: str, storages: list[RedisStateStorage] | None = None, **listen: Any
+) -> Dispatcher:
     dp = Dispatcher()
-    aiostep.setup(dp, storage=RedisStateStorage(redis_url), **listen)
+    storage = RedisStateStorage(redis_url)
+    if storages is not None:
+        storages.append(storage)
+    aiostep.setup(dp, storage=storage, **listen)
     Burst.setup(dp)
 
     @dp.message(CommandStart())
@@ -65,9 +70,13 @@ async def test_answers_sent_back_to_back_are_taken_in_order_on_any_number_of_wor
     answered with the name)."""
     finished.clear()
     users = 15  # the workers share this test's one event loop: keep it from saturating
-    sims = [BotSimulator(worker(redis_url), settle_timeout=60) for _ in range(workers)]
+    storages: list[RedisStateStorage] = []
+    sims = [BotSimulator(worker(redis_url, storages), settle_timeout=60) for _ in range(workers)]
     for sim in sims:
         await sim.start()
+    # the workers started earlier learn of the later ones at their next heartbeat: now
+    for storage in storages:
+        await storage.peers(fresh=True)
     try:
         talks = [[sim.chat(sim.user(5000 + u)) for u in range(users)] for sim in sims]
 

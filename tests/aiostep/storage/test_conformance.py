@@ -32,6 +32,11 @@ BACKENDS = [
     pytest.param(
         "redis", marks=pytest.mark.skipif(bool(REDIS_UNAVAILABLE), reason=REDIS_UNAVAILABLE)
     ),
+    # the same storage through a cluster client on a real 3-master local Redis Cluster
+    pytest.param(
+        "redis-cluster",
+        marks=pytest.mark.skipif(bool(REDIS_UNAVAILABLE), reason=REDIS_UNAVAILABLE),
+    ),
 ]
 
 KEY = 12345
@@ -93,7 +98,11 @@ async def make_storage(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, fake_clock: FakeClock
 ) -> AsyncIterator[Callable[..., BaseStorage]]:
     """A factory of fresh async storages of ``backend`` (``make(ex=...)``), closed afterwards."""
-    redis_url = str(request.getfixturevalue("redis_url")) if backend == "redis" else ""
+    redis_url = ""
+    if backend == "redis":
+        redis_url = str(request.getfixturevalue("redis_url"))
+    elif backend == "redis-cluster":
+        redis_url = str(request.getfixturevalue("redis_cluster_url"))
     created: list[BaseStorage] = []
 
     def make(ex: ExpiryT = None) -> BaseStorage:
@@ -103,7 +112,7 @@ async def make_storage(
         elif backend == "file":
             storage = FileStateStorage(tmp_path / f"journal-{len(created)}.jsonl", ex=ex)
         else:
-            storage = RedisStateStorage(redis_url, ex=ex)
+            storage = RedisStateStorage(redis_url, ex=ex, cluster=backend == "redis-cluster")
         created.append(storage)
         return storage
 
@@ -123,7 +132,7 @@ def advance(backend: str, fake_clock: FakeClock) -> Callable[[float], Awaitable[
     """Let ``seconds`` pass: on the fake clock, and for real on Redis (its TTLs are real)."""
 
     async def advance(seconds: float) -> None:
-        if backend == "redis":
+        if backend.startswith("redis"):
             await asyncio.sleep(seconds)
         fake_clock.advance(seconds)
 
@@ -455,7 +464,7 @@ async def test_a_claim_whose_owner_died_is_offered_again(
     if backend == "file":
         await storage.close()
         storage = FileStateStorage(tmp_path / "journal-0.jsonl")  # the restarted process
-    elif backend == "redis":
+    elif backend.startswith("redis"):
         later = now + 6  # the lease ran out and nobody renewed it
     else:
         assert storage._owners is not None

@@ -117,6 +117,7 @@ async def test_updates_of_a_conversation_are_taken_in_update_id_order(
     await storage.peers()  # both workers announce themselves, as setup() does at startup
     other_worker = RedisStateStorage(redis_url)
     assert await other_worker.peers() == 2
+    assert await storage.peers(fresh=True) == 2  # else learnt at this worker's next heartbeat
     await park(storage)
     window = 0.05
     assert await claim(storage, NOW, NOW + 5, "u6", update_id=6, window=window) in (
