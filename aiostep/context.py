@@ -31,6 +31,9 @@ class UpdateContext:
     #: storage keys whose pending step this update claimed (through ``listen.storage``) and
     #: has not written the outcome of yet, with the claim's owner token
     claims: dict[str, str] = field(default_factory=dict, repr=False)
+    #: the conversation's turn across workers while this update holds it (storages with
+    #: ``order_updates``): what renews it and names its owner; ``None`` otherwise
+    turn: Any = field(default=None, repr=False)
 
     def owned_here(self) -> bool:
         """True when the running task is the one that holds this update's turn."""

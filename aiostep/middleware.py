@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from aiogram import BaseMiddleware, Dispatcher
@@ -147,7 +147,11 @@ class Listen(BaseMiddleware):
         self.registry = registry if registry is not None else default_registry
         self.chat_wide = chat_wide
         self._chat_wide_steps: frozenset[str] = frozenset()
-        self.gates = Gates()
+        ordered = self.storage is not None and self.storage.order_updates
+        # with order_updates the conversation's turn (in Redis) orders every update of it, this
+        # worker's too, by update_id: a local FIFO gate in front of it would hold a lower one
+        # back behind a higher one that arrived here first
+        self.gates = _NoGates() if ordered else Gates()
         self._timers: dict[ConversationKey, TimerHandle] = {}
 
     @property
@@ -191,6 +195,8 @@ class Listen(BaseMiddleware):
             return await self._route(handler, event, data, ctx)
         finally:
             current_update.reset(reset)
+            if ctx.turn is not None:
+                await self.leave_turn(ctx)
             if ctx.holds:
                 ctx.holds = False  # tasks the handler spawned still see ctx: it holds nothing
                 self.gates.release(key)
@@ -266,6 +272,14 @@ class Listen(BaseMiddleware):
             return _DECLINED
         if isinstance(pending, Waiter) and pending.future.done():
             return _DECLINED
+        storage = self.storage
+        if ctx.turn is None and key == ctx.key and storage is not None and storage.order_updates:
+            # no storage call routed this update: take the conversation's turn now
+            await self._take_turn(ctx, data)
+            if await store.get_item(key) is not pending or (
+                isinstance(pending, Waiter) and pending.future.done()
+            ):
+                return _DECLINED
         await store.pop_item(key)
         if isinstance(pending, Waiter):
             owner = pending.owner
@@ -299,9 +313,13 @@ class Listen(BaseMiddleware):
         update = data.get("event_update")
         update_id = update.update_id if isinstance(update, Update) else None
         owner = new_owner()
+        # the sender's conversation takes its turn across workers in this same call
+        turn = storage.order_updates and ctx.turn is None and key == ctx.key
         claim, lease = await self._claim(
-            storage, skey, kind, command, callback_data, owner, update_id
+            storage, skey, kind, command, callback_data, owner, update_id, turn
         )
+        if turn:
+            ctx.turn = _Renewal(self, storage, skey, owner, turn=True)
         record = claim.record
         if claim.status in _PASS or record is None:
             if claim.status is ClaimStatus.STALE:
@@ -410,6 +428,7 @@ class Listen(BaseMiddleware):
         callback_data: str | None,
         owner: str,
         update_id: int | None,
+        turn: bool = False,
     ) -> tuple[Claim, float | None]:
         """Claim for an update; on a shared storage, wait while another worker runs this
         conversation's step (it renews its lease while alive), and hold the update for the
@@ -432,6 +451,7 @@ class Listen(BaseMiddleware):
                 owner=owner,
                 update_id=update_id,
                 window=window,
+                turn=turn,
             )
             if claim.status not in _WAIT or loop.time() >= give_up:
                 return claim, lease
@@ -440,6 +460,45 @@ class Listen(BaseMiddleware):
                 continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    async def _take_turn(self, ctx: UpdateContext, data: dict[str, Any]) -> None:
+        """Take the turn of the update's conversation across workers (storages with
+        ``order_updates``): wait while another update of it runs or a lower ``update_id``
+        waits, for ``busy_wait`` seconds at most (then go on without it)."""
+        storage = self.storage
+        assert storage is not None
+        skey = storage_key(ctx.key)
+        update = data.get("event_update")
+        update_id = update.update_id if isinstance(update, Update) else None
+        owner = new_owner()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.busy_wait
+        delay = 0.005
+        while True:
+            status = await storage.take_turn(
+                skey, owner, update_id, self.order_window, self.step_lease
+            )
+            if status not in _WAIT or loop.time() >= give_up:
+                break
+            if status is ClaimStatus.WAIT:
+                await asyncio.sleep(self.order_window)
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        ctx.turn = _Renewal(self, storage, skey, owner, turn=True)
+
+    async def leave_turn(self, ctx: UpdateContext) -> None:
+        """Give the conversation's turn across workers back (a ``wait_for`` parks, or the
+        update is done), so its next update runs on whichever worker it reached."""
+        renewal, ctx.turn = ctx.turn, None
+        if renewal is None:
+            return
+        renewal.cancel()
+        try:
+            await renewal.storage.leave_turn(renewal.skey, renewal.owner)
+        except Exception:
+            # the turn lapses with its lease; the update itself was handled
+            logger.warning("conversation %s: could not give its turn back", renewal.skey)
 
     async def _run_step(
         self,
@@ -562,12 +621,26 @@ def setup(
     return listen
 
 
-class _Renewal:
-    """Renews a claim's lease every third of ``step_lease`` while its step runs: no task or
-    round trip at all for a step that ends sooner."""
+class _NoGates(Gates):
+    """The gates of a Listen whose storage orders updates itself (``order_updates``)."""
 
-    def __init__(self, listen: Listen, storage: BaseStorage, skey: str, owner: str) -> None:
+    async def acquire(self, key: Hashable) -> None:
+        return None
+
+    def release(self, key: Hashable) -> None:
+        return None
+
+
+class _Renewal:
+    """Renews a claim's lease (or, with ``turn``, a conversation's turn) every third of
+    ``step_lease`` while its step (update) runs: no task or round trip at all for one that ends
+    sooner."""
+
+    def __init__(
+        self, listen: Listen, storage: BaseStorage, skey: str, owner: str, *, turn: bool = False
+    ) -> None:
         self.listen, self.storage, self.skey, self.owner = listen, storage, skey, owner
+        self.turn = turn
         self.task: asyncio.Task[None] | None = None
         self.handle: asyncio.TimerHandle | None = None
         self._schedule()
@@ -582,7 +655,10 @@ class _Renewal:
     async def _renew(self) -> None:
         lease = get_clock().now() + self.listen.step_lease
         try:
-            alive = await self.storage.renew(self.skey, self.owner, lease)
+            if self.turn:
+                alive = await self.storage.renew_turn(self.skey, self.owner, self.listen.step_lease)
+            else:
+                alive = await self.storage.renew(self.skey, self.owner, lease)
         except Exception:
             # the storage is unreachable: the step's own outcome write will say so
             logger.warning("conversation %s: could not renew a step's lease", self.skey)

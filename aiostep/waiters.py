@@ -87,6 +87,8 @@ async def wait_for(
         # let the answer in: park without holding the conversation's turn
         owner.holds = False
         owner.listen.gates.release(owner.key)
+        if owner.turn is not None:  # and the turn across workers (order_updates)
+            await owner.listen.leave_turn(owner)
     timer = None if timeout is None else get_clock().call_later(timeout, _expire, waiter, timeout)
     task = asyncio.current_task()
     if task is not None:

@@ -130,6 +130,9 @@ def _maker(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callabl
         return lambda: FileStateStorage(path)
     from aiostep.storage.redis import RedisStateStorage
 
+    if name == "redis-cluster":
+        nodes: str = request.getfixturevalue("redis_cluster_url")
+        return lambda: RedisStateStorage(nodes, cluster=True)
     url: str = request.getfixturevalue("redis_url")
     return lambda: RedisStateStorage(url)
 
@@ -148,5 +151,13 @@ async def persistent_backend(
 ) -> AsyncIterator[Backend]:
     """The backends whose conversations survive a restart."""
     made = Backend(request.param, _maker(request.param, request, tmp_path))
+    yield made
+    await made.close()
+
+
+@pytest_asyncio.fixture
+async def cluster_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Redis storage through a cluster client on the session's local 3-master Redis Cluster."""
+    made = Backend("redis-cluster", _maker("redis-cluster", request, tmp_path))
     yield made
     await made.close()

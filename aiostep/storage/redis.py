@@ -487,6 +487,7 @@ class RedisStateStorage(BaseStorage):
             self.redis = Redis(connection_pool=pool)
         else:
             self.redis = redis
+        _companion(prefix + "0", "")  # a prefix whose braces would split a conversation's slot
         self.prefix = prefix
         #: seconds between this worker's announcements (see
         #: [`peers`][aiostep.storage.RedisStateStorage.peers])

@@ -1,0 +1,119 @@
+"""Redis Cluster: a real local cluster of 3 masters (the session's ``aiostep_redis_cluster``),
+the storage through a ``RedisCluster`` client. The conformance suite runs on it too
+(``tests/aiostep/storage/test_conformance.py``, backend ``redis-cluster``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+import aiostep.storage.redis as redis_storage
+from aiostep.storage.base import ClaimStatus, Patch
+from aiostep.storage.redis import RedisStateStorage, _companion
+from examples.signup import build
+
+if TYPE_CHECKING:
+    from conftest import Backend
+
+FLOW = [("send", "/start"), ("send", "Alice"), ("send", "30"), ("click", "Yes")]
+
+
+@pytest.mark.parametrize("position", range(1, len(FLOW)))
+async def test_a_wizard_conversation_survives_a_restart_on_a_redis_cluster(
+    cluster_backend: Backend, position: int
+) -> None:
+    sim = cluster_backend.simulate(build)
+    talk = sim.chat()
+    for index, (kind, arg) in enumerate(FLOW):
+        if index == position:
+            before = await cluster_backend.record(talk)
+            await sim.restart()
+            assert await cluster_backend.record(talk) == before
+        if kind == "send":
+            await talk.send(arg)
+        else:
+            await talk.click(arg)
+    talk.assert_last("Welcome, Alice!")
+    assert await cluster_backend.record(talk) is None
+
+
+async def test_a_cluster_client_passed_in_is_used_as_given(redis_cluster_url: str) -> None:
+    client = RedisCluster.from_url(redis_cluster_url)
+    storage = RedisStateStorage(client)
+    try:
+        await storage.write(42, Patch(state="s", data={"a": 1}))
+        record = await storage.read(42)
+        assert record is not None and record.data == {"a": 1}
+    finally:
+        await storage.close()
+        await client.aclose()
+
+
+@pytest.mark.parametrize("prefix", ["aiostep:", "bot{7}:"])
+async def test_every_key_a_conversation_touches_is_in_its_record_slot(
+    redis_cluster_url: str, prefix: str
+) -> None:
+    """The record and its turn (order_updates) hash to one slot, so the scripts that touch
+    both run on a cluster (a cross-slot script fails with CROSSSLOT)."""
+    storage = RedisStateStorage(redis_cluster_url, cluster=True, prefix=prefix, order_updates=True)
+    try:
+        for key in ("1:2:3", "100:-100", "x"):
+            await storage.write(key, Patch(state="s", callback="a.b", accepts=",message,"))
+            claim = await storage.claim(
+                key, now=0.0, kind="message", is_command=False, owner="o", update_id=5, turn=True
+            )
+            assert claim.status is ClaimStatus.CLAIMED
+            record_key = prefix + key
+            turn_key = _companion(record_key, ":turn")
+            client = storage.redis
+            assert await client.exists(turn_key) == 1
+            assert client.keyslot(turn_key) == client.keyslot(record_key)
+            assert await storage.renew_turn(key, "o", 5.0)
+            await storage.leave_turn(key, "o")
+            assert await client.exists(turn_key) == 0  # nothing left behind
+    finally:
+        await storage.close()
+
+
+def test_a_prefix_whose_braces_would_split_a_conversation_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"hash tag"):
+        RedisStateStorage("redis://127.0.0.1:1/0", prefix="bot}:")
+
+
+def _scripts() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in vars(redis_storage).items()
+        if name.startswith("_") and isinstance(value, str) and "redis.call" in value
+    }
+
+
+def test_every_script_names_its_keys_in_KEYS_and_builds_no_key_name() -> None:
+    """Static: the key argument of every ``redis.call`` is ``KEYS[n]``, or a local or a shared
+    function's key parameter bound to one (a key name built inside a script may live in
+    another cluster slot, and Redis cannot route it)."""
+    scripts = _scripts()
+    assert {"_WRITE", "_CLAIM", "_CLAIM_TOKEN", "_RENEW", "_TAKE_TURN", "_LEAVE_TURN"} <= set(
+        scripts
+    )
+    keyless = {"TIME"}
+    for name, body in scripts.items():
+        functions = dict(re.findall(r"local function (\w+)\((\w+)", body))  # name -> key param
+        bound = set(re.findall(r"local (\w+) = KEYS\[\d\]", body)) | set(functions.values())
+        for command, arg in re.findall(r"redis\.call\('(\w+)'(?:,\s*([^,)]+))?", body):
+            if command not in keyless:
+                assert re.fullmatch(r"KEYS\[\d\]", arg) or arg in bound, (name, command, arg)
+        for function in functions:
+            for arg in re.findall(rf"(?<!function ){function}\(([^,)]+)", body):
+                assert re.fullmatch(r"KEYS\[\d\]", arg) or arg in bound, (name, function, arg)
+
+
+def test_the_module_names_no_global_key_in_a_script() -> None:
+    """The one global key (the workers' heartbeat set) is never handed to a script."""
+    source = Path(redis_storage.__file__).read_text()
+    assert '"workers"' in source  # the heartbeat still uses it
+    assert "ZCOUNT" not in source
