@@ -466,6 +466,8 @@ class RedisStateStorage(BaseStorage):
         self._owns_client = isinstance(redis, str)
         self.order_updates = order_updates
         self.redis: Redis | RedisCluster
+        #: a cluster client not yet initialized by this storage (see ``_connect``)
+        self._unready = isinstance(redis, RedisCluster) or (isinstance(redis, str) and cluster)
         if isinstance(redis, str) and cluster:
             # a cluster client keeps a pool per node; it finds the other nodes from this one
             self.redis = RedisCluster.from_url(
@@ -513,6 +515,8 @@ class RedisStateStorage(BaseStorage):
 
     async def read(self, key: StorageKey) -> StateContext | None:
         """The record at ``key``, or ``None`` (one ``HGETALL``)."""
+        if self._unready:
+            await self._connect()
         with self._reachable():
             return _decode(await self.redis.hgetall(self._k(key)))
 
@@ -584,6 +588,8 @@ class RedisStateStorage(BaseStorage):
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it (one ``MULTI``: ``HGETALL`` + ``DEL``)."""
+        if self._unready:
+            await self._connect()
         with self._reachable():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hgetall(self._k(key))
@@ -699,8 +705,23 @@ class RedisStateStorage(BaseStorage):
 
     async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
         """Run a script on ``key`` (and the raw keys ``more``): one round trip."""
+        if self._unready:
+            await self._connect()
         with self._reachable():
             return await script(keys=[self._k(key), *more], args=args)
+
+    async def _connect(self) -> None:
+        """Initialize a cluster client (its slot map) before this storage's first command.
+
+        redis-py 8.1's ``RedisCluster``, given many commands at once before it has
+        initialized, can hand one of them a connection that another closes meanwhile
+        (``AttributeError: 'NoneType' object has no attribute 'writelines'``); a burst of
+        updates right after startup is exactly that. Initialized first, it does not.
+        """
+        assert isinstance(self.redis, RedisCluster)
+        with self._reachable():
+            await self.redis.initialize()
+        self._unready = False
 
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -747,6 +768,8 @@ class RedisStateStorage(BaseStorage):
     async def _announce(self) -> int:
         now = time.time()  # real time, even under a test's fake clock: it is about processes
         key = self.prefix + "workers"
+        if self._unready:
+            await self._connect()
         with self._reachable():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(key, {self._worker: now})

@@ -145,6 +145,8 @@ def test_the_plugin_injects_only_prefixed_fixture_names(pytester: pytest.Pyteste
         "aiostep_clock",
         "aiostep_redis_url",
         "aiostep_redis_server",
+        "aiostep_redis_cluster",
+        "aiostep_redis_cluster_url",
     }
 
 
