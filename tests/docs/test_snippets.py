@@ -541,6 +541,16 @@ async def test_two_workers_share_a_conversation_on_redis(redis_url: str) -> None
     )
 
 
+@covers("workers_order.py")
+async def test_order_updates_handles_a_burst_across_three_workers_in_order(redis_url: str) -> None:
+    assert await snippet("workers_order").main(redis_url) == [f"m{i}" for i in range(5)]
+
+
+@covers("workers_cluster.py")
+async def test_a_wizard_on_a_redis_cluster_survives_a_restart(redis_cluster_url: str) -> None:
+    assert await snippet("workers_cluster").main(redis_cluster_url) == "Welcome, Alice!"
+
+
 async def start_sentinel(
     master_port: int, tmp_path: Path
 ) -> tuple[asyncio.subprocess.Process, list[tuple[str, int]]]:

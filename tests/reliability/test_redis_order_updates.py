@@ -194,3 +194,26 @@ async def test_a_wizard_on_ordered_workers_takes_answers_sent_back_to_back_in_or
     finally:
         for sim in sims:
             await sim.aclose()
+
+
+async def test_a_handler_parked_in_wait_for_gives_the_turn_back_so_the_answer_reaches_it(
+    redis_url: str,
+) -> None:
+    storage = RedisStateStorage(redis_url, order_updates=True)
+    dp = Dispatcher()
+    aiostep.setup(dp, storage=storage, busy_wait=60)
+    answers: list[str] = []
+
+    @dp.message()
+    async def ask(message: Message) -> None:
+        assert message.from_user is not None
+        await message.answer("Your name?")
+        answer = await aiostep.wait_for(message.from_user.id, timeout=5)
+        answers.append(answer.text or "")
+
+    async with BotSimulator(dp, settle_timeout=5) as sim:
+        talk = sim.chat(sim.user(9700))
+        await talk.send("hi")
+        await talk.send("Alice")  # would wait for the parked handler's turn if it kept it
+    assert answers == ["Alice"]
+    assert await storage.redis.keys("*turn*") == []
