@@ -614,8 +614,7 @@ class RedisStateStorage(BaseStorage):
         """Claim the pending step for an update (one script call); with ``turn``, take the
         conversation's turn in the same call."""
         owner = owner or new_owner()
-        step_lease = (lease - now) if lease is not None else 5.0
-        horizon = max(window * 4, step_lease, 1.0)
+        horizon = max(window * 4, (lease - now) if lease is not None else 0.0, 1.0)
         if window > 0 and self._beat is None:
             await self.peers()  # announce this worker before its first ordered claim
         # the arrival window matters only while other workers may hold earlier updates
@@ -637,7 +636,8 @@ class RedisStateStorage(BaseStorage):
                 repr(horizon),
                 str(self._peers),
                 turn_window,
-                repr(step_lease),
+                # the turn's lease: the step's (Listen's step_lease)
+                (repr(lease - now) if lease is not None else "5.0") if turn else "",
             ],
             *more,
         )
