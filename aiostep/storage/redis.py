@@ -48,6 +48,7 @@ from aiostep.storage.base import (
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import ClusterDownError, RedisClusterException
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -729,7 +730,12 @@ class RedisStateStorage(BaseStorage):
         `StorageUnavailableError` that names this Redis."""
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except (
+            RedisConnectionError,
+            RedisTimeoutError,
+            RedisClusterException,  # a cluster client that reaches no node
+            ClusterDownError,
+        ) as exc:
             raise StorageUnavailableError(
                 f"Redis at {self._where()} is unavailable ({type(exc).__name__}: {exc}); "
                 "this call failed; stored conversations keep their progress"

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 import aiostep.storage.redis as redis_storage
+from aiostep.exceptions import StorageUnavailableError
 from aiostep.storage.base import ClaimStatus, Patch
 from aiostep.storage.redis import RedisStateStorage, _companion
 from examples.signup import build
@@ -117,3 +118,12 @@ def test_the_module_names_no_global_key_in_a_script() -> None:
     source = Path(redis_storage.__file__).read_text()
     assert '"workers"' in source  # the heartbeat still uses it
     assert "ZCOUNT" not in source
+
+
+async def test_an_unreachable_cluster_fails_the_call_with_storage_unavailable_naming_it() -> None:
+    storage = RedisStateStorage("redis://127.0.0.1:1", cluster=True, socket_timeout=0.5)
+    try:
+        with pytest.raises(StorageUnavailableError, match=r"Redis Cluster 127\.0\.0\.1:1"):
+            await storage.read(1)
+    finally:
+        await storage.close()
