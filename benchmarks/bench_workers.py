@@ -304,10 +304,15 @@ def main() -> None:
     with RedisServer() as server:
         for workers in args.workers:
             users = args.users + (1 if args.users % workers == 0 and workers > 1 else 0)
+            runs: dict[str, list[Result]] = {setup: [] for setup in args.only}
+            # interleaved (every setup once, then again): a shared machine's load changes
+            # over minutes, and should weigh on every setup alike
+            for _ in range(args.repeat):
+                for setup in args.only:
+                    runs[setup].append(run(setup, workers, users, server.url))
             for setup in args.only:
-                runs = [run(setup, workers, users, server.url) for _ in range(args.repeat)]
-                results.append(runs)
-                print(table([runs]).splitlines()[-1], flush=True)
+                results.append(runs[setup])
+                print(table([runs[setup]]).splitlines()[-1], flush=True)
     text = table(results)
     command = "python benchmarks/bench_workers.py " + " ".join(sys.argv[1:])
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
