@@ -800,7 +800,7 @@ class BaseStorage(ABC):
         seconds, orders updates: an update waits (``WAIT``/``BUSY``) until it has been seen for
         ``window`` seconds and no update of the conversation with a lower id is waiting. The
         returned record is the one before the claim. ``turn`` (storages with
-        [`order_updates`][aiostep.BaseStorage.order_updates]) also takes the conversation's
+        `order_updates`) also takes the conversation's
         turn for ``owner``, as [`take_turn`][aiostep.BaseStorage.take_turn] does, in the same
         call: ``BUSY``/``WAIT`` until it is the update's turn.
         """
@@ -886,7 +886,7 @@ class BaseStorage(ABC):
         self, key: StorageKey, owner: str, update_id: int | None, window: float, lease: float
     ) -> ClaimStatus:
         """Take the turn of conversation ``key`` for one update (storages with
-        [`order_updates`][aiostep.BaseStorage.order_updates]): ``CLAIMED`` when ``owner`` holds
+        `order_updates`): ``CLAIMED`` when ``owner`` holds
         it for ``lease`` seconds, ``BUSY`` while another update holds it or a lower
         ``update_id`` waits for it, ``WAIT`` while the update is younger than ``window``
         seconds. Storages without ordering answer ``CLAIMED``."""
