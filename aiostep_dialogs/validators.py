@@ -17,6 +17,8 @@ from typing import Any
 
 from aiogram.types import Message
 
+from aiostep_dialogs.i18n import DEFAULT_LOCALE, N_, Language, Localized
+
 __all__ = [
     "ValidationError",
     "Validator",
@@ -40,11 +42,57 @@ Validator = Callable[[Any], Any]
 
 
 class ValidationError(Exception):
-    """The input is not acceptable; ``reason`` is shown to the user."""
+    """The input is not acceptable; ``reason`` is shown to the user.
 
-    def __init__(self, reason: str) -> None:
+    ``reason`` may depend on the user's language (a ``{locale: text}`` dict, a callable
+    ``(locale) -> str``, ``lazy_gettext(...)``: see
+    [`Localized`][aiostep_dialogs.i18n.Localized]); it is said in the language of the update.
+    ``params`` fill its ``{placeholders}`` after translation.
+    """
+
+    def __init__(self, reason: Localized, **params: Any) -> None:
         super().__init__(reason)
-        self.reason = reason
+        #: the reason as given (a string, or a text that depends on the language)
+        self.message = reason
+        self.params = params
+
+    @property
+    def reason(self) -> str:
+        """The reason in English (the default locale)."""
+        return self.say(Language(DEFAULT_LOCALE))
+
+    def say(self, language: Language) -> str:
+        """The reason in ``language``."""
+        return language.say(self.message, **self.params)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+#: Full sentences per kind of expected input (word order and grammatical case differ by
+#: language, so a translator gets whole sentences, never a phrase to insert).
+_AS_TEXT = {
+    "text": N_("Please send a text message."),
+    "a number": N_("Please send a number as a text message."),
+    "your choice": N_("Please send your choice as a text message."),
+    "yes or no": N_("Please send yes or no as a text message."),
+    "an e-mail address": N_("Please send an e-mail address as a text message."),
+    "a phone number": N_("Please send a phone number as a text message."),
+    "a date": N_("Please send a date as a text message."),
+}
+_SEND = {
+    "text": N_("Please send text."),
+    "a number": N_("Please send a number."),
+    "your choice": N_("Please send your choice."),
+    "yes or no": N_("Please send yes or no."),
+    "an e-mail address": N_("Please send an e-mail address."),
+    "a phone number": N_("Please send a phone number."),
+    "a date": N_("Please send a date."),
+    "a photo": N_("Please send a photo."),
+    "a file": N_("Please send a file."),
+    "a contact": N_("Please send a contact."),
+    "a location": N_("Please send a location."),
+}
 
 
 def _text_of(value: Any, what: str = "text") -> str:
@@ -53,10 +101,20 @@ def _text_of(value: Any, what: str = "text") -> str:
     if isinstance(value, Message):
         if value.text is not None:
             return value.text
-        if what == "text":
-            raise ValidationError("Please send a text message.")
-        raise ValidationError(f"Please send {what} as a text message.")
-    raise ValidationError(f"Please send {what}.")
+        raise ValidationError(_AS_TEXT[what])
+    raise ValidationError(_SEND[what])
+
+
+def _given(error: Localized | None) -> bool:
+    """Whether ``error=`` was given (not ``None`` or ``""``; a lazy string is not evaluated)."""
+    return error is not None and not (isinstance(error, str) and not error)
+
+
+def _rejected(error: Localized | None, message: str, **params: Any) -> ValidationError:
+    """The rejection: the validator's ``error=`` if given, else the built-in ``message``."""
+    if error is not None and _given(error):
+        return ValidationError(error)
+    return ValidationError(message, **params)
 
 
 async def run(validators: Iterable[Validator], value: Any) -> Any:
@@ -82,7 +140,7 @@ def text(
     max_len: int | None = 4096,
     regex: str | re.Pattern[str] | None = None,
     strip: bool = True,
-    error: str | None = None,
+    error: Localized | None = None,
 ) -> Validator:
     """A text message, optionally bounded in length and matching ``regex`` (full match)."""
     pattern = re.compile(regex) if isinstance(regex, str) else regex
@@ -92,29 +150,35 @@ def text(
         if strip:
             result = result.strip()
         if min_len is not None and len(result) < min_len:
-            raise ValidationError(error or f"Please send at least {min_len} characters.")
+            raise _rejected(
+                error, N_("Please send at least {min_len} characters."), min_len=min_len
+            )
         if max_len is not None and len(result) > max_len:
-            raise ValidationError(error or f"Please keep it to {max_len} characters or fewer.")
+            raise _rejected(
+                error, N_("Please keep it to {max_len} characters or fewer."), max_len=max_len
+            )
         if pattern is not None and not pattern.fullmatch(result):
-            raise ValidationError(error or "That doesn't look right; please try again.")
+            raise _rejected(error, N_("That doesn't look right; please try again."))
         return result
 
     return validate
 
 
-def _bounds(value: float, low: float | None, high: float | None, error: str | None) -> None:
+def _bounds(value: float, low: float | None, high: float | None, error: Localized | None) -> None:
     if (low is not None and value < low) or (high is not None and value > high):
-        if error:
+        if error is not None and _given(error):
             raise ValidationError(error)
         if low is not None and high is not None:
-            raise ValidationError(f"Please send a number from {low} to {high}.")
+            raise ValidationError(
+                N_("Please send a number from {low} to {high}."), low=low, high=high
+            )
         if low is not None:
-            raise ValidationError(f"Please send a number of at least {low}.")
-        raise ValidationError(f"Please send a number of at most {high}.")
+            raise ValidationError(N_("Please send a number of at least {low}."), low=low)
+        raise ValidationError(N_("Please send a number of at most {high}."), high=high)
 
 
 def integer(
-    *, min: int | None = None, max: int | None = None, error: str | None = None
+    *, min: int | None = None, max: int | None = None, error: Localized | None = None
 ) -> Validator:
     """A whole number (``int``), optionally within ``[min, max]``."""
 
@@ -124,7 +188,7 @@ def integer(
         else:
             raw = _text_of(value, "a number").strip().replace(" ", "")
             if not re.fullmatch(r"[+-]?\d{1,18}", raw):
-                raise ValidationError(error or "Please send a whole number.")
+                raise _rejected(error, N_("Please send a whole number."))
             result = int(raw)
         _bounds(result, min, max, error)
         return result
@@ -133,7 +197,7 @@ def integer(
 
 
 def number(
-    *, min: float | None = None, max: float | None = None, error: str | None = None
+    *, min: float | None = None, max: float | None = None, error: Localized | None = None
 ) -> Validator:
     """A decimal number (``float``; ``,`` accepted as decimal point), optionally bounded."""
 
@@ -143,7 +207,7 @@ def number(
         else:
             raw = _text_of(value, "a number").strip().replace(" ", "").replace(",", ".")
             if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", raw) or len(raw) > 40:
-                raise ValidationError(error or "Please send a number, like 12.5.")
+                raise _rejected(error, N_("Please send a number, like 12.5."))
             result = float(raw)
         _bounds(result, min, max, error)
         return result
@@ -151,7 +215,9 @@ def number(
     return validate
 
 
-def choice(options: Mapping[str, str] | Sequence[str], *, error: str | None = None) -> Validator:
+def choice(
+    options: Mapping[str, str] | Sequence[str], *, error: Localized | None = None
+) -> Validator:
     """One of ``options`` (values, or a ``{value: label}`` mapping); typed labels count too.
 
     Matching ignores case and surrounding spaces; returns the option's value.
@@ -167,19 +233,21 @@ def choice(options: Mapping[str, str] | Sequence[str], *, error: str | None = No
         if raw in lookup:
             return lookup[raw]
         labels = ", ".join(str(label) for label in mapping.values())
-        raise ValidationError(error or f"Please choose one of: {labels}.")
+        raise _rejected(error, N_("Please choose one of: {labels}."), labels=labels)
 
     return validate
 
 
-_YES = ("yes", "y", "yeah", "yep", "sure", "ok", "true", "1")
-_NO = ("no", "n", "nope", "false", "0")
+# the languages the built-in texts are translated into: "Please answer yes or no." in Russian
+# asks for «да» or «нет», so those are answers too (no word is yes in one and no in another)
+_YES = ("yes", "y", "yeah", "yep", "sure", "ok", "true", "1", "да", "sí", "si", "بله", "آره")
+_NO = ("no", "n", "nope", "false", "0", "нет", "نه", "خیر")
 
 
 def yes_no(
-    *, yes: Iterable[str] = _YES, no: Iterable[str] = _NO, error: str | None = None
+    *, yes: Iterable[str] = _YES, no: Iterable[str] = _NO, error: Localized | None = None
 ) -> Validator:
-    """Yes or no, as ``bool``."""
+    """Yes or no, as ``bool``; by default in English, Russian, Spanish and Persian."""
     yes_set = {w.casefold() for w in yes}
     no_set = {w.casefold() for w in no}
 
@@ -191,7 +259,7 @@ def yes_no(
             return True
         if raw in no_set:
             return False
-        raise ValidationError(error or "Please answer yes or no.")
+        raise _rejected(error, N_("Please answer yes or no."))
 
     return validate
 
@@ -199,22 +267,20 @@ def yes_no(
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,63}")
 
 
-def email(*, error: str | None = None) -> Validator:
+def email(*, error: Localized | None = None) -> Validator:
     """An e-mail address (lower-cased domain)."""
 
     def validate(value: Any) -> str:
         raw = _text_of(value, "an e-mail address").strip()
         if not _EMAIL.fullmatch(raw):
-            raise ValidationError(
-                error or "Please send a valid e-mail address, like name@example.com."
-            )
+            raise _rejected(error, N_("Please send a valid e-mail address, like name@example.com."))
         local, _, domain = raw.rpartition("@")
         return f"{local}@{domain.lower()}"
 
     return validate
 
 
-def phone(*, error: str | None = None) -> Validator:
+def phone(*, error: Localized | None = None) -> Validator:
     """A phone number, typed or shared as a contact; returns ``+`` and 7 to 15 digits."""
 
     def validate(value: Any) -> str:
@@ -224,7 +290,7 @@ def phone(*, error: str | None = None) -> Validator:
             raw = _text_of(value, "a phone number")
         digits = re.sub(r"[\s\-().]", "", raw.strip())
         if not re.fullmatch(r"\+?\d{7,15}", digits):
-            raise ValidationError(error or "Please send a phone number, like +44 20 7946 0958.")
+            raise _rejected(error, N_("Please send a phone number, like +44 20 7946 0958."))
         return digits if digits.startswith("+") else "+" + digits
 
     return validate
@@ -238,7 +304,7 @@ def date(
     formats: Sequence[str] = _DATE_FORMATS,
     min: _dt.date | None = None,
     max: _dt.date | None = None,
-    error: str | None = None,
+    error: Localized | None = None,
 ) -> Validator:
     """A date in one of ``formats``; returns ``datetime.date`` (store it as ``.isoformat()``)."""
 
@@ -255,65 +321,65 @@ def date(
                     continue
             else:
                 example = _dt.date(2024, 12, 31).strftime(formats[0])
-                raise ValidationError(error or f"Please send a date like {example}.")
+                raise _rejected(error, N_("Please send a date like {example}."), example=example)
         if (min is not None and result < min) or (max is not None and result > max):
-            raise ValidationError(error or "That date is out of range.")
+            raise _rejected(error, N_("That date is out of range."))
         return result
 
     return validate
 
 
-def _message(value: Any, what: str, error: str | None) -> Message:
+def _message(value: Any, what: str, error: Localized | None) -> Message:
     if not isinstance(value, Message):
-        raise ValidationError(error or f"Please send {what}.")
+        raise _rejected(error, _SEND[what])
     return value
 
 
-def photo(*, error: str | None = None) -> Validator:
+def photo(*, error: Localized | None = None) -> Validator:
     """A photo; returns the ``file_id`` of its largest size."""
 
     def validate(value: Any) -> str:
         msg = _message(value, "a photo", error)
         if not msg.photo:
-            raise ValidationError(error or "Please send a photo.")
+            raise _rejected(error, N_("Please send a photo."))
         return msg.photo[-1].file_id
 
     return validate
 
 
-def document(*, error: str | None = None) -> Validator:
+def document(*, error: Localized | None = None) -> Validator:
     """A document (file); returns ``{"file_id", "file_name", "mime_type"}``."""
 
     def validate(value: Any) -> dict[str, Any]:
         msg = _message(value, "a file", error)
         if msg.document is None:
-            raise ValidationError(error or "Please send a file.")
+            raise _rejected(error, N_("Please send a file."))
         doc = msg.document
         return {"file_id": doc.file_id, "file_name": doc.file_name, "mime_type": doc.mime_type}
 
     return validate
 
 
-def contact(*, error: str | None = None) -> Validator:
+def contact(*, error: Localized | None = None) -> Validator:
     """A shared contact; returns ``{"phone_number", "first_name", "user_id"}``."""
 
     def validate(value: Any) -> dict[str, Any]:
         msg = _message(value, "a contact", error)
         if msg.contact is None:
-            raise ValidationError(error or "Please share a contact.")
+            raise _rejected(error, N_("Please share a contact."))
         c = msg.contact
         return {"phone_number": c.phone_number, "first_name": c.first_name, "user_id": c.user_id}
 
     return validate
 
 
-def location(*, error: str | None = None) -> Validator:
+def location(*, error: Localized | None = None) -> Validator:
     """A shared location; returns ``{"latitude", "longitude"}``."""
 
     def validate(value: Any) -> dict[str, float]:
         msg = _message(value, "a location", error)
         if msg.location is None:
-            raise ValidationError(error or "Please share a location.")
+            raise _rejected(error, N_("Please share a location."))
         return {"latitude": msg.location.latitude, "longitude": msg.location.longitude}
 
     return validate

@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 from weakref import WeakKeyDictionary
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -43,6 +43,17 @@ from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_ke
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
+from aiostep_dialogs.i18n import (
+    DEFAULT_LOCALE,
+    N_,
+    Language,
+    LazyProxy,
+    Localized,
+    check_localized,
+    is_localized,
+    locale_now,
+    locale_of,
+)
 from aiostep_dialogs.validators import ValidationError, Validator
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
@@ -55,7 +66,9 @@ RECORD_VERSION = 3
 _HISTORY_LIMIT = 30
 _BUTTON_PREFIX = "aw"
 
-Prompt = str | Text | Callable[[Any], str | Text | Awaitable[str | Text]]
+Prompt = (
+    str | Text | Mapping[str, str] | LazyProxy | Callable[[Any], str | Text | Awaitable[str | Text]]
+)
 
 
 @dataclass(frozen=True)
@@ -66,13 +79,36 @@ class StepSpec:
     method: Callable[..., Any]
     prompt: Prompt
     validate: tuple[Validator, ...] = ()
-    error: str | None = None
-    choices: Mapping[str, str] | None = None
+    error: Localized | None = None
+    choices: Mapping[str, Localized] | None = None
     keyboard: Literal["inline", "reply"] = "inline"
     optional: bool = False
     default: Any = None
     max_attempts: int | None = None
     branches: tuple[enum.Enum, ...] = ()
+    #: its prompt, ``error`` or a choice label depends on the language (worked out once, here,
+    #: so a step of plain strings pays nothing per update)
+    localized: bool = False
+
+
+def _takes_locale(fn: Callable[..., Any]) -> bool:
+    """Whether the callable prompt ``fn`` asks for the locale (its one parameter is named
+    ``locale``) rather than the wizard."""
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    return params == ["locale"]
+
+
+def _given_the_locale(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """The prompt callable ``fn(locale)`` as one that takes the wizard."""
+
+    def prompt(wizard: Any) -> Any:
+        return fn(wizard.locale)
+
+    prompt.__name__ = getattr(fn, "__name__", "prompt")
+    return prompt
 
 
 def step(
@@ -80,8 +116,8 @@ def step(
     *,
     prompt: Prompt,
     validate: Validator | Sequence[Validator] | None = None,
-    error: str | None = None,
-    choices: Mapping[str, str] | Sequence[str] | None = None,
+    error: Localized | None = None,
+    choices: Mapping[str, Localized] | Sequence[str] | None = None,
     keyboard: Literal["inline", "reply"] = "inline",
     optional: bool = False,
     default: Any = None,
@@ -96,12 +132,18 @@ def step(
             values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
             sync/async callable taking the wizard and returning either (a returned string is
             sent as is: escape values in it with
-            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]).
+            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]). In the user's
+            language: a ``{locale: template}`` dict, a ``lazy_gettext(...)`` template, or a
+            callable whose one parameter is named ``locale`` (``self.locale`` in the others);
+            see the Languages guide.
         validate: one validator or a list applied in order; the method gets the result.
             Default: a text message of at most 4096 characters (or one of ``choices``).
-        error: shown instead of a validator's own reason when the input is rejected.
+        error: shown instead of a validator's own reason when the input is rejected (a
+            string, or a text in the user's language: see
+            [`Localized`][aiostep_dialogs.i18n.Localized]).
         choices: ``{value: label}`` (or a list of values) offered as buttons; the method gets
-            the value. Typed labels are accepted too.
+            the value. Typed labels are accepted too. A label may be in the user's language
+            (a ``Localized``).
         keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
         optional: ``/skip`` is allowed; the method then gets ``default``.
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
@@ -114,13 +156,24 @@ def step(
         chain = (validate,)
     else:
         chain = tuple(validate)
-    options: dict[str, str] | None = None
+    options: dict[str, Localized] | None = None
     if choices is not None:
         options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
         if not options:
             raise ValueError("choices must not be empty")
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
+    check_localized(prompt, "prompt")
+    check_localized(error, "error")
+    for value, label in (options or {}).items():
+        check_localized(label, f"choices[{value!r}]")
+    if callable(prompt) and not isinstance(prompt, (Text, LazyProxy)) and _takes_locale(prompt):
+        prompt = _given_the_locale(prompt)
+    localized = (
+        not isinstance(prompt, (str, Text))
+        or (error is not None and is_localized(error))
+        or (options is not None and any(is_localized(label) for label in options.values()))
+    )
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
@@ -135,6 +188,7 @@ def step(
             default=default,
             max_attempts=max_attempts,
             branches=tuple(branches),
+            localized=localized,
         )
         return fn
 
@@ -152,15 +206,20 @@ class Commands:
 
 @dataclass(frozen=True)
 class Texts:
-    """Every text a wizard says on its own; override per wizard (``texts = Texts(...)``)."""
+    """Every text a wizard says on its own; override per wizard (``texts = Texts(...)``).
 
-    cancelled: str = "Cancelled."
-    gave_up: str = "Too many attempts; let's stop here. You can start again any time."
-    cannot_go_back: str = "This is the first step; there is nothing to go back to."
-    cannot_skip: str = "This step can't be skipped."
-    stale_button: str = "This button is no longer active."
-    progress: str = "Step {index} of {total}"
-    interrupted: str = "Sorry, I was interrupted and lost your last message."
+    The defaults are said in the user's language (English, Russian, Spanish, Persian; else
+    English). A text you give may be a plain string, or depend on the language: see
+    [`Localized`][aiostep_dialogs.i18n.Localized].
+    """
+
+    cancelled: Localized = N_("Cancelled.")
+    gave_up: Localized = N_("Too many attempts; let's stop here. You can start again any time.")
+    cannot_go_back: Localized = N_("This is the first step; there is nothing to go back to.")
+    cannot_skip: Localized = N_("This step can't be skipped.")
+    stale_button: Localized = N_("This button is no longer active.")
+    progress: Localized = N_("Step {index} of {total}")
+    interrupted: Localized = N_("Sorry, I was interrupted and lost your last message.")
 
 
 @dataclass(frozen=True)
@@ -288,6 +347,10 @@ class Wizard:
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
     _sent_fp: str = ""
+    # the language of this update once worked out (only when a text depends on it), and the
+    # locale stored with the conversation (kept for what is said with no update to answer)
+    _language_now: Language | None = None
+    _stored_locale: str | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -396,24 +459,60 @@ class Wizard:
 
         return to_mermaid(cls)
 
-    async def answer(self, text: str | Text, **kwargs: Any) -> Message:
+    async def answer(self, text: str | Text | Localized, **kwargs: Any) -> Message:
         """Send ``text`` to the wizard's chat (and forum topic).
 
         A string is markup for the wizard's ``parse_mode`` (escape user data in it with
         [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]); an aiogram formatting node
-        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape.
+        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape. A text in
+        the user's language (a [`Localized`][aiostep_dialogs.i18n.Localized]) is said in
+        [`locale`][aiostep_dialogs.Wizard.locale], as markup like a string.
         """
         if self.key.thread_id is not None:
             kwargs.setdefault("message_thread_id", self.key.thread_id)
         if isinstance(text, Text):
             return await self.bot.send_message(self.key.chat_id, **{**text.as_kwargs(), **kwargs})
+        if type(text) is not str and is_localized(text):
+            text = (await self._language()).say(text)
         kwargs.setdefault("parse_mode", self.parse_mode)
-        return await self.bot.send_message(self.key.chat_id, text, **kwargs)
+        return await self.bot.send_message(self.key.chat_id, cast(str, text), **kwargs)
 
-    def _text(self, text: str) -> str:
-        """One of ``texts``, escaped for the parse mode in effect unless it is ``Markup``: the
-        defaults are plain text, and MarkdownV2 reserves the ``.`` they end in."""
-        return escape(text, effective_parse_mode(self.bot, self.parse_mode))
+    @property
+    def locale(self) -> str:
+        """The language this wizard speaks to the user now: the choice of aiogram's i18n
+        middleware if the bot installed one, else the sender's Telegram ``language_code``,
+        else the one stored with the conversation (a message sent with no update), else
+        ``"en"``."""
+        return self._language_sync().locale
+
+    def _update_data(self) -> Mapping[str, Any]:
+        """The handler data of the update this wizard answers (empty with no update)."""
+        ctx = aiostep.current_update.get()
+        if ctx is None or self.event is None or ctx.event is not self.event:
+            return {}
+        return ctx.data
+
+    def _language_sync(self) -> Language:
+        if self._language_now is not None:
+            return self._language_now
+        return locale_now(self.event, self._update_data(), self._stored_locale)
+
+    async def _language(self) -> Language:
+        """The language of this update, worked out once (only when a text depends on it)."""
+        if self._language_now is None:
+            language = await locale_of(self.event, self._update_data(), self._stored_locale)
+            self._language_now = language
+            if self.event is not None:
+                # kept with the conversation for what is said with no update to answer
+                self._stored_locale = language.locale if language.locale != DEFAULT_LOCALE else None
+        return self._language_now
+
+    def _text(self, text: Localized) -> str:
+        """One of ``texts`` in the user's language, escaped for the parse mode in effect unless
+        it is ``Markup``: the defaults are plain text, and MarkdownV2 reserves the ``.`` they
+        end in."""
+        said = self._language_sync().say(text)
+        return escape(said, effective_parse_mode(self.bot, self.parse_mode))
 
     async def on_start(self) -> None:
         """Called when the wizard starts, before the first prompt."""
@@ -423,10 +522,12 @@ class Wizard:
 
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
+        await self._language()
         await self.answer(self._text(self.texts.cancelled), reply_markup=self._closing_markup())
 
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
+        await self._language()
         await self.answer(self._text(self.texts.gave_up), reply_markup=self._closing_markup())
 
     # -- setup ---------------------------------------------------------------------------------
@@ -510,8 +611,9 @@ class Wizard:
                 router.message.register(cls._nav_handler(action), Command(command))
         prefix = f"{_BUTTON_PREFIX}:"  # any wizard button that no pending step took
 
-        async def stale_button(query: CallbackQuery) -> None:
-            await _quietly(query.answer(cls.texts.stale_button))
+        async def stale_button(query: CallbackQuery, **data: Any) -> None:
+            language = await locale_of(query, data)
+            await _quietly(query.answer(language.say(cls.texts.stale_button)))
 
         router.callback_query.register(stale_button, F.data.startswith(prefix))
         return router
@@ -570,6 +672,9 @@ class Wizard:
             if running is not None and running_cls is not cls:
                 await running.on_cancel()  # another wizard was running here: it gives way
         wizard = cls(key=key, bot=bot, event=event)
+        locale = wizard.locale  # stored with the conversation, for what is said with no update
+        if locale != DEFAULT_LOCALE:
+            wizard._stored_locale = locale
         await wizard.on_start()
         await wizard._enter(cls._steps[0])
         return wizard
@@ -754,6 +859,9 @@ class Wizard:
         )
         wizard._moved = moved
         wizard._sent_fp = str(meta.get("fp", ""))
+        stored_locale = meta.get("l")
+        if isinstance(stored_locale, str):
+            wizard._stored_locale = stored_locale
         return wizard
 
     @classmethod
@@ -865,7 +973,8 @@ class Wizard:
                 await wizard._handle(spec, event)
                 return
             if isinstance(event, CallbackQuery):
-                await _quietly(event.answer(cls.texts.stale_button))
+                stale = (await wizard._language()).say(cls.texts.stale_button)
+                await _quietly(event.answer(stale))
             wizard._moved = False
             await wizard._park(spec)
             await wizard._send_prompt(spec)
@@ -909,7 +1018,8 @@ class Wizard:
         if isinstance(event, CallbackQuery):
             value = self._pressed(spec, event.data)
             if value is None:
-                await _quietly(event.answer(self.texts.stale_button))
+                stale = (await self._language()).say(self.texts.stale_button)
+                await _quietly(event.answer(stale))
                 await self._park(spec)  # the claim took the step; put it back unchanged
                 return
             await _quietly(event.answer())
@@ -922,7 +1032,7 @@ class Wizard:
             outcome = await spec.method(self, value)
         except ValidationError as exc:
             self.data = snapshot  # rejected input is not stored
-            await self._reject(spec, exc.reason)
+            await self._reject(spec, exc)
             return
         except Exception:
             # A bug in a validator or step method: the claim took the step, so put it back as
@@ -953,13 +1063,13 @@ class Wizard:
     async def _validate(self, spec: StepSpec, raw: Any) -> Any:
         chain: list[Validator] = []
         if spec.choices is not None:
-            chain.append(v.choice(spec.choices))
+            chain.append(v.choice(await self._labels(spec) or {}))
         elif not spec.validate:
             chain.append(v.text())
         chain.extend(spec.validate)
         return await v.run(chain, raw)
 
-    async def _reject(self, spec: StepSpec, reason: str) -> None:
+    async def _reject(self, spec: StepSpec, reason: ValidationError | Localized) -> None:
         self.attempts += 1
         limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
         if limit is not None and self.attempts >= limit:
@@ -970,7 +1080,7 @@ class Wizard:
             return
         self.nonce = secrets.token_hex(4)
         await self._park(spec)
-        await self._send_prompt(spec, error=spec.error or reason)
+        await self._send_prompt(spec, error=spec.error if spec.error is not None else reason)
 
     async def _advance(self, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
         """Go where ``outcome`` says; ``before`` is the data as it was before this answer,
@@ -1042,6 +1152,8 @@ class Wizard:
         }
         if self.schema_version != 1:
             meta["sv"] = self.schema_version
+        if self._stored_locale is not None:
+            meta["l"] = self._stored_locale
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1084,29 +1196,54 @@ class Wizard:
         body: str | Text
         if isinstance(prompt, Text):
             body = prompt
+        elif spec.localized:
+            body = await self._render_localized(prompt, mode)
         elif callable(prompt):
             result = prompt(self)
             body = await result if inspect.isawaitable(result) else result
         else:
+            assert isinstance(prompt, str)
             body = fill(prompt, self.data, mode)
         if not self.show_progress:
             return body if isinstance(body, Text) else str(body)
         index = self._steps.index(spec) + 1
-        progress = self.texts.progress.format(index=index, total=len(self._steps))
+        language = await self._language()
+        progress = language.say(self.texts.progress, index=index, total=len(self._steps))
         if isinstance(body, Text):
             return Text(progress, "\n", body)
         if isinstance(self.texts.progress, Markup):
             progress = Markup(progress)
         return f"{escape(progress, mode)}\n{body}"
 
+    async def _render_localized(self, prompt: Prompt, mode: str | None) -> str | Text:
+        """A prompt in the user's language: a template from a ``{locale: template}`` dict or a
+        lazy string (filled like a string prompt), or what a callable returns."""
+        language = await self._language()
+        if callable(prompt) and not isinstance(prompt, LazyProxy):
+            with language.speaking():  # aiogram's gettext(...) in it answers in this language
+                result = prompt(self)
+                body = await result if inspect.isawaitable(result) else result
+            return body if isinstance(body, Text) else str(body)
+        assert not isinstance(prompt, Text)
+        return fill(language.say(prompt), self.data, mode)
+
+    async def _labels(self, spec: StepSpec) -> dict[str, str] | None:
+        """``spec``'s choices with their labels in the user's language."""
+        if spec.choices is None:
+            return None
+        if not spec.localized:
+            return spec.choices  # type: ignore[return-value]  # plain labels, as declared
+        language = await self._language()
+        return {value: language.say(label) for value, label in spec.choices.items()}
+
     def _closing_markup(self) -> ReplyKeyboardRemove | None:
         uses_reply = any(s.choices and s.keyboard == "reply" for s in self._steps)
         return ReplyKeyboardRemove() if uses_reply else None
 
-    def _markup(self, spec: StepSpec) -> Any:
-        if not spec.choices:
+    def _markup(self, spec: StepSpec, choices: Mapping[str, str] | None) -> Any:
+        if not choices:
             return self._closing_markup()
-        labels = list(spec.choices.values())
+        labels = list(choices.values())
         if spec.keyboard == "reply":
             return ReplyKeyboardMarkup(
                 keyboard=[[KeyboardButton(text=label)] for label in labels],
@@ -1124,16 +1261,28 @@ class Wizard:
         rows = [buttons] if one_row else [[b] for b in buttons]
         return InlineKeyboardMarkup(inline_keyboard=rows)
 
-    async def _send_prompt(self, spec: StepSpec, error: str | None = None) -> None:
+    async def _send_prompt(
+        self, spec: StepSpec, error: ValidationError | Localized | None = None
+    ) -> None:
         prompt = await self._render(spec)
-        if error:
+        if error is not None:
             # A rejection's reason is plain text: it often quotes what the user sent.
+            reason = await self._say_error(error)
             if isinstance(prompt, Text):
-                prompt = Text(error, "\n\n", prompt)
-            else:
+                prompt = Text(reason, "\n\n", prompt)
+            elif reason:
                 mode = effective_parse_mode(self.bot, self.parse_mode)
-                prompt = f"{escape(error, mode)}\n\n{prompt}"
-        await self.answer(prompt, reply_markup=self._markup(spec))
+                prompt = f"{escape(reason, mode)}\n\n{prompt}"
+        await self.answer(prompt, reply_markup=self._markup(spec, await self._labels(spec)))
+
+    async def _say_error(self, error: ValidationError | Localized) -> str:
+        """A rejection's reason (or ``error=``, ``texts.interrupted``) in the user's language."""
+        if isinstance(error, str) and not is_localized(error):
+            return error  # a plain string: said as is, with no language to work out
+        language = await self._language()
+        if isinstance(error, ValidationError):
+            return error.say(language)
+        return language.say(error)
 
     async def _do_back(self) -> None:
         if not self.history:
@@ -1162,7 +1311,7 @@ class Wizard:
             outcome = await spec.method(self, spec.default)
         except ValidationError as exc:
             self.data = snapshot
-            await self._reject(spec, exc.reason)
+            await self._reject(spec, exc)
             return
         await self._advance(spec, outcome, snapshot)
 
