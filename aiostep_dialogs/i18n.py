@@ -44,16 +44,17 @@ __all__ = [
     "localize",
 ]
 
-#: The locale of a user whose language is not known (no update, no ``language_code``).
 DEFAULT_LOCALE = "en"
-#: The gettext domain of the built-in texts.
+"""The locale of a user whose language is not known (no update, no ``language_code``)."""
 DOMAIN = "aiostep_dialogs"
-#: Where the compiled catalogs are: ``<locale>/LC_MESSAGES/aiostep_dialogs.mo``.
+"""The gettext domain of the built-in texts."""
 LOCALES_DIR = Path(__file__).parent / "locales"
+"""Where the compiled catalogs are: ``<locale>/LC_MESSAGES/aiostep_dialogs.mo``."""
 
-#: A text that may depend on the user's language: a plain string, ``{locale: text}``, a
-#: callable ``(locale) -> str``, or a lazy string (``lazy_gettext(...)``).
 Localized: TypeAlias = "str | Mapping[str, str] | Callable[[str], str] | LazyProxy"
+"""A text that may depend on the user's language: a plain string (said as is), a
+``{locale: text}`` dict (the user's locale, else its language, else ``"en"``, else the first
+text), a callable ``(locale) -> str``, or a lazy string (aiogram's ``lazy_gettext(...)``)."""
 
 
 class _Builtin(str):

@@ -344,6 +344,54 @@ async def test_formatting_guide_reasons_and_nodes() -> None:
         ]
 
 
+def compile_feedback_catalog(root: Path) -> Path:
+    """The bot's own ``messages`` catalog of the languages guide, in Russian, compiled here
+    (a real bot compiles it with ``pybabel compile``)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.mofile import write_mo
+
+    catalog = Catalog(locale="ru", domain="messages")
+    catalog.add("From 1 to 5, how was it?", "Как вам, от 1 до 5?")
+    catalog.add("Why {score}?", "Почему {score}?")
+    catalog.add("Thank you!", "Спасибо!")
+    target = root / "ru" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    with (target / "messages.mo").open("wb") as f:
+        write_mo(f, catalog)
+    return root
+
+
+@covers("languages.py")
+async def test_languages_guide(tmp_path: Path) -> None:
+    locales = compile_feedback_catalog(tmp_path / "locales")
+    async with BotSimulator(lambda: snippet("languages").build(locales=locales)) as sim:
+        ru = sim.chat(sim.user(language_code="ru"))
+        await ru.send("/pizza")
+        ru.assert_last("Ваше имя?")
+        await ru.send("A")
+        ru.assert_last("Слишком коротко.\n\nВаше имя?")
+        await ru.send("Аня")
+        ru.assert_last("Какой размер?", buttons=[["Маленькая", "Большая"]])
+        await ru.click("Большая")
+        ru.assert_last("Аня: l, уже едет!")
+        await ru.send("/feedback")
+        ru.assert_last("Как вам, от 1 до 5?")
+        await ru.send("9")  # a built-in reason, in Russian
+        ru.assert_last("Пожалуйста, отправьте число от 1 до 5.\n\nКак вам, от 1 до 5?")
+        await ru.send("4")
+        ru.assert_last("Почему 4?")
+        await ru.send("Вкусно")
+        ru.assert_last("Спасибо!")
+
+        en = sim.chat(sim.user(language_code="en"))
+        await en.send("/pizza")
+        await en.send("/cancel")
+        en.assert_last("No pizza, then.")
+        await en.send("/feedback")
+        await en.send("4")
+        en.assert_last("Why 4?")
+
+
 @covers("storage_backends.py")
 async def test_storages_guide_memory_file_and_json(tmp_path: Path) -> None:
     module = snippet("storage_backends")
