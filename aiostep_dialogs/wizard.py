@@ -1063,7 +1063,8 @@ class Wizard:
     async def _validate(self, spec: StepSpec, raw: Any) -> Any:
         chain: list[Validator] = []
         if spec.choices is not None:
-            chain.append(v.choice(await self._labels(spec) or {}))
+            labels = await self._labels(spec) if spec.localized else spec.choices
+            chain.append(v.choice(cast("Mapping[str, str]", labels)))
         elif not spec.validate:
             chain.append(v.text())
         chain.extend(spec.validate)
@@ -1231,8 +1232,6 @@ class Wizard:
         """``spec``'s choices with their labels in the user's language."""
         if spec.choices is None:
             return None
-        if not spec.localized:
-            return spec.choices  # type: ignore[return-value]  # plain labels, as declared
         language = await self._language()
         return {value: language.say(label) for value, label in spec.choices.items()}
 
@@ -1240,10 +1239,10 @@ class Wizard:
         uses_reply = any(s.choices and s.keyboard == "reply" for s in self._steps)
         return ReplyKeyboardRemove() if uses_reply else None
 
-    def _markup(self, spec: StepSpec, choices: Mapping[str, str] | None) -> Any:
+    def _markup(self, spec: StepSpec, choices: Mapping[str, Localized] | None) -> Any:
         if not choices:
             return self._closing_markup()
-        labels = list(choices.values())
+        labels = cast("list[str]", list(choices.values()))  # plain, or said in the language
         if spec.keyboard == "reply":
             return ReplyKeyboardMarkup(
                 keyboard=[[KeyboardButton(text=label)] for label in labels],
@@ -1273,7 +1272,9 @@ class Wizard:
             elif reason:
                 mode = effective_parse_mode(self.bot, self.parse_mode)
                 prompt = f"{escape(reason, mode)}\n\n{prompt}"
-        await self.answer(prompt, reply_markup=self._markup(spec, await self._labels(spec)))
+        # plain labels are used as declared: no await for a step that does not need one
+        choices = await self._labels(spec) if spec.localized else spec.choices
+        await self.answer(prompt, reply_markup=self._markup(spec, choices))
 
     async def _say_error(self, error: ValidationError | Localized) -> str:
         """A rejection's reason (or ``error=``, ``texts.interrupted``) in the user's language."""

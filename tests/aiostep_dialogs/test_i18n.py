@@ -221,6 +221,7 @@ async def test_a_const_i18n_middleware_overrides_the_users_language(
     i18n = I18n(path=compile_bot_catalogs(tmp_path / "locales"))
     dp = Dispatcher()
     Greeter.setup(dp, entry=Command("hi"))
+    Age.setup(dp, entry=Command("age"))
     ConstI18nMiddleware("es", i18n).setup(dp)
     talk = speaker(bot_simulator(dp), "ru")
     await talk.send("/hi")
@@ -229,6 +230,18 @@ async def test_a_const_i18n_middleware_overrides_the_users_language(
     talk.assert_last("¡Hola, Ana!", buttons=[["Rojo"]])
     await talk.send("rojo")  # a typed label of that language is a choice too
     talk.assert_last("red (es)")
+    await talk.send("/age")
+    await talk.send("/back")  # a command's reply goes through the middleware's choice too
+    assert talk.transcript().count(SAID["es"][2]) == 1
+
+
+async def test_a_stale_buttons_toast_speaks_the_users_language(backend: Backend) -> None:
+    talk = speaker(backend.simulator(order_bot), "ru")
+    await talk.send("/order")
+    await talk.send("Ира")
+    await talk.send("/cancel")
+    await talk.click("Маленький")  # the prompt of a wizard that is over
+    assert talk.toasts == ["Эта кнопка больше не действует."]
 
 
 # -- a wizard's own texts: {locale: text}, callables -----------------------------------------
