@@ -351,6 +351,9 @@ class Wizard:
     # locale stored with the conversation (kept for what is said with no update to answer)
     _language_now: Language | None = None
     _stored_locale: str | None = None
+    # whether conversations store their user's language: only when the wizard has texts that
+    # depend on it (set at class definition; a wizard that speaks with no update sets it too)
+    _stores_locale: ClassVar[bool] = False
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -383,6 +386,7 @@ class Wizard:
         _check_targets(cls, state_enum, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
+        cls._stores_locale = cls._stores_locale or any(s.localized for s in specs)
         cls._renamed = _check_drift_options(cls, state_enum)
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
@@ -502,7 +506,7 @@ class Wizard:
         if self._language_now is None:
             language = await locale_of(self.event, self._update_data(), self._stored_locale)
             self._language_now = language
-            if self.event is not None:
+            if self.event is not None and self._stores_locale:
                 # kept with the conversation for what is said with no update to answer
                 self._stored_locale = language.locale if language.locale != DEFAULT_LOCALE else None
         return self._language_now
@@ -672,9 +676,9 @@ class Wizard:
             if running is not None and running_cls is not cls:
                 await running.on_cancel()  # another wizard was running here: it gives way
         wizard = cls(key=key, bot=bot, event=event)
-        locale = wizard.locale  # stored with the conversation, for what is said with no update
-        if locale != DEFAULT_LOCALE:
-            wizard._stored_locale = locale
+        if cls._stores_locale:  # kept with the conversation, for what is said with no update
+            locale = wizard.locale
+            wizard._stored_locale = locale if locale != DEFAULT_LOCALE else None
         await wizard.on_start()
         await wizard._enter(cls._steps[0])
         return wizard

@@ -347,27 +347,36 @@ async def test_a_message_sent_with_no_update_speaks_the_stored_language(
     backend: Backend,
 ) -> None:
     """What a scheduler says to a paused conversation (a timeout, a reminder) has no update to
-    take a language from: the one stored with the conversation is used."""
-    sim = backend.simulator(age_bot)
-    talk = speaker(sim, "fa")
-    await talk.send("/age")
+    take a language from: the one stored with the conversation, from its first step on."""
+    sim = backend.simulator(order_bot)
+    talk = speaker(sim, "ru")
+    await talk.send("/order")
     if backend.persistent:
         await sim.restart()
     key = key_of(talk)
     record = await backend.storage.read(storage_key(key))
-    assert record is not None and record.kwargs["l"] == "fa"
-    paused = Age._restore(record, key, sim.bot, None)
+    assert record is not None and record.kwargs["l"] == "ru"
+    paused = Order._restore(record, key, sim.bot, None)
     assert paused is not None
-    assert paused.locale == "fa"
-    await paused.answer(Age.texts.cancelled)
-    talk.assert_last("لغو شد.")
+    assert paused.locale == "ru"
+    await paused.answer(Order.texts.cancelled)
+    talk.assert_last("Заказ отменён.")
+    await paused.answer(Wizard.texts.gave_up)  # a built-in text too
+    talk.assert_last(
+        "Слишком много попыток, давайте на этом остановимся. Начать заново можно в любой момент."
+    )
 
 
-async def test_an_english_speakers_record_stores_no_language(backend: Backend) -> None:
-    sim = backend.simulator(age_bot)
-    talk = speaker(sim, "en")
-    await talk.send("/age")
-    await talk.send("20")
+@pytest.mark.parametrize(("bot", "language"), [(order_bot, "en"), (age_bot, "ru")])
+async def test_no_language_is_stored_when_none_is_needed(
+    backend: Backend, bot: Any, language: str
+) -> None:
+    """English is what a conversation with nothing stored speaks; a wizard of plain strings
+    says nothing in a language with no update to answer, so it stores none."""
+    talk = speaker(backend.simulator(bot), language)
+    await talk.send("/order" if bot is order_bot else "/age")
+    await talk.send("Ed" if bot is order_bot else "0")
+    await talk.send("Ed" if bot is order_bot else "20")
     record = await backend.storage.read(storage_key(key_of(talk)))
     assert record is not None and "l" not in record.kwargs
 
@@ -382,8 +391,7 @@ def key_of(talk: Conversation) -> ConversationKey:
 async def test_a_wizard_of_plain_strings_works_out_no_language_per_answer(
     bot_simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Plain prompts and accepted answers: no locale detection, no catalog lookup. Only the
-    start (to store the language with the conversation) looks at the sender's language."""
+    """Plain prompts, labels and accepted answers: no locale detection, no catalog lookup."""
     calls: list[str] = []
     for name in ("locale_of", "locale_now"):
         real = getattr(wizard_module, name)
@@ -410,9 +418,11 @@ async def test_a_wizard_of_plain_strings_works_out_no_language_per_answer(
     Plain.setup(dp, entry=Command("plain"))
     talk = speaker(bot_simulator(dp), "ru")
     await talk.send("/plain")
-    assert calls == ["locale_now"]
     await talk.send("a")
     await talk.click("X")
+    assert calls == []
+    await talk.send("/plain")
+    await talk.send("/back")  # a built-in text: now the language is worked out
     assert calls == ["locale_now"]
 
 
