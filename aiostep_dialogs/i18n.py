@@ -14,6 +14,7 @@ The built-in texts and validator reasons are messages of the gettext domain ``ai
 from __future__ import annotations
 
 import gettext
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from babel.support import LazyProxy
 else:  # Babel's LazyProxy when Babel is installed, else a stand-in no object is an instance of
     from aiogram.utils.i18n.lazy_proxy import LazyProxy
+
+logger = logging.getLogger("aiostep_dialogs")
 
 __all__ = [
     "DEFAULT_LOCALE",
@@ -213,6 +216,23 @@ def _user_locale(event: TelegramObject | None, data: Mapping[str, Any]) -> str |
     return code if isinstance(code, str) and code else None
 
 
+_warned: set[int] = set()
+
+
+def _warn_late(middleware: I18nMiddleware) -> None:
+    """Say once per middleware that it runs after the wizards' steps."""
+    if id(middleware) in _warned:
+        return
+    _warned.add(id(middleware))
+    logger.warning(
+        "%s runs after aiostep's Listen, so wizard steps run before it chose a language: "
+        "texts given to a wizard are still said in its choice (it is asked), but gettext() "
+        "called directly in a step method or hook finds no I18n context. Install it before "
+        "Wizard.setup / aiostep.setup (middleware.setup(dp) first)",
+        type(middleware).__name__,
+    )
+
+
 def _ran(middleware: I18nMiddleware, data: Mapping[str, Any]) -> bool:
     """Whether ``middleware`` already chose the language of this update (we run inside it)."""
     return data.get(middleware.middleware_key) is middleware
@@ -256,6 +276,7 @@ async def locale_of(
     if event is not None:
         for middleware in _i18n_middlewares(data):
             if not _ran(middleware, data):
+                _warn_late(middleware)
                 chosen = await middleware.get_locale(event=event, data=dict(data))
                 i18n = middleware.i18n
                 return Language(chosen or i18n.default_locale, i18n)

@@ -70,7 +70,7 @@ class Feedback(Wizard, name="docs-feedback"):
 def build(storage: object = None, locales: str | Path = "locales") -> Dispatcher:
     dp = Dispatcher()
     i18n = I18n(path=locales, default_locale="en", domain="messages")
-    SimpleI18nMiddleware(i18n).setup(dp)  # before or after the wizards: either works
+    SimpleI18nMiddleware(i18n).setup(dp)  # before the wizards: on_finish calls _() itself
     Pizza.setup(dp, entry=Command("pizza"), storage=storage)
     Feedback.setup(dp, entry=Command("feedback"), storage=storage)
     return dp

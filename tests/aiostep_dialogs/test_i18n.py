@@ -183,7 +183,7 @@ class Greeter(Wizard, name="t_i18n_greeter"):
 
 @pytest.mark.parametrize("installed", ["before", "after"])
 async def test_the_i18n_middleware_chooses_the_language(
-    bot_simulator: Any, tmp_path: Path, installed: str
+    bot_simulator: Any, tmp_path: Path, installed: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SimpleI18nMiddleware's choice, whether it runs before aiostep's Listen (installed
     before ``Wizard.setup``) or after it (then the wizard asks it)."""
@@ -213,6 +213,9 @@ async def test_the_i18n_middleware_chooses_the_language(
     await fa.send("/age")
     await fa.send("0")
     assert (fa.last or "").startswith("Please send a number from 1 to 120.")
+    # installed after: said once, since gettext() in a step method would find no context
+    late = [r for r in caplog.records if "runs after aiostep's Listen" in r.getMessage()]
+    assert len(late) == (1 if installed == "after" else 0)
 
 
 async def test_a_const_i18n_middleware_overrides_the_users_language(
