@@ -1282,12 +1282,13 @@ class Wizard:
 
     async def _say_error(self, error: ValidationError | Localized) -> str:
         """A rejection's reason (or ``error=``, ``texts.interrupted``) in the user's language."""
-        if isinstance(error, str) and not is_localized(error):
-            return error  # a plain string: said as is, with no language to work out
-        language = await self._language()
         if isinstance(error, ValidationError):
-            return error.say(language)
-        return language.say(error)
+            text, params = error.message, error.params
+        else:
+            text, params = error, {}
+        if isinstance(text, str) and not params and not is_localized(text):
+            return text  # a plain string: said as is, with no language to work out
+        return (await self._language()).say(text, **params)
 
     async def _do_back(self) -> None:
         if not self.history:

@@ -391,6 +391,12 @@ def key_of(talk: Conversation) -> ConversationKey:
 # -- cost ----------------------------------------------------------------------------------------
 
 
+def refuse_bad(message: Any) -> str:
+    if message.text == "bad":
+        raise ValidationError("Not that.")
+    return str(message.text)
+
+
 async def test_a_wizard_of_plain_strings_works_out_no_language_per_answer(
     bot_simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -410,7 +416,7 @@ async def test_a_wizard_of_plain_strings_works_out_no_language_per_answer(
             A = auto()
             B = auto()
 
-        @step(State.A, prompt="A?")
+        @step(State.A, prompt="A?", validate=refuse_bad)
         async def a(self, value: str) -> None: ...
 
         @step(State.B, prompt="B {x}?", choices={"x": "X"})
@@ -421,6 +427,8 @@ async def test_a_wizard_of_plain_strings_works_out_no_language_per_answer(
     Plain.setup(dp, entry=Command("plain"))
     talk = speaker(bot_simulator(dp), "ru")
     await talk.send("/plain")
+    await talk.send("bad")  # your own plain reason: said as is
+    talk.assert_last("Not that.\n\nA?")
     await talk.send("a")
     await talk.click("X")
     assert calls == []
