@@ -1201,14 +1201,10 @@ class Wizard:
         body: str | Text
         if isinstance(prompt, Text):
             body = prompt
-        elif spec.localized:
+        elif spec.localized:  # a callable prompt too: it may read self.locale
             body = await self._render_localized(prompt, mode)
-        elif callable(prompt):
-            result = prompt(self)
-            body = await result if inspect.isawaitable(result) else result
         else:
-            assert isinstance(prompt, str)
-            body = fill(prompt, self.data, mode)
+            body = fill(cast(str, prompt), self.data, mode)
         if not self.show_progress:
             return body if isinstance(body, Text) else str(body)
         index = self._steps.index(spec) + 1
