@@ -86,6 +86,8 @@ def catalog(locale: str) -> gettext.NullTranslations:
     language = _language_part(locale)
     found = _catalogs.get(language)
     if found is None:
+        if not (language.isascii() and language.isalpha()):
+            language = DEFAULT_LOCALE  # a language code names a directory: letters only
         found = gettext.translation(DOMAIN, LOCALES_DIR, languages=[language], fallback=True)
         if len(_catalogs) < _MAX_CATALOGS:
             _catalogs[language] = found

@@ -116,7 +116,7 @@ async def test_built_in_texts_and_validator_reasons_speak_the_users_language(
     talk.assert_last(cancelled)
 
 
-@pytest.mark.parametrize("language", ["de", None, "pt-br"])
+@pytest.mark.parametrize("language", ["de", None, "pt-br", "../../ru", "ру"])
 async def test_an_unknown_or_missing_language_falls_back_to_english(
     bot_simulator: Any, language: str | None
 ) -> None:
