@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 from weakref import WeakKeyDictionary
 
@@ -43,6 +44,7 @@ from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_ke
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
+from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
 from aiostep_dialogs.validators import ValidationError, Validator
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
@@ -73,6 +75,10 @@ class StepSpec:
     default: Any = None
     max_attempts: int | None = None
     branches: tuple[enum.Enum, ...] = ()
+    #: what the method asks for from the handler data, after ``self`` and ``value``
+    needs: Needs = NOTHING
+    #: what a prompt callable asks for, after the wizard
+    prompt_needs: Needs = NOTHING
 
 
 def step(
@@ -90,13 +96,18 @@ def step(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
+    The decorated method is `async def name(self, value, ...)`: after ``value`` it may ask
+    for anything in the update's handler data by name, as an aiogram handler does (``bot``,
+    ``event_from_user``, ``state``, what a middleware or ``dp["db"] = ...`` put there).
+
     Args:
         prompt: what the bot asks: a string, a format string over the collected data
             (``"{name}, is that right?"``: the string is markup for the wizard's parse mode, the
             values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
             sync/async callable taking the wizard and returning either (a returned string is
             sent as is: escape values in it with
-            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]).
+            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]). Like the step
+            method, the callable may ask for handler data by name after the wizard.
         validate: one validator or a list applied in order; the method gets the result.
             Default: a text message of at most 4096 characters (or one of ``choices``).
         error: shown instead of a validator's own reason when the input is rejected.
@@ -122,6 +133,10 @@ def step(
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
 
+    prompt_needs = NOTHING
+    if callable(prompt) and not isinstance(prompt, (str, Text)):
+        prompt_needs = needs_of(prompt, 1, owner=f"the prompt of {state!r}")
+
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
             state=state,
@@ -135,6 +150,8 @@ def step(
             default=default,
             max_attempts=max_attempts,
             branches=tuple(branches),
+            needs=needs_of(fn, 2, owner=getattr(fn, "__qualname__", repr(fn))),
+            prompt_needs=prompt_needs,
         )
         return fn
 
@@ -263,6 +280,17 @@ class Wizard:
     continues; default: the latest step it answered that still exists, else the first
     step), ``schema_version`` (an int, default 1: bump it when the shape of the collected
     data changes, and convert old data in [`migrate`][aiostep_dialogs.Wizard.migrate]).
+
+    What a step method, hook or prompt callable can use on ``self``: ``data`` (the answers
+    collected so far, JSON values, persisted after each step), ``state`` (the current
+    ``State`` member), ``key`` (the conversation: ``chat_id``, ``user_id``, ``thread_id``,
+    ``bot_id``), ``bot`` (the `Bot` of the update), ``event`` (the `Message` or
+    `CallbackQuery` being handled; ``None`` outside an update), ``middleware_data`` (the
+    update's handler data), ``result`` (in ``on_finish``: what ``finish(result)`` carried),
+    and ``answer(text)`` to say something in the conversation's chat. Anything from the
+    handler data can also be asked for by parameter name, as aiogram handlers do:
+    `async def age(self, value: int, db: Database)`. Dependencies come from the update
+    being handled, never from storage, so they are there after a restart too.
     """
 
     State: ClassVar[type[enum.Enum]]
@@ -284,6 +312,10 @@ class Wizard:
     _by_state: ClassVar[dict[str, StepSpec]] = {}
     _fingerprint: ClassVar[str] = ""
     _storage: ClassVar[BaseStorage | None] = None
+    _hook_needs: ClassVar[dict[str, Needs]] = {}
+    #: the handler data of the update being handled (empty outside one): what aiogram would
+    #: pass a handler (``bot``, ``event_from_user``, middleware data, ``dp["..."]`` values)
+    middleware_data: Mapping[str, Any] = MappingProxyType({})
     # set on a restored wizard: its stored state was removed, and it was moved (not yet
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
@@ -306,6 +338,11 @@ class Wizard:
                     specs = [s for s in specs if s.state != spec.state] + [spec]
         # only now: a step named wizard_id must be seen (and refused) before this replaces it
         cls.wizard_id = name or f"{cls.__module__}.{cls.__qualname__}"
+        cls._hook_needs = {
+            hook: needs
+            for hook in _HOOKS
+            if (needs := needs_of(getattr(cls, hook), 1, owner=f"{cls.__qualname__}.{hook}"))
+        }
         if not specs:
             return  # an abstract intermediate class
         state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
@@ -415,8 +452,18 @@ class Wizard:
         defaults are plain text, and MarkdownV2 reserves the ``.`` they end in."""
         return escape(text, effective_parse_mode(self.bot, self.parse_mode))
 
+    async def _hook(self, name: str) -> None:
+        """Run the hook ``name`` with the handler data it asks for by name."""
+        needs = self._hook_needs.get(name)
+        hook = getattr(self, name)
+        await (hook(**needs.kwargs(self.middleware_data)) if needs else hook())
+
     async def on_start(self) -> None:
-        """Called when the wizard starts, before the first prompt."""
+        """Called when the wizard starts, before the first prompt.
+
+        Hooks may ask for handler data by name after ``self``, as step methods do
+        (`async def on_finish(self, db: Database)`).
+        """
 
     async def on_finish(self) -> None:
         """Called when the last step is done or a step returned ``self.finish(...)``."""
@@ -500,8 +547,8 @@ class Wizard:
         if entry is not None:
             filters = entry if isinstance(entry, (list, tuple)) else (entry,)
 
-            async def start_handler(message: Message) -> None:
-                await cls.start(message)
+            async def start_handler(message: Message, **data: Any) -> None:
+                await cls.start(message, middleware_data=data)
 
             router.message.register(start_handler, *filters)
         for action in ("back", "cancel", "skip"):
@@ -518,17 +565,17 @@ class Wizard:
 
     @classmethod
     def _nav_handler(cls, action: str) -> Callable[..., Awaitable[None]]:
-        async def handler(
-            message: Message, bot: Bot, aiostep_seen: aiostep.SeenRecords | None = None
-        ) -> None:
+        async def handler(message: Message, **data: Any) -> None:
             key = cls._key(message)
             if key is None:
                 raise SkipHandler()
-            if cls.scope == "chat" and await cls._sender_has_own_wizard(message, aiostep_seen):
+            seen = data.get("aiostep_seen")
+            if cls.scope == "chat" and await cls._sender_has_own_wizard(message, seen):
                 raise SkipHandler()  # the sender's own wizard comes first, as its answers do
-            wizard = await cls._load(key, bot, message, aiostep_seen)
+            wizard = await cls._load(key, data["bot"], message, seen)
             if wizard is None:
                 raise SkipHandler()  # not in this wizard: let other handlers have the command
+            wizard.middleware_data = data
             _mark_handled()
             await getattr(wizard, f"_do_{action}")()
 
@@ -537,11 +584,21 @@ class Wizard:
 
     # -- entry -----------------------------------------------------------------------------------
     @classmethod
-    async def start(cls, event: Message | CallbackQuery, bot: Bot | None = None) -> Wizard:
+    async def start(
+        cls,
+        event: Message | CallbackQuery,
+        bot: Bot | None = None,
+        *,
+        middleware_data: Mapping[str, Any] | None = None,
+    ) -> Wizard:
         """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``.
 
         Another wizard running in the same conversation is ended first, with its
         ``on_cancel``.
+
+        Args:
+            middleware_data: the handler data hooks and prompts may ask for by name; by
+                default that of the update being handled (what Listen saw), else none.
         """
         _mark_handled()
         key = cls._key(event)
@@ -553,6 +610,8 @@ class Wizard:
         storage = cls._storage_or_fail()
         # the routing of this update already read the record: reuse it (one round trip less)
         ctx = aiostep.current_update.get()
+        if middleware_data is None:
+            middleware_data = ctx.data if ctx is not None else {"bot": bot}
         seen = ctx.data.get("aiostep_seen") if ctx is not None else None
         if isinstance(seen, aiostep.SeenRecords) and seen.storage is storage:
             record = await seen.read(storage_key(key))
@@ -563,14 +622,17 @@ class Wizard:
             running_cls = _wizards.get(str(record.kwargs.get("w")))
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
+            if running is not None:
+                running.middleware_data = middleware_data
             if running is not None and running_cls is cls and cls.on_reentry == "resume":
                 await running._settle()
                 await running._send_prompt(running._spec())
                 return running
             if running is not None and running_cls is not cls:
-                await running.on_cancel()  # another wizard was running here: it gives way
+                await running._hook("on_cancel")  # another wizard was running here: it gives way
         wizard = cls(key=key, bot=bot, event=event)
-        await wizard.on_start()
+        wizard.middleware_data = middleware_data
+        await wizard._hook("on_start")
         await wizard._enter(cls._steps[0])
         return wizard
 
@@ -666,11 +728,12 @@ class Wizard:
             event: Message | CallbackQuery,
             step_context: StateContext,
             conversation: ConversationKey,
-            bot: Bot,
+            **data: Any,
         ) -> None:
-            wizard = cls._restore_stepping(step_context, conversation, bot, event)
+            wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
             if wizard is None:
                 return
+            wizard.middleware_data = data
             if step_context.claim is not None and isinstance(event, Message):
                 # The process that ran this step last died before its outcome (the step was
                 # offered again): the user's message it was handling is lost, and this one
@@ -855,11 +918,12 @@ class Wizard:
             event: Message | CallbackQuery,
             step_context: StateContext,
             conversation: ConversationKey,
-            bot: Bot,
+            **data: Any,
         ) -> None:
-            wizard = cls._restore_stepping(step_context, conversation, bot, event)
+            wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
             if wizard is None:
                 return
+            wizard.middleware_data = data
             spec = wizard._spec()
             if not wizard._moved:  # its state exists after all (stored under another name)
                 await wizard._handle(spec, event)
@@ -919,7 +983,7 @@ class Wizard:
         snapshot = copy.deepcopy(self.data)
         try:
             value = await self._validate(spec, raw)
-            outcome = await spec.method(self, value)
+            outcome = await call(spec.method, spec.needs, self.middleware_data, self, value)
         except ValidationError as exc:
             self.data = snapshot  # rejected input is not stored
             await self._reject(spec, exc.reason)
@@ -964,7 +1028,7 @@ class Wizard:
         limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
         if limit is not None and self.attempts >= limit:
             try:
-                await self.on_give_up()
+                await self._hook("on_give_up")
             finally:
                 await self._clear()
             return
@@ -1057,7 +1121,7 @@ class Wizard:
     async def _finish(self, result: Any) -> None:
         self.result = result
         try:
-            await self.on_finish()
+            await self._hook("on_finish")
         finally:
             await self._clear()
 
@@ -1085,8 +1149,7 @@ class Wizard:
         if isinstance(prompt, Text):
             body = prompt
         elif callable(prompt):
-            result = prompt(self)
-            body = await result if inspect.isawaitable(result) else result
+            body = await call(prompt, spec.prompt_needs, self.middleware_data, self)
         else:
             body = fill(prompt, self.data, mode)
         if not self.show_progress:
@@ -1147,7 +1210,7 @@ class Wizard:
 
     async def _do_cancel(self) -> None:
         try:
-            await self.on_cancel()
+            await self._hook("on_cancel")
         finally:
             await self._clear()
 
@@ -1159,7 +1222,7 @@ class Wizard:
             return
         snapshot = copy.deepcopy(self.data)
         try:
-            outcome = await spec.method(self, spec.default)
+            outcome = await call(spec.method, spec.needs, self.middleware_data, self, spec.default)
         except ValidationError as exc:
             self.data = snapshot
             await self._reject(spec, exc.reason)

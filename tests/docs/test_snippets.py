@@ -344,6 +344,11 @@ async def test_formatting_guide_reasons_and_nodes() -> None:
         ]
 
 
+@covers("step_dependencies.py")
+async def test_dependencies_guide() -> None:
+    await snippet("step_dependencies").test_an_order_is_saved_in_the_database()
+
+
 @covers("storage_backends.py")
 async def test_storages_guide_memory_file_and_json(tmp_path: Path) -> None:
     module = snippet("storage_backends")
