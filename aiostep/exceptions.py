@@ -33,7 +33,7 @@ class StepNotRegisteredError(AiostepError, TypeError):
     """A step that must be persisted was given as a function that is not registered by name.
 
     Persistent storages store a step's *name*, never the callable; decorate the function with
-    ``@aiostep.step("some.name")`` (or call ``aiostep.steps.registry.register``) first.
+    ``@aiostep.persisted_step("some.name")`` (or call ``aiostep.steps.registry.register``) first.
     """
 
 

@@ -1,5 +1,5 @@
 """What a conversation is waiting for inside this process: a parked ``wait_for`` or an
-in-process next step, kept in a replaceable [`MetaStore`][aiostep.MetaStore] (the seed's root
+in-process next step, kept in a replaceable `MetaStore` (the seed's root
 store)."""
 
 from __future__ import annotations

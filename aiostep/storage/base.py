@@ -675,7 +675,7 @@ def callback_name(callback: Any) -> str | None:
 
         raise StepNotRegisteredError(
             f"callback {callback!r} is not a registered step, so it cannot be stored by name; "
-            "decorate it with @aiostep.step('a.name')"
+            "decorate it with @aiostep.persisted_step('a.name')"
         )
     return entry.name
 

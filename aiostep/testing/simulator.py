@@ -21,7 +21,6 @@ re-raised there.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import itertools
 import logging
@@ -47,9 +46,11 @@ from aiogram.types import (
 from typing_extensions import Self
 
 from aiostep.clock import get_clock
+from aiostep.steps import clear
 from aiostep.testing.fake_clock import FakeClock
 from aiostep.testing.session import RecordingSession
 from aiostep.testing.telegram import ChatLog, MessageRecord
+from aiostep.waiters import parked_tasks
 
 __all__ = [
     "BotSimulator",
@@ -88,33 +89,9 @@ class SettleTimeoutError(AssertionError):
     """The bot did not become idle (every update handled or parked in ``wait_for``) in time."""
 
 
-@functools.lru_cache(maxsize=1)
-def _parked_source() -> Callable[[], set[asyncio.Task[Any]]] | None:
-    try:
-        from aiostep.waiters import parked_tasks
-    except ImportError:
-        return None
-    return parked_tasks
-
-
 def _parked_tasks() -> set[asyncio.Task[Any]]:
-    """The tasks suspended in ``aiostep.wait_for`` now (none if aiostep.waiters is missing)."""
-    source = _parked_source()
-    return source() if source is not None else set()
-
-
-async def _clear_in_process() -> None:
-    """End every in-process waiter and step (``aiostep.clear``), if aiostep provides it."""
-    import aiostep
-
-    clear: Callable[[], Awaitable[None]] | None = getattr(aiostep, "clear", None)
-    if clear is None:
-        try:
-            from aiostep.steps import clear as steps_clear
-        except ImportError:
-            return
-        clear = steps_clear
-    await clear()
+    """The tasks suspended in ``aiostep.wait_for`` now (a seam the simulator's tests replace)."""
+    return parked_tasks()
 
 
 def _utf16_len(text: str) -> int:
@@ -611,7 +588,7 @@ class BotSimulator:
             if self._started:
                 self._started = False
                 await self.dispatcher.emit_shutdown(**self._workflow_data())
-            await _clear_in_process()
+            await clear()
         finally:
             if self._clock is not None:
                 self._clock.remove_settle_hook(self._on_timers)
@@ -663,7 +640,7 @@ class BotSimulator:
         if self._started:
             self._started = False
             await self.dispatcher.emit_shutdown(**self._workflow_data())
-        await _clear_in_process()
+        await clear()
         if self._clock is not None:
             self._clock.cancel_all()
         for log in self.session.chats.values():

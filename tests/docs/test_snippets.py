@@ -344,6 +344,29 @@ async def test_formatting_guide_reasons_and_nodes() -> None:
         ]
 
 
+@covers("raw_steps_handle.py")
+async def test_raw_layer_conversation_handle(tmp_path: Path) -> None:
+    module = snippet("raw_steps_handle")
+    dp, _ = module.build()
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await talk.send("/hello")
+        await talk.send("Ada")
+        await talk.send("Paris")
+        talk.assert_last("Ada lives in Paris.")
+        await talk.send("/hello")
+        await talk.send("/stop")
+        talk.assert_last("Stopped.")
+        await talk.send("Bob")  # nobody waits any more
+        talk.assert_last("Stopped.")
+    dp, listen = module.build(FileStateStorage(tmp_path / "s.jsonl"))
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await module.remind(sim.bot, listen, talk.user.id)
+        await talk.send("Rome")
+        talk.assert_last("You lives in Rome.")
+
+
 @covers("step_dependencies.py")
 async def test_dependencies_guide() -> None:
     await snippet("step_dependencies").test_an_order_is_saved_in_the_database()
@@ -527,7 +550,7 @@ async def test_unregistered_functions_cannot_be_persisted(tmp_path: Path) -> Non
 
     storage = FileStateStorage(tmp_path / "state.jsonl")
     try:
-        with pytest.raises(aiostep.StepNotRegisteredError, match=r"@aiostep\.step"):
+        with pytest.raises(aiostep.StepNotRegisteredError, match=r"@aiostep\.persisted_step"):
             await aiostep.register_next_step(1001, not_registered, storage=storage)
         with pytest.raises(TypeError, match=r"kwargs\['when'\]"):
             await aiostep.register_next_step(
