@@ -207,6 +207,43 @@ async def test_a_refused_typed_answer_gets_a_new_prompt_with_the_reason(backend:
     talk.assert_last("Name for the cup?")
 
 
+async def test_back_sends_the_earlier_prompt_as_a_new_message(backend: Backend) -> None:
+    sim = backend.simulator(setup)
+    talk = sim.chat()
+    await talk.send("/order")
+    await talk.click("Large")
+    pressed = talk.last_message
+    assert pressed is not None
+
+    await talk.send("/back")  # typed: a new message; the old one keeps no buttons
+
+    talk.assert_last("Which size?", buttons=[["Small", "Large"]])
+    assert pressed.text == "Milk?" and pressed.buttons == []
+    newest = talk.last_message
+    assert newest is not None and await stored_id(backend, talk) == newest.message_id
+    await talk.click("Small")
+    assert newest.text == "Milk?" and len(talk.messages) == 2
+
+
+async def test_starting_again_mid_way_moves_the_prompt_to_a_new_message(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(setup)
+    talk = sim.chat()
+    await talk.send("/order")
+    await talk.click("Large")
+    old = talk.last_message
+    assert old is not None
+
+    await talk.send("/order")  # resumed: the question is asked again below
+
+    assert sent(talk) == ["Milk?", "Milk?"] and old.buttons == []
+    newest = talk.last_message
+    assert newest is not None and await stored_id(backend, talk) == newest.message_id
+    await talk.click("Cow")
+    assert newest.text == "Name for the cup?"
+
+
 async def test_finish_edits_the_last_message_to_the_closing_text(backend: Backend) -> None:
     sim = backend.simulator(setup)
     talk = sim.chat()
