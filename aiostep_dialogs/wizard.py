@@ -42,6 +42,7 @@ from aiogram.utils.formatting import Text
 import aiostep
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
+from aiostep_dialogs import ui as _ui
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
@@ -79,6 +80,7 @@ class StepSpec:
     needs: Needs = NOTHING
     #: what a prompt callable asks for, after the wizard
     prompt_needs: Needs = NOTHING
+    ui: _ui.UI | None = None
 
 
 def step(
@@ -93,6 +95,7 @@ def step(
     default: Any = None,
     max_attempts: int | None = None,
     branches: Sequence[enum.Enum] = (),
+    ui: _ui.UI | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -118,6 +121,8 @@ def step(
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
         branches: states the method may return, for the flow diagram (returns of
             ``self.State.X`` in the method's source are found without it).
+        ui: how this step's prompt is shown, overriding the wizard's ``ui``: ``"edit"``
+            replaces the pressed message in place, ``"send"`` sends a new message.
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -132,6 +137,7 @@ def step(
             raise ValueError("choices must not be empty")
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
+    shown = None if ui is None else _ui.check_ui(ui, "step(ui=...)")
 
     prompt_needs = NOTHING
     if callable(prompt) and not isinstance(prompt, (str, Text)):
@@ -152,6 +158,7 @@ def step(
             branches=tuple(branches),
             needs=needs_of(fn, 2, owner=getattr(fn, "__qualname__", repr(fn))),
             prompt_needs=prompt_needs,
+            ui=shown,
         )
         return fn
 
@@ -291,6 +298,10 @@ class Wizard:
     handler data can also be asked for by parameter name, as aiogram handlers do:
     `async def age(self, value: int, db: Database)`. Dependencies come from the update
     being handled, never from storage, so they are there after a restart too.
+
+    ``ui``: ``"send"`` (default) sends each prompt as a new message; ``"edit"`` (one-message
+    mode) edits the message whose button was pressed into the next prompt (a typed answer
+    gets a new message, and the old one loses its buttons); a step's ``ui=`` overrides it.
     """
 
     State: ClassVar[type[enum.Enum]]
@@ -305,6 +316,7 @@ class Wizard:
     renamed: ClassVar[Mapping[str, enum.Enum]] = {}
     fallback: ClassVar[enum.Enum | None] = None
     schema_version: ClassVar[int] = 1
+    ui: ClassVar[_ui.UI] = "send"
 
     _steps: ClassVar[tuple[StepSpec, ...]] = ()
     _renamed: ClassVar[dict[str, str]] = {}
@@ -320,6 +332,14 @@ class Wizard:
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
     _sent_fp: str = ""
+    # one-message mode (see aiostep_dialogs.ui): the states whose prompt edits in place, and
+    # whether there is any (only then is the prompt's message id stored)
+    _edit_states: ClassVar[frozenset[str]] = frozenset()
+    _edits: ClassVar[bool] = False
+    #: one-message mode: the id of the message showing the current prompt (stored as ``"m"``)
+    prompt_message_id: int | None = None
+    # one-message mode: the button press being handled, answered when its outcome is shown
+    _press: CallbackQuery | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -358,6 +378,9 @@ class Wizard:
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
         cls._renamed = _check_drift_options(cls, state_enum)
+        shown = _ui.check_ui(cls.ui, f"{cls.__qualname__}.ui")
+        cls._edit_states = frozenset(s.state.name for s in specs if (s.ui or shown) == "edit")
+        cls._edits = bool(cls._edit_states)
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
         previous = _wizards.get(cls.wizard_id)
@@ -447,6 +470,16 @@ class Wizard:
         kwargs.setdefault("parse_mode", self.parse_mode)
         return await self.bot.send_message(self.key.chat_id, text, **kwargs)
 
+    async def answer_in_place(self, text: str | Text) -> None:
+        """Say a closing ``text`` (a summary, "Cancelled."): in one-message mode (``ui =
+        "edit"``) the wizard's message is edited to it and loses its buttons (a new message if
+        it can no longer be edited); otherwise it is sent like
+        [`answer`][aiostep_dialogs.Wizard.answer]."""
+        if self._edits:
+            await _ui.close(self, text)
+        else:
+            await self.answer(text, reply_markup=self._closing_markup())
+
     def _text(self, text: str) -> str:
         """One of ``texts``, escaped for the parse mode in effect unless it is ``Markup``: the
         defaults are plain text, and MarkdownV2 reserves the ``.`` they end in."""
@@ -470,11 +503,11 @@ class Wizard:
 
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
-        await self.answer(self._text(self.texts.cancelled), reply_markup=self._closing_markup())
+        await self.answer_in_place(self._text(self.texts.cancelled))
 
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
-        await self.answer(self._text(self.texts.gave_up), reply_markup=self._closing_markup())
+        await self.answer_in_place(self._text(self.texts.gave_up))
 
     # -- setup ---------------------------------------------------------------------------------
     @classmethod
@@ -738,8 +771,7 @@ class Wizard:
                 # The process that ran this step last died before its outcome (the step was
                 # offered again): the user's message it was handling is lost, and this one
                 # may not be an answer ("hello?"). Ask again, so they know what is asked.
-                await wizard._park(spec)
-                await wizard._send_prompt(spec, error=cls.texts.interrupted)
+                await wizard._park_and_prompt(spec, error=cls.texts.interrupted)
                 return
             await wizard._handle(spec, event)
 
@@ -817,6 +849,8 @@ class Wizard:
         )
         wizard._moved = moved
         wizard._sent_fp = str(meta.get("fp", ""))
+        if cls._edits:
+            wizard.prompt_message_id = _ui.stored_message_id(meta)
         return wizard
 
     @classmethod
@@ -931,8 +965,7 @@ class Wizard:
             if isinstance(event, CallbackQuery):
                 await _quietly(event.answer(cls.texts.stale_button))
             wizard._moved = False
-            await wizard._park(spec)
-            await wizard._send_prompt(spec)
+            await wizard._park_and_prompt(spec)
 
         on_moved.__qualname__ = f"{cls.__qualname__}.<moved step>"
         return on_moved
@@ -976,9 +1009,12 @@ class Wizard:
                 await _quietly(event.answer(self.texts.stale_button))
                 await self._park(spec)  # the claim took the step; put it back unchanged
                 return
-            await _quietly(event.answer())
-            if isinstance(event.message, Message):
-                await _quietly(event.message.edit_reply_markup(reply_markup=None))
+            if self._edits:
+                self._press = event  # answered, and its message edited, with the outcome
+            else:
+                await _quietly(event.answer())
+                if isinstance(event.message, Message):
+                    await _quietly(event.message.edit_reply_markup(reply_markup=None))
             raw = value
         snapshot = copy.deepcopy(self.data)
         try:
@@ -993,6 +1029,7 @@ class Wizard:
             # it was (the user can answer again) and let aiogram's error handlers see it.
             self.data = snapshot
             await self._park(spec)
+            await _ui.drop_press(self)
             raise
         await self._advance(spec, outcome, snapshot)
 
@@ -1032,9 +1069,13 @@ class Wizard:
             finally:
                 await self._clear()
             return
+        if self._press is not None and spec.state.name in self._edit_states:
+            # a refused press: its reason as a toast; the message and its buttons stay
+            await self._park(spec)
+            await _ui.refuse_press(self, spec.error or reason)
+            return
         self.nonce = secrets.token_hex(4)
-        await self._park(spec)
-        await self._send_prompt(spec, error=spec.error or reason)
+        await self._park_and_prompt(spec, error=spec.error or reason)
 
     async def _advance(self, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
         """Go where ``outcome`` says; ``before`` is the data as it was before this answer,
@@ -1079,9 +1120,10 @@ class Wizard:
         self.state = spec.state
         self.attempts = 0
         self.nonce = secrets.token_hex(4)
-        await self._park(spec)
+        if not self._edits:
+            await self._park(spec)
         try:
-            await self._send_prompt(spec)
+            await self._send_prompt(spec, park=True)
         except Exception:
             try:
                 if back_to is None:
@@ -1106,6 +1148,8 @@ class Wizard:
         }
         if self.schema_version != 1:
             meta["sv"] = self.schema_version
+        if self.prompt_message_id is not None:
+            meta["m"] = self.prompt_message_id
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1128,6 +1172,8 @@ class Wizard:
     async def _clear(self) -> None:
         """End the conversation: its whole record goes (the outcome of this update's claim,
         so it is refused if another worker took the step over meanwhile)."""
+        if self._edits:
+            await _ui.close(self, None)  # the last prompt's buttons go, unless closed already
         await aiostep.unregister_steps(
             self.key.user_id,
             chat_id=self.key.chat_id,
@@ -1187,7 +1233,18 @@ class Wizard:
         rows = [buttons] if one_row else [[b] for b in buttons]
         return InlineKeyboardMarkup(inline_keyboard=rows)
 
-    async def _send_prompt(self, spec: StepSpec, error: str | None = None) -> None:
+    async def _park_and_prompt(self, spec: StepSpec, error: str | None = None) -> None:
+        """Store ``spec`` as the next step and show its prompt (in one-message mode the prompt
+        first: its message id is part of the write, still this update's claim's outcome)."""
+        if not self._edits:
+            await self._park(spec)
+        await self._send_prompt(spec, error, park=True)
+
+    async def _send_prompt(
+        self, spec: StepSpec, error: str | None = None, *, park: bool = False
+    ) -> None:
+        """Show the prompt of ``spec``. One-message mode: with ``park`` (the caller did not
+        store the step), or when the prompt's message changed, the step is stored after it."""
         prompt = await self._render(spec)
         if error:
             # A rejection's reason is plain text: it often quotes what the user sent.
@@ -1196,7 +1253,12 @@ class Wizard:
             else:
                 mode = effective_parse_mode(self.bot, self.parse_mode)
                 prompt = f"{escape(error, mode)}\n\n{prompt}"
-        await self.answer(prompt, reply_markup=self._markup(spec))
+        if not self._edits:
+            await self.answer(prompt, reply_markup=self._markup(spec))
+            return
+        edit = spec.state.name in self._edit_states
+        if await _ui.show_prompt(self, prompt, self._markup(spec), edit=edit) or park:
+            await self._park(spec)
 
     async def _do_back(self) -> None:
         if not self.history:

@@ -259,6 +259,34 @@ class Conversation:
         await self.sim.feed(self.sim._update(edited_message=edited), chat_id=self.chat.id)
         return edited
 
+    def delete(self, message: MessageRef) -> None:
+        """Delete a message here as the user does (their own, or in a private chat the bot's).
+
+        Telegram tells the bot nothing: no update is sent. The bot's later edits of it fail
+        with ``"message to edit not found"``, as they would.
+
+        Raises:
+            ValueError: ``message`` is not in this chat, is deleted already, or is the bot's
+                message in a group (only admins may delete those).
+        """
+        log = self._log
+        record = log.records.get(message.message_id)
+        if record is None or record.deleted:
+            raise ValueError(
+                f"message {message.message_id} is not a message of chat {self.chat.id} (or is "
+                "deleted already); pass one from this chat's messages"
+            )
+        sender = record.message.from_user
+        own = not record.from_bot and sender is not None and sender.id == self.user.id
+        if not own and not (record.from_bot and self.chat.type == "private"):
+            raise ValueError(
+                f"user {self.user.id} cannot delete message {message.message_id} in chat "
+                f"{self.chat.id}: a user deletes their own messages, or the bot's in a private "
+                "chat"
+            )
+        log.note(f"{self._label} deleted message {message.message_id}")
+        log.delete(record, "bot" if record.from_bot else self._label)
+
     async def click(self, text: str, *, message: MessageRef | None = None) -> CallbackQuery:
         """Press the inline button ``text`` on the newest bot message here that has one.
 

@@ -91,6 +91,13 @@ def test_a_module_class_target_runs_that_wizard() -> None:
     assert out.rstrip().endswith("bot> Order placed. Enjoy!")
 
 
+def test_an_edited_prompt_is_printed_again_marked_edited() -> None:
+    out = play("docs/snippets/one_message.py", ["2", "2", "Ann", "1"])
+    assert "bot [edited]> Milk?\n  [Oat] [Cow]\n  press: 1) Oat  2) Cow" in out
+    assert "bot [edited]> Name for the cup?" in out
+    assert out.rstrip().endswith("bot [edited]> Coming up, Ann!")
+
+
 def test_an_unknown_target_is_a_clear_error() -> None:
     with pytest.raises(SystemExit, match="no such file"):
         run_playground("examples/nope.py", stdin=io.StringIO(""), stdout=io.StringIO())

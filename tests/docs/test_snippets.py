@@ -293,6 +293,26 @@ async def test_buttons_guide_inline_choices_and_stale_buttons() -> None:
         talk.assert_last("One Large lat, milk: oat.")
 
 
+@covers("one_message.py")
+async def test_one_message_guide_edits_one_message_in_place() -> None:
+    async with BotSimulator(snippet("one_message").build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        first = talk.last_message
+        assert first is not None
+        await talk.click("Latte")
+        await talk.click("Oat")
+        assert talk.toasts == ["Sorry, oat milk is sold out."]
+        await talk.click("Cow")
+        assert [m.text for m in talk.messages] == ["Name for the cup?"]  # one message
+        await talk.send("Ann")
+        assert first.buttons == [] and len(talk.messages) == 2
+        talk.assert_last("lat with cow for Ann?", buttons=[["Order"]])
+        await talk.click("Order")
+        talk.assert_last("Coming up, Ann!", buttons=[])
+        assert len(talk.messages) == 2
+
+
 @covers("landing_wizard.py")
 async def test_buttons_of_a_finished_wizard_get_a_toast() -> None:
     async with BotSimulator(snippet("landing_wizard").build) as sim:
