@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 from weakref import WeakKeyDictionary
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -44,6 +44,9 @@ from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_as
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.validators import ValidationError, Validator
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.calls import Call, Jump
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 
@@ -288,6 +291,8 @@ class Wizard:
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
     _sent_fp: str = ""
+    # the callers waiting for this wizard, outermost first (see aiostep_dialogs.calls)
+    _stack: tuple[dict[str, Any], ...] = ()
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -383,11 +388,59 @@ class Wizard:
         """End the wizard (``on_finish`` runs with ``self.result = result``)."""
         return Finish(result)
 
-    def goto(self, state: enum.Enum) -> enum.Enum:
-        """Go to ``state`` next (return it from a step method)."""
+    @overload
+    def goto(self, state: enum.Enum) -> enum.Enum: ...
+
+    @overload
+    def goto(self, state: type[Wizard]) -> Jump: ...
+
+    def goto(self, state: enum.Enum | type[Wizard]) -> enum.Enum | Jump:
+        """Go to ``state`` next (return it from a step method).
+
+        Given another wizard class instead (``return self.goto(Other)``), this wizard ends
+        (its ``on_leave`` runs, not ``on_finish``) and ``Other`` starts from its first step in
+        the same conversation; if this wizard was called, ``Other`` returns to that caller.
+        """
+        if isinstance(state, type):
+            from aiostep_dialogs.calls import Jump, check_target
+
+            return Jump(check_target(self, state, "goto"))
         if state.name not in self._by_state:
             raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
         return state
+
+    def call(
+        self,
+        wizard: type[Wizard],
+        *,
+        then: enum.Enum | None = None,
+        key: str | None = None,
+        cancel: Literal["both", "child"] = "both",
+        data: Mapping[str, Any] | None = None,
+    ) -> Call:
+        """Run ``wizard`` as a sub-wizard, then come back (return it from a step method).
+
+        The called wizard runs in this conversation with its own steps, texts and commands;
+        ``/back`` on its first step asks this step again. When it finishes
+        (``self.finish(result)`` or its last step), its ``on_finish`` runs, ``result`` is
+        stored in this wizard's ``data[key]``, ``on_return`` runs, and this wizard goes on at
+        ``then``.
+
+        Args:
+            wizard: the Wizard class to run; it must be set up on the same Dispatcher.
+            then: the step to go on at; default: the step after this one.
+            key: where the result goes in ``self.data``; default: the called wizard's
+                ``wizard_id``.
+            cancel: what ``/cancel`` in the called wizard ends: ``"both"`` (default) or
+                ``"child"`` (only the called wizard; this step is asked again).
+            data: the called wizard's starting ``self.data``.
+        Raises:
+            WizardNotSetUpError: ``wizard`` is not set up on this update's Dispatcher.
+            CallDepthError: ``MAX_CALL_DEPTH`` callers are already waiting.
+        """
+        from aiostep_dialogs.calls import make_call
+
+        return make_call(self, wizard, then, key, cancel, data)
 
     @classmethod
     def to_mermaid(cls) -> str:
@@ -428,6 +481,16 @@ class Wizard:
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
         await self.answer(self._text(self.texts.gave_up), reply_markup=self._closing_markup())
+
+    async def on_return(self, child: Wizard, result: Any) -> enum.Enum | Finish | None:
+        """Called when a wizard this one called finished, after ``result`` was stored in
+        ``self.data``; return ``None`` to go on at the call's ``then``, a ``State`` member
+        to go there instead, or ``self.finish(...)``. ``child`` is the finished wizard."""
+        return None
+
+    async def on_leave(self, to: type[Wizard]) -> None:
+        """Called when a step returned ``self.goto(to)`` with another wizard class: this
+        wizard ends (``on_finish`` does not run) and ``to`` starts."""
 
     # -- setup ---------------------------------------------------------------------------------
     @classmethod
@@ -484,6 +547,7 @@ class Wizard:
             raise ValueError("all wizards of one Dispatcher share one storage")
         assert guard.listen.storage is not None
         cls._storage = guard.listen.storage
+        guard.wizards.add(cls.wizard_id)  # what a call may run (aiostep_dialogs.calls)
         if cls.scope == "chat":
             # only this wizard's conversations are chat-wide: the Dispatcher's other
             # conversations keep their per-user routing, and cost nothing more
@@ -568,7 +632,13 @@ class Wizard:
                 await running._send_prompt(running._spec())
                 return running
             if running is not None and running_cls is not cls:
-                await running.on_cancel()  # another wizard was running here: it gives way
+                # another wizard was running here: it gives way (and so do its callers)
+                if running._stack:
+                    from aiostep_dialogs.calls import give_way
+
+                    await give_way(running)
+                else:
+                    await running.on_cancel()
         wizard = cls(key=key, bot=bot, event=event)
         await wizard.on_start()
         await wizard._enter(cls._steps[0])
@@ -754,6 +824,10 @@ class Wizard:
         )
         wizard._moved = moved
         wizard._sent_fp = str(meta.get("fp", ""))
+        if "st" in meta:
+            from aiostep_dialogs.calls import read_stack
+
+            wizard._stack = read_stack(meta["st"])
         return wizard
 
     @classmethod
@@ -992,9 +1066,15 @@ class Wizard:
                 f"State.{outcome.name}, which has no @step; declare one or return another state"
             )
         else:
+            from aiostep_dialogs.calls import Call, Jump, follow
+
+            if isinstance(outcome, (Call, Jump)):
+                await follow(self, spec, outcome, before)
+                return
             raise TypeError(
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
-                "return None, a State member, or self.finish(...)"
+                "return None, a State member, self.finish(...), self.call(...) or "
+                "self.goto(...)"
             )
         history = self.history
         self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
@@ -1042,6 +1122,8 @@ class Wizard:
         }
         if self.schema_version != 1:
             meta["sv"] = self.schema_version
+        if self._stack:
+            meta["st"] = list(self._stack)
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1056,6 +1138,11 @@ class Wizard:
 
     async def _finish(self, result: Any) -> None:
         self.result = result
+        if self._stack:  # a called wizard: its result goes to its caller
+            from aiostep_dialogs.calls import give_back
+
+            await give_back(self, result)
+            return
         try:
             await self.on_finish()
         finally:
@@ -1136,6 +1223,11 @@ class Wizard:
         await self.answer(prompt, reply_markup=self._markup(spec))
 
     async def _do_back(self) -> None:
+        if not self.history and self._stack:
+            from aiostep_dialogs.calls import back_to_caller
+
+            await back_to_caller(self)
+            return
         if not self.history:
             await self.answer(self._text(self.texts.cannot_go_back))
             await self._send_prompt(self._spec())
@@ -1146,6 +1238,11 @@ class Wizard:
         await self._enter(self._by_state[entry["s"]], back_to=back_to)
 
     async def _do_cancel(self) -> None:
+        if self._stack:
+            from aiostep_dialogs.calls import cancel
+
+            await cancel(self)
+            return
         try:
             await self.on_cancel()
         finally:
@@ -1168,7 +1265,7 @@ class Wizard:
 
 
 #: Hooks a subclass overrides with plain methods (never with a step).
-_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up"))
+_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up", "on_return", "on_leave"))
 
 
 def _reserved_names() -> frozenset[str]:
@@ -1334,6 +1431,8 @@ class _PromptGuard:
 
     def __init__(self, listen: aiostep.Listen) -> None:
         self.listen = listen
+        #: the ids of the wizards set up on this Dispatcher
+        self.wizards: set[str] = set()
 
     async def __call__(
         self,
