@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from enum import Enum, auto
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from aiogram import Dispatcher
 from aiogram.filters import Command
 
+from aiostep.keys import ConversationKey, storage_key
+from aiostep.storage.base import Patch
 from aiostep.testing import BotSimulator
 from aiostep_dialogs import Finish, Texts, Wizard, step
 from aiostep_dialogs.calls import MAX_CALL_DEPTH, CallDepthError, WizardNotSetUpError
@@ -412,8 +414,6 @@ class Group(Wizard, name="t_sub_group"):
 def test_calling_a_wizard_of_another_scope_is_refused() -> None:
     from aiogram import Bot
 
-    from aiostep.keys import ConversationKey
-
     caller = Booking(key=ConversationKey(1, 1, None, 1), bot=Bot.__new__(Bot))
     with pytest.raises(ValueError, match=r"same scope"):
         caller.call(Group)
@@ -533,3 +533,137 @@ def test_graph_of_a_call_without_then_returns_to_the_next_step_and_goto_has_no_r
     assert "SIZE -->|goto| goto_t_sub_taxi" in pizza
     assert not any(line.startswith("goto_t_sub_taxi -->") for line in pizza)
     assert "SIZE --> finish" in pizza
+
+
+# --- redeploys under a waiting caller -------------------------------------------------------------
+
+
+def _trip_v1() -> type[Wizard]:
+    class Trip(Wizard, name="t_sub_drift"):
+        __qualname__ = "Trip"
+
+        class State(Enum):
+            WHO = auto()
+            WHERE = auto()
+            CONFIRM = auto()
+
+        @step(State.WHO, prompt="Who?")
+        async def who(self, value: str) -> None:
+            self.data["who"] = value
+
+        @step(State.WHERE, prompt="Where to? (any answer)")
+        async def where(self, value: str) -> Any:
+            return self.call(Address, then=self.State.CONFIRM, key="to")
+
+        @step(State.CONFIRM, prompt="{who} to {to}?", choices=["yes"])
+        async def confirm(self, value: str) -> Finish:
+            return self.finish()
+
+    return Trip
+
+
+def _trip_v2() -> type[Wizard]:
+    class Trip(Wizard, name="t_sub_drift"):
+        """Renamed WHERE and CONFIRM, and stores the name in upper case (schema 2)."""
+
+        __qualname__ = "Trip"
+        schema_version = 2
+
+        class State(Enum):
+            WHO = auto()
+            DESTINATION = auto()
+            CHECK = auto()
+
+        renamed: ClassVar[dict[str, Enum]] = {"WHERE": State.DESTINATION, "CONFIRM": State.CHECK}
+
+        @step(State.WHO, prompt="Who?")
+        async def who(self, value: str) -> None:
+            self.data["who"] = value.upper()
+
+        @step(State.DESTINATION, prompt="Destination? (any answer)")
+        async def destination(self, value: str) -> Any:
+            return self.call(Address, then=self.State.CHECK, key="to")
+
+        @step(State.CHECK, prompt="{who} to {to}, right?", choices=["yes"])
+        async def check(self, value: str) -> Finish:
+            return self.finish()
+
+        @classmethod
+        def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+            return {**data, "who": str(data.get("who", "")).upper()}
+
+    return Trip
+
+
+class _Deploys:
+    def __init__(self) -> None:
+        self.current = _trip_v1()
+
+    def setup(self, dp: Dispatcher, storage: object) -> None:
+        self.current.setup(dp, entry=Command("trip"), storage=storage)
+        Address.setup(dp)
+
+
+async def test_a_caller_renamed_and_migrated_by_a_redeploy_gets_the_result_at_its_new_then(
+    persistent_backend: Backend,
+) -> None:
+    deploys = _Deploys()
+    sim = persistent_backend.simulator(deploys.setup)
+    talk = sim.chat()
+    await talk.send("/trip")
+    await talk.send("Ann")
+    await talk.send("out")
+    talk.assert_last("Street?")
+    deploys.current = _trip_v2()
+    await sim.restart()
+    await talk.send("Main St")
+    await talk.send("Paris")
+    talk.assert_last("ANN to Main St, Paris, right?")
+    record = await persistent_backend.record(talk)
+    assert record is not None
+    assert record.callback == "t_sub_drift:CHECK"
+    assert record.kwargs["sv"] == 2
+
+
+async def test_back_to_a_caller_whose_calling_state_was_renamed_asks_the_new_step(
+    persistent_backend: Backend,
+) -> None:
+    deploys = _Deploys()
+    sim = persistent_backend.simulator(deploys.setup)
+    talk = sim.chat()
+    await talk.send("/trip")
+    await talk.send("Ann")
+    await talk.send("out")
+    deploys.current = _trip_v2()
+    await sim.restart()
+    await talk.send("/back")
+    talk.assert_last("Destination? (any answer)")
+    record = await persistent_backend.record(talk)
+    assert record is not None
+    assert record.callback == "t_sub_drift:DESTINATION"
+    assert record.data == {"who": "ANN"}
+    assert "st" not in record.kwargs
+
+
+async def test_a_caller_stored_by_a_newer_deploy_is_not_misread(
+    persistent_backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frame of a record version this code does not read: the called wizard's result has
+    nowhere to go, so the conversation ends (logged) rather than guessing the caller's data."""
+    deploys = _Deploys()
+    sim = persistent_backend.simulator(deploys.setup)
+    talk = sim.chat()
+    await talk.send("/trip")
+    await talk.send("Ann")
+    await talk.send("out")
+    record = await persistent_backend.record(talk)
+    assert record is not None
+    key = storage_key(ConversationKey(talk.chat.id, talk.user.id, None, sim.bot.id))
+    frames = [{**record.kwargs["st"][0], "v": 99}]
+    await persistent_backend.storage.write(key, Patch(kwargs={**record.kwargs, "st": frames}))
+    await sim.restart()
+    await talk.send("Main St")
+    await talk.send("Paris")
+    talk.assert_last("Address saved.")
+    assert "cannot be restored" in caplog.text
+    assert await persistent_backend.record(talk) is None
