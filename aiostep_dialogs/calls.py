@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -287,6 +288,17 @@ async def give_back(child: Wizard, result: Any) -> None:
     caller's data, the caller's ``on_return`` runs and the caller goes on (at ``then``)."""
     from aiostep_dialogs.wizard import Finish, _undo, _undo_entry
 
+    frame = child._stack[-1]
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        # raised before anything is said or written: the step is offered again as it was
+        raise TypeError(
+            f"{type(child).__qualname__} finished with {result!r}, and the result of a called "
+            f"wizard is stored in its caller's data ({frame['w']}, data[{frame.get('k')!r}]), "
+            "so it must be a JSON value (str, int, float, bool, None, list, dict): convert "
+            f"it before self.finish(...) ({exc})"
+        ) from exc
     await child.on_finish()
     caller, frame = _caller_of(child)
     if caller is None:

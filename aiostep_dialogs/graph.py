@@ -110,7 +110,10 @@ def _resolve(method: Any, node: ast.expr) -> Any:
     """The object a name (``Address``) or dotted name (``forms.Address``) in ``method``'s
     source stands for, or ``None``."""
     if isinstance(node, ast.Name):
-        closure = inspect.getclosurevars(method)
+        try:
+            closure = inspect.getclosurevars(method)
+        except TypeError:  # not a plain function
+            return getattr(method, "__globals__", {}).get(node.id)
         for scope in (closure.nonlocals, closure.globals, closure.builtins):
             if node.id in scope:
                 return scope[node.id]

@@ -627,11 +627,14 @@ class Wizard:
             running_cls = _wizards.get(str(record.kwargs.get("w")))
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
-            if running is not None and running_cls is cls and cls.on_reentry == "resume":
+            resumes = running is not None and (
+                running_cls is cls or any(f["w"] == cls.wizard_id for f in running._stack)
+            )  # this wizard runs here, or waits for a wizard it called: that one goes on
+            if running is not None and resumes and cls.on_reentry == "resume":
                 await running._settle()
                 await running._send_prompt(running._spec())
                 return running
-            if running is not None and running_cls is not cls:
+            elif running is not None and running_cls is not cls:
                 # another wizard was running here: it gives way (and so do its callers)
                 if running._stack:
                     from aiostep_dialogs.calls import give_way

@@ -260,6 +260,61 @@ async def test_the_called_wizard_cannot_be_started_twice_over_itself(backend: Ba
     talk.assert_last("Ann, to Main St, Paris?")
 
 
+async def test_the_callers_entry_command_resumes_the_called_wizard(backend: Backend) -> None:
+    sim = backend.simulator(booking)
+    talk = await _at_street(sim)
+    await talk.send("/book")  # Booking runs here (it waits for Address): it goes on
+    talk.assert_last("Street?")
+    assert "Booking cancelled." not in [m.text for m in talk.messages]
+    await talk.send("Main St")
+    await talk.send("Paris")
+    talk.assert_last("Ann, to Main St, Paris?")
+
+
+class Clock(Wizard, name="t_sub_clock"):
+    class State(Enum):
+        WHEN = auto()
+
+    @step(State.WHEN, prompt="When?")
+    async def when(self, value: str) -> Finish:
+        return self.finish(object() if value == "object" else value)
+
+    async def on_finish(self) -> None:
+        await self.answer("clock done")
+
+
+class Planner(Wizard, name="t_sub_planner"):
+    class State(Enum):
+        GO = auto()
+        END = auto()
+
+    @step(State.GO, prompt="Go?")
+    async def go(self, value: str) -> Any:
+        return self.call(Clock, key="when")
+
+    @step(State.END, prompt="At {when}?")
+    async def end(self, value: str) -> None:
+        pass
+
+
+async def test_a_result_that_is_not_json_is_refused_before_anything_is_said(
+    backend: Backend,
+) -> None:
+    def setup(dp: Dispatcher, storage: object) -> None:
+        Planner.setup(dp, entry=Command("plan"), storage=storage)
+        Clock.setup(dp)
+
+    sim = backend.simulator(setup)
+    talk = sim.chat()
+    await talk.send("/plan")
+    await talk.send("go")
+    with pytest.raises(TypeError, match=r"must be a JSON value"):
+        await talk.send("object")
+    assert "clock done" not in [m.text for m in talk.messages]
+    await talk.send("noon")  # the step was kept: the answer is taken again
+    talk.assert_last("At noon?")
+
+
 async def test_starting_the_caller_anew_over_a_called_wizard_cancels_both(
     backend: Backend,
 ) -> None:
