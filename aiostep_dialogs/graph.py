@@ -12,7 +12,14 @@ from typing import Any, NamedTuple
 
 from aiostep_dialogs.wizard import StepSpec, Wizard
 
-__all__ = ["WizardCall", "branch_targets", "called_wizards", "returned_names", "to_mermaid"]
+__all__ = [
+    "WizardCall",
+    "branch_targets",
+    "call_then_names",
+    "called_wizards",
+    "returned_names",
+    "to_mermaid",
+]
 
 
 class WizardCall(NamedTuple):
@@ -104,6 +111,24 @@ def called_wizards(wizard: type[Wizard], spec: StepSpec) -> list[WizardCall]:
         if made not in found:
             found.append(made)
     return found
+
+
+def call_then_names(method: Any) -> list[str]:
+    """The name ``X`` of each ``then=State.X`` given to a ``.call(...)`` in ``method``'s
+    source (whether or not it has a step). Empty when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    return [
+        keyword.value.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "call"
+        for keyword in node.keywords
+        if keyword.arg == "then" and isinstance(keyword.value, ast.Attribute)
+    ]
 
 
 def _resolve(method: Any, node: ast.expr) -> Any:

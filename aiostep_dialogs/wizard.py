@@ -1314,7 +1314,7 @@ def _check_step_method(
 def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
     """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
     without a step: the wizard would fail only when a user got there."""
-    from aiostep_dialogs.graph import returned_names
+    from aiostep_dialogs.graph import call_then_names, returned_names
 
     with_step = {s.state.name for s in specs}
     for spec in specs:
@@ -1326,7 +1326,9 @@ def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[S
                     f"member of {cls.__qualname__}.State"
                 )
         named = [t.name for t in spec.branches] + [
-            n for n in returned_names(spec.method) if n in state_enum.__members__
+            n
+            for n in returned_names(spec.method) + call_then_names(spec.method)
+            if n in state_enum.__members__
         ]
         for target_name in named:
             if target_name not in with_step:

@@ -722,3 +722,16 @@ async def test_a_caller_stored_by_a_newer_deploy_is_not_misread(
     talk.assert_last("Address saved.")
     assert "cannot be restored" in caplog.text
     assert await persistent_backend.record(talk) is None
+
+
+def test_a_call_whose_then_has_no_step_is_refused_at_class_definition() -> None:
+    with pytest.raises(TypeError, match=r"State\.LATER, which has no @step"):
+
+        class Broken(Wizard, name="t_sub_broken"):
+            class State(Enum):
+                NOW = auto()
+                LATER = auto()
+
+            @step(State.NOW, prompt="Now?")
+            async def now(self, value: str) -> Any:
+                return self.call(Address, then=self.State.LATER)
