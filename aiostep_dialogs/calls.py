@@ -235,11 +235,17 @@ async def _show(wizard: Wizard, spec: StepSpec, previous: Wizard | None) -> None
         raise
 
 
+def _calling(caller: Wizard, frame: Mapping[str, Any]) -> str:
+    """The name, in this deploy, of the state whose step made the call (``renamed`` applied)."""
+    stored = str(frame["s"])
+    return caller._renamed.get(stored, stored)
+
+
 def _at_calling_step(caller: Wizard, frame: Mapping[str, Any]) -> Wizard:
     """``caller`` moved back to the step that made the call, with that answer undone."""
     from aiostep_dialogs.wizard import _undo
 
-    if caller._moved or not caller.history or caller.history[-1]["s"] != frame["s"]:
+    if caller._moved or not caller.history or caller.history[-1]["s"] != _calling(caller, frame):
         return caller  # the calling step was removed by a redeploy: it stays at its fallback
     entry = caller.history[-1]
     caller.history = caller.history[:-1]
@@ -304,7 +310,7 @@ async def give_back(child: Wizard, result: Any) -> None:
     if caller is None:
         await child._clear()
         return
-    calling = frame["s"]
+    calling = _calling(caller, frame)
     before = _undo(caller.history[-1], caller.data) if caller.history else None
     caller.data = {**caller.data, frame.get("k") or child.wizard_id: result}
     if before is not None and caller.history[-1]["s"] == calling:
@@ -345,7 +351,7 @@ def _then(caller: Wizard, frame: Mapping[str, Any]) -> StepSpec | None:
             then,
             caller.key,
         )
-    calling = caller._by_state.get(caller._renamed.get(frame["s"], frame["s"]))
+    calling = caller._by_state.get(_calling(caller, frame))
     if calling is None:
         return caller._spec()
     index = caller._steps.index(calling)

@@ -608,6 +608,7 @@ def _trip_v1() -> type[Wizard]:
 
         @step(State.WHERE, prompt="Where to? (any answer)")
         async def where(self, value: str) -> Any:
+            self.data["mode"] = value
             return self.call(Address, then=self.State.CONFIRM, key="to")
 
         @step(State.CONFIRM, prompt="{who} to {to}?", choices=["yes"])
@@ -637,6 +638,7 @@ def _trip_v2() -> type[Wizard]:
 
         @step(State.DESTINATION, prompt="Destination? (any answer)")
         async def destination(self, value: str) -> Any:
+            self.data["mode"] = value
             return self.call(Address, then=self.State.CHECK, key="to")
 
         @step(State.CHECK, prompt="{who} to {to}, right?", choices=["yes"])
@@ -678,6 +680,10 @@ async def test_a_caller_renamed_and_migrated_by_a_redeploy_gets_the_result_at_it
     assert record is not None
     assert record.callback == "t_sub_drift:CHECK"
     assert record.kwargs["sv"] == 2
+    await talk.send("/back")  # the renamed calling step, with its answer and the result undone
+    talk.assert_last("Destination? (any answer)")
+    record = await persistent_backend.record(talk)
+    assert record is not None and record.data == {"who": "ANN"}
 
 
 async def test_back_to_a_caller_whose_calling_state_was_renamed_asks_the_new_step(
@@ -696,8 +702,10 @@ async def test_back_to_a_caller_whose_calling_state_was_renamed_asks_the_new_ste
     record = await persistent_backend.record(talk)
     assert record is not None
     assert record.callback == "t_sub_drift:DESTINATION"
-    assert record.data == {"who": "ANN"}
+    assert record.data == {"who": "ANN"}  # the answer that made the call is undone
     assert "st" not in record.kwargs
+    await talk.send("/back")
+    talk.assert_last("Who?")
 
 
 async def test_a_caller_stored_by_a_newer_deploy_is_not_misread(
