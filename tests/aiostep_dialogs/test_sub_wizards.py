@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 from aiogram import Dispatcher
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
+from aiogram.methods import SendMessage
+from aiogram.types import ErrorEvent
 
 from aiostep.keys import ConversationKey, storage_key
 from aiostep.storage.base import Patch
@@ -743,3 +746,49 @@ def test_a_call_whose_then_has_no_step_is_refused_at_class_definition() -> None:
             @step(State.NOW, prompt="Now?")
             async def now(self, value: str) -> Any:
                 return self.call(Address, then=self.State.LATER)
+
+
+# --- a prompt that cannot be sent -----------------------------------------------------------------
+
+
+async def test_a_called_wizards_prompt_that_fails_leaves_the_caller_at_the_calling_step(
+    backend: Backend,
+) -> None:
+    caught: list[str] = []
+
+    def setup(dp: Dispatcher, storage: object) -> None:
+        booking(dp, storage)
+
+        @dp.errors()
+        async def on_error(event: ErrorEvent) -> None:
+            caught.append(type(event.exception).__name__)
+
+    sim = backend.simulator(setup)
+    talk = sim.chat()
+    await talk.send("/book")
+    await talk.send("Ann")
+
+    def refuse(method: SendMessage) -> Any:
+        if method.text in ("Street?", "Ann, to Main St, Paris?"):
+            raise TelegramBadRequest(method, "Bad Request: chat not found")
+        return sim.session._send(sim.bot, method)
+
+    sim.session.respond("sendMessage", refuse)
+    await talk.click("deliver")
+    assert caught == ["TelegramBadRequest"]
+    record = await backend.record(talk)
+    assert record is not None
+    assert record.callback == "t_sub_booking:WHERE"  # the question the user saw
+    assert record.data == {"name": "Ann"}
+    assert "st" not in record.kwargs
+
+    sim.session.respond("sendMessage", None)
+    await talk.send("deliver")  # the pressed prompt lost its buttons: a typed label counts
+    await talk.send("Main St")
+    sim.session.respond("sendMessage", refuse)
+    await talk.send("Paris")  # the return: the caller's next prompt fails
+    assert caught == ["TelegramBadRequest", "TelegramBadRequest"]
+    record = await backend.record(talk)
+    assert record is not None
+    assert record.callback == "t_sub_booking:WHERE"  # asked again: the call can be made anew
+    assert record.data == {"name": "Ann"}
