@@ -792,3 +792,39 @@ async def test_a_called_wizards_prompt_that_fails_leaves_the_caller_at_the_calli
     assert record is not None
     assert record.callback == "t_sub_booking:WHERE"  # asked again: the call can be made anew
     assert record.data == {"name": "Ann"}
+
+
+# --- cost on Redis --------------------------------------------------------------------------------
+
+
+async def test_a_call_and_a_return_each_cost_a_claim_and_a_write_on_redis(redis_url: str) -> None:
+    """The callers travel in the record the step writes anyway: no extra round trip."""
+    from aiostep.storage.redis import RedisStateStorage
+    from tests.aiostep_dialogs.test_wizard_redis_cost import CommandLog
+
+    storage = RedisStateStorage(redis_url)
+    log = CommandLog(redis_url)
+
+    def build() -> Dispatcher:
+        dp = Dispatcher()
+        booking(dp, storage)
+        return dp
+
+    sim = BotSimulator(build)
+    try:
+        talk = sim.chat()
+        await talk.send("/book")
+        await talk.send("Ann")
+        with log.watch() as at_call:
+            await talk.send("deliver")
+        talk.assert_last("Street?")
+        await talk.send("Main St")
+        with log.watch() as at_return:
+            await talk.send("Paris")
+        talk.assert_last("Ann, to Main St, Paris?")
+        assert at_call == ["EVALSHA", "EVALSHA"]  # claim the step, write the child's first
+        assert at_return == ["EVALSHA", "EVALSHA"]  # claim the step, write the caller's next
+    finally:
+        await sim.aclose()
+        await storage.close()
+        log.close()
