@@ -16,7 +16,7 @@ from aiogram.types import ErrorEvent
 from aiostep.keys import ConversationKey, storage_key
 from aiostep.storage.base import Patch
 from aiostep.testing import BotSimulator
-from aiostep_dialogs import Finish, Texts, Wizard, step
+from aiostep_dialogs import Finish, Texts, Wizard, step, v
 from aiostep_dialogs.calls import MAX_CALL_DEPTH, CallDepthError, WizardNotSetUpError
 from aiostep_dialogs.flowchart import parse_flowchart
 
@@ -252,7 +252,7 @@ async def test_on_return_gets_the_child_and_result_and_may_choose_the_next_step(
     talk.assert_last("Gift wrap for the palace?")  # on_return chose the step
 
 
-async def test_the_called_wizard_cannot_be_started_twice_over_itself(backend: Backend) -> None:
+async def test_the_called_wizards_own_entry_command_resumes_it(backend: Backend) -> None:
     """Its entry command while it runs as a called wizard resumes it; the caller still waits."""
     sim = backend.simulator(booking)
     talk = await _at_street(sim)
@@ -261,6 +261,56 @@ async def test_the_called_wizard_cannot_be_started_twice_over_itself(backend: Ba
     await talk.send("Main St")
     await talk.send("Paris")
     talk.assert_last("Ann, to Main St, Paris?")
+
+
+async def test_another_command_in_the_called_wizard_re_sends_its_prompt(backend: Backend) -> None:
+    sim = backend.simulator(booking)
+    talk = await _at_street(sim)
+    await talk.send("/weather")  # no handler takes it
+    talk.assert_last("Street?")
+    await talk.send("Main St")
+    talk.assert_last("City?")
+
+
+class Pin(Wizard, name="t_sub_pin"):
+    max_attempts = 2
+
+    class State(Enum):
+        PIN = auto()
+
+    @step(State.PIN, prompt="PIN?", validate=v.integer(min=0, max=9999))
+    async def pin(self, value: int) -> Finish:
+        return self.finish(value)
+
+
+class Vault(Wizard, name="t_sub_vault"):
+    class State(Enum):
+        OPEN = auto()
+
+    @step(State.OPEN, prompt="Open the vault?", choices=["yes"])
+    async def open(self, value: str) -> Any:
+        return self.call(Pin)
+
+    async def on_cancel(self) -> None:
+        await self.answer("vault cancelled")  # not a give-up: never said here
+
+
+async def test_giving_up_in_the_called_wizard_ends_the_whole_conversation(
+    backend: Backend,
+) -> None:
+    def setup(dp: Dispatcher, storage: object) -> None:
+        Vault.setup(dp, entry=Command("vault"), storage=storage)
+        Pin.setup(dp)
+
+    sim = backend.simulator(setup)
+    talk = sim.chat()
+    await talk.send("/vault")
+    await talk.click("yes")
+    await talk.send("abc")
+    await talk.send("def")
+    talk.assert_last(Pin.texts.gave_up)
+    assert "vault cancelled" not in [m.text for m in talk.messages]
+    assert await backend.record(talk) is None
 
 
 async def test_the_callers_entry_command_resumes_the_called_wizard(backend: Backend) -> None:
