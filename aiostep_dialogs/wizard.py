@@ -605,7 +605,8 @@ class Wizard:
         """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``.
 
         Another wizard running in the same conversation is ended first, with its
-        ``on_cancel``.
+        ``on_cancel`` (and its callers with theirs, if it was called). If this wizard is
+        waiting there for a wizard it called, ``on_reentry = "resume"`` resumes that one.
         """
         _mark_handled()
         key = cls._key(event)
@@ -634,7 +635,7 @@ class Wizard:
                 await running._settle()
                 await running._send_prompt(running._spec())
                 return running
-            elif running is not None and running_cls is not cls:
+            if running is not None and running_cls is not cls:
                 # another wizard was running here: it gives way (and so do its callers)
                 if running._stack:
                     from aiostep_dialogs.calls import give_way
