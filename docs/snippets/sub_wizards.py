@@ -33,8 +33,8 @@ class Address(Wizard, name="docs-address"):
 
 
 # --8<-- [start:booking]
-class Booking(Wizard, name="docs-booking"):
-    texts = Texts(cancelled="Booking cancelled.")
+class Reservation(Wizard, name="docs-reservation"):
+    texts = Texts(cancelled="Reservation cancelled.")
 
     class State(Enum):
         NAME = auto()
@@ -75,7 +75,7 @@ class Help(Wizard, name="docs-help"):
     @step(State.TOPIC, prompt="Help with what? (say 'book' to make a booking)")
     async def topic(self, value: str) -> Any:
         if value == "book":
-            return self.goto(Booking)  # Help ends here, Booking starts
+            return self.goto(Reservation)  # Help ends here, Reservation starts
         await self.answer("Our staff will call you.")
         return None
 
@@ -89,7 +89,7 @@ class Help(Wizard, name="docs-help"):
 # --8<-- [start:setup]
 def build(storage: object = None) -> Dispatcher:
     dp = Dispatcher()
-    Booking.setup(dp, entry=Command("book"), storage=storage)
+    Reservation.setup(dp, entry=Command("book"), storage=storage)
     Address.setup(dp)  # only ever called: no entry command
     Help.setup(dp, entry=Command("help"))
     return dp

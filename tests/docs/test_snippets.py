@@ -292,7 +292,7 @@ async def test_sub_wizards_guide_call_return_back_cancel_and_goto() -> None:
         await talk.send("Bob")
         await talk.click("delivery")
         await talk.send("/cancel")  # ends the called wizard and its caller, said once
-        assert bot_texts(sim)[-2:] == ["Street and number?", "Booking cancelled."]
+        assert bot_texts(sim)[-2:] == ["Street and number?", "Reservation cancelled."]
 
         await talk.send("/help")
         await talk.send("book")
