@@ -145,6 +145,13 @@ def make_call(
         )
     if data is not None and not isinstance(data, Mapping):
         raise TypeError(f"{here}.call({child.__qualname__}, data=...): pass a dict")
+    try:
+        json.dumps(dict(data or {}))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{here}.call({child.__qualname__}, data={data!r}): the called wizard's data is "
+            f"stored with the conversation, so it must hold JSON values ({exc})"
+        ) from exc
     return Call(child, then, name, "child" if cancel == "child" else "both", dict(data or {}))
 
 

@@ -519,9 +519,12 @@ class Group(Wizard, name="t_sub_group"):
         pass
 
 
-def test_calling_a_wizard_of_another_scope_is_refused() -> None:
+def test_a_call_with_another_scope_a_bad_then_cancel_or_data_is_refused() -> None:
     from aiogram import Bot
 
+    from aiostep import MemoryStateStorage
+
+    booking(Dispatcher(), MemoryStateStorage())  # set up, outside an update
     caller = Booking(key=ConversationKey(1, 1, None, 1), bot=Bot.__new__(Bot))
     with pytest.raises(ValueError, match=r"same scope"):
         caller.call(Group)
@@ -529,6 +532,8 @@ def test_calling_a_wizard_of_another_scope_is_refused() -> None:
         caller.call(Address, then=Address.State.CITY)
     with pytest.raises(ValueError, match=r"cancel must be"):
         caller.call(Address, cancel="all")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"JSON values"):
+        caller.call(Address, data={"when": object()})
 
 
 # --- goto another wizard -------------------------------------------------------------------------
