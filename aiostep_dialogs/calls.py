@@ -159,17 +159,20 @@ def make_call(
 
 
 def read_stack(stored: Any) -> tuple[dict[str, Any], ...]:
-    """The callers stored in a record's ``"st"``; entries that are not frames are dropped."""
-    if not isinstance(stored, list):
-        return ()
-    return tuple(
+    """The callers stored in a record's ``"st"``; what is not a frame is dropped (logged):
+    the called wizard then ends, or returns to the callers that are left, on its own."""
+    frames = stored if isinstance(stored, list) else [stored]
+    kept = tuple(
         frame
-        for frame in stored
+        for frame in frames
         if isinstance(frame, dict)
         and isinstance(frame.get("w"), str)
         and isinstance(frame.get("s"), str)
         and isinstance(frame.get("d"), dict)
     )
+    if len(kept) != len(frames):
+        logger.error("a stored wizard record holds callers that are not frames: %r", stored)
+    return kept
 
 
 def _frame(
