@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 from weakref import WeakKeyDictionary
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -47,6 +47,9 @@ from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
 from aiostep_dialogs.validators import ValidationError, Validator
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.calls import Call, Jump
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 
@@ -340,6 +343,8 @@ class Wizard:
     prompt_message_id: int | None = None
     # one-message mode: the button press being handled, answered when its outcome is shown
     _press: CallbackQuery | None = None
+    # the callers waiting for this wizard, outermost first (see aiostep_dialogs.calls)
+    _stack: tuple[dict[str, Any], ...] = ()
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -361,7 +366,13 @@ class Wizard:
         cls._hook_needs = {
             hook: needs
             for hook in _HOOKS
-            if (needs := needs_of(getattr(cls, hook), 1, owner=f"{cls.__qualname__}.{hook}"))
+            if (
+                needs := needs_of(
+                    getattr(cls, hook),
+                    1 + _HOOK_ARGS.get(hook, 0),
+                    owner=f"{cls.__qualname__}.{hook}",
+                )
+            )
         }
         if not specs:
             return  # an abstract intermediate class
@@ -443,11 +454,59 @@ class Wizard:
         """End the wizard (``on_finish`` runs with ``self.result = result``)."""
         return Finish(result)
 
-    def goto(self, state: enum.Enum) -> enum.Enum:
-        """Go to ``state`` next (return it from a step method)."""
+    @overload
+    def goto(self, state: enum.Enum) -> enum.Enum: ...
+
+    @overload
+    def goto(self, state: type[Wizard]) -> Jump: ...
+
+    def goto(self, state: enum.Enum | type[Wizard]) -> enum.Enum | Jump:
+        """Go to ``state`` next (return it from a step method).
+
+        Given another wizard class instead (``return self.goto(Other)``), this wizard ends
+        (its ``on_leave`` runs, not ``on_finish``) and ``Other`` starts from its first step in
+        the same conversation; if this wizard was called, ``Other`` returns to that caller.
+        """
+        if isinstance(state, type):
+            from aiostep_dialogs.calls import Jump, check_target
+
+            return Jump(check_target(self, state, "goto"))
         if state.name not in self._by_state:
             raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
         return state
+
+    def call(
+        self,
+        wizard: type[Wizard],
+        *,
+        then: enum.Enum | None = None,
+        key: str | None = None,
+        cancel: Literal["both", "child"] = "both",
+        data: Mapping[str, Any] | None = None,
+    ) -> Call:
+        """Run ``wizard`` as a sub-wizard, then come back (return it from a step method).
+
+        The called wizard runs in this conversation with its own steps, texts and commands;
+        ``/back`` on its first step asks this step again. When it finishes
+        (``self.finish(result)`` or its last step), its ``on_finish`` runs, ``result`` is
+        stored in this wizard's ``data[key]``, ``on_return`` runs, and this wizard goes on at
+        ``then``.
+
+        Args:
+            wizard: the Wizard class to run; it must be set up on the same Dispatcher.
+            then: the step to go on at; default: the step after this one.
+            key: where the result goes in ``self.data``; default: the called wizard's
+                ``wizard_id``.
+            cancel: what ``/cancel`` in the called wizard ends: ``"both"`` (default) or
+                ``"child"`` (only the called wizard; this step is asked again).
+            data: the called wizard's starting ``self.data``.
+        Raises:
+            WizardNotSetUpError: ``wizard`` is not set up on this update's Dispatcher.
+            CallDepthError: ``MAX_CALL_DEPTH`` callers are already waiting.
+        """
+        from aiostep_dialogs.calls import make_call
+
+        return make_call(self, wizard, then, key, cancel, data)
 
     @classmethod
     def to_mermaid(cls) -> str:
@@ -485,11 +544,11 @@ class Wizard:
         defaults are plain text, and MarkdownV2 reserves the ``.`` they end in."""
         return escape(text, effective_parse_mode(self.bot, self.parse_mode))
 
-    async def _hook(self, name: str) -> None:
-        """Run the hook ``name`` with the handler data it asks for by name."""
+    async def _hook(self, name: str, *args: Any) -> Any:
+        """Run the hook ``name`` with ``args`` and the handler data it asks for by name."""
         needs = self._hook_needs.get(name)
         hook = getattr(self, name)
-        await (hook(**needs.kwargs(self.middleware_data)) if needs else hook())
+        return await (hook(*args, **needs.kwargs(self.middleware_data)) if needs else hook(*args))
 
     async def on_start(self) -> None:
         """Called when the wizard starts, before the first prompt.
@@ -508,6 +567,16 @@ class Wizard:
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
         await self.answer_in_place(self._text(self.texts.gave_up))
+
+    async def on_return(self, child: Wizard, result: Any) -> enum.Enum | Finish | None:
+        """Called when a wizard this one called finished, after ``result`` was stored in
+        ``self.data``; return ``None`` to go on at the call's ``then``, a ``State`` member
+        to go there instead, or ``self.finish(...)``. ``child`` is the finished wizard."""
+        return None
+
+    async def on_leave(self, to: type[Wizard]) -> None:
+        """Called when a step returned ``self.goto(to)`` with another wizard class: this
+        wizard ends (``on_finish`` does not run) and ``to`` starts."""
 
     # -- setup ---------------------------------------------------------------------------------
     @classmethod
@@ -564,6 +633,7 @@ class Wizard:
             raise ValueError("all wizards of one Dispatcher share one storage")
         assert guard.listen.storage is not None
         cls._storage = guard.listen.storage
+        guard.wizards.add(cls.wizard_id)  # what a call may run (aiostep_dialogs.calls)
         if cls.scope == "chat":
             # only this wizard's conversations are chat-wide: the Dispatcher's other
             # conversations keep their per-user routing, and cost nothing more
@@ -627,7 +697,8 @@ class Wizard:
         """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``.
 
         Another wizard running in the same conversation is ended first, with its
-        ``on_cancel``.
+        ``on_cancel`` (and its callers with theirs, if it was called). If this wizard is
+        waiting there for a wizard it called, ``on_reentry = "resume"`` resumes that one.
 
         Args:
             middleware_data: the handler data hooks and prompts may ask for by name; by
@@ -657,12 +728,21 @@ class Wizard:
             running = running_cls._restore(record, key, bot, event)
             if running is not None:
                 running.middleware_data = middleware_data
-            if running is not None and running_cls is cls and cls.on_reentry == "resume":
+            resumes = running is not None and (
+                running_cls is cls or any(f["w"] == cls.wizard_id for f in running._stack)
+            )  # this wizard runs here, or waits for a wizard it called: that one goes on
+            if running is not None and resumes and cls.on_reentry == "resume":
                 await running._settle()
                 await running._send_prompt(running._spec())
                 return running
             if running is not None and running_cls is not cls:
-                await running._hook("on_cancel")  # another wizard was running here: it gives way
+                # another wizard was running here: it gives way (and so do its callers)
+                if running._stack:
+                    from aiostep_dialogs.calls import give_way
+
+                    await give_way(running)
+                else:
+                    await running._hook("on_cancel")
         wizard = cls(key=key, bot=bot, event=event)
         wizard.middleware_data = middleware_data
         await wizard._hook("on_start")
@@ -851,6 +931,10 @@ class Wizard:
         wizard._sent_fp = str(meta.get("fp", ""))
         if cls._edits:
             wizard.prompt_message_id = _ui.stored_message_id(meta)
+        if "st" in meta:
+            from aiostep_dialogs.calls import read_stack
+
+            wizard._stack = read_stack(meta["st"])
         return wizard
 
     @classmethod
@@ -1097,9 +1181,15 @@ class Wizard:
                 f"State.{outcome.name}, which has no @step; declare one or return another state"
             )
         else:
+            from aiostep_dialogs.calls import Call, Jump, follow
+
+            if isinstance(outcome, (Call, Jump)):
+                await follow(self, spec, outcome, before)
+                return
             raise TypeError(
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
-                "return None, a State member, or self.finish(...)"
+                "return None, a State member, self.finish(...), self.call(...) or "
+                "self.goto(...)"
             )
         history = self.history
         self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
@@ -1150,6 +1240,8 @@ class Wizard:
             meta["sv"] = self.schema_version
         if self.prompt_message_id is not None:
             meta["m"] = self.prompt_message_id
+        if self._stack:
+            meta["st"] = list(self._stack)
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1164,6 +1256,11 @@ class Wizard:
 
     async def _finish(self, result: Any) -> None:
         self.result = result
+        if self._stack:  # a called wizard: its result goes to its caller
+            from aiostep_dialogs.calls import give_back
+
+            await give_back(self, result)
+            return
         try:
             await self._hook("on_finish")
         finally:
@@ -1261,6 +1358,11 @@ class Wizard:
             await self._park(spec)
 
     async def _do_back(self) -> None:
+        if not self.history and self._stack:
+            from aiostep_dialogs.calls import back_to_caller
+
+            await back_to_caller(self)
+            return
         if not self.history:
             await self.answer(self._text(self.texts.cannot_go_back))
             await self._send_prompt(self._spec())
@@ -1271,6 +1373,11 @@ class Wizard:
         await self._enter(self._by_state[entry["s"]], back_to=back_to)
 
     async def _do_cancel(self) -> None:
+        if self._stack:
+            from aiostep_dialogs.calls import cancel
+
+            await cancel(self)
+            return
         try:
             await self._hook("on_cancel")
         finally:
@@ -1293,7 +1400,9 @@ class Wizard:
 
 
 #: Hooks a subclass overrides with plain methods (never with a step).
-_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up"))
+_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up", "on_return", "on_leave"))
+#: How many arguments the runtime passes a hook after ``self``; handler data may follow them.
+_HOOK_ARGS = {"on_return": 2, "on_leave": 1}
 
 
 def _reserved_names() -> frozenset[str]:
@@ -1339,7 +1448,7 @@ def _check_step_method(
 def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
     """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
     without a step: the wizard would fail only when a user got there."""
-    from aiostep_dialogs.graph import returned_names
+    from aiostep_dialogs.graph import call_then_names, returned_names
 
     with_step = {s.state.name for s in specs}
     for spec in specs:
@@ -1351,7 +1460,9 @@ def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[S
                     f"member of {cls.__qualname__}.State"
                 )
         named = [t.name for t in spec.branches] + [
-            n for n in returned_names(spec.method) if n in state_enum.__members__
+            n
+            for n in returned_names(spec.method) + call_then_names(spec.method)
+            if n in state_enum.__members__
         ]
         for target_name in named:
             if target_name not in with_step:
@@ -1459,6 +1570,8 @@ class _PromptGuard:
 
     def __init__(self, listen: aiostep.Listen) -> None:
         self.listen = listen
+        #: the ids of the wizards set up on this Dispatcher
+        self.wizards: set[str] = set()
 
     async def __call__(
         self,

@@ -271,6 +271,34 @@ async def test_branching_guide(button: str, answers: list[str], expected: str) -
         assert talk.last == f"Ticket filed: {expected}{answers[-1]}"
 
 
+@covers("sub_wizards.py")
+async def test_sub_wizards_guide_call_return_back_cancel_and_goto() -> None:
+    async with BotSimulator(snippet("sub_wizards").build) as sim:
+        talk = sim.chat()
+        await talk.send("/book")
+        await talk.send("Ann")
+        await talk.click("delivery")
+        talk.assert_last("Street and number?")
+        await talk.send("/back")  # the called wizard's first step: back to the caller's
+        talk.assert_last("Eat in or delivery?", buttons=[["eat in", "delivery"]])
+        await talk.click("delivery")
+        await talk.send("1 Main St")
+        await talk.send("Paris")
+        assert bot_texts(sim)[-2:] == ["Delivering to 1 Main St, Paris.", "Ann, shall I book it?"]
+        await talk.click("yes")
+        talk.assert_last("Booked!")
+
+        await talk.send("/book")
+        await talk.send("Bob")
+        await talk.click("delivery")
+        await talk.send("/cancel")  # ends the called wizard and its caller, said once
+        assert bot_texts(sim)[-2:] == ["Street and number?", "Reservation cancelled."]
+
+        await talk.send("/help")
+        await talk.send("book")
+        assert bot_texts(sim)[-2:] == ["Let's book you a table.", "Who is the table for?"]
+
+
 @covers("buttons_keyboards.py")
 async def test_buttons_guide_inline_choices_and_stale_buttons() -> None:
     async with BotSimulator(snippet("buttons_keyboards").build) as sim:
