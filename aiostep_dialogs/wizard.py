@@ -41,6 +41,7 @@ from aiogram.utils.formatting import Text
 import aiostep
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
+from aiostep_dialogs import choices as ch
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.validators import ValidationError, Validator
@@ -73,6 +74,8 @@ class StepSpec:
     default: Any = None
     max_attempts: int | None = None
     branches: tuple[enum.Enum, ...] = ()
+    #: options from a callable, multi-select, pages or layout (``None``: a plain fixed list)
+    picker: ch.Picker | None = None
 
 
 def step(
@@ -81,12 +84,17 @@ def step(
     prompt: Prompt,
     validate: Validator | Sequence[Validator] | None = None,
     error: str | None = None,
-    choices: Mapping[str, str] | Sequence[str] | None = None,
+    choices: Mapping[str, str] | Sequence[str] | ch.ChoiceSource | None = None,
     keyboard: Literal["inline", "reply"] = "inline",
     optional: bool = False,
     default: Any = None,
     max_attempts: int | None = None,
     branches: Sequence[enum.Enum] = (),
+    multi: bool = False,
+    min: int | None = None,
+    max: int | None = None,
+    per_page: int | None = None,
+    columns: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -101,12 +109,21 @@ def step(
             Default: a text message of at most 4096 characters (or one of ``choices``).
         error: shown instead of a validator's own reason when the input is rejected.
         choices: ``{value: label}`` (or a list of values) offered as buttons; the method gets
-            the value. Typed labels are accepted too.
+            the value. Typed labels are accepted too. Or a sync/async callable taking the
+            wizard (and handler data by name) that returns them when the prompt is shown; a
+            press resolves against the values shown, which are stored with the conversation,
+            so each value must be a str of at most 64 characters or an int.
         keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
         optional: ``/skip`` is allowed; the method then gets ``default``.
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
         branches: states the method may return, for the flow diagram (returns of
             ``self.State.X`` in the method's source are found without it).
+        multi: several options may be picked (a press toggles a checkmark, Done submits);
+            the method gets the list of values picked, between ``min`` (default 1) and
+            ``max`` (default: any number) of them.
+        per_page: options shown a page, with previous/next buttons (page turns and toggles
+            are not answers).
+        columns: option buttons a row (default: up to three short ones on a row, else one).
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -115,12 +132,25 @@ def step(
     else:
         chain = tuple(validate)
     options: dict[str, str] | None = None
-    if choices is not None:
+    source = None
+    if callable(choices) and not isinstance(choices, (Mapping, Sequence)):
+        source = choices
+    elif choices is not None:
         options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
         if not options:
             raise ValueError("choices must not be empty")
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
+    picker = ch.make_picker(
+        source,
+        static=options,
+        keyboard=keyboard,
+        multi=multi,
+        min=min,
+        max=max,
+        per_page=per_page,
+        columns=columns,
+    )
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
@@ -135,6 +165,7 @@ def step(
             default=default,
             max_attempts=max_attempts,
             branches=tuple(branches),
+            picker=picker,
         )
         return fn
 
@@ -159,8 +190,16 @@ class Texts:
     cannot_go_back: str = "This is the first step; there is nothing to go back to."
     cannot_skip: str = "This step can't be skipped."
     stale_button: str = "This button is no longer active."
+    not_yours: str = "This button is not for you."
     progress: str = "Step {index} of {total}"
     interrupted: str = "Sorry, I was interrupted and lost your last message."
+    done: str = "Done"
+    previous_page: str = "« Back"
+    next_page: str = "More »"
+    selected_mark: str = "✅ "
+    too_few: str = "Choose at least {min}."
+    too_many: str = "You can choose at most {max}."
+    use_buttons: str = "Please use the buttons."
 
 
 @dataclass(frozen=True)
@@ -288,6 +327,11 @@ class Wizard:
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
     _sent_fp: str = ""
+    # a picker step's option values shown (stored), values picked (stored), and the labels
+    # of the options shown by this update (not stored); see aiostep_dialogs.choices
+    _shown: list[Any] | None = None
+    _picked: tuple[Any, ...] = ()
+    _labels: Mapping[Any, str] | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -511,7 +555,8 @@ class Wizard:
         prefix = f"{_BUTTON_PREFIX}:"  # any wizard button that no pending step took
 
         async def stale_button(query: CallbackQuery) -> None:
-            await _quietly(query.answer(cls.texts.stale_button))
+            # another user's button (their conversation did not take the press), or a stale one
+            await _quietly(query.answer(ch.refusal(cls.texts, query)))
 
         router.callback_query.register(stale_button, F.data.startswith(prefix))
         return router
@@ -754,6 +799,8 @@ class Wizard:
         )
         wizard._moved = moved
         wizard._sent_fp = str(meta.get("fp", ""))
+        if spec.picker is not None and not moved:
+            ch.restore(wizard, meta)
         return wizard
 
     @classmethod
@@ -907,10 +954,16 @@ class Wizard:
     async def _handle(self, spec: StepSpec, event: Message | CallbackQuery) -> None:
         raw: Any = event
         if isinstance(event, CallbackQuery):
-            value = self._pressed(spec, event.data)
+            value: Any
+            if spec.picker is not None:
+                # toggles, page turns and refused presses are handled there: not answers
+                value = await ch.on_press(self, spec, event)
+            else:
+                value = self._pressed(spec, event.data)
             if value is None:
-                await _quietly(event.answer(self.texts.stale_button))
-                await self._park(spec)  # the claim took the step; put it back unchanged
+                if spec.picker is None:
+                    await _quietly(event.answer(ch.refusal(self.texts, event)))
+                    await self._park(spec)  # the claim took the step; put it back unchanged
                 return
             await _quietly(event.answer())
             if isinstance(event.message, Message):
@@ -933,24 +986,20 @@ class Wizard:
         await self._advance(spec, outcome, snapshot)
 
     def _pressed(self, spec: StepSpec, data: str | None) -> str | None:
-        """The choice value of a pressed button, or ``None`` if it is stale or forged."""
-        if not data or not spec.choices:
+        """The choice value of a pressed button, or ``None`` if it is stale, forged or another
+        conversation's."""
+        if not spec.choices:
             return None
-        parts = data.split(":")
-        if len(parts) != 4 or parts[0] != _BUTTON_PREFIX:
+        press = ch.parse(data)
+        if press is None or not ch.is_current(self, press):
             return None
-        _, fingerprint, nonce, index = parts
-        # the prompt may have been sent by the previous deploy: its buttons are still its
-        if fingerprint != self._fingerprint and (not self._sent_fp or fingerprint != self._sent_fp):
-            return None
-        if not self.nonce or nonce != self.nonce:
-            return None
-        # every field is untrusted: "²".isdigit() is true but int("²") raises, so ASCII only
-        if not (index.isascii() and index.isdigit()) or int(index) >= len(spec.choices):
-            return None
-        return list(spec.choices)[int(index)]
+        index = ch.index_of(press.code, "", len(spec.choices))
+        return None if index is None else list(spec.choices)[index]
 
     async def _validate(self, spec: StepSpec, raw: Any) -> Any:
+        if spec.picker is not None:
+            value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
+            return await v.run(spec.validate, value)
         chain: list[Validator] = []
         if spec.choices is not None:
             chain.append(v.choice(spec.choices))
@@ -969,6 +1018,8 @@ class Wizard:
                 await self._clear()
             return
         self.nonce = secrets.token_hex(4)
+        if spec.picker is not None:
+            await ch.prepare(self, spec)
         await self._park(spec)
         await self._send_prompt(spec, error=spec.error or reason)
 
@@ -1015,6 +1066,10 @@ class Wizard:
         self.state = spec.state
         self.attempts = 0
         self.nonce = secrets.token_hex(4)
+        if self._shown is not None or self._picked:
+            self._shown, self._picked, self._labels = None, (), None  # the previous step's
+        if spec.picker is not None:
+            await ch.prepare(self, spec)  # the options to show, stored by the park below
         await self._park(spec)
         try:
             await self._send_prompt(spec)
@@ -1025,14 +1080,16 @@ class Wizard:
                 else:
                     seen, self.data, self.history = back_to
                     self.state, self.nonce = seen.state, secrets.token_hex(4)
+                    self._shown, self._picked, self._labels = None, (), None
                     await self._park(seen)
             except Exception:
                 logger.exception("%s: could not undo a step whose prompt failed", self.key)
             raise
 
-    async def _park(self, spec: StepSpec) -> None:
-        """Persist: the next step is ``spec``, with state, data and navigation, in one write."""
-        meta = {
+    async def _park(self, spec: StepSpec, *, step_only: bool = False) -> None:
+        """Persist: the next step is ``spec``, with state, data and navigation, in one write
+        (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
+        meta: dict[str, Any] = {
             "v": RECORD_VERSION,
             "w": self.wizard_id,
             "fp": self._fingerprint,
@@ -1042,6 +1099,21 @@ class Wizard:
         }
         if self.schema_version != 1:
             meta["sv"] = self.schema_version
+        if self._shown is not None:
+            meta["c"] = self._shown
+        if self._picked:
+            meta["m"] = list(self._picked)
+        if step_only:
+            await aiostep.register_next_step(
+                self.key.user_id,
+                self._step_name(spec),
+                chat_id=self.key.chat_id,
+                thread_id=self.key.thread_id,
+                bot_id=self.key.bot_id,
+                kwargs=meta,
+                storage=self._storage_or_fail(),
+            )
+            return
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1104,6 +1176,8 @@ class Wizard:
         return ReplyKeyboardRemove() if uses_reply else None
 
     def _markup(self, spec: StepSpec) -> Any:
+        if spec.picker is not None:
+            return ch.markup(self, spec)
         if not spec.choices:
             return self._closing_markup()
         labels = list(spec.choices.values())
@@ -1116,7 +1190,8 @@ class Wizard:
         buttons = [
             InlineKeyboardButton(
                 text=label,
-                callback_data=f"{_BUTTON_PREFIX}:{self._fingerprint}:{self.nonce}:{i}",
+                callback_data=f"{_BUTTON_PREFIX}:{self.key.user_id}:{self._fingerprint}:"
+                f"{self.nonce}:{i}",
             )
             for i, label in enumerate(labels)
         ]
@@ -1125,6 +1200,8 @@ class Wizard:
         return InlineKeyboardMarkup(inline_keyboard=rows)
 
     async def _send_prompt(self, spec: StepSpec, error: str | None = None) -> None:
+        if spec.picker is not None:
+            await ch.before_send(self, spec)
         prompt = await self._render(spec)
         if error:
             # A rejection's reason is plain text: it often quotes what the user sent.
