@@ -235,3 +235,61 @@ def test_min_and_max_need_multi_and_must_make_sense() -> None:
         step(Pizza.State.NAME, prompt="?", choices=TOPPINGS, multi=True, keyboard="reply")
     with pytest.raises(TypeError, match="need choices="):
         step(Pizza.State.NAME, prompt="?", multi=True)
+
+
+EXTRAS = {"egg": "Egg", "basil": "Basil"}
+
+
+async def extras(wizard: Wizard) -> dict[str, str]:
+    return dict(EXTRAS)
+
+
+class Extras(Wizard, name="t_multi_extras"):
+    """A multi-select whose options come from a callable."""
+
+    class State(Enum):
+        EXTRAS = auto()
+
+    @step(State.EXTRAS, prompt="Extras?", choices=extras, multi=True, min=0)
+    async def pick(self, value: list[str]) -> None:
+        self.data["extras"] = value
+
+    async def on_finish(self) -> None:
+        await self.answer(
+            f"extras: {value or 'none'}" if (value := self.data["extras"]) else "none"
+        )
+
+
+def extras_bot(dp: Dispatcher, storage: object) -> None:
+    Extras.setup(dp, entry=Command("extras"), storage=storage)
+
+
+async def test_a_multi_select_from_a_callable_resolves_against_what_was_shown_after_a_restart(
+    persistent_backend: Backend,
+) -> None:
+    backend = persistent_backend
+    sim = backend.simulator(extras_bot)
+    talk = sim.chat()
+    await talk.send("/extras")
+    prompt = talk.last_message
+    assert prompt is not None and prompt.buttons == [["Egg", "Basil"], ["Done"]]
+    await talk.click("Basil")
+    EXTRAS.clear()
+    EXTRAS["truffle"] = "Truffle"  # the source changed
+    try:
+        await sim.restart()
+        await talk.click("Egg", message=prompt)
+        assert prompt.buttons == [[f"{MARK}Egg", f"{MARK}Basil"], ["Done"]]
+        await talk.click("Done", message=prompt)
+    finally:
+        EXTRAS.clear()
+        EXTRAS.update(egg="Egg", basil="Basil")
+    talk.assert_last("extras: ['basil', 'egg']")
+
+
+async def test_nothing_picked_is_an_answer_when_min_is_zero(backend: Backend) -> None:
+    sim = backend.simulator(extras_bot)
+    talk = sim.chat()
+    await talk.send("/extras")
+    await talk.click("Done")
+    talk.assert_last("none")

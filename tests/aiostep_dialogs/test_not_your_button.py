@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiogram import Dispatcher
 from aiogram.filters import Command
+from forged_press import press
 
 from aiostep.keys import ANYONE, ConversationKey, storage_key
 from aiostep.storage import StateContext
@@ -107,3 +108,23 @@ async def test_a_press_on_another_users_button_while_a_chat_wide_wizard_runs_is_
     assert (chat_after.kwargs, chat_after.data) == (chat_before.kwargs, chat_before.data)
     await bob.click("Park")  # the chat-wide wizard's buttons are anyone's
     bob.assert_last("Lunch: park")
+
+
+async def test_a_button_sent_before_buttons_named_their_owner_still_answers(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(bot)
+    group = sim.group()
+    alice = sim.chat(sim.user(first_name="Alice"), group)
+    await alice.send("/vote")
+    prompt = alice.last_message
+    assert prompt is not None
+    genuine = prompt.inline_keyboard[0][1].callback_data
+    assert genuine is not None
+    prefix, owner, fingerprint, nonce, index = genuine.split(":")
+    assert owner == str(ANYONE)
+
+    # the layout of the previous deploy: aw:<fingerprint>:<nonce>:<index>
+    await press(alice, prompt, f"{prefix}:{fingerprint}:{nonce}:{index}")
+
+    alice.assert_last("Lunch: park")
