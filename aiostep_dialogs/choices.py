@@ -6,17 +6,14 @@ came from a callable are stored with the conversation when it is shown (``"c"`` 
 step's kwargs: values only, never labels or objects); the values picked so far in a
 multi-select are stored as ``"m"``. A toggle edits the checkmark on the message's own keyboard
 (no call to the source); a page turn asks the source again and stores the values it shows.
-
-Inline button data is ``aw:<owner>:<fingerprint>:<nonce>:<code>``: ``owner`` is the user whose
-conversation sent the buttons (``0`` for a chat-wide wizard, which anyone may answer), and
-``code`` is ``<i>`` (pick option ``i``), ``t<i>`` (toggle option ``i``), ``d`` (done) or
-``p<n>`` (show page ``n``; the page lives only in the buttons, so a page turn writes no page).
-Every field is untrusted and checked; a press that fails a check is refused, never trusted.
+The page itself lives only in the buttons' data (`aiostep_dialogs.button_data`), checked like
+the rest of it, so a page turn stores no page.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -25,7 +22,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 import aiostep
 from aiostep.calling import call_with_context
-from aiostep.keys import ANYONE
+from aiostep_dialogs.button_data import encode, index_of, is_current, parse, refusal
 from aiostep_dialogs.validators import ValidationError
 
 if TYPE_CHECKING:
@@ -40,7 +37,6 @@ Options: TypeAlias = "Mapping[Any, Any] | Sequence[Any]"
 #: ``choices=`` given as a callable: called with the wizard (and handler data by name).
 ChoiceSource: TypeAlias = "Callable[..., Options | Awaitable[Options]]"
 
-BUTTON_PREFIX = "aw"
 #: The longest string option value: values are stored with the conversation.
 MAX_VALUE_LENGTH = 64
 #: The most options one list may hold (each value is stored while it is shown).
@@ -76,16 +72,6 @@ class Picked:
     the options shown, so it skips the typed-answer matching."""
 
     value: Any
-
-
-@dataclass(frozen=True)
-class Press:
-    """A parsed wizard button press. ``owner`` is ``None`` for the layout before owners."""
-
-    owner: int | None
-    fingerprint: str
-    nonce: str
-    code: str
 
 
 def make_picker(
@@ -264,8 +250,6 @@ async def before_send(wizard: Wizard, spec: StepSpec) -> None:
     options = await fetch(wizard, spec)
     wizard._labels = options
     if list(options) != wizard._shown:
-        import secrets
-
         wizard._shown = list(options)
         wizard.nonce = secrets.token_hex(4)
         await wizard._park(spec, step_only=True)
@@ -277,62 +261,6 @@ def _options(wizard: Wizard, spec: StepSpec) -> tuple[list[OptionValue], Mapping
         return list(wizard._shown or ()), wizard._labels or {}
     static = spec.choices or {}
     return list(static), static
-
-
-def encode(wizard: Wizard, code: str) -> str:
-    """The callback data of a button of ``wizard``'s current prompt."""
-    return f"{BUTTON_PREFIX}:{wizard.key.user_id}:{wizard._fingerprint}:{wizard.nonce}:{code}"
-
-
-def parse(data: str | None) -> Press | None:
-    """The press in ``data``, or ``None`` when it is not a wizard button's (forged, truncated)."""
-    if not data:
-        return None
-    parts = data.split(":")
-    if parts[0] != BUTTON_PREFIX:
-        return None
-    if len(parts) == 4:  # the layout before owners: buttons sent by the previous deploy
-        return Press(None, parts[1], parts[2], parts[3])
-    if len(parts) != 5 or not _is_index(parts[1]):
-        return None
-    return Press(int(parts[1]), parts[2], parts[3], parts[4])
-
-
-def _is_index(text: str) -> bool:
-    # every field is untrusted: "²".isdigit() is true but int("²") raises, so ASCII only
-    return text.isascii() and text.isdigit() and len(text) <= 20
-
-
-def index_of(code: str, prefix: str, count: int) -> int | None:
-    """The index in ``code`` (``prefix`` then digits) if below ``count``, else ``None``."""
-    if not code.startswith(prefix):
-        return None
-    digits = code[len(prefix) :]
-    if not _is_index(digits) or int(digits) >= count:
-        return None
-    return int(digits)
-
-
-def is_current(wizard: Wizard, press: Press) -> bool:
-    """Whether ``press`` is on a button of ``wizard``'s current prompt."""
-    if press.owner is not None and press.owner != wizard.key.user_id:
-        return False
-    # the prompt may have been sent by the previous deploy: its buttons are still its
-    fingerprint = press.fingerprint
-    if fingerprint != wizard._fingerprint and (
-        not wizard._sent_fp or fingerprint != wizard._sent_fp
-    ):
-        return False
-    return bool(wizard.nonce) and press.nonce == wizard.nonce
-
-
-def refusal(texts: Any, query: CallbackQuery) -> str:
-    """The toast for a press no wizard acts on: ``texts.not_yours`` when the button belongs to
-    another user's conversation, else ``texts.stale_button``."""
-    press = parse(query.data)
-    if press is not None and press.owner not in (None, ANYONE, query.from_user.id):
-        return str(texts.not_yours)
-    return str(texts.stale_button)
 
 
 def markup(wizard: Wizard, spec: StepSpec, page: int = 0) -> InlineKeyboardMarkup | None:
@@ -491,8 +419,6 @@ async def _turn_page(wizard: Wizard, spec: StepSpec, query: CallbackQuery, page:
         options = await fetch(wizard, spec)
         wizard._labels = options
         if list(options) != wizard._shown:
-            import secrets
-
             wizard._shown = list(options)
             wizard.nonce = secrets.token_hex(4)
     await wizard._park(spec, step_only=True)

@@ -41,6 +41,7 @@ from aiogram.utils.formatting import Text
 import aiostep
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
+from aiostep_dialogs import button_data
 from aiostep_dialogs import choices as ch
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
@@ -54,7 +55,7 @@ logger = logging.getLogger("aiostep_dialogs")
 #: running wizard; a record of a version above this one is not read (see ``_record_version``).
 RECORD_VERSION = 3
 _HISTORY_LIMIT = 30
-_BUTTON_PREFIX = "aw"
+_BUTTON_PREFIX = button_data.BUTTON_PREFIX
 
 Prompt = str | Text | Callable[[Any], str | Text | Awaitable[str | Text]]
 
@@ -556,7 +557,7 @@ class Wizard:
 
         async def stale_button(query: CallbackQuery) -> None:
             # another user's button (their conversation did not take the press), or a stale one
-            await _quietly(query.answer(ch.refusal(cls.texts, query)))
+            await _quietly(query.answer(button_data.refusal(cls.texts, query)))
 
         router.callback_query.register(stale_button, F.data.startswith(prefix))
         return router
@@ -956,15 +957,15 @@ class Wizard:
         if isinstance(event, CallbackQuery):
             value: Any
             if spec.picker is not None:
-                # toggles, page turns and refused presses are handled there: not answers
                 value = await ch.on_press(self, spec, event)
+                if value is None:
+                    return  # a toggle, a page turn or a refused press: answered there
             else:
                 value = self._pressed(spec, event.data)
-            if value is None:
-                if spec.picker is None:
-                    await _quietly(event.answer(ch.refusal(self.texts, event)))
+                if value is None:
+                    await _quietly(event.answer(button_data.refusal(self.texts, event)))
                     await self._park(spec)  # the claim took the step; put it back unchanged
-                return
+                    return
             await _quietly(event.answer())
             if isinstance(event.message, Message):
                 await _quietly(event.message.edit_reply_markup(reply_markup=None))
@@ -990,10 +991,10 @@ class Wizard:
         conversation's."""
         if not spec.choices:
             return None
-        press = ch.parse(data)
-        if press is None or not ch.is_current(self, press):
+        press = button_data.parse(data)
+        if press is None or not button_data.is_current(self, press):
             return None
-        index = ch.index_of(press.code, "", len(spec.choices))
+        index = button_data.index_of(press.code, "", len(spec.choices))
         return None if index is None else list(spec.choices)[index]
 
     async def _validate(self, spec: StepSpec, raw: Any) -> Any:
