@@ -234,3 +234,32 @@ async def test_options_that_cannot_be_stored_raise_choices_error(
 def test_static_values_are_checked_at_definition() -> None:
     with pytest.raises(ChoicesError, match="is 65 characters"):
         step(Order.State.SIZE, prompt="?", choices={"y" * 65: "Y"}, per_page=5)
+
+
+class Slots(Wizard, name="t_dyn_slots"):
+    class State(Enum):
+        SLOT = auto()
+
+    def free_slots(self, event_from_user: Any) -> list[str]:
+        """Defined in the class body: reads like a method, and gets handler data by name."""
+        return [f"{hour}:00 for {event_from_user.first_name}" for hour in (9, 10)]
+
+    @step(State.SLOT, prompt="When?", choices=free_slots)
+    async def slot(self, value: str) -> None:
+        self.data["slot"] = value
+
+    async def on_finish(self) -> None:
+        await self.answer(f"Booked {self.data['slot']}")
+
+
+async def test_a_function_in_the_class_body_gets_the_wizard_and_handler_data(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(
+        lambda dp, storage: Slots.setup(dp, entry=Command("book"), storage=storage)
+    )
+    talk = sim.chat(sim.user(first_name="Ann"))
+    await talk.send("/book")
+    talk.assert_last("When?", buttons=[["9:00 for Ann", "10:00 for Ann"]])
+    await talk.click("10:00 for Ann")
+    talk.assert_last("Booked 10:00 for Ann")
