@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["ChoiceSource", "ChoicesError", "Picker"]
 
 #: An option's value: what the step method gets, and what is stored with the conversation.
-OptionValue: TypeAlias = "str | int"
+OptionValue: TypeAlias = str | int
 #: What a choices callable returns: ``{value: label}`` or a list of values (each its own label).
-Options: TypeAlias = "Mapping[Any, Any] | Sequence[Any]"
+Options: TypeAlias = Mapping[Any, Any] | Sequence[Any]
 #: ``choices=`` given as a callable: called with the wizard (and handler data by name).
-ChoiceSource: TypeAlias = "Callable[..., Options | Awaitable[Options]]"
+ChoiceSource: TypeAlias = Callable[..., Options | Awaitable[Options]]
 
 #: The longest string option value: values are stored with the conversation.
 MAX_VALUE_LENGTH = 64
@@ -77,6 +77,7 @@ class Picked:
 def make_picker(
     source: ChoiceSource | None,
     *,
+    where: str,
     static: Mapping[str, str] | None,
     keyboard: str,
     multi: bool,
@@ -91,41 +92,43 @@ def make_picker(
     if (source, multi, per_page, columns) == (None, False, None, None) and picks == (None, None):
         return None
     if source is None and static is None:
-        raise TypeError("multi=, min=, max=, per_page= and columns= need choices=")
+        raise TypeError(f"{where}: multi=, min=, max=, per_page= and columns= need choices=")
     if keyboard != "inline":
         raise TypeError(
-            "choices from a callable, multi=, per_page= and columns= are inline buttons: "
-            "leave keyboard='inline'"
+            f"{where}: choices from a callable, multi=, per_page= and columns= are inline "
+            "buttons: leave keyboard='inline'"
         )
     if not multi and picks != (None, None):
-        raise TypeError("min= and max= count the picks of a multi-select: add multi=True")
+        raise TypeError(f"{where}: min= and max= count the picks of a multi-select: add multi=True")
     for name, number in (("per_page", per_page), ("columns", columns)):
         if number is not None and (
             isinstance(number, bool) or not isinstance(number, int) or number < 1
         ):
-            raise ValueError(f"{name} must be an int from 1, got {number!r}")
+            raise ValueError(f"{where}: {name} must be an int from 1, got {number!r}")
     low = 1 if min is None else min
     if isinstance(low, bool) or not isinstance(low, int) or low < 0:
-        raise ValueError(f"min must be an int from 0, got {min!r}")
+        raise ValueError(f"{where}: min must be an int from 0, got {min!r}")
     if max is not None and (isinstance(max, bool) or not isinstance(max, int) or max < 1):
-        raise ValueError(f"max must be an int from 1, got {max!r}")
+        raise ValueError(f"{where}: max must be an int from 1, got {max!r}")
     if max is not None and low > max:
-        raise ValueError(f"min={low} is above max={max}: no selection could be submitted")
+        raise ValueError(f"{where}: min={low} is above max={max}: nothing could be submitted")
     if per_page is not None and per_page > MAX_BUTTONS - 3:
-        raise ValueError(f"per_page={per_page}: a page holds at most {MAX_BUTTONS - 3} options")
+        raise ValueError(
+            f"{where}: per_page={per_page}, and a page holds at most {MAX_BUTTONS - 3} options"
+        )
     if static is not None:
-        check_static(static, per_page)
+        check_static(static, per_page, where)
     return Picker(source, multi, low, max, per_page, columns)
 
 
-def check_static(options: Mapping[str, str], per_page: int | None) -> None:
+def check_static(options: Mapping[str, str], per_page: int | None, where: str) -> None:
     """Refuse a fixed list a picker could not show."""
     for value in options:
-        _check_value(value, "choices")
+        _check_value(value, f"{where}: choices")
     if per_page is None and len(options) > MAX_BUTTONS - 1:
         raise ChoicesError(
-            f"choices has {len(options)} options, and Telegram shows at most {MAX_BUTTONS} "
-            "buttons: page them with per_page=..."
+            f"{where}: choices has {len(options)} options, and Telegram shows at most "
+            f"{MAX_BUTTONS} buttons: page them with per_page=..."
         )
 
 

@@ -144,6 +144,7 @@ def step(
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
     picker = ch.make_picker(
         source,
+        where=f"@step({state!r})",
         static=options,
         keyboard=keyboard,
         multi=multi,
