@@ -449,5 +449,7 @@ async def typed(wizard: Wizard, spec: StepSpec, text: Any) -> Any:
             lookup[labels[value].strip().casefold()] = value
     if isinstance(raw, str) and raw.strip().casefold() in lookup:
         return lookup[raw.strip().casefold()]
+    if not values or (picker.per_page is not None and len(values) > picker.per_page):
+        raise ValidationError(wizard.texts.use_buttons)  # a long list would not help
     shown = ", ".join(labels.get(value, str(value)) for value in values)
-    raise ValidationError(f"Please choose one of: {shown}." if shown else wizard.texts.use_buttons)
+    raise ValidationError(f"Please choose one of: {shown}.")

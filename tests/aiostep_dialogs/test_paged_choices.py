@@ -186,3 +186,17 @@ def test_per_page_and_columns_must_be_positive() -> None:
         step(Delivery.State.STREET, prompt="?", choices=STREETS, per_page=0)
     with pytest.raises(ValueError, match="columns must be an int from 1"):
         step(Delivery.State.STREET, prompt="?", choices=STREETS, columns=-2)
+
+
+async def test_a_typed_answer_matches_any_page_and_a_miss_asks_for_the_buttons(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(delivery)
+    talk = sim.chat()
+    await talk.send("/deliver")
+    await talk.send("nowhere")
+    assert talk.last is not None and talk.last.startswith(Delivery.texts.use_buttons)
+    await talk.send("street 7")  # on the last page, typed
+    talk.assert_last("Saved address?")
+    record = await backend.record(talk)
+    assert record is not None and record.data == {"street": "s7"}
