@@ -192,9 +192,11 @@ class Texts:
     cannot_go_back: str = "This is the first step; there is nothing to go back to."
     cannot_skip: str = "This step can't be skipped."
     stale_button: str = "This button is no longer active."
-    not_yours: str = "This button is not for you."
     progress: str = "Step {index} of {total}"
     interrupted: str = "Sorry, I was interrupted and lost your last message."
+    #: the toast for a press on a button of another user's wizard
+    not_yours: str = "This button is not for you."
+    #: multi-select and pages (see the dynamic and multi choices guide)
     done: str = "Done"
     previous_page: str = "« Previous"
     next_page: str = "Next »"
