@@ -42,6 +42,8 @@ from aiogram.utils.formatting import Text
 import aiostep
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
+from aiostep_dialogs import button_data
+from aiostep_dialogs import choices as ch
 from aiostep_dialogs import ui as _ui
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
@@ -59,7 +61,7 @@ logger = logging.getLogger("aiostep_dialogs")
 #: running wizard; a record of a version above this one is not read (see ``_record_version``).
 RECORD_VERSION = 3
 _HISTORY_LIMIT = 30
-_BUTTON_PREFIX = "aw"
+_BUTTON_PREFIX = button_data.BUTTON_PREFIX
 
 Prompt = str | Text | Callable[[Any], str | Text | Awaitable[str | Text]]
 
@@ -84,6 +86,8 @@ class StepSpec:
     #: what a prompt callable asks for, after the wizard
     prompt_needs: Needs = NOTHING
     ui: _ui.UI | None = None
+    #: options from a callable, multi-select, pages or layout (``None``: a plain fixed list)
+    picker: ch.Picker | None = None
 
 
 def step(
@@ -92,13 +96,18 @@ def step(
     prompt: Prompt,
     validate: Validator | Sequence[Validator] | None = None,
     error: str | None = None,
-    choices: Mapping[str, str] | Sequence[str] | None = None,
+    choices: Mapping[str, str] | Sequence[str] | ch.ChoiceSource | None = None,
     keyboard: Literal["inline", "reply"] = "inline",
     optional: bool = False,
     default: Any = None,
     max_attempts: int | None = None,
     branches: Sequence[enum.Enum] = (),
     ui: _ui.UI | None = None,
+    multi: bool = False,
+    min: int | None = None,
+    max: int | None = None,
+    per_page: int | None = None,
+    columns: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -118,7 +127,10 @@ def step(
             Default: a text message of at most 4096 characters (or one of ``choices``).
         error: shown instead of a validator's own reason when the input is rejected.
         choices: ``{value: label}`` (or a list of values) offered as buttons; the method gets
-            the value. Typed labels are accepted too.
+            the value. Typed labels are accepted too. Or a sync/async callable taking the
+            wizard (and handler data by name) that returns them when the prompt is shown; a
+            press resolves against the values shown, which are stored with the conversation,
+            so each value must be a str of at most 64 characters or an int.
         keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
         optional: ``/skip`` is allowed; the method then gets ``default``.
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
@@ -126,6 +138,12 @@ def step(
             ``self.State.X`` in the method's source are found without it).
         ui: how this step's prompt is shown, overriding the wizard's ``ui``: ``"edit"``
             replaces the pressed message in place, ``"send"`` sends a new message.
+        multi: several options may be picked (a press toggles a checkmark, Done submits);
+            the method gets the list of values picked, between ``min`` (default 1) and
+            ``max`` (default: any number) of them.
+        per_page: options shown a page, with previous/next buttons (page turns and toggles
+            are not answers).
+        columns: option buttons a row (default: up to three short ones on a row, else one).
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -134,7 +152,10 @@ def step(
     else:
         chain = tuple(validate)
     options: dict[str, str] | None = None
-    if choices is not None:
+    source = None
+    if callable(choices) and not isinstance(choices, (Mapping, Sequence)):
+        source = choices
+    elif choices is not None:
         options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
         if not options:
             raise ValueError("choices must not be empty")
@@ -145,6 +166,18 @@ def step(
     prompt_needs = NOTHING
     if callable(prompt) and not isinstance(prompt, (str, Text)):
         prompt_needs = needs_of(prompt, 1, owner=f"the prompt of {state!r}")
+
+    picker = ch.make_picker(
+        source,
+        where=f"@step({state!r})",
+        static=options,
+        keyboard=keyboard,
+        multi=multi,
+        min=min,
+        max=max,
+        per_page=per_page,
+        columns=columns,
+    )
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
@@ -162,6 +195,7 @@ def step(
             needs=needs_of(fn, 2, owner=getattr(fn, "__qualname__", repr(fn))),
             prompt_needs=prompt_needs,
             ui=shown,
+            picker=picker,
         )
         return fn
 
@@ -188,6 +222,16 @@ class Texts:
     stale_button: str = "This button is no longer active."
     progress: str = "Step {index} of {total}"
     interrupted: str = "Sorry, I was interrupted and lost your last message."
+    #: the toast for a press on a button of another user's wizard
+    not_yours: str = "This button is not for you."
+    #: multi-select and pages (see the dynamic and multi choices guide)
+    done: str = "Done"
+    previous_page: str = "« Previous"
+    next_page: str = "Next »"
+    selected_mark: str = "✅ "
+    too_few: str = "Choose at least {min}."
+    too_many: str = "You can choose at most {max}."
+    use_buttons: str = "Please use the buttons."
 
 
 @dataclass(frozen=True)
@@ -345,6 +389,11 @@ class Wizard:
     _press: CallbackQuery | None = None
     # the callers waiting for this wizard, outermost first (see aiostep_dialogs.calls)
     _stack: tuple[dict[str, Any], ...] = ()
+    # a picker step's option values shown (stored), values picked (stored), and the labels
+    # of the options shown by this update (not stored); see aiostep_dialogs.choices
+    _shown: list[Any] | None = None
+    _picked: tuple[Any, ...] = ()
+    _labels: Mapping[Any, str] | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -661,7 +710,8 @@ class Wizard:
         prefix = f"{_BUTTON_PREFIX}:"  # any wizard button that no pending step took
 
         async def stale_button(query: CallbackQuery) -> None:
-            await _quietly(query.answer(cls.texts.stale_button))
+            # another user's button (their conversation did not take the press), or a stale one
+            await _quietly(query.answer(button_data.refusal(cls.texts, query)))
 
         router.callback_query.register(stale_button, F.data.startswith(prefix))
         return router
@@ -935,6 +985,8 @@ class Wizard:
             from aiostep_dialogs.calls import read_stack
 
             wizard._stack = read_stack(meta["st"])
+        if spec.picker is not None and not moved:
+            ch.restore(wizard, meta)
         return wizard
 
     @classmethod
@@ -1088,11 +1140,17 @@ class Wizard:
     async def _handle(self, spec: StepSpec, event: Message | CallbackQuery) -> None:
         raw: Any = event
         if isinstance(event, CallbackQuery):
-            value = self._pressed(spec, event.data)
-            if value is None:
-                await _quietly(event.answer(self.texts.stale_button))
-                await self._park(spec)  # the claim took the step; put it back unchanged
-                return
+            value: Any
+            if spec.picker is not None:
+                value = await ch.on_press(self, spec, event)
+                if value is None:
+                    return  # a toggle, a page turn or a refused press: answered there
+            else:
+                value = self._pressed(spec, event.data)
+                if value is None:
+                    await _quietly(event.answer(button_data.refusal(self.texts, event)))
+                    await self._park(spec)  # the claim took the step; put it back unchanged
+                    return
             if self._edits:
                 self._press = event  # answered, and its message edited, with the outcome
             else:
@@ -1118,24 +1176,20 @@ class Wizard:
         await self._advance(spec, outcome, snapshot)
 
     def _pressed(self, spec: StepSpec, data: str | None) -> str | None:
-        """The choice value of a pressed button, or ``None`` if it is stale or forged."""
-        if not data or not spec.choices:
+        """The choice value of a pressed button, or ``None`` if it is stale, forged or another
+        conversation's."""
+        if not spec.choices:
             return None
-        parts = data.split(":")
-        if len(parts) != 4 or parts[0] != _BUTTON_PREFIX:
+        press = button_data.parse(data)
+        if press is None or not button_data.is_current(self, press):
             return None
-        _, fingerprint, nonce, index = parts
-        # the prompt may have been sent by the previous deploy: its buttons are still its
-        if fingerprint != self._fingerprint and (not self._sent_fp or fingerprint != self._sent_fp):
-            return None
-        if not self.nonce or nonce != self.nonce:
-            return None
-        # every field is untrusted: "²".isdigit() is true but int("²") raises, so ASCII only
-        if not (index.isascii() and index.isdigit()) or int(index) >= len(spec.choices):
-            return None
-        return list(spec.choices)[int(index)]
+        index = button_data.index_of(press.code, "", len(spec.choices))
+        return None if index is None else list(spec.choices)[index]
 
     async def _validate(self, spec: StepSpec, raw: Any) -> Any:
+        if spec.picker is not None:
+            value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
+            return await v.run(spec.validate, value)
         chain: list[Validator] = []
         if spec.choices is not None:
             chain.append(v.choice(spec.choices))
@@ -1159,6 +1213,8 @@ class Wizard:
             await _ui.refuse_press(self, spec.error or reason)
             return
         self.nonce = secrets.token_hex(4)
+        if spec.picker is not None:
+            await ch.prepare(self, spec)
         await self._park_and_prompt(spec, error=spec.error or reason)
 
     async def _advance(self, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
@@ -1210,6 +1266,10 @@ class Wizard:
         self.state = spec.state
         self.attempts = 0
         self.nonce = secrets.token_hex(4)
+        if self._shown is not None or self._picked:
+            self._shown, self._picked, self._labels = None, (), None  # the previous step's
+        if spec.picker is not None:
+            await ch.prepare(self, spec)  # the options to show, stored by the park below
         if not self._edits:
             await self._park(spec)
         try:
@@ -1221,14 +1281,16 @@ class Wizard:
                 else:
                     seen, self.data, self.history = back_to
                     self.state, self.nonce = seen.state, secrets.token_hex(4)
+                    self._shown, self._picked, self._labels = None, (), None
                     await self._park(seen)
             except Exception:
                 logger.exception("%s: could not undo a step whose prompt failed", self.key)
             raise
 
-    async def _park(self, spec: StepSpec) -> None:
-        """Persist: the next step is ``spec``, with state, data and navigation, in one write."""
-        meta = {
+    async def _park(self, spec: StepSpec, *, step_only: bool = False) -> None:
+        """Persist: the next step is ``spec``, with state, data and navigation, in one write
+        (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
+        meta: dict[str, Any] = {
             "v": RECORD_VERSION,
             "w": self.wizard_id,
             "fp": self._fingerprint,
@@ -1242,6 +1304,21 @@ class Wizard:
             meta["m"] = self.prompt_message_id
         if self._stack:
             meta["st"] = list(self._stack)
+        if self._shown is not None:
+            meta["c"] = self._shown
+        if self._picked:
+            meta["p"] = list(self._picked)
+        if step_only:
+            await aiostep.register_next_step(
+                self.key.user_id,
+                self._step_name(spec),
+                chat_id=self.key.chat_id,
+                thread_id=self.key.thread_id,
+                bot_id=self.key.bot_id,
+                kwargs=meta,
+                storage=self._storage_or_fail(),
+            )
+            return
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1310,6 +1387,8 @@ class Wizard:
         return ReplyKeyboardRemove() if uses_reply else None
 
     def _markup(self, spec: StepSpec) -> Any:
+        if spec.picker is not None:
+            return ch.markup(self, spec)
         if not spec.choices:
             return self._closing_markup()
         labels = list(spec.choices.values())
@@ -1322,7 +1401,8 @@ class Wizard:
         buttons = [
             InlineKeyboardButton(
                 text=label,
-                callback_data=f"{_BUTTON_PREFIX}:{self._fingerprint}:{self.nonce}:{i}",
+                callback_data=f"{_BUTTON_PREFIX}:{self.key.user_id}:{self._fingerprint}:"
+                f"{self.nonce}:{i}",
             )
             for i, label in enumerate(labels)
         ]
@@ -1342,6 +1422,8 @@ class Wizard:
     ) -> None:
         """Show the prompt of ``spec``. One-message mode: with ``park`` (the caller did not
         store the step), or when the prompt's message changed, the step is stored after it."""
+        if spec.picker is not None:
+            await ch.before_send(self, spec)
         prompt = await self._render(spec)
         if error:
             # A rejection's reason is plain text: it often quotes what the user sent.

@@ -341,6 +341,36 @@ async def test_one_message_guide_edits_one_message_in_place() -> None:
         assert len(talk.messages) == 2
 
 
+@covers("choices_dynamic.py")
+async def test_choices_guide_menu_from_data_toppings_and_paged_addresses() -> None:
+    async with BotSimulator(snippet("choices_dynamic").build) as sim:
+        talk = sim.chat()
+        await talk.send("/order")
+        menu = talk.last_message
+        talk.assert_last("Which pizza?", buttons=[["Margherita", "Diavola", "Funghi"]])
+        sim.dispatcher["menu"].pizzas = {9: "Marinara"}  # the menu changes meanwhile
+        await talk.click("Diavola", message=menu)  # resolves against what was shown
+        talk.assert_last("Toppings? (up to 2)", buttons=[["Ham", "Olives", "Chili"], ["Done"]])
+        for label in ("Ham", "Olives", "Chili"):
+            await talk.click(label)
+        assert talk.toasts == ["You can choose at most 2."]
+        toppings = talk.last_message
+        assert toppings is not None and toppings.buttons[0] == ["✅ Ham", "✅ Olives", "Chili"]
+        await talk.click("Done")
+        addresses = talk.last_message
+        assert addresses is not None and addresses.buttons == [
+            ["Street 1", "Street 2"],
+            ["Street 3", "Street 4"],
+            ["Street 5", "Street 6"],
+            ["Next »"],
+        ]
+        await talk.click("Next »")
+        assert addresses.buttons[0] == ["Street 7", "Street 8"]
+        assert addresses.buttons[-1] == ["« Previous", "Next »"]
+        await talk.click("Street 8")
+        talk.assert_last("Pizza #2, ham, olives, to Street 8.")
+
+
 @covers("landing_wizard.py")
 async def test_buttons_of_a_finished_wizard_get_a_toast() -> None:
     async with BotSimulator(snippet("landing_wizard").build) as sim:
