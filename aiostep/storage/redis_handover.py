@@ -206,7 +206,7 @@ class RedisHandover:
             update; past it the offer is withdrawn and the update handled where it arrived.
     """
 
-    def __init__(self, storage: RedisStateStorage, *, ack_timeout: float = 1.0) -> None:
+    def __init__(self, storage: RedisStateStorage, *, ack_timeout: float = 5.0) -> None:
         self.storage = storage
         self.ack_timeout = ack_timeout
         self.channel = self.channel_of(storage._worker)
