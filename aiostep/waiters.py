@@ -54,6 +54,10 @@ async def wait_for(
 ) -> Any:
     """Wait for the next update of ``user_id`` in this conversation and return it.
 
+    With a shared storage (Redis) on the ``Listen``, the answer may reach any worker: the one
+    that receives it hands it over to this one (see the workers guide). Otherwise only this
+    process sees it.
+
     Args:
         user_id: the user to listen to.
         timeout: seconds to wait; ``None`` waits indefinitely.

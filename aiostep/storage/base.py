@@ -180,8 +180,7 @@ class Claim:
     status: ClaimStatus
     record: StateContext | None
     owner: str | None = None
-    #: with ``WAITER``: the remote waiter, as
-    #: [`WaiterHandover.offer`][aiostep.handover.WaiterHandover.offer] takes it
+    #: with ``WAITER``: the remote waiter, as ``storage.handover.offer`` takes it
     waiter: str | None = None
 
 

@@ -12,6 +12,15 @@ or handled where it arrived, never both), marks the offer accepted and publishes
 acknowledgement. An offer nobody receives (the worker is gone), a waiter whose worker's
 heartbeat stopped, and an offer unacknowledged within ``ack_timeout`` leave the update to the
 worker that received it.
+
+Redis Cluster: the registration and the offer's outcome key live in the conversation's slot
+(the outcome key extends the conversation's key). The offer and acknowledgements use classic
+``PUBLISH`` from inside the scripts, which a cluster broadcasts to every node, so a
+subscriber connected to any node receives them. On a cluster ``PUBLISH`` counts only the
+subscribers of the node it ran on, so "nobody received the offer" is not a sign of a dead
+worker there; the heartbeat and ``ack_timeout`` still are. Sharded pub/sub (``SPUBLISH``,
+Redis 7) cannot be used from these scripts: a worker's channel hashes to another slot than
+the conversation.
 """
 
 from __future__ import annotations

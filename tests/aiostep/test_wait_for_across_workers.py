@@ -59,9 +59,17 @@ def worker(
             log.append(f"{name}: timed out")
             await message.answer("Too late")
             return
+        except aiostep.WaitCancelled:
+            log.append(f"{name}: cancelled")
+            return
         log.append(f"{name} waited, got {answer.text}")
         assert answer.bot is message.bot  # a real Message, bound to this worker's bot
         await answer.answer(f"got {answer.text}")
+
+    @dp.message(Command("cancel"))
+    async def cancel(message: Message) -> None:
+        assert message.from_user is not None
+        await aiostep.unregister_steps(message.from_user.id)
 
     @dp.message()
     async def normal(message: Message) -> None:
@@ -132,6 +140,20 @@ async def test_a_wait_that_times_out_removes_its_registration(
         await a.settle()
         assert log == ["A: timed out"]
         assert await client.exists("aiostep:5003:5003@42") == 0
+        await on_b.send("blue")
+        assert log[-1] == "B normal blue"
+
+
+async def test_a_cancelled_wait_removes_its_registration(redis_url: str, client: Redis) -> None:
+    log: list[str] = []
+    dp_a, _ = worker(redis_url, log, "A")
+    dp_b, _ = worker(redis_url, log, "B")
+    async with BotSimulator(dp_a) as a, BotSimulator(dp_b) as b:
+        on_a, on_b = a.chat(a.user(5007)), b.chat(b.user(5007))
+        await on_a.send("/ask")
+        await on_a.send("/cancel")
+        assert log == ["A: cancelled"]
+        assert await client.hget("aiostep:5007:5007@42", "waiter") is None
         await on_b.send("blue")
         assert log[-1] == "B normal blue"
 
