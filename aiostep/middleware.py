@@ -270,7 +270,11 @@ class Listen(BaseMiddleware):
         if (
             isinstance(pending, Waiter)
             and pending.remote is not None
-            and (not await pending.remote.take() or await store.get_item(key) is not pending)
+            and (
+                not await pending.remote.take()
+                or await store.get_item(key) is not pending
+                or pending.future.done()  # handed an answer from another worker meanwhile
+            )
         ):
             return _DECLINED
         await store.pop_item(key)

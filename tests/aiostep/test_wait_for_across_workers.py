@@ -6,7 +6,7 @@ waiting one. (tests/reliability/test_wait_for_workers.py does this with real pro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Hashable
 from typing import Any
 
 import pytest
@@ -209,3 +209,71 @@ async def test_an_update_with_nothing_pending_costs_no_extra_round_trip_with_han
         assert await round_trips.count(lambda: on_b.send("hello again")) == 1, round_trips.last
         assert round_trips.last[0].startswith("EVALSHA")
         assert log == ["A waited, got blue", "B normal hello", "B normal hello again"]
+
+
+async def later(action: Awaitable[Any], delay: float) -> None:
+    await asyncio.sleep(delay)
+    await action
+
+
+async def test_two_answers_at_once_on_both_workers_give_the_waiter_exactly_one(
+    redis_url: str, client: Redis
+) -> None:
+    """One answer reaches the waiting worker, the other the second worker, at the same time:
+    the waiter takes one of them, and the other goes to the normal handlers of its worker."""
+    for user in range(5100, 5120):
+        log: list[str] = []
+        dp_a, _ = worker(redis_url, log, "A")
+        dp_b, _ = worker(redis_url, log, "B")
+        async with BotSimulator(dp_a) as a, BotSimulator(dp_b) as b:
+            on_a, on_b = a.chat(a.user(user)), b.chat(b.user(user))
+            await on_a.send("/ask")
+            # the local answer a little later each time: either may come first
+            await asyncio.gather(later(on_a.send("here"), (user % 10) * 0.002), on_b.send("there"))
+            await a.settle()
+            waited = [line for line in log if "waited" in line]
+            assert len(waited) == 1, log
+            assert sorted(log) in (
+                ["A waited, got here", "B normal there"],
+                ["A normal here", "A waited, got there"],
+            ), log
+            assert await client.hget(f"aiostep:{user}:{user}@42", "waiter") is None
+
+
+async def test_an_offer_its_worker_does_not_acknowledge_is_withdrawn_and_handled_here(
+    redis_url: str, client: Redis
+) -> None:
+    """The waiting worker is alive (it beats) but does not answer the offer in time: the
+    offering worker withdraws it and routes the update itself; the waiter stays registered."""
+    log: list[str] = []
+    dp_a, storage_a = worker(redis_url, log, "A")
+    dp_b, storage_b = worker(redis_url, log, "B")
+    storage_b.handover.ack_timeout = 0.3
+    async with BotSimulator(dp_a) as a, BotSimulator(dp_b) as b:
+        on_a, on_b = a.chat(a.user(5008)), b.chat(b.user(5008))
+        await on_a.send("/ask")
+        reader = storage_a.handover._reader
+        assert reader is not None
+        reader.cancel()  # subscribed, but reads nothing: a stalled event loop
+        await on_b.send("blue")
+        assert log == ["B normal blue"]
+        registration = await client.hget("aiostep:5008:5008@42", "waiter")
+        assert registration is not None
+        assert await client.hget("aiostep:5008:5008@42", "waiter_offer") is None
+
+
+async def test_a_waiter_whose_worker_stopped_beating_is_dropped(
+    redis_url: str, client: Redis
+) -> None:
+    """A registration left by a worker that no longer announces itself (its heartbeat is
+    older than three beats): the claim removes it and the update is routed normally."""
+    log: list[str] = []
+    dp_b, _ = worker(redis_url, log, "B")
+    async with BotSimulator(dp_b) as b:
+        await client.hset(
+            "aiostep:5009:5009@42", mapping={"waiter": "gone:token", "waiter_accepts": ",message,"}
+        )
+        await client.zadd("aiostep:workers", {"gone": 1.0})  # seen long ago
+        await b.chat(b.user(5009)).send("blue")
+        assert log == ["B normal blue"]
+        assert await client.exists("aiostep:5009:5009@42") == 0
