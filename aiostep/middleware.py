@@ -291,6 +291,17 @@ class Listen(BaseMiddleware):
             return _DECLINED
         if isinstance(pending, Waiter) and pending.future.done():
             return _DECLINED
+        # a waiter registered for other workers too: one of them may be handing it an answer
+        if (
+            isinstance(pending, Waiter)
+            and pending.remote is not None
+            and (
+                not await pending.remote.take()
+                or await store.get_item(key) is not pending
+                or pending.future.done()  # handed an answer from another worker meanwhile
+            )
+        ):
+            return _DECLINED
         await store.pop_item(key)
         if isinstance(pending, Waiter):
             owner = pending.owner
@@ -327,6 +338,10 @@ class Listen(BaseMiddleware):
         claim, lease = await self._claim(
             storage, skey, kind, command, callback_data, owner, update_id
         )
+        if claim.status is ClaimStatus.WAITER:
+            return await self._hand_over(
+                storage, skey, claim, update if isinstance(update, Update) else None
+            )
         record = claim.record
         if claim.status in _PASS or record is None:
             if claim.status is ClaimStatus.STALE:
@@ -414,6 +429,17 @@ class Listen(BaseMiddleware):
             if ctx.claims.get(skey) == owner:
                 del ctx.claims[skey]
                 await self._end_claim(storage, skey, owner, failed)
+
+    async def _hand_over(
+        self, storage: BaseStorage, skey: str, claim: Claim, update: Update | None
+    ) -> Any:
+        """A ``wait_for`` parked in another worker takes this update: hand it over there
+        (handled: ``None``), or, when that waiter is gone or declines it, route it here."""
+        if storage.handover is None or claim.waiter is None or update is None:
+            return _DECLINED
+        if await storage.handover.offer(skey, claim.waiter, update):
+            return None
+        return _DECLINED
 
     async def _end_claim(self, storage: BaseStorage, skey: str, owner: str, failed: bool) -> None:
         """A step ended without writing its outcome: it is done, or (``failed``) offered again

@@ -647,6 +647,13 @@ async def test_two_workers_share_a_conversation_on_redis(redis_url: str) -> None
     )
 
 
+@covers("workers_wait_for.py")
+async def test_a_wait_for_gets_the_answer_another_worker_received(redis_url: str) -> None:
+    first, second = await snippet("workers_wait_for").main(redis_url)
+    assert first == ["Your favourite colour?", "teal, noted."]
+    assert second == []  # the worker the answer reached ran nothing for it
+
+
 async def start_sentinel(
     master_port: int, tmp_path: Path
 ) -> tuple[asyncio.subprocess.Process, list[tuple[str, int]]]:
