@@ -43,6 +43,8 @@ from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_ke
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
+from aiostep_dialogs.media import Media, MediaSource, send_media
+from aiostep_dialogs.requests import CompiledRequest, Request, compile_request, request_kind
 from aiostep_dialogs.validators import ValidationError, Validator
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
@@ -73,6 +75,9 @@ class StepSpec:
     default: Any = None
     max_attempts: int | None = None
     branches: tuple[enum.Enum, ...] = ()
+    request: Request | None = None
+    request_label: str | None = None
+    media: Media | None = None
 
 
 def step(
@@ -87,6 +92,12 @@ def step(
     default: Any = None,
     max_attempts: int | None = None,
     branches: Sequence[enum.Enum] = (),
+    request: Request | None = None,
+    request_label: str | None = None,
+    photo: MediaSource | None = None,
+    document: MediaSource | None = None,
+    video: MediaSource | None = None,
+    animation: MediaSource | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -107,6 +118,22 @@ def step(
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
         branches: states the method may return, for the flow diagram (returns of
             ``self.State.X`` in the method's source are found without it).
+        request: a reply-keyboard button that makes the user's app send what only it can:
+            ``"contact"`` (their own phone number), ``"location"``, ``"poll"``, ``"users"``,
+            ``"chat"``, or aiogram's ``KeyboardButtonPollType`` / ``KeyboardButtonRequestUsers``
+            / ``KeyboardButtonRequestChat`` for their options. Without ``validate`` the step
+            takes only that answer (`v.contact()`, `v.location()`, `v.poll()`,
+            `v.users_shared()`, `v.chat_shared()`); anything else gets ``texts.use_button``.
+            The keyboard is removed by the next prompt.
+        request_label: the button's text (default: ``texts.request_<kind>``).
+        photo: send the prompt as the caption of this photo: a ``file_id`` or URL (``str``),
+            a file on disk (``pathlib.Path``, uploaded once per process and bot) or an aiogram
+            ``InputFile``. ``document``, ``video`` and ``animation`` likewise; one per step.
+
+    Raises:
+        TypeError: ``request`` is unknown or combined with ``choices``; a media source is of
+            the wrong type, or more than one is given.
+        FileNotFoundError: a media ``Path`` names no file.
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -121,6 +148,20 @@ def step(
             raise ValueError("choices must not be empty")
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
+    if request is not None:
+        request_kind(request)
+        if options is not None:
+            raise TypeError(
+                f"step {state!r}: request= shows its own reply keyboard and cannot be combined "
+                "with choices=; ask for the choice in a step of its own"
+            )
+    sources = {"photo": photo, "document": document, "video": video, "animation": animation}
+    given = [(kind, source) for kind, source in sources.items() if source is not None]
+    if len(given) > 1:
+        raise TypeError(
+            f"step {state!r}: one medium per prompt; got {' and '.join(k for k, _ in given)}"
+        )
+    media = Media.of(given[0][0], given[0][1]) if given else None  # type: ignore[arg-type]
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
@@ -135,6 +176,9 @@ def step(
             default=default,
             max_attempts=max_attempts,
             branches=tuple(branches),
+            request=request,
+            request_label=request_label,
+            media=media,
         )
         return fn
 
@@ -161,6 +205,13 @@ class Texts:
     stale_button: str = "This button is no longer active."
     progress: str = "Step {index} of {total}"
     interrupted: str = "Sorry, I was interrupted and lost your last message."
+    # the labels of request buttons (`@step(request=...)`), and the reason for another answer
+    request_contact: str = "Share my phone number"
+    request_location: str = "Send my location"
+    request_poll: str = "Create a poll"
+    request_users: str = "Choose a user"
+    request_chat: str = "Choose a chat"
+    use_button: str = 'Please use the "{label}" button below.'
 
 
 @dataclass(frozen=True)
@@ -284,6 +335,7 @@ class Wizard:
     _by_state: ClassVar[dict[str, StepSpec]] = {}
     _fingerprint: ClassVar[str] = ""
     _storage: ClassVar[BaseStorage | None] = None
+    _requests: ClassVar[dict[str, CompiledRequest]] = {}
     # set on a restored wizard: its stored state was removed, and it was moved (not yet
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
@@ -318,9 +370,15 @@ class Wizard:
                     f"member of {cls.__qualname__}.State"
                 )
         _check_targets(cls, state_enum, specs)
+        _check_captions(cls, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
         cls._renamed = _check_drift_options(cls, state_enum)
+        cls._requests = {
+            s.state.name: compile_request(s, cls._step_name(s), cls.texts)
+            for s in specs
+            if s.request is not None
+        }
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
         previous = _wizards.get(cls.wizard_id)
@@ -955,7 +1013,9 @@ class Wizard:
         if spec.choices is not None:
             chain.append(v.choice(spec.choices))
         elif not spec.validate:
-            chain.append(v.text())
+            # a request step takes only the button's answer, unless it says otherwise
+            request = self._requests.get(spec.state.name) if spec.request is not None else None
+            chain.append(request.validator if request is not None else v.text())
         chain.extend(spec.validate)
         return await v.run(chain, raw)
 
@@ -1100,10 +1160,14 @@ class Wizard:
         return f"{escape(progress, mode)}\n{body}"
 
     def _closing_markup(self) -> ReplyKeyboardRemove | None:
-        uses_reply = any(s.choices and s.keyboard == "reply" for s in self._steps)
+        uses_reply = any(
+            (s.choices and s.keyboard == "reply") or s.request is not None for s in self._steps
+        )
         return ReplyKeyboardRemove() if uses_reply else None
 
     def _markup(self, spec: StepSpec) -> Any:
+        if spec.request is not None:
+            return self._requests[spec.state.name].markup
         if not spec.choices:
             return self._closing_markup()
         labels = list(spec.choices.values())
@@ -1133,6 +1197,15 @@ class Wizard:
             else:
                 mode = effective_parse_mode(self.bot, self.parse_mode)
                 prompt = f"{escape(error, mode)}\n\n{prompt}"
+        if spec.media is not None:
+            # a rejection re-sends the medium too: one message, reason first, as for text
+            kwargs: dict[str, Any] = {"reply_markup": self._markup(spec)}
+            if self.key.thread_id is not None:
+                kwargs["message_thread_id"] = self.key.thread_id
+            await send_media(
+                self.bot, self.key.chat_id, spec.media, prompt, parse_mode=self.parse_mode, **kwargs
+            )
+            return
         await self.answer(prompt, reply_markup=self._markup(spec))
 
     async def _do_back(self) -> None:
@@ -1234,6 +1307,23 @@ def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[S
                     f"{cls.__qualname__}.{name} can go to State.{target_name}, which has no "
                     f"@step: declare a step for State.{target_name}, or go to another state"
                 )
+
+
+def _check_captions(cls: type[Wizard], specs: list[StepSpec]) -> None:
+    """Refuse a media prompt whose static text is longer than a caption may be."""
+    from aiostep_dialogs.media import CAPTION_LIMIT, static_caption_length
+
+    for spec in specs:
+        if spec.media is None:
+            continue
+        length = static_caption_length(spec.prompt)
+        if length is not None and length > CAPTION_LIMIT:
+            raise ValueError(
+                f"{cls.__qualname__}.{spec.method.__name__}: the prompt is the caption of a "
+                f"{spec.media.kind}, and it is {length} characters long; Telegram takes at "
+                f"most {CAPTION_LIMIT}: shorten it, or send the long text as a message of its "
+                "own (in on_start or the previous step)"
+            )
 
 
 def _check_drift_options(cls: type[Wizard], state_enum: type[enum.Enum]) -> dict[str, str]:
