@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiogram import Bot
 from aiogram.client.default import Default
@@ -22,7 +22,12 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import FSInputFile, InputFile, Message
 from aiogram.utils.formatting import Text
 
-__all__ = ["CAPTION_LIMIT", "Media", "MediaKind", "MediaSource", "send_media"]
+from aiostep_dialogs.formatting import effective_parse_mode, escape
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.wizard import Wizard
+
+__all__ = ["CAPTION_LIMIT", "Media", "MediaKind", "MediaSource", "send_media", "send_media_prompt"]
 
 logger = logging.getLogger("aiostep_dialogs")
 
@@ -155,3 +160,29 @@ async def send_media(
     if media.uploads and bot.id not in media._uploaded:
         media._remember(bot, message)
     return message
+
+
+async def send_media_prompt(
+    wizard: Wizard, media: Media, prompt: str | Text, error: str | None, reply_markup: Any
+) -> Message:
+    """Send a wizard's media prompt, with a rejection's ``error`` (plain text) above the
+    caption: one message, like a text prompt. A reason that would make the caption too long
+    goes in a message of its own first."""
+    caption = prompt
+    if error:
+        if isinstance(prompt, Text):
+            caption = Text(error, "\n\n", prompt)
+            length = len(caption.render()[0])
+        else:
+            mode = effective_parse_mode(wizard.bot, wizard.parse_mode)
+            caption = f"{escape(error, mode)}\n\n{prompt}"
+            length = len(caption)  # markup included: at least what Telegram counts
+        if length > CAPTION_LIMIT:
+            await wizard.answer(Text(error))
+            caption = prompt
+    kwargs: dict[str, Any] = {"reply_markup": reply_markup}
+    if wizard.key.thread_id is not None:
+        kwargs["message_thread_id"] = wizard.key.thread_id
+    return await send_media(
+        wizard.bot, wizard.key.chat_id, media, caption, parse_mode=wizard.parse_mode, **kwargs
+    )

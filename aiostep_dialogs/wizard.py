@@ -43,7 +43,7 @@ from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_ke
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
-from aiostep_dialogs.media import Media, MediaSource, send_media
+from aiostep_dialogs.media import Media, MediaSource, send_media_prompt
 from aiostep_dialogs.requests import CompiledRequest, Request, compile_request, request_kind
 from aiostep_dialogs.validators import ValidationError, Validator
 
@@ -1190,6 +1190,9 @@ class Wizard:
 
     async def _send_prompt(self, spec: StepSpec, error: str | None = None) -> None:
         prompt = await self._render(spec)
+        if spec.media is not None:
+            await send_media_prompt(self, spec.media, prompt, error, self._markup(spec))
+            return
         if error:
             # A rejection's reason is plain text: it often quotes what the user sent.
             if isinstance(prompt, Text):
@@ -1197,15 +1200,6 @@ class Wizard:
             else:
                 mode = effective_parse_mode(self.bot, self.parse_mode)
                 prompt = f"{escape(error, mode)}\n\n{prompt}"
-        if spec.media is not None:
-            # a rejection re-sends the medium too: one message, reason first, as for text
-            kwargs: dict[str, Any] = {"reply_markup": self._markup(spec)}
-            if self.key.thread_id is not None:
-                kwargs["message_thread_id"] = self.key.thread_id
-            await send_media(
-                self.bot, self.key.chat_id, spec.media, prompt, parse_mode=self.parse_mode, **kwargs
-            )
-            return
         await self.answer(prompt, reply_markup=self._markup(spec))
 
     async def _do_back(self) -> None:

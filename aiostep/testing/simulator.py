@@ -400,12 +400,12 @@ class Conversation:
         An ordinary button sends its text. A request button sends what the user's app would:
         ``request_contact`` the user's own contact, ``request_location`` ``location``,
         ``request_poll`` a poll (``poll``: the question, then the options; a quiz if the
-        button asks for one), ``request_users`` the users in ``share``, ``request_chat`` the
-        chat ``share``.
+        button asks for one), ``request_users`` the users in ``share`` (default: a new
+        simulated user), ``request_chat`` the chat ``share`` (default: a new group).
 
         Raises:
             AssertionError: no reply keyboard here has that button (shows the transcript).
-            ValueError: a ``request_users``/``request_chat`` button pressed without ``share``.
+            ValueError: a ``request_chat`` button pressed with a list of users to ``share``.
         """
         markup = self._reply_keyboard()
         buttons = [b for row in markup.keyboard for b in row] if markup is not None else []
@@ -424,8 +424,8 @@ class Conversation:
                 poll[0], poll[1:], type=button.request_poll.type or "regular"
             )
         if button.request_users is not None or button.request_chat is not None:
-            if share is None:
-                raise ValueError(f"button ({text}) shares users or a chat: pass share=")
+            if share is None:  # someone the user might pick: a new user, a new group
+                share = [self.sim.user()] if button.request_users is not None else self.sim.group()
             if button.request_users is not None:
                 users = [share] if isinstance(share, (int, Chat)) else share
                 return await self.send_users_shared(

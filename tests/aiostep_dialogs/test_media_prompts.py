@@ -263,3 +263,28 @@ def test_media_sources_are_checked_at_definition(tmp_path: Path) -> None:
         _declare("?", photo="AgAC", video="AgAD")
     with pytest.raises(TypeError, match="got bytes"):
         _declare("?", document=b"data")
+
+
+class Poster(Wizard, name="t_media_poster"):
+    """A caption close to the limit: a reason does not fit above it."""
+
+    class State(Enum):
+        AGE = auto()
+
+    @step(State.AGE, prompt="a" * 1000, photo="AgACposter", validate=v.integer())
+    async def age(self, value: int) -> None:
+        pass
+
+
+async def test_a_reason_that_would_overflow_the_caption_goes_first_on_its_own(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(
+        lambda dp, storage: Poster.setup(dp, entry=Command("go"), storage=storage)
+    )
+    talk = sim.chat()
+    await talk.send("/go")
+    await talk.send("old enough")
+    reason, again = talk.messages[-2:]
+    assert (reason.kind, reason.text) == ("text", "Please send a whole number.")
+    assert (again.kind, again.text) == ("photo", "a" * 1000)

@@ -221,3 +221,15 @@ def test_request_is_checked_at_definition() -> None:
         async def other(self: Any, value: str) -> None: ...
 
     assert request_kind(KeyboardButtonRequestChat(request_id=1, chat_is_channel=True)) == "chat"
+
+
+async def test_pressing_users_or_chat_buttons_without_share_picks_someone_new(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(only_shared)
+    talk = sim.chat()
+    await talk.send("/share")
+    for _ in range(5):  # as the playground presses them: no share= given
+        await talk.press(talk.keyboard[0][0] if talk.keyboard else "")
+    assert talk.last is not None and talk.last.startswith("done: ")
+    assert "'users': [1002]" in talk.last
