@@ -25,7 +25,9 @@ from aiogram.utils.formatting import Text
 from aiostep_dialogs.formatting import effective_parse_mode, escape
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import Wizard
+    from collections.abc import Iterable
+
+    from aiostep_dialogs.wizard import StepSpec, Wizard
 
 __all__ = ["CAPTION_LIMIT", "Media", "MediaKind", "MediaSource", "send_media", "send_media_prompt"]
 
@@ -126,6 +128,26 @@ def static_caption_length(prompt: object) -> int | None:
     literal = re.sub(r"\]\([^)]*\)", "]", literal)  # Markdown link targets
     literal = re.sub(r"[\\*_~|`\[\]]", "", literal)  # Markdown marks and escapes
     return len(literal)
+
+
+def check_captions(owner: str, specs: Iterable[StepSpec]) -> None:
+    """Refuse, at class definition, a media prompt whose static text is longer than a
+    caption may be.
+
+    Raises:
+        ValueError: naming the step, the length and the limit.
+    """
+    for spec in specs:
+        if spec.media is None:
+            continue
+        length = static_caption_length(spec.prompt)
+        if length is not None and length > CAPTION_LIMIT:
+            raise ValueError(
+                f"{owner}.{spec.method.__name__}: the prompt is the caption of a "
+                f"{spec.media.kind}, and it is {length} characters long; Telegram takes at "
+                f"most {CAPTION_LIMIT}: shorten it, or send the long text as a message of its "
+                "own (in on_start or the previous step)"
+            )
 
 
 async def send_media(

@@ -43,7 +43,7 @@ from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_ke
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
-from aiostep_dialogs.media import Media, MediaSource, send_media_prompt
+from aiostep_dialogs.media import Media, MediaSource, check_captions, send_media_prompt
 from aiostep_dialogs.requests import CompiledRequest, Request, compile_request, request_kind
 from aiostep_dialogs.validators import ValidationError, Validator
 
@@ -370,7 +370,7 @@ class Wizard:
                     f"member of {cls.__qualname__}.State"
                 )
         _check_targets(cls, state_enum, specs)
-        _check_captions(cls, specs)
+        check_captions(cls.__qualname__, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
         cls._renamed = _check_drift_options(cls, state_enum)
@@ -1014,8 +1014,8 @@ class Wizard:
             chain.append(v.choice(spec.choices))
         elif not spec.validate:
             # a request step takes only the button's answer, unless it says otherwise
-            request = self._requests.get(spec.state.name) if spec.request is not None else None
-            chain.append(request.validator if request is not None else v.text())
+            request = spec.request is not None and self._requests[spec.state.name]
+            chain.append(request.validator if request else v.text())
         chain.extend(spec.validate)
         return await v.run(chain, raw)
 
@@ -1301,23 +1301,6 @@ def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[S
                     f"{cls.__qualname__}.{name} can go to State.{target_name}, which has no "
                     f"@step: declare a step for State.{target_name}, or go to another state"
                 )
-
-
-def _check_captions(cls: type[Wizard], specs: list[StepSpec]) -> None:
-    """Refuse a media prompt whose static text is longer than a caption may be."""
-    from aiostep_dialogs.media import CAPTION_LIMIT, static_caption_length
-
-    for spec in specs:
-        if spec.media is None:
-            continue
-        length = static_caption_length(spec.prompt)
-        if length is not None and length > CAPTION_LIMIT:
-            raise ValueError(
-                f"{cls.__qualname__}.{spec.method.__name__}: the prompt is the caption of a "
-                f"{spec.media.kind}, and it is {length} characters long; Telegram takes at "
-                f"most {CAPTION_LIMIT}: shorten it, or send the long text as a message of its "
-                "own (in on_start or the previous step)"
-            )
 
 
 def _check_drift_options(cls: type[Wizard], state_enum: type[enum.Enum]) -> dict[str, str]:
