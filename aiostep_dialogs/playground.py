@@ -357,6 +357,9 @@ class _Playground:
                 buttons = self.screen.buttons()
                 if text.isdigit() and 1 <= int(text) <= len(buttons):
                     await self.act(functools.partial(self.talk.click, buttons[int(text) - 1]))
+                elif any(text in row for row in self.talk.keyboard or ()):
+                    # a reply button's label: a request button shares what the app would
+                    await self.act(functools.partial(self.talk.press, text))
                 else:
                     await self.act(functools.partial(self.talk.send, line))
             if not self.interactive:
