@@ -7,6 +7,7 @@ import os
 __all__ = [
     "AiostepError",
     "ClaimLostError",
+    "MissingDependencyError",
     "RecordTooLargeError",
     "StepNotRegisteredError",
     "StorageCorruptedError",
@@ -120,3 +121,8 @@ class StorageLockedError(AiostepError):
             "journal has one writer at a time. Stop or close the other one first, or use "
             "RedisStateStorage for several workers."
         )
+
+
+class MissingDependencyError(AiostepError, ImportError):
+    """An option needs an optional package that is not installed; the message names the
+    option, the package and the extra to install (``pip install 'aiostep[phone]'``)."""

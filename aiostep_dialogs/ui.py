@@ -137,6 +137,19 @@ async def show_prompt(wizard: Wizard, text: str | Text, markup: Any, *, edit: bo
     return message.message_id != stored
 
 
+async def sent_anew(wizard: Wizard, message: Message) -> bool:
+    """A prompt of a wizard with ``"edit"`` steps that could only be sent as a new message
+    (a photo, say: a text message cannot be edited into one): the press is answered, the
+    previous prompt loses its keyboard, and ``message`` is the prompt's message now. Whether
+    the stored message id changed (the caller stores it)."""
+    stored = wizard.prompt_message_id
+    current = await _take_press(wizard)
+    if current is not None and current != message.message_id:
+        await _clear_keyboard(wizard, current)
+    wizard.prompt_message_id = message.message_id
+    return message.message_id != stored
+
+
 async def refuse_press(wizard: Wizard, reason: str) -> bool:
     """Answer a rejected button press of an ``"edit"`` step with a toast saying ``reason``,
     leaving the message (and its buttons) as it is; ``False`` if no press is being handled."""

@@ -48,6 +48,8 @@ from aiostep_dialogs import ui as _ui
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
+from aiostep_dialogs.media import Media, MediaSource, check_captions, send_media_prompt
+from aiostep_dialogs.requests import CompiledRequest, Request, compile_request, request_kind
 from aiostep_dialogs.validators import ValidationError, Validator
 
 if TYPE_CHECKING:
@@ -88,6 +90,9 @@ class StepSpec:
     ui: _ui.UI | None = None
     #: options from a callable, multi-select, pages or layout (``None``: a plain fixed list)
     picker: ch.Picker | None = None
+    request: Request | None = None
+    request_label: str | None = None
+    media: Media | None = None
 
 
 def step(
@@ -108,6 +113,12 @@ def step(
     max: int | None = None,
     per_page: int | None = None,
     columns: int | None = None,
+    request: Request | None = None,
+    request_label: str | None = None,
+    photo: MediaSource | None = None,
+    document: MediaSource | None = None,
+    video: MediaSource | None = None,
+    animation: MediaSource | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -144,6 +155,22 @@ def step(
         per_page: options shown a page, with previous/next buttons (page turns and toggles
             are not answers).
         columns: option buttons a row (default: up to three short ones on a row, else one).
+        request: a reply-keyboard button that makes the user's app send what only it can:
+            ``"contact"`` (their own phone number), ``"location"``, ``"poll"``, ``"users"``,
+            ``"chat"``, or aiogram's ``KeyboardButtonPollType`` / ``KeyboardButtonRequestUsers``
+            / ``KeyboardButtonRequestChat`` for their options. Without ``validate`` the step
+            takes only that answer (`v.contact()`, `v.location()`, `v.poll()`,
+            `v.users_shared()`, `v.chat_shared()`); anything else gets ``texts.use_button``.
+            The keyboard is removed by the next prompt.
+        request_label: the button's text (default: ``texts.request_<kind>``).
+        photo: send the prompt as the caption of this photo: a ``file_id`` or URL (``str``),
+            a file on disk (``pathlib.Path``, uploaded once per process and bot) or an aiogram
+            ``InputFile``. ``document``, ``video`` and ``animation`` likewise; one per step.
+
+    Raises:
+        TypeError: ``request`` is unknown or combined with ``choices``; a media source is of
+            the wrong type, or more than one is given.
+        FileNotFoundError: a media ``Path`` names no file.
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -178,6 +205,20 @@ def step(
         per_page=per_page,
         columns=columns,
     )
+    if request is not None:
+        request_kind(request)
+        if options is not None:
+            raise TypeError(
+                f"step {state!r}: request= shows its own reply keyboard and cannot be combined "
+                "with choices=; ask for the choice in a step of its own"
+            )
+    sources = {"photo": photo, "document": document, "video": video, "animation": animation}
+    given = [(kind, source) for kind, source in sources.items() if source is not None]
+    if len(given) > 1:
+        raise TypeError(
+            f"step {state!r}: one medium per prompt; got {' and '.join(k for k, _ in given)}"
+        )
+    media = Media.of(given[0][0], given[0][1]) if given else None  # type: ignore[arg-type]
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
@@ -196,6 +237,9 @@ def step(
             prompt_needs=prompt_needs,
             ui=shown,
             picker=picker,
+            request=request,
+            request_label=request_label,
+            media=media,
         )
         return fn
 
@@ -232,6 +276,13 @@ class Texts:
     too_few: str = "Choose at least {min}."
     too_many: str = "You can choose at most {max}."
     use_buttons: str = "Please use the buttons."
+    # the labels of request buttons (`@step(request=...)`), and the reason for another answer
+    request_contact: str = "Share my phone number"
+    request_location: str = "Send my location"
+    request_poll: str = "Create a poll"
+    request_users: str = "Choose a user"
+    request_chat: str = "Choose a chat"
+    use_button: str = 'Please use the "{label}" button below.'
 
 
 @dataclass(frozen=True)
@@ -375,6 +426,7 @@ class Wizard:
     #: the handler data of the update being handled (empty outside one): what aiogram would
     #: pass a handler (``bot``, ``event_from_user``, middleware data, ``dp["..."]`` values)
     middleware_data: Mapping[str, Any] = MappingProxyType({})
+    _requests: ClassVar[dict[str, CompiledRequest]] = {}
     # set on a restored wizard: its stored state was removed, and it was moved (not yet
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
@@ -435,12 +487,18 @@ class Wizard:
                     f"member of {cls.__qualname__}.State"
                 )
         _check_targets(cls, state_enum, specs)
+        check_captions(cls.__qualname__, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
         cls._renamed = _check_drift_options(cls, state_enum)
         shown = _ui.check_ui(cls.ui, f"{cls.__qualname__}.ui")
         cls._edit_states = frozenset(s.state.name for s in specs if (s.ui or shown) == "edit")
         cls._edits = bool(cls._edit_states)
+        cls._requests = {
+            s.state.name: compile_request(s, cls._step_name(s), cls.texts)
+            for s in specs
+            if s.request is not None
+        }
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
         previous = _wizards.get(cls.wizard_id)
@@ -1194,7 +1252,9 @@ class Wizard:
         if spec.choices is not None:
             chain.append(v.choice(spec.choices))
         elif not spec.validate:
-            chain.append(v.text())
+            # a request step takes only the button's answer, unless it says otherwise
+            request = spec.request is not None and self._requests[spec.state.name]
+            chain.append(request.validator if request else v.text())
         chain.extend(spec.validate)
         return await v.run(chain, raw)
 
@@ -1383,12 +1443,16 @@ class Wizard:
         return f"{escape(progress, mode)}\n{body}"
 
     def _closing_markup(self) -> ReplyKeyboardRemove | None:
-        uses_reply = any(s.choices and s.keyboard == "reply" for s in self._steps)
+        uses_reply = any(
+            (s.choices and s.keyboard == "reply") or s.request is not None for s in self._steps
+        )
         return ReplyKeyboardRemove() if uses_reply else None
 
     def _markup(self, spec: StepSpec) -> Any:
         if spec.picker is not None:
             return ch.markup(self, spec)
+        if spec.request is not None:
+            return self._requests[spec.state.name].markup
         if not spec.choices:
             return self._closing_markup()
         labels = list(spec.choices.values())
@@ -1425,6 +1489,12 @@ class Wizard:
         if spec.picker is not None:
             await ch.before_send(self, spec)
         prompt = await self._render(spec)
+        if spec.media is not None:
+            sent = await send_media_prompt(self, spec.media, prompt, error, self._markup(spec))
+            # one-message mode: a medium is always a new message (text cannot become one)
+            if self._edits and (await _ui.sent_anew(self, sent) or park):
+                await self._park(spec)
+            return
         if error:
             # A rejection's reason is plain text: it often quotes what the user sent.
             if isinstance(prompt, Text):
@@ -1689,6 +1759,7 @@ class _PromptGuard:
             return result
         wizard = cls._restore(record, key, bot, event)
         if wizard is not None:
+            wizard.middleware_data = data
             await wizard._settle()
             await wizard._send_prompt(wizard._spec())
         return result

@@ -234,6 +234,57 @@ class Conversation:
         """Send a location."""
         return await self._send({"location": {"latitude": latitude, "longitude": longitude}})
 
+    async def send_poll(
+        self,
+        question: str = "Question?",
+        options: Sequence[str] = ("Yes", "No"),
+        *,
+        type: str = "regular",
+    ) -> Message:
+        """Send a poll the user made (what a ``request_poll`` button's poll editor sends)."""
+        poll = {
+            "id": f"poll-{self.sim._file_id('poll')}",
+            "question": question,
+            # persistent_id, allows_revoting, members_only: required by newer Bot APIs
+            "options": [
+                {"text": option, "voter_count": 0, "persistent_id": str(i)}
+                for i, option in enumerate(options)
+            ],
+            "total_voter_count": 0,
+            "is_closed": False,
+            "is_anonymous": True,
+            "type": type,
+            "allows_multiple_answers": False,
+            "allows_revoting": False,
+            "members_only": False,
+        }
+        return await self._send({"poll": poll})
+
+    async def send_users_shared(self, request_id: int, users: Sequence[User | int]) -> Message:
+        """Share ``users`` in answer to the ``request_users`` button ``request_id`` (a
+        ``users_shared`` service message; names are given for ``User`` objects)."""
+        shared = [
+            {"user_id": user}
+            if isinstance(user, int)
+            else {
+                "user_id": user.id,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "username": user.username,
+            }
+            for user in users
+        ]
+        return await self._send({"users_shared": {"request_id": request_id, "users": shared}})
+
+    async def send_chat_shared(self, request_id: int, chat: Chat | int) -> Message:
+        """Share ``chat`` in answer to the ``request_chat`` button ``request_id`` (a
+        ``chat_shared`` service message; title and username are given for a ``Chat``)."""
+        if isinstance(chat, int):
+            shared: dict[str, Any] = {"chat_id": chat}
+        else:
+            shared = {"chat_id": chat.id, "title": chat.title, "username": chat.username}
+        return await self._send({"chat_shared": {"request_id": request_id, **shared}})
+
     async def edit(self, message: MessageRef, text: str) -> Message:
         """Edit one of the user's own messages (an ``edited_message`` update).
 
@@ -340,17 +391,26 @@ class Conversation:
         await self.sim.feed(self.sim._update(callback_query=query), chat_id=self.chat.id)
         return query
 
-    async def press(self, text: str) -> Message:
+    async def press(
+        self,
+        text: str,
+        *,
+        location: tuple[float, float] = (51.5074, -0.1278),
+        share: Sequence[User | int] | Chat | int | None = None,
+        poll: Sequence[str] = ("Question?", "Yes", "No"),
+    ) -> Message:
         """Press the button ``text`` of the reply keyboard shown here
         ([`keyboard`][aiostep.testing.Conversation.keyboard]).
 
-        An ordinary button sends its text; a ``request_contact`` button shares the user's
-        contact.
+        An ordinary button sends its text. A request button sends what the user's app would:
+        ``request_contact`` the user's own contact, ``request_location`` ``location``,
+        ``request_poll`` a poll (``poll``: the question, then the options; a quiz if the
+        button asks for one), ``request_users`` the users in ``share`` (default: a new
+        simulated user), ``request_chat`` the chat ``share`` (default: a new group).
 
         Raises:
             AssertionError: no reply keyboard here has that button (shows the transcript).
-            NotImplementedError: another kind of request button (send it yourself, e.g.
-                [`send_location`][aiostep.testing.Conversation.send_location]).
+            ValueError: a ``request_chat`` button pressed with a list of users to ``share``.
         """
         markup = self._reply_keyboard()
         buttons = [b for row in markup.keyboard for b in row] if markup is not None else []
@@ -362,16 +422,25 @@ class Conversation:
             )
         if button.request_contact:
             return await self.send_contact()
-        requests = [
-            name
-            for name, value in button.model_dump(exclude_none=True).items()
-            if name != "text" and value
-        ]
-        if requests:
-            raise NotImplementedError(
-                f"button ({text}) asks for {requests[0]}; send that with the matching send_* "
-                "method of Conversation"
+        if button.request_location:
+            return await self.send_location(*location)
+        if button.request_poll is not None:
+            return await self.send_poll(
+                poll[0], poll[1:], type=button.request_poll.type or "regular"
             )
+        if button.request_users is not None or button.request_chat is not None:
+            if share is None:  # someone the user might pick: a new user, a new group
+                share = [self.sim.user()] if button.request_users is not None else self.sim.group()
+            if button.request_users is not None:
+                users = [share] if isinstance(share, (int, Chat)) else share
+                return await self.send_users_shared(
+                    button.request_users.request_id,
+                    [u for u in users if not isinstance(u, Chat)],
+                )
+            assert button.request_chat is not None
+            if not isinstance(share, (int, Chat)):
+                raise ValueError(f"button ({text}) shares one chat: pass share=chat (or its id)")
+            return await self.send_chat_shared(button.request_chat.request_id, share)
         return await self.send(text)
 
     # --- reading -----------------------------------------------------------------------------

@@ -502,3 +502,11 @@ def test_ctrl_c_leaves_quietly_and_gives_the_terminal_back(terminal: Terminal) -
     assert "Traceback" not in screen, screen
     assert "KeyboardInterrupt" not in screen, screen
     assert termios.tcgetattr(terminal.slave) == before, screen  # echo and line editing are back
+
+
+def test_typing_a_request_buttons_label_presses_it() -> None:
+    target = "docs/snippets/media_requests.py:Delivery"
+    out = play(target, ["1", "Share my phone number", "Send my location"])
+    assert "bot> [photo] Today's menu: what would you like?" in out
+    assert "user> [location 51.5074, -0.1278]" in out  # pressed, not typed
+    assert "bot> On its way: soup for +15550100000\n  (keyboard removed)" in out

@@ -450,6 +450,34 @@ async def test_dependencies_guide() -> None:
     await snippet("step_dependencies").test_an_order_is_saved_in_the_database()
 
 
+@covers("media_requests.py")
+async def test_media_and_requests_guide() -> None:
+    pytest.importorskip("phonenumbers")
+    async with BotSimulator(snippet("media_requests").build) as sim:
+        talk = sim.chat()
+        await talk.send("/order")
+        assert talk.last_message is not None and talk.last_message.kind == "photo"
+        talk.assert_last("Today's menu: what would you like?", buttons=[["Soup", "Pie"]])
+        await talk.click("Pie")
+        assert talk.keyboard == [["Share my phone number"]]
+        await talk.send("020 7946 0958")
+        assert talk.last is not None
+        assert talk.last.startswith("Please include the country code, like +44 20 7946 0958.")
+        await talk.press("Share my phone number")
+        assert talk.keyboard == [["Send my location"]]
+        await talk.send("the red door")
+        assert (
+            talk.last
+            == 'Please use the "Send my location" button below.\n\nWhere should we bring it?'
+        )
+        await talk.press("Send my location")
+        talk.assert_last("On its way: pie for +15550100000")
+        assert talk.keyboard is None
+        await talk.send("/call")
+        await talk.send("020 7946 0958")
+        talk.assert_last("We will call +442079460958.")
+
+
 @covers("storage_backends.py")
 async def test_storages_guide_memory_file_and_json(tmp_path: Path) -> None:
     module = snippet("storage_backends")

@@ -1,0 +1,113 @@
+"""Reply-keyboard request buttons of wizard steps: "Share my phone", "Send my location"...
+
+A step declared with ``request=`` shows one reply-keyboard button that makes the user's Telegram
+app send something only the app can: the user's own contact, a location, a poll made in the
+poll editor, users or a chat picked from a list. The button and the step's default validator
+are built once per wizard class (the button's label comes from the step's ``request_label`` or
+the wizard's [`Texts`][aiostep_dialogs.Texts]); a step without ``request`` never looks here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, cast
+
+from aiogram.types import (
+    KeyboardButton,
+    KeyboardButtonPollType,
+    KeyboardButtonRequestChat,
+    KeyboardButtonRequestUsers,
+    ReplyKeyboardMarkup,
+)
+
+from aiostep_dialogs import validators as v
+from aiostep_dialogs.validators import Validator
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.wizard import StepSpec, Texts
+
+__all__ = ["Request", "RequestKind"]
+
+#: What a request button asks the user's app to send.
+RequestKind = Literal["contact", "location", "poll", "users", "chat"]
+
+#: A step's ``request=``: a kind by name (defaults for everything), or aiogram's own object
+#: for the kinds that have options (a quiz only, up to 3 users, channels only...).
+Request = (
+    RequestKind | KeyboardButtonPollType | KeyboardButtonRequestUsers | KeyboardButtonRequestChat
+)
+
+_KINDS: tuple[str, ...] = ("contact", "location", "poll", "users", "chat")
+
+
+def request_kind(request: object) -> RequestKind:
+    """The kind of a step's ``request=`` value.
+
+    Raises:
+        TypeError: ``request`` is not one of the kinds nor aiogram's request object.
+    """
+    if isinstance(request, KeyboardButtonPollType):
+        return "poll"
+    if isinstance(request, KeyboardButtonRequestUsers):
+        return "users"
+    if isinstance(request, KeyboardButtonRequestChat):
+        return "chat"
+    if isinstance(request, str) and request in _KINDS:
+        return cast(RequestKind, request)
+    raise TypeError(
+        f"request={request!r}: use one of {', '.join(repr(k) for k in _KINDS)}, or aiogram's "
+        "KeyboardButtonPollType / KeyboardButtonRequestUsers / KeyboardButtonRequestChat"
+    )
+
+
+@dataclass(frozen=True)
+class CompiledRequest:
+    """A request step's reply keyboard and the validator it uses when it declares none."""
+
+    markup: ReplyKeyboardMarkup
+    validator: Validator
+
+
+def _request_id(step_name: str) -> int:
+    """A stable ``request_id`` for a step's users/chat button (a signed 32-bit int): the same
+    in every process, so an answer after a restart still matches its button."""
+    return int.from_bytes(hashlib.sha1(step_name.encode()).digest()[:4], "big") >> 1
+
+
+def compile_request(spec: StepSpec, step_name: str, texts: Texts) -> CompiledRequest:
+    """The button, keyboard and default validator of the step ``spec`` (``spec.request`` set)."""
+    request = spec.request
+    kind = request_kind(request)
+    label = spec.request_label or getattr(texts, f"request_{kind}")
+    hint = texts.use_button.format(label=label)
+    button: KeyboardButton
+    validator: Validator
+    if kind == "contact":
+        button = KeyboardButton(text=label, request_contact=True)
+        validator = v.contact(error=hint)
+    elif kind == "location":
+        button = KeyboardButton(text=label, request_location=True)
+        validator = v.location(error=hint)
+    elif kind == "poll":
+        poll = request if isinstance(request, KeyboardButtonPollType) else KeyboardButtonPollType()
+        button = KeyboardButton(text=label, request_poll=poll)
+        validator = v.poll(error=hint)
+    elif kind == "users":
+        users = (
+            request
+            if isinstance(request, KeyboardButtonRequestUsers)
+            else KeyboardButtonRequestUsers(request_id=_request_id(step_name))
+        )
+        button = KeyboardButton(text=label, request_users=users)
+        validator = v.users_shared(request_id=users.request_id, error=hint)
+    else:
+        chat = (
+            request
+            if isinstance(request, KeyboardButtonRequestChat)
+            else KeyboardButtonRequestChat(request_id=_request_id(step_name), chat_is_channel=False)
+        )
+        button = KeyboardButton(text=label, request_chat=chat)
+        validator = v.chat_shared(request_id=chat.request_id, error=hint)
+    markup = ReplyKeyboardMarkup(keyboard=[[button]], resize_keyboard=True, one_time_keyboard=True)
+    return CompiledRequest(markup, validator)
