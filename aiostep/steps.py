@@ -90,7 +90,7 @@ async def register_next_step(
         on_timeout: called on expiry with what it asks for by name: ``bot``, ``user_id``,
             ``chat_id``, ``thread_id``, ``conversation`` and the step's kwargs.
         filter: updates failing it go to the normal handlers (in-process steps; a persisted
-            step's filter is declared with ``@aiostep.step(filter=...)``).
+            step's filter is declared with ``@aiostep.persisted_step(filter=...)``).
         updates: as for [`wait_for`][aiostep.wait_for] (default: the step's registration, else
             messages only).
         allow_commands: as for [`wait_for`][aiostep.wait_for] (default: the step's registration,
@@ -225,7 +225,7 @@ def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> R
     if entry is None:
         raise StepNotRegisteredError(
             f"{what} {fn!r} is not a registered step, and a persistent next step is stored by "
-            "name: decorate it with @aiostep.step('some.name')"
+            "name: decorate it with @aiostep.persisted_step('some.name')"
         )
     return entry
 
@@ -250,7 +250,7 @@ async def _register_persisted(
     if request.filter is not None:
         raise TypeError(
             f"a persisted step's filter is declared once, at registration: "
-            f"@aiostep.step({entry.name!r}, filter=...)"
+            f"@aiostep.persisted_step({entry.name!r}, filter=...)"
         )
     stored_kwargs = request.kwargs or {}
     check_json(stored_kwargs, "kwargs")  # the storage copies what it keeps

@@ -211,9 +211,11 @@ def _i18n_middlewares(data: Mapping[str, Any]) -> Iterator[I18nMiddleware]:
 
 
 def _user_locale(event: TelegramObject | None, data: Mapping[str, Any]) -> str | None:
-    user = data.get("event_from_user")
+    # the event's sender first: a wizard started for one user from another's update
+    # (``Wizard.start(event)`` in an admin's handler) speaks the language of its own user
+    user = getattr(event, "from_user", None)
     if not isinstance(user, User):
-        user = getattr(event, "from_user", None)
+        user = data.get("event_from_user")
     code = getattr(user, "language_code", None)
     return code if isinstance(code, str) and code else None
 

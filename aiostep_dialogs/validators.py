@@ -10,19 +10,23 @@ compose: ``validate=[v.text(), my_check]`` or ``v.chain(v.text(), my_check)``.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import inspect
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiogram.types import Message
 
+from aiostep.exceptions import MissingDependencyError
 from aiostep_dialogs.i18n import DEFAULT_LOCALE, N_, Language, Localized
 
 __all__ = [
     "ValidationError",
     "Validator",
     "chain",
+    "chat_shared",
     "choice",
     "contact",
     "date",
@@ -33,8 +37,10 @@ __all__ = [
     "number",
     "phone",
     "photo",
+    "poll",
     "run",
     "text",
+    "users_shared",
     "yes_no",
 ]
 
@@ -92,6 +98,9 @@ _SEND = {
     "a file": N_("Please send a file."),
     "a contact": N_("Please send a contact."),
     "a location": N_("Please send a location."),
+    "a poll": N_("Please send a poll."),
+    "users": N_("Please send users."),
+    "a chat": N_("Please send a chat."),
 }
 
 
@@ -280,18 +289,120 @@ def email(*, error: Localized | None = None) -> Validator:
     return validate
 
 
-def phone(*, error: Localized | None = None) -> Validator:
-    """A phone number, typed or shared as a contact; returns ``+`` and 7 to 15 digits."""
+_PHONE_EXAMPLE = "+44 20 7946 0958"
+_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def _ascii_digits(raw: str) -> str:
+    """``raw`` with every decimal digit of any script as its ASCII digit, as ``int()`` reads
+    them (``"٠٢٠"`` -> ``"020"``); other characters unchanged (``"²"`` is not a decimal digit)."""
+    if raw.isascii():
+        return raw
+    return re.sub(r"\d", lambda m: str(unicodedata.decimal(m.group())), raw)
+
+
+def _phonenumbers() -> Any:
+    """The ``phonenumbers`` module, or ``None`` when it is not installed."""
+    try:
+        return importlib.import_module("phonenumbers")
+    except ImportError:
+        return None
+
+
+def _own_contact(msg: Message, error: Localized | None) -> None:
+    sender = msg.from_user
+    shared = msg.contact
+    if shared is None or sender is None or shared.user_id != sender.id:
+        raise _rejected(
+            error,
+            N_("Please share your own contact (the button below shares it), not someone else's."),
+        )
+
+
+def _shared_number(raw: str) -> str:
+    """A shared contact's number: Telegram gives it in international form, with or without
+    ``+`` (``"15550100000"``); never a national number to place."""
+    digits = _SEPARATORS.sub("", _ascii_digits(raw.strip()))
+    return digits if digits.startswith("+") else "+" + digits
+
+
+def phone(
+    *,
+    region: str | None = None,
+    own: bool = False,
+    typed: bool = True,
+    error: Localized | None = None,
+) -> Validator:
+    """A phone number, typed or shared as a contact; returns it in E.164 form (``"+442079460958"``).
+
+    Digits of any script are read as ``v.integer`` reads them; spaces, dashes, dots and
+    brackets are ignored. A typed number must name its country (``+44 20 7946 0958``) unless
+    ``region`` says which country a national number (``020 7946 0958``) is in. Nothing is
+    guessed: a number without a country code and no ``region`` is refused with a reason that
+    asks for it.
+
+    With the [`phonenumbers`](https://pypi.org/project/phonenumbers/) package (the
+    ``aiostep[phone]`` extra) a typed number is checked against the numbering plan of its
+    country; without it, ``+`` and 7 to 15 digits are accepted. A shared contact's number comes
+    from Telegram in international form and is only normalised.
+
+    Args:
+        region: the two-letter country (``"GB"``, ``"US"``) a national number is read in; needs
+            ``phonenumbers``.
+        own: accept a shared contact only if it is the sender's own (a "Share my phone" button
+            shares it). A typed number is the user's word either way.
+        typed: accept a typed number; ``False`` accepts only a shared contact.
+        error: shown instead of every built-in reason.
+
+    Raises:
+        MissingDependencyError: ``region`` was given and ``phonenumbers`` is not installed.
+        ValueError: ``region`` is not a region ``phonenumbers`` knows.
+    """
+    numbers = _phonenumbers()
+    if region is not None:
+        if numbers is None:
+            raise MissingDependencyError(
+                f"v.phone(region={region!r}) reads national numbers with the phonenumbers "
+                "package, which is not installed: pip install 'aiostep[phone]' (or leave "
+                "region out and ask users for the country code)"
+            )
+        if region.upper() not in numbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"v.phone(region={region!r}): not a region phonenumbers knows; give a "
+                "two-letter country code such as 'GB' or 'US'"
+            )
+        region = region.upper()
+    # whole sentences for the catalog (the example number is the one _PHONE_EXAMPLE names)
+    ask = N_("Please send a phone number, like +44 20 7946 0958.")
+    ask_country = N_("Please include the country code, like +44 20 7946 0958.")
 
     def validate(value: Any) -> str:
         if isinstance(value, Message) and value.contact is not None:
-            raw = value.contact.phone_number
-        else:
-            raw = _text_of(value, "a phone number")
-        digits = re.sub(r"[\s\-().]", "", raw.strip())
-        if not re.fullmatch(r"\+?\d{7,15}", digits):
-            raise _rejected(error, N_("Please send a phone number, like +44 20 7946 0958."))
-        return digits if digits.startswith("+") else "+" + digits
+            if own:
+                _own_contact(value, error)
+            return _shared_number(value.contact.phone_number)
+        if not typed:
+            raise _rejected(error, N_("Please share your phone number with the button below."))
+        raw = _ascii_digits(_text_of(value, "a phone number").strip())
+        digits = _SEPARATORS.sub("", raw)
+        if not re.fullmatch(r"\+?\d{3,17}", digits):
+            raise _rejected(error, ask)
+        if not digits.startswith("+") and region is None:
+            # a national number ("020 7946 0958"): which country it is in cannot be known
+            raise _rejected(error, ask_country if len(digits) >= 7 else ask)
+        if numbers is not None:
+            try:
+                parsed = numbers.parse(digits, region)
+            except numbers.NumberParseException as exc:
+                if exc.error_type == numbers.NumberParseException.INVALID_COUNTRY_CODE:
+                    raise _rejected(error, ask_country) from None
+                raise _rejected(error, ask) from None
+            if not numbers.is_valid_number(parsed):
+                raise _rejected(error, ask)
+            return str(numbers.format_number(parsed, numbers.PhoneNumberFormat.E164))
+        if not re.fullmatch(r"\+\d{7,15}", digits):
+            raise _rejected(error, ask)
+        return digits
 
     return validate
 
@@ -360,15 +471,30 @@ def document(*, error: Localized | None = None) -> Validator:
     return validate
 
 
-def contact(*, error: Localized | None = None) -> Validator:
-    """A shared contact; returns ``{"phone_number", "first_name", "user_id"}``."""
+def contact(*, own: bool = False, error: Localized | None = None) -> Validator:
+    """A shared contact; returns ``{"phone_number", "first_name", "user_id"}`` (a dict, so it
+    can be stored), the number normalised to E.164 (``"+15550100000"``).
+
+    Args:
+        own: accept only the sender's own contact (``contact.user_id`` is theirs), as a
+            ``request="contact"`` button shares it; a contact picked from the address book is
+            refused. For a step that also takes a typed number use
+            [`v.phone(own=True)`][aiostep_dialogs.validators.phone], which returns the number.
+        error: shown instead of the built-in reasons.
+    """
 
     def validate(value: Any) -> dict[str, Any]:
         msg = _message(value, "a contact", error)
         if msg.contact is None:
             raise _rejected(error, N_("Please share a contact."))
+        if own:
+            _own_contact(msg, error)
         c = msg.contact
-        return {"phone_number": c.phone_number, "first_name": c.first_name, "user_id": c.user_id}
+        return {
+            "phone_number": _shared_number(c.phone_number),
+            "first_name": c.first_name,
+            "user_id": c.user_id,
+        }
 
     return validate
 
@@ -381,5 +507,74 @@ def location(*, error: Localized | None = None) -> Validator:
         if msg.location is None:
             raise _rejected(error, N_("Please share a location."))
         return {"latitude": msg.location.latitude, "longitude": msg.location.longitude}
+
+    return validate
+
+
+def poll(*, error: Localized | None = None) -> Validator:
+    """A poll the user created (a ``request="poll"`` button opens the poll editor); returns
+    ``{"id", "question", "options", "type", "allows_multiple_answers"}``, ``options`` being
+    the option texts."""
+
+    def validate(value: Any) -> dict[str, Any]:
+        msg = _message(value, "a poll", error)
+        if msg.poll is None:
+            raise _rejected(error, N_("Please send a poll."))
+        p = msg.poll
+        return {
+            "id": p.id,
+            "question": p.question,
+            "options": [option.text for option in p.options],
+            "type": p.type,
+            "allows_multiple_answers": p.allows_multiple_answers,
+        }
+
+    return validate
+
+
+def users_shared(*, request_id: int | None = None, error: Localized | None = None) -> Validator:
+    """Users shared with a ``request="users"`` button; returns a list of
+    ``{"user_id", "first_name", "last_name", "username"}`` (the names are ``None`` unless the
+    button asked for them: ``KeyboardButtonRequestUsers(request_name=True, ...)``).
+
+    Args:
+        request_id: accept only the answer to the button with this ``request_id``.
+        error: shown instead of the built-in reason.
+    """
+
+    def validate(value: Any) -> list[dict[str, Any]]:
+        msg = _message(value, "users", error)
+        shared = msg.users_shared
+        if shared is None or (request_id is not None and shared.request_id != request_id):
+            raise _rejected(error, N_("Please choose with the button below."))
+        return [
+            {
+                "user_id": user.user_id,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "username": user.username,
+            }
+            for user in shared.users
+        ]
+
+    return validate
+
+
+def chat_shared(*, request_id: int | None = None, error: Localized | None = None) -> Validator:
+    """A chat shared with a ``request="chat"`` button; returns
+    ``{"chat_id", "title", "username"}`` (``title``/``username`` are ``None`` unless the button
+    asked for them).
+
+    Args:
+        request_id: accept only the answer to the button with this ``request_id``.
+        error: shown instead of the built-in reason.
+    """
+
+    def validate(value: Any) -> dict[str, Any]:
+        msg = _message(value, "a chat", error)
+        shared = msg.chat_shared
+        if shared is None or (request_id is not None and shared.request_id != request_id):
+            raise _rejected(error, N_("Please choose a chat with the button below."))
+        return {"chat_id": shared.chat_id, "title": shared.title, "username": shared.username}
 
     return validate

@@ -21,9 +21,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 from aiostep.exceptions import RecordTooLargeError
+
+if TYPE_CHECKING:
+    from aiostep.handover import WaiterHandover
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -166,6 +169,7 @@ class ClaimStatus(enum.IntEnum):
     BUSY = 5  #: another update is running this conversation's step: wait for its outcome
     STALE = 6  #: the update is at or below the last applied ``update_id``: already applied
     WAIT = 7  #: shared storages: hold the update for the ordering window, then claim again
+    WAITER = 8  #: shared storages: a ``wait_for`` parked in another worker takes the update
 
 
 @dataclass
@@ -176,6 +180,8 @@ class Claim:
     status: ClaimStatus
     record: StateContext | None
     owner: str | None = None
+    #: with ``WAITER``: the remote waiter, as ``storage.handover.offer`` takes it
+    waiter: str | None = None
 
 
 def state_name(state: StateT) -> str | None:
@@ -675,7 +681,7 @@ def callback_name(callback: Any) -> str | None:
 
         raise StepNotRegisteredError(
             f"callback {callback!r} is not a registered step, so it cannot be stored by name; "
-            "decorate it with @aiostep.step('a.name')"
+            "decorate it with @aiostep.persisted_step('a.name')"
         )
     return entry.name
 
@@ -712,6 +718,9 @@ class BaseStorage(ABC):
     #: the conversation busy for a lease, so a message that reaches another worker meanwhile
     #: waits for the step's outcome instead of racing past it.
     shared: bool = False
+    #: shared storages: how a ``wait_for`` parked in one worker gets the answer another worker
+    #: receives (``None``: waiters are answered in their own process only)
+    handover: WaiterHandover | None = None
 
     def __init__(
         self, ex: ExpiryT = None, *, max_record_bytes: int | None = MAX_RECORD_BYTES

@@ -460,3 +460,177 @@ def test_a_language_dict_of_non_strings_is_refused_where_it_is_declared() -> Non
 
             @step(State.A, prompt={"en": "A?", "ru": 42})  # type: ignore[dict-item]
             async def a(self, value: str) -> None: ...
+
+
+# -- choices from data, multi-select, pages and request buttons ------------------------------
+
+
+def cities(locale: str) -> dict[str, str]:
+    """A choices callable that takes only ``locale``: it gets the user's language."""
+    names = {"msk": ("Moscow", "Москва"), "spb": ("St Petersburg", "Петербург")}
+    names |= {"kzn": ("Kazan", "Казань"), "ekb": ("Yekaterinburg", "Екатеринбург")}
+    ru = locale.startswith("ru")
+    return {value: pair[1] if ru else pair[0] for value, pair in names.items()}
+
+
+class Trip(Wizard, name="t_i18n_trip"):
+    """Paged options from a callable, a multi-select of localized labels, a request button:
+    every button, toast and reason of theirs comes from ``Texts`` or the step."""
+
+    class State(Enum):
+        CITY = auto()
+        EXTRAS = auto()
+        PHONE = auto()
+
+    @step(State.CITY, prompt={"en": "City?", "ru": "Город?"}, choices=cities, per_page=2)
+    async def city(self, value: str) -> None:
+        self.data["city"] = value
+
+    @step(
+        State.EXTRAS,
+        prompt={"en": "Extras?", "ru": "Дополнительно?"},
+        choices={"bag": {"en": "Bag", "ru": "Багаж"}, "meal": {"en": "Meal", "ru": "Обед"}},
+        multi=True,
+        min=2,
+        max=2,
+    )
+    async def extras(self, value: list[str]) -> None:
+        self.data["extras"] = value
+
+    @step(State.PHONE, prompt={"en": "Phone?", "ru": "Телефон?"}, request="contact")
+    async def phone_number(self, value: dict[str, Any]) -> Finish:
+        return self.finish(value["phone_number"])
+
+    async def on_finish(self) -> None:
+        await self.answer(f"{self.data['city']} {self.data['extras']} {self.result}")
+
+
+def trip_bot(dp: Dispatcher, storage: object) -> None:
+    Trip.setup(dp, entry=Command("trip"), storage=storage)
+
+
+async def test_choices_multi_select_and_request_buttons_speak_russian(backend: Backend) -> None:
+    sim = backend.simulator(trip_bot)
+    group = sim.group()
+    talk = sim.chat(sim.user(language_code="ru"), group)
+    other = sim.chat(sim.user(language_code="ru"), group)
+    await talk.send("/trip")
+    talk.assert_last("Город?", buttons=[["Москва", "Петербург"], ["Далее »"]])
+    await talk.click("Далее »")
+    page = talk.last_message
+    assert page is not None and page.buttons == [["Казань", "Екатеринбург"], ["« Назад"]]
+    await other.click("Казань", message=page)  # another user's button
+    assert other.toasts == ["Эта кнопка не для вас."]
+    await talk.send("Хабаровск")  # a typed miss at a paged step: use the buttons
+    assert talk.last is not None and talk.last.startswith("Пожалуйста, воспользуйтесь кнопками.")
+    await talk.send("казань")  # a typed label in the user's language is an answer
+    talk.assert_last("Дополнительно?", buttons=[["Багаж", "Обед"], ["Готово"]])
+    extras = talk.last_message
+    assert extras is not None
+    await talk.click("Багаж")
+    await talk.click("Готово")  # one of two: refused with a toast
+    assert talk.toasts[-1] == "Выберите хотя бы 2."
+    assert extras.buttons == [["✅ Багаж", "Обед"], ["Готово"]]
+    await talk.click("Обед")
+    await talk.click("Готово")
+    talk.assert_last("Телефон?")
+    assert talk.keyboard == [["Поделиться номером телефона"]]
+    await talk.send("+7 900 000-00-00")  # typed, where only the button's answer is taken
+    assert talk.last == "Пожалуйста, нажмите кнопку «Поделиться номером телефона» ниже.\n\nТелефон?"
+    await talk.press("Поделиться номером телефона")
+    assert talk.last is not None and talk.last.startswith("kzn ['bag', 'meal'] +")
+
+    en = sim.chat(sim.user(language_code="en"))  # the same wizard, in English
+    await en.send("/trip")
+    en.assert_last("City?", buttons=[["Moscow", "St Petersburg"], ["Next »"]])
+    await en.click("Moscow")
+    await en.click("Bag")
+    await en.click("Done")
+    assert en.toasts[-1] == "Choose at least 2."
+    await en.click("Meal")
+    await en.click("Done")
+    assert en.keyboard == [["Share my phone number"]]
+
+
+class Callback(Wizard, name="t_i18n_callback"):
+    """``v.phone`` (asks for the country code) and ``v.contact(own=True)``."""
+
+    class State(Enum):
+        PHONE = auto()
+        CONTACT = auto()
+
+    @step(State.PHONE, prompt="Phone?", validate=v.phone(own=True))
+    async def phone_number(self, value: str) -> None:
+        self.data["phone"] = value
+
+    @step(State.CONTACT, prompt="Contact?", validate=v.contact(own=True))
+    async def contact(self, value: dict[str, Any]) -> Finish:
+        return self.finish(value["phone_number"])
+
+    async def on_finish(self) -> None:
+        await self.answer(f"{self.data['phone']} {self.result}")
+
+
+def callback_bot(dp: Dispatcher, storage: object) -> None:
+    Callback.setup(dp, entry=Command("callback"), storage=storage)
+
+
+async def test_phone_and_own_contact_reasons_speak_the_users_language(backend: Backend) -> None:
+    talk = speaker(backend.simulator(callback_bot), "ru")
+    await talk.send("/callback")
+    await talk.send("020 7946 0958")  # no country code, and no region= to read it in
+    talk.assert_last("Пожалуйста, укажите код страны, например +44 20 7946 0958.\n\nPhone?")
+    await talk.send_contact(first_name="Someone", user_id=1)  # not their own
+    own = "Пожалуйста, поделитесь своим контактом (это делает кнопка ниже), а не чужим."
+    talk.assert_last(f"{own}\n\nPhone?")
+    await talk.send("+44 20 7946 0958")
+    await talk.send_contact(first_name="Someone", user_id=1)
+    talk.assert_last(f"{own}\n\nContact?")
+    await talk.send_contact()
+    talk.assert_last("+442079460958 +15550100000")
+
+
+class Street(Wizard, name="t_i18n_street"):
+    class State(Enum):
+        STREET = auto()
+
+    @step(State.STREET, prompt={"en": "Street?", "ru": "Улица?"})
+    async def street(self, value: str) -> Finish:
+        return self.finish(value)
+
+
+class Parcel(Wizard, name="t_i18n_parcel"):
+    """Calls ``Street``; its own language goes with it onto the stack."""
+
+    class State(Enum):
+        WHAT = auto()
+        DONE = auto()
+
+    @step(State.WHAT, prompt={"en": "What?", "ru": "Что?"})
+    async def what(self, value: str) -> Any:
+        self.data["what"] = value
+        return self.call(Street, key="street")
+
+    @step(State.DONE, prompt={"en": "Sure?", "ru": "Точно?"}, validate=v.yes_no())
+    async def done(self, value: bool) -> Finish:
+        return self.finish(value)
+
+
+def parcel_bot(dp: Dispatcher, storage: object) -> None:
+    Parcel.setup(dp, entry=Command("parcel"), storage=storage)
+    Street.setup(dp, storage=storage)
+
+
+async def test_a_callers_language_is_kept_on_the_stack_of_a_called_wizard(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(parcel_bot)
+    talk = speaker(sim, "ru")
+    await talk.send("/parcel")
+    await talk.send("книга")
+    talk.assert_last("Улица?")
+    record = await backend.storage.read(storage_key(key_of(talk)))
+    assert record is not None and record.kwargs["l"] == "ru"
+    assert [frame["l"] for frame in record.kwargs["st"]] == ["ru"]
+    await talk.send("Тверская")
+    talk.assert_last("Точно?")
