@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Coroutine, Mapping
+from dataclasses import fields
 from typing import Any, TypeVar
 
 import cachebox
@@ -36,8 +37,14 @@ __all__ = ["AsyncMemoryStateStorage", "MemoryStateStorage"]
 
 T = TypeVar("T")
 
-_loads = json.loads
 _intern = sys.intern
+# the C scanner itself: what json.loads runs after skipping whitespace that our compact text
+# never has (measured: 2.8 µs against 6.2 µs for a wizard's 120-character kwargs)
+_scan: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    return _scan(text, 0)[0]
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -137,13 +144,56 @@ class _Row:
         )
 
 
-_ROW_FIELDS = _Row.__slots__
+class _Replaced(StateContext):
+    """The record a write replaced, as `BaseStorage.write` returns it: its data and kwargs
+    are parsed when first read (most writers read neither, ``update_data`` reads the data)."""
+
+    @classmethod
+    def of(cls, row: _Row) -> _Replaced:
+        """The record ``row`` holds (its data and kwargs not parsed yet)."""
+        self = cls.__new__(cls)
+        vars(self).update(
+            current_state=row.current_state,
+            callback=row.callback,
+            chat_id=row.chat_id,
+            deadline=row.deadline,
+            on_timeout=row.on_timeout,
+            token=row.token,
+            accepts=row.accepts,
+            busy=row.busy,
+            claim=row.claim,
+            seq=row.seq,
+            inflight=row.inflight,
+            _texts=(row.data, row.kwargs),
+        )
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # called only for what the instance lacks: data and kwargs until first read
+        if name == "data" or name == "kwargs":
+            text = vars(self)["_texts"][name == "kwargs"]
+            value = {} if text is None else _loads(text)
+            setattr(self, name, value)
+            return value
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StateContext):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(StateContext))
+
+    __hash__ = None  # type: ignore[assignment]  # as StateContext's
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(StateContext))
+        return f"StateContext({items})"
 
 
 def _empty_row() -> _Row:
     row = _Row.__new__(_Row)
-    for name in _ROW_FIELDS:
-        setattr(row, name, None)
+    row.current_state = row.callback = row.chat_id = row.data = row.kwargs = None
+    row.deadline = row.on_timeout = row.token = row.accepts = row.busy = None
+    row.claim = row.seq = row.inflight = row.expires_at = None
     return row
 
 
@@ -270,7 +320,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         if before is not None and new is not None:
             _check_size(new, patch, k, self.max_record_bytes)
         self._put(k, new, self._ex(ex), before)
-        return None if before is None else before.record()
+        return None if before is None else _Replaced.of(before)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""
