@@ -7,6 +7,7 @@ A persisted next step is stored as a *name*; it resolves only through a
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -69,12 +70,23 @@ class RegisteredStep:
 
     def accepts(self) -> str:
         """The ``accepts`` marker stored with a pending step (read by storages' claim logic)."""
-        tags = list(self.updates)
-        if self.allow_commands:
-            tags.append("command")
-        if self.filter is not None:
-            tags.append("filter")
-        return "," + ",".join(tags) + ","
+        how = (self.updates, self.allow_commands, self.filter is not None)
+        marker = _markers.get(how)
+        if marker is None:
+            tags = list(self.updates)
+            if self.allow_commands:
+                tags.append("command")
+            if self.filter is not None:
+                tags.append("filter")
+            if len(_markers) >= 256:  # per-call prefixes (``callback_query=vote:7``) are unbounded
+                _markers.clear()
+            # one string per way of accepting, shared by every record that stores it
+            marker = _markers[how] = sys.intern("," + ",".join(tags) + ",")
+        return marker
+
+
+# built once per way of accepting updates (a handful per bot), not on every registration
+_markers: dict[tuple[tuple[str, ...], bool, bool], str] = {}
 
 
 class StepRegistry:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,14 @@ from aiostep.step_registry import (
     check_updates,
     registry,
 )
-from aiostep.storage.base import UNSET, BaseStorage, Patch, as_async, check_json, state_name
+from aiostep.storage.base import (
+    UNSET,
+    BaseStorage,
+    Patch,
+    as_async,
+    new_owner,
+    state_name,
+)
 
 if TYPE_CHECKING:
     from aiostep.middleware import Listen
@@ -253,7 +259,7 @@ async def _register_persisted(
             f"@aiostep.persisted_step({entry.name!r}, filter=...)"
         )
     stored_kwargs = request.kwargs or {}
-    check_json(stored_kwargs, "kwargs")  # the storage copies what it keeps
+    # checked (and copied) by the storage's write: every backend runs check_patch first
     timeout_name = (
         _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
     )
@@ -265,7 +271,7 @@ async def _register_persisted(
             allow_commands=entry.allow_commands if allow_commands is None else allow_commands,
             updates=entry.updates if updates is None else check_updates(updates),
         )
-    token = secrets.token_hex(8)
+    token = new_owner()
     deadline = None if timeout is None else get_clock().now() + timeout
     patch = Patch(
         callback=entry.name,
@@ -279,7 +285,6 @@ async def _register_persisted(
     if state is not UNSET:
         patch.state = state_name(state)
     if data is not None:
-        check_json(data, "data")
         patch.data = data
     owner = _claimed_by(listen, storage, key)
     if owner is not None:
