@@ -29,6 +29,7 @@ from typing import Any
 
 from aiostep.clock import get_clock
 from aiostep.exceptions import RecordTooLargeError, StorageUnavailableError
+from aiostep.storage import redis_handover as handover
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
     UNSET,
@@ -160,8 +161,9 @@ if not has_state and redis.call('HEXISTS', key, 'callback') == 0 then
   for _, f in ipairs(redis.call('HKEYS', key)) do
     if string.sub(f, 1, 2) == 'd:' then empty = false; break end
   end
-  -- nothing worth keeping (as StateContext.is_empty says): the record goes
-  if empty then redis.call('DEL', key) end
+  -- nothing worth keeping (as StateContext.is_empty says): the record goes, unless a
+  -- wait_for of some worker is registered in it
+  if empty and redis.call('HEXISTS', key, 'waiter') == 0 then redis.call('DEL', key) end
 end
 if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
 return {1, before}
@@ -209,15 +211,19 @@ local function turn(tk, me, uid, window, lease)
 end
 """
 
-# KEYS[1]=key, KEYS[2]=its turn (companion); ARGV: now, kind, is_command ('1'/'0'), callback
-# data, lease ('' = none), owner, update_id ('' = none), ordering window (seconds), queue
-# horizon (seconds), live workers (the heartbeat's count), turn ('' = none, else its window in
-# seconds), turn lease (seconds).
+# KEYS[1]=key, KEYS[2]=its turn (companion; only with a turn); ARGV: now, kind, is_command
+# ('1'/'0'), callback data, lease ('' = none), owner, update_id ('' = none), ordering window
+# (seconds), queue horizon (seconds), live workers (the heartbeat's count), turn ('' = none,
+# else its window in seconds), turn lease (seconds), this worker's id, the workers this one
+# saw stop beating (",a,b," or ''; from its heartbeat, so the script reads no key outside the
+# conversation's slot).
 # Mirrors base.decide_claim, plus the ordering queue 'q' of a shared storage: entries
-# "update_id:arrival," of the updates waiting for this conversation's step.
+# "update_id:arrival," of the updates waiting for this conversation's step. After the turn, a
+# ``wait_for`` parked in another worker comes first (redis_handover.py).
 _CLAIM = (
     _DROP
     + _TURN
+    + handover.CLAIM_CHECK
     + """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -226,6 +232,8 @@ if ARGV[11] ~= '' then
   local got = turn(KEYS[2], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[11]), tonumber(ARGV[12]))
   if got ~= 1 then return {got, rec} end
 end
+local remote = remote_waiter(key, ARGV[14], ARGV[2], ARGV[3], ARGV[4], ARGV[13])
+if remote > 0 then return {remote, rec} end
 if redis.call('HEXISTS', key, 'callback') == 0 then return {0, rec} end
 local holder = redis.call('HGET', key, 'claim')
 if holder and holder == ARGV[6] then return {1, rec} end
@@ -354,8 +362,12 @@ def _decode(raw_record: Any) -> StateContext | None:
         items = [(raw_record[i], raw_record[i + 1]) for i in range(0, len(raw_record), 2)]
     record = StateContext()
     order: list[str] = []
+    kept = 0
     for raw_name, raw_value in items:
         name, raw = _text(raw_name), _text(raw_value)
+        if name in handover.FIELDS:  # a wait_for's registration, not part of the record
+            continue
+        kept += 1
         if name == "order":
             order = raw.split("\0")[:-1]
             continue
@@ -385,6 +397,8 @@ def _decode(raw_record: Any) -> StateContext | None:
             record.seq = int(raw)
         elif name == "inflight":
             record.inflight = int(raw)
+    if not kept:
+        return None
     if order and record.data:
         ranked = {name: i for i, name in enumerate(order)}
         record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
@@ -467,8 +481,10 @@ class RedisStateStorage(BaseStorage):
         self._owns_client = isinstance(redis, str)
         self.order_updates = order_updates
         self.redis: Redis | RedisCluster
+        #: True on a Redis Cluster (a ``RedisCluster`` client, or a URL with ``cluster``)
+        self.cluster = isinstance(redis, RedisCluster) or (isinstance(redis, str) and cluster)
         #: a cluster client not yet initialized by this storage (see ``_connect``)
-        self._unready = isinstance(redis, RedisCluster) or (isinstance(redis, str) and cluster)
+        self._unready = self.cluster
         if isinstance(redis, str) and cluster:
             # a cluster client keeps a pool per node; it finds the other nodes from this one
             self.redis = RedisCluster.from_url(
@@ -498,6 +514,12 @@ class RedisStateStorage(BaseStorage):
         self._worker = secrets.token_hex(8)
         self._peers = 1
         self._beat: asyncio.Task[None] | None = None
+        #: the workers alive at the last beat, and those seen alive once that stopped beating
+        #: since (with when this worker noticed, to forget them after a while)
+        self._live: frozenset[str] = frozenset((self._worker,))
+        self._dead: dict[str, float] = {}
+        #: ``_dead`` as the claim script takes it: ",a,b," ('' when none)
+        self._dead_text = ""
         self._write_script = self.redis.register_script(_WRITE)
         self._claim_script = self.redis.register_script(_CLAIM)
         self._claim_token_script = self.redis.register_script(_CLAIM_TOKEN)
@@ -505,6 +527,8 @@ class RedisStateStorage(BaseStorage):
         self._take_turn_script = self.redis.register_script(_TAKE_TURN)
         self._renew_turn_script = self.redis.register_script(_RENEW_TURN)
         self._leave_turn_script = self.redis.register_script(_LEAVE_TURN)
+        #: how a ``wait_for`` parked in this worker gets answers other workers receive
+        self.handover: handover.RedisHandover = handover.RedisHandover(self)
 
     @property
     def cache(self) -> Redis | RedisCluster:
@@ -639,9 +663,15 @@ class RedisStateStorage(BaseStorage):
                 turn_window,
                 # the turn's lease: the step's (Listen's step_lease)
                 (repr(lease - now) if lease is not None else "5.0") if turn else "",
+                self._worker,
+                self._dead_text,
             ],
             *more,
         )
+        if int(status) == ClaimStatus.WAITER:
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
+            waiter = _text(raw.get(b"waiter", raw.get("waiter", "")))
+            return Claim(ClaimStatus.WAITER, _decode(flat), owner, waiter)
         return Claim(ClaimStatus(int(status)), _decode(flat), owner)
 
     async def _claim_token(
@@ -780,10 +810,26 @@ class RedisStateStorage(BaseStorage):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(key, {self._worker: now})
                 pipe.zremrangebyscore(key, "-inf", now - 3 * self.heartbeat)
-                pipe.zcard(key)
+                pipe.zrange(key, 0, -1)
                 pipe.expire(key, max(1, math.ceil(6 * self.heartbeat)))
                 results = await pipe.execute()
-        return int(results[2])
+        self._note_live(frozenset(_text(worker) for worker in results[2]), now)
+        return len(self._live)
+
+    def _note_live(self, live: frozenset[str], now: float) -> None:
+        """Keep the beat's live workers, and which of those seen before stopped beating: a
+        ``wait_for`` registered by one of them is removed by the next claim that meets it."""
+        dead = self._dead
+        for worker in self._live - live:
+            dead[worker] = now
+        for worker in live & dead.keys():
+            del dead[worker]  # beating again (it had stalled for three beats)
+        # forgotten after a while: a registration of a long-gone worker is then removed by an
+        # offer nobody takes (redis_handover.py), as it is for a worker this one never saw
+        for worker in [w for w, since in dead.items() if since < now - 600]:
+            del dead[worker]
+        self._live = live
+        self._dead_text = "," + ",".join(sorted(dead)) + "," if dead else ""
 
     async def _beating(self) -> None:
         while True:
@@ -795,6 +841,7 @@ class RedisStateStorage(BaseStorage):
 
     async def close(self) -> None:
         """Stop announcing this worker, and close the client if this storage created it."""
+        await self.handover.close()
         if self._beat is not None:
             self._beat.cancel()
             self._beat = None

@@ -12,10 +12,13 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 import aiostep.storage.redis as redis_storage
+import aiostep.storage.redis_handover as redis_handover
 from aiostep.exceptions import StorageUnavailableError
 from aiostep.storage.base import ClaimStatus, Patch
 from aiostep.storage.redis import RedisStateStorage, _companion
+from aiostep.testing import BotSimulator
 from examples.signup import build
+from tests.aiostep.test_wait_for_across_workers import worker
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -87,9 +90,10 @@ def test_a_prefix_whose_braces_would_split_a_conversation_is_refused() -> None:
 
 def _scripts() -> dict[str, str]:
     return {
-        name: value
-        for name, value in vars(redis_storage).items()
-        if name.startswith("_") and isinstance(value, str) and "redis.call" in value
+        f"{module.__name__}.{name}": value
+        for module in (redis_storage, redis_handover)
+        for name, value in vars(module).items()
+        if isinstance(value, str) and "redis.call" in value
     }
 
 
@@ -98,10 +102,10 @@ def test_every_script_names_its_keys_in_KEYS_and_builds_no_key_name() -> None:
     function's key parameter bound to one (a key name built inside a script may live in
     another cluster slot, and Redis cannot route it)."""
     scripts = _scripts()
-    assert {"_WRITE", "_CLAIM", "_CLAIM_TOKEN", "_RENEW", "_TAKE_TURN", "_LEAVE_TURN"} <= set(
-        scripts
-    )
-    keyless = {"TIME"}
+    names = {name.rsplit(".", 1)[1] for name in scripts}
+    assert {"_WRITE", "_CLAIM", "_CLAIM_TOKEN", "_RENEW", "_TAKE_TURN", "_LEAVE_TURN"} <= names
+    assert {"_PARK", "_TAKE", "_RELEASE", "_OFFER", "_ACCEPT", "_DECLINE", "_REVOKE"} <= names
+    keyless = {"TIME", "PUBLISH"}  # PUBLISH names a channel, not a key
     for name, body in scripts.items():
         functions = dict(re.findall(r"local function (\w+)\((\w+)", body))  # name -> key param
         bound = set(re.findall(r"local (\w+) = KEYS\[\d\]", body)) | set(functions.values())
@@ -114,10 +118,14 @@ def test_every_script_names_its_keys_in_KEYS_and_builds_no_key_name() -> None:
 
 
 def test_the_module_names_no_global_key_in_a_script() -> None:
-    """The one global key (the workers' heartbeat set) is never handed to a script."""
+    """The one global key (the workers' heartbeat set) is never handed to a script: the
+    claim and the hand-over's withdrawal get the heartbeat's findings as arguments."""
     source = Path(redis_storage.__file__).read_text()
     assert '"workers"' in source  # the heartbeat still uses it
-    assert "ZCOUNT" not in source
+    handover_source = Path(redis_handover.__file__).read_text()
+    for text in (source, handover_source):
+        assert "ZCOUNT" not in text and "ZSCORE" not in text
+    assert '"workers"' not in handover_source
 
 
 async def test_an_unreachable_cluster_fails_the_call_with_storage_unavailable_naming_it() -> None:
@@ -127,3 +135,50 @@ async def test_an_unreachable_cluster_fails_the_call_with_storage_unavailable_na
             await storage.read(1)
     finally:
         await storage.close()
+
+
+async def test_a_wait_for_gets_the_answer_another_worker_received_on_a_redis_cluster(
+    redis_cluster_url: str,
+) -> None:
+    """The hand-over's scripts (registration, offer, accept with its outcome key) run in the
+    conversation's slot, and the offer reaches the waiting worker's subscription."""
+    log: list[str] = []
+    dp_a, _ = worker(redis_cluster_url, log, "A", cluster=True)
+    dp_b, storage_b = worker(redis_cluster_url, log, "B", cluster=True)
+    async with BotSimulator(dp_a) as a, BotSimulator(dp_b) as b:
+        for user in (5201, 5202, 5203):  # conversations in different slots
+            on_a, on_b = a.chat(a.user(user)), b.chat(b.user(user))
+            await on_a.send("/ask")
+            await on_b.send(f"blue {user}")
+            await a.settle()
+            assert log[-1] == f"A waited, got blue {user}"
+            on_a.assert_last(f"got blue {user}")
+            assert on_b.messages == []
+            await on_b.send("next")
+            assert log[-1] == "B normal next"
+            record_key = f"aiostep:{user}:{user}@42"
+            assert await storage_b.redis.exists(record_key) == 0
+
+
+async def test_an_offer_to_a_dead_worker_on_a_redis_cluster_is_withdrawn_and_handled_here(
+    redis_cluster_url: str,
+) -> None:
+    """On a cluster PUBLISH counts only one node's subscribers, so an offer nobody took is
+    not taken as a sign of death: after ``ack_timeout`` a fresh heartbeat shows the waiting
+    worker gone, and the registration is removed."""
+    log: list[str] = []
+    dp_a, storage_a = worker(redis_cluster_url, log, "A", cluster=True)
+    dp_b, storage_b = worker(redis_cluster_url, log, "B", cluster=True)
+    storage_b.handover.ack_timeout = 0.3
+    async with BotSimulator(dp_a) as a, BotSimulator(dp_b) as b:
+        on_a, on_b = a.chat(a.user(5204)), b.chat(b.user(5204))
+        await on_a.send("/ask")
+        # the "process" A is gone: no subscription, no heartbeat
+        await storage_a.handover.close()
+        beat, storage_a._beat = storage_a._beat, None
+        assert beat is not None
+        beat.cancel()
+        await storage_b.redis.zrem("aiostep:workers", storage_a._worker)
+        await on_b.send("blue")
+        assert log == ["B normal blue"]
+        assert await storage_b.redis.hget("aiostep:5204:5204@42", "waiter") is None
