@@ -49,9 +49,10 @@ def worker(
     timeout: float | None = None,
     *,
     cluster: bool = False,
+    order_updates: bool = False,
     **wait: Any,
 ) -> tuple[Dispatcher, RedisStateStorage]:
-    storage = RedisStateStorage(redis_url, cluster=cluster)
+    storage = RedisStateStorage(redis_url, cluster=cluster, order_updates=order_updates)
     dp = Dispatcher()
     aiostep.setup(dp, store=DictStore(), storage=storage)
 
@@ -314,3 +315,26 @@ async def test_a_waiter_whose_worker_stopped_beating_is_dropped_by_the_next_clai
         assert log == ["B normal blue"]
         assert await client.hget("aiostep:5010:5010@42", "waiter") is None
         storage_a._beat = None  # cancelled above; closing must not wait for it
+
+
+async def test_an_answer_is_handed_over_and_the_turn_given_back_with_order_updates(
+    redis_url: str, client: Redis
+) -> None:
+    """With ``order_updates`` the answer that reaches the other worker takes the
+    conversation's turn there, is handed to the waiting worker, and the turn is given back:
+    the next update of the conversation runs at once on either worker."""
+    log: list[str] = []
+    dp_a, _ = worker(redis_url, log, "A", order_updates=True)
+    dp_b, _ = worker(redis_url, log, "B", order_updates=True)
+    async with BotSimulator(dp_a) as a, BotSimulator(dp_b) as b:
+        on_a, on_b = a.chat(a.user(5011)), b.chat(b.user(5011))
+        await on_a.send("/ask")
+        await on_b.send("blue")
+        await a.settle()
+        assert log == ["A waited, got blue"]
+        on_a.assert_last("got blue")
+        assert on_b.messages == []
+        assert await client.hget("{aiostep:5011:5011@42}:turn", "run") is None
+        await on_b.send("green")
+        await on_a.send("red")
+        assert log[-2:] == ["B normal green", "A normal red"]
