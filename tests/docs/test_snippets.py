@@ -1183,7 +1183,7 @@ def graph_markers() -> list[tuple[Path, str]]:
 def test_graphs_are_drawn_on_the_tutorial_and_for_each_example() -> None:
     targets = {(page.name, target) for page, target in graph_markers()}
     assert any(name == "tutorial.md" for name, _ in targets)
-    for example in ("signup", "survey", "order", "pizza"):
+    for example in ("signup", "survey", "order", "pizza", "booking"):
         assert any(example in target for _, target in targets), example
 
 
