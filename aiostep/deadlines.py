@@ -93,7 +93,7 @@ def parse_storage_key(skey: str) -> ConversationKey:
         bot_id = int(bot) if bot else None
     except ValueError:
         raise ValueError(
-            f"storage key {skey!r} is not a conversation's key (\"chat:user[:thread][@bot]\"); "
+            f'storage key {skey!r} is not a conversation\'s key ("chat:user[:thread][@bot]"); '
             "only steps registered for a conversation can have a deadline fired"
         ) from None
     return ConversationKey(chat_id, user_id, thread_id, bot_id)

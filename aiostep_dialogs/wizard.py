@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 from weakref import WeakKeyDictionary
 
@@ -43,6 +44,7 @@ from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_ke
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
+from aiostep_dialogs.timeouts import TICK, Duration, Timing, compile_tick, park_options, timings_of
 from aiostep_dialogs.validators import ValidationError, Validator
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
@@ -73,6 +75,9 @@ class StepSpec:
     default: Any = None
     max_attempts: int | None = None
     branches: tuple[enum.Enum, ...] = ()
+    timeout: Duration | None = None
+    remind_after: Duration | tuple[Duration, ...] | None = None
+    reminder: str | None = None
 
 
 def step(
@@ -87,6 +92,9 @@ def step(
     default: Any = None,
     max_attempts: int | None = None,
     branches: Sequence[enum.Enum] = (),
+    timeout: Duration | None = None,
+    remind_after: Duration | Sequence[Duration] | None = None,
+    reminder: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -107,6 +115,12 @@ def step(
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
         branches: states the method may return, for the flow diagram (returns of
             ``self.State.X`` in the method's source are found without it).
+        timeout: seconds (or a ``timedelta``) the user has to answer, from when the prompt
+            was sent; then ``on_timeout`` runs, with no message needed (default: the
+            wizard's ``timeout``). See the timeouts guide.
+        remind_after: one or more durations after the prompt at which a reminder re-asks it
+            (default: the wizard's ``remind_after``); they do not move the timeout.
+        reminder: the reminder's text, sent above the prompt (default: ``texts.reminder``).
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -135,6 +149,14 @@ def step(
             default=default,
             max_attempts=max_attempts,
             branches=tuple(branches),
+            timeout=timeout,
+            remind_after=(
+                tuple(remind_after)
+                if remind_after is not None
+                and not isinstance(remind_after, (int, float, timedelta))
+                else remind_after
+            ),
+            reminder=reminder,
         )
         return fn
 
@@ -161,6 +183,8 @@ class Texts:
     stale_button: str = "This button is no longer active."
     progress: str = "Step {index} of {total}"
     interrupted: str = "Sorry, I was interrupted and lost your last message."
+    reminder: str = "Still there?"
+    timed_out: str = "Time is up; let's stop here. You can start again any time."
 
 
 @dataclass(frozen=True)
@@ -277,8 +301,11 @@ class Wizard:
     renamed: ClassVar[Mapping[str, enum.Enum]] = {}
     fallback: ClassVar[enum.Enum | None] = None
     schema_version: ClassVar[int] = 1
+    timeout: ClassVar[Duration | None] = None
+    remind_after: ClassVar[Duration | Sequence[Duration] | None] = None
 
     _steps: ClassVar[tuple[StepSpec, ...]] = ()
+    _timing: ClassVar[dict[str, Timing]] = {}
     _renamed: ClassVar[dict[str, str]] = {}
     _drift_step: ClassVar[aiostep.RegisteredStep | None] = None
     _by_state: ClassVar[dict[str, StepSpec]] = {}
@@ -288,6 +315,8 @@ class Wizard:
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
     _sent_fp: str = ""
+    # set by a reminder re-parking its step: when the step was asked, and reminders sent
+    _wake: tuple[float, int] | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -323,6 +352,7 @@ class Wizard:
         cls._renamed = _check_drift_options(cls, state_enum)
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
+        cls._timing = timings_of(cls, specs)
         previous = _wizards.get(cls.wizard_id)
         if previous is not None and previous.__qualname__ != cls.__qualname__:
             raise ValueError(f"wizard name {cls.wizard_id!r} is already used by {previous!r}")
@@ -345,6 +375,8 @@ class Wizard:
                 updates=updates,
                 replace=True,
             )
+        # every wizard's deadlines (reminders, timeouts) fire through one registered step
+        aiostep.registry.register(compile_tick(cls), f"{cls.wizard_id}:{TICK}", replace=True)
         # a conversation stored at a removed state: see _resolve_stored_wizard
         cls._drift_step = aiostep.RegisteredStep(
             name=f"{cls.wizard_id}:*", callback=cls._compile_moved(), updates=updates
@@ -424,6 +456,13 @@ class Wizard:
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
         await self.answer(self._text(self.texts.cancelled), reply_markup=self._closing_markup())
+
+    async def on_timeout(self) -> Any:
+        """Called when the current step's ``timeout`` passes with no answer, with no message
+        needed (also after a restart). Return a ``State`` to go there (its prompt is sent),
+        ``self.finish(result)`` to finish, or ``None`` (the default) to cancel with
+        ``texts.timed_out``."""
+        return None
 
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
@@ -1042,6 +1081,11 @@ class Wizard:
         }
         if self.schema_version != 1:
             meta["sv"] = self.schema_version
+        timeout: float | None = None
+        if self._timing:
+            timeout, extra = park_options(self, spec, self._wake)
+            self._wake = None
+            meta.update(extra)
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1052,7 +1096,30 @@ class Wizard:
             state=spec.state,
             data=self.data,
             storage=self._storage_or_fail(),
+            timeout=timeout,
+            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
         )
+
+    async def _time_out(self) -> None:
+        """The step's timeout passed: go where ``on_timeout`` says."""
+        outcome = await self.on_timeout()
+        if outcome is None:
+            try:
+                await self.answer(
+                    self._text(self.texts.timed_out), reply_markup=self._closing_markup()
+                )
+            finally:
+                await self._clear()
+        elif isinstance(outcome, Finish):
+            await self._finish(outcome.result)
+        elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
+            await self._enter(self._by_state[outcome.name])
+        else:
+            await self._clear()
+            raise TypeError(
+                f"{type(self).__qualname__}.on_timeout returned {outcome!r}; return None, a "
+                "State member with a @step, or self.finish(...)"
+            )
 
     async def _finish(self, result: Any) -> None:
         self.result = result
@@ -1168,7 +1235,7 @@ class Wizard:
 
 
 #: Hooks a subclass overrides with plain methods (never with a step).
-_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up"))
+_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up", "on_timeout"))
 
 
 def _reserved_names() -> frozenset[str]:

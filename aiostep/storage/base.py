@@ -896,7 +896,7 @@ class BaseStorage(ABC):
         """
         return [] if self.deadlines is None else self.deadlines.take_due(now, limit)
 
-    async def deadline_fired(self, key: StorageKey) -> None:
+    async def deadline_fired(self, key: StorageKey) -> None:  # noqa: B027 - optional hook
         """The deadline of ``key`` taken by [`due_deadlines`][aiostep.BaseStorage.due_deadlines]
         has been dealt with (single-process storages have nothing to do)."""
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from aiostep.clock import get_clock
 from aiostep.exceptions import RecordTooLargeError, StorageUnavailableError
-from aiostep.storage.redis_deadlines import RedisDeadlines
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
     UNSET,
@@ -38,6 +37,7 @@ from aiostep.storage.base import (
     check_patch,
     new_owner,
 )
+from aiostep.storage.redis_deadlines import RedisDeadlines
 
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
