@@ -575,7 +575,9 @@ async def test_a_deadline_that_passed_while_the_bot_was_down_fires_once_at_start
         clock = sim.use_fake_clock()
         talk = sim.chat()
         await talk.send("/quiz")
-        listen = next(m for m in sim.dispatcher.message.outer_middleware if isinstance(m, aiostep.Listen))
+        listen = next(
+            m for m in sim.dispatcher.message.outer_middleware if isinstance(m, aiostep.Listen)
+        )
         await listen.scheduler.stop()  # the process is down (nothing fires)...
         await clock.advance(600)  # ...past the deadline
         await sim.restart()
