@@ -65,6 +65,15 @@ class Timing:
     timeout: float | None
     reminders: tuple[float, ...]
 
+    def timed_out(self, t0: float, now: float) -> bool:
+        """Whether a step asked at ``t0`` has timed out by ``now``."""
+        return self.timeout is not None and now >= t0 + self.timeout
+
+    def sent_by(self, t0: float, now: float, at_least: int) -> int:
+        """How many reminders are due by ``now`` (at least ``at_least``)."""
+        due = sum(1 for r in self.reminders if t0 + r <= now)
+        return max(due, at_least)
+
     def next_due(self, t0: float, sent: int) -> float | None:
         """When the next thing is due for a step asked at ``t0`` that sent ``sent`` reminders."""
         if sent < len(self.reminders):
@@ -164,8 +173,10 @@ def compile_tick(cls: type[Wizard]) -> Callable[..., Any]:
             and isinstance(sent, int)
             and isinstance(t0, (int, float))
             and sent < len(found.reminders)
+            and not found.timed_out(float(t0), get_clock().now())
         ):
-            wizard._wake = (float(t0), sent + 1)
+            # after a restart several reminders may be overdue: one is sent, for all of them
+            wizard._wake = (float(t0), found.sent_by(float(t0), get_clock().now(), sent + 1))
             await wizard._park(spec)
             if not by_update:  # an answer that came just as the reminder was due needs none
                 text = spec.reminder if spec.reminder is not None else cls.texts.reminder
