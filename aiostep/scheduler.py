@@ -93,6 +93,12 @@ class Scheduler:
         if task is not None and not task.done():
             await asyncio.wait([task])
 
+    @property
+    def next_wake(self) -> float | None:
+        """When the scheduler looks at the deadlines next (epoch seconds), or ``None``: none
+        is pending that this process knows of."""
+        return self._armed_at
+
     def add_bot(self, bot: Bot) -> None:
         """Fire the deadlines of ``bot``'s conversations too."""
         self._bots[bot.id] = bot

@@ -495,3 +495,24 @@ def test_ctrl_c_leaves_quietly_and_gives_the_terminal_back(terminal: Terminal) -
     assert "Traceback" not in screen, screen
     assert "KeyboardInterrupt" not in screen, screen
     assert termios.tcgetattr(terminal.slave) == before, screen  # echo and line editing are back
+
+
+# --- reminders and timeouts ----------------------------------------------------------------------
+
+REMINDING = str(Path(__file__).resolve().parent / "reminding_bot.py")
+
+
+def test_reminders_and_the_timeout_arrive_while_the_user_is_idle() -> None:
+    out = io.StringIO()
+    status = run_playground(REMINDING, storage="memory", stdin=io.StringIO(""), stdout=out)
+    assert status == 0
+    text = out.getvalue()
+    # nobody typed anything after /start: the reminder and the timeout come on their own
+    assert text.index("bot> What is your name?") < text.index("bot> Still there?")
+    assert text.rstrip().endswith("You can start again any time.")
+
+
+def test_reminders_arrive_while_idle_on_file_storage(tmp_path: Path) -> None:
+    out = play(REMINDING, [], "--storage", f"file:{tmp_path / 'state.jsonl'}")
+    assert "bot> Still there?" in out
+    assert out.rstrip().endswith("You can start again any time.")
