@@ -19,6 +19,7 @@ from aiostep.filters import IsState
 from aiostep.keys import ANYONE, ConversationKey
 from aiostep.middleware import Listen, SeenRecords, setup
 from aiostep.pending import MetaStore, change_root_store
+from aiostep.scheduler import Scheduler
 from aiostep.step_registry import RegisteredStep, StepRegistry, registry, step
 from aiostep.steps import clear, register_next_step, unregister_steps
 from aiostep.storage import (
@@ -44,6 +45,7 @@ __all__ = [
     "RecordTooLargeError",
     "RedisStateStorage",
     "RegisteredStep",
+    "Scheduler",
     "SeenRecords",
     "StateContext",
     "StepNotRegisteredError",
