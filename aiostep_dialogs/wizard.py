@@ -1101,8 +1101,13 @@ class Wizard:
         )
 
     async def _time_out(self) -> None:
-        """The step's timeout passed: go where ``on_timeout`` says."""
-        outcome = await self.on_timeout()
+        """The step's timeout passed: go where ``on_timeout`` says (a failing hook ends the
+        conversation, which nobody is answering, and the error is logged)."""
+        try:
+            outcome = await self.on_timeout()
+        except Exception:
+            await self._clear()
+            raise
         if outcome is None:
             try:
                 await self.answer(

@@ -766,10 +766,12 @@ class BaseStorage(ABC):
             self._owners.discard(patch.owner)
         index = self.deadlines
         if index is not None:
-            # one comparison for a write that names no deadline (a wizard without timeouts)
-            if patch.deadline is not UNSET:
-                index.note(_key(key), patch.deadline)
-            elif patch.callback is None:
+            deadline = patch.deadline
+            if deadline is not UNSET and deadline is not None:
+                index.note(_key(key), deadline)
+            elif index and (deadline is None or patch.callback is None):
+                # the step ended or has no deadline now; with no deadline pending anywhere
+                # (a bot without timeouts) this costs one length check
                 index.note(_key(key), None)
         return before
 

@@ -9,6 +9,7 @@ import gc
 import tracemalloc
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,9 +18,10 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 import aiostep
-from aiostep import MemoryStateStorage
+from aiostep import FileStateStorage, MemoryStateStorage
 from aiostep.deadlines import DeadlineIndex, parse_storage_key
 from aiostep.keys import ConversationKey
+from aiostep.storage import as_async
 from aiostep.storage.base import Patch, new_owner
 from aiostep.storage.redis import RedisStateStorage
 from aiostep.testing import BotSimulator, FakeClock
@@ -46,6 +48,7 @@ def quiz_bot(
     on_timeout_gate: asyncio.Event | None = None,
     step_gate: asyncio.Event | None = None,
     bad: dict[str, Any] | None = None,
+    fail: bool = False,
 ) -> Dispatcher:
     """/quiz asks "2 + 2?" with a persisted step that times out after 60 s."""
     dp = Dispatcher()
@@ -59,6 +62,8 @@ def quiz_bot(
     async def too_slow(bot: Bot, chat_id: int) -> None:
         if on_timeout_gate is not None:
             await on_timeout_gate.wait()
+        if fail:
+            raise RuntimeError("broken")
         log.append("timeout")
         await bot.send_message(chat_id, "Too slow")
 
@@ -349,3 +354,55 @@ async def test_a_worker_that_dies_while_firing_is_replaced_when_its_lease_runs_o
         assert (await listen.storage.read(skey)) is None  # type: ignore[union-attr]
     finally:
         await sim.aclose()
+
+
+# --- the storage interface, on every backend -----------------------------------------------------
+
+
+async def test_every_storage_indexes_deadlines_and_hands_each_due_one_out_once(
+    backend: Backend,
+) -> None:
+    storage = as_async(backend.new_storage())
+    await storage.write("1:1@42", Patch(callback="x", token="t", deadline=1000.0, chat_id=1))
+    await storage.write("2:2@42", Patch(callback="x", token="t", deadline=2000.0, chat_id=2))
+    await storage.write("3:3@42", Patch(callback="x", token="t", deadline=1200.0, chat_id=3))
+    await storage.write("3:3@42", Patch(callback=None))  # its step ended
+    assert await storage.next_deadline() in (1000.0, 1200.0)  # a stale entry may remain
+    due = await storage.due_deadlines(1500.0, 1530.0)
+    assert "1:1@42" in due and "2:2@42" not in due
+    for key in due:
+        await storage.deadline_fired(key)
+    assert await storage.due_deadlines(1500.0, 1530.0) == []
+    assert await storage.next_deadline() == 2000.0
+    await storage.deadline_later("2:2@42", 1700.0)
+    assert await storage.due_deadlines(1800.0, 1830.0) == ["2:2@42"]
+
+
+async def test_a_file_storage_finds_its_deadlines_when_the_journal_loads(tmp_path: Path) -> None:
+    path = tmp_path / "state.jsonl"
+    storage = FileStateStorage(path)
+    await storage.write("1:1@42", Patch(callback="x", token="t", deadline=1000.0, chat_id=1))
+    await storage.write("2:2@42", Patch(callback="x", token="t", chat_id=2))  # no deadline
+    await storage.close()
+    reopened = FileStateStorage(path)
+    try:
+        assert await reopened.next_deadline() == 1000.0
+        assert await reopened.due_deadlines(1000.0, 1030.0) == ["1:1@42"]
+    finally:
+        await reopened.close()
+
+
+async def test_a_failing_on_timeout_is_logged_and_ends_the_step(
+    backend: Backend, fixed_names: Names, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: list[str] = []
+    sim = BotSimulator(lambda: quiz_bot(backend.new_storage(), fixed_names, log, fail=True))
+    backend.sims.append(sim)
+    clock = sim.use_fake_clock()
+    talk = sim.chat()
+    await talk.send("/quiz")
+    await clock.advance(60)
+    assert "on_timeout callback" in caplog.text and "RuntimeError: broken" in caplog.text
+    assert await backend.record(talk) is None  # not fired again and again
+    await talk.send("4")
+    assert log == ["normal 4"]
