@@ -406,3 +406,33 @@ async def test_a_failing_on_timeout_is_logged_and_ends_the_step(
     assert await backend.record(talk) is None  # not fired again and again
     await talk.send("4")
     assert log == ["normal 4"]
+
+
+async def test_a_webhook_apps_startup_starts_the_scheduler_with_its_bot(
+    fixed_names: Names, fake_clock: FakeClock
+) -> None:
+    from aiohttp import web
+    from aiogram.webhook.aiohttp_server import setup_application
+
+    from aiostep.testing import RecordingSession
+
+    log: list[str] = []
+    storage = MemoryStateStorage()
+    dp = quiz_bot(storage, fixed_names, log)
+    bot = Bot("42:TEST", session=RecordingSession())
+    app = web.Application()
+    setup_application(app, dp, bot=bot)  # as examples/webhook/app.py does
+    app.freeze()
+    await app.startup()
+    try:
+        listen = next(m for m in dp.message.outer_middleware if isinstance(m, aiostep.Listen))
+        assert listen.scheduler.running
+        sim = BotSimulator(dp, bot=bot)  # feeds the updates (its startup adds nothing new)
+        await sim.chat().send("/quiz")
+        await fake_clock.advance(60)
+        assert log == ["timeout"]
+    finally:
+        await app.shutdown()
+        await app.cleanup()
+    assert not listen.scheduler.running  # stopped by the app's shutdown
+    await sim.aclose()
