@@ -411,8 +411,8 @@ async def test_a_failing_on_timeout_is_logged_and_ends_the_step(
 async def test_a_webhook_apps_startup_starts_the_scheduler_with_its_bot(
     fixed_names: Names, fake_clock: FakeClock
 ) -> None:
-    from aiohttp import web
     from aiogram.webhook.aiohttp_server import setup_application
+    from aiohttp import web
 
     from aiostep.testing import RecordingSession
 
