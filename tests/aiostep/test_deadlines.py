@@ -436,3 +436,35 @@ async def test_a_webhook_apps_startup_starts_the_scheduler_with_its_bot(
         await app.cleanup()
     assert not listen.scheduler.running  # stopped by the app's shutdown
     await sim.aclose()
+
+
+async def test_an_answer_on_another_worker_while_one_fires_the_timeout_waits_for_it(
+    redis_url: str, fixed_names: Names, fake_clock: FakeClock
+) -> None:
+    log: list[str] = []
+    gate = asyncio.Event()
+    workers = [
+        BotSimulator(
+            lambda: quiz_bot(RedisStateStorage(redis_url), fixed_names, log, on_timeout_gate=gate)
+        )
+        for _ in range(2)
+    ]
+    firing_worker, answering_worker = workers
+    try:
+        for sim in workers:
+            await sim.start()
+        await listen_of(answering_worker).scheduler.stop()  # only the first one fires
+        await firing_worker.chat().send("/quiz")
+        firing = asyncio.ensure_future(fake_clock.advance(60))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        # the same user answers through the other worker while on_timeout runs
+        answering = asyncio.ensure_future(answering_worker.chat().send("4"))
+        await asyncio.sleep(0.05)
+        assert log == []  # the answer waits for the timeout's outcome (the claim is busy)
+        gate.set()
+        await asyncio.gather(firing, answering)
+        assert log == ["timeout", "normal 4"]
+    finally:
+        for sim in workers:
+            await sim.aclose()
