@@ -468,3 +468,24 @@ async def test_an_answer_on_another_worker_while_one_fires_the_timeout_waits_for
     finally:
         for sim in workers:
             await sim.aclose()
+
+
+async def test_an_update_that_finds_the_deadline_passed_before_it_fired_fires_it_once(
+    backend: Backend, fixed_names: Names
+) -> None:
+    """The scheduler has not fired yet (the bot was busy or down): the update that finds the
+    step expired fires on_timeout itself, and goes to the handlers; nothing fires twice."""
+    log: list[str] = []
+    sim = BotSimulator(lambda: quiz_bot(backend.new_storage(), fixed_names, log))
+    backend.sims.append(sim)
+    clock = sim.use_fake_clock()
+    talk = sim.chat()
+    await talk.send("/quiz")
+    scheduler = listen_of(sim).scheduler
+    await scheduler.stop()
+    await clock.advance(61)
+    await talk.send("4")
+    assert log == ["timeout", "normal 4"]
+    await scheduler.start([sim.bot])
+    await clock.advance(60)
+    assert log == ["timeout", "normal 4"]
