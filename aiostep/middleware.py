@@ -103,7 +103,9 @@ class Listen(BaseMiddleware):
     arrival order; anything no waiter/step takes goes on to the normal handlers, which may ask for
     ``aiostep_seen`` (a [`SeenRecords`][aiostep.SeenRecords]) to reuse the record the routing read.
     A persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
-    pending as it was, and the update goes on to the normal handlers.
+    pending as it was, and the update goes on to the normal handlers. Persisted steps'
+    deadlines fire with no update, through the Listen's [`Scheduler`][aiostep.Scheduler]
+    (``listen.scheduler``), which [`aiostep.setup`][aiostep.setup] starts with the Dispatcher.
 
     Args:
         store: in-process store for waiters and steps (default: the root store).
@@ -540,8 +542,10 @@ def setup(
     order_window: float = 0.1,
 ) -> Listen:
     """Install one [`Listen`][aiostep.Listen] on every observer it belongs to (messages, edited
-    messages, callback queries) and return it. The storage is closed when the Dispatcher shuts down,
-    as aiogram does with its FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
+    messages, callback queries) and return it. With a storage, its deadline
+    [`Scheduler`][aiostep.Scheduler] starts when the Dispatcher starts (with the startup's
+    bots) and stops when it shuts down; then the storage is closed, as aiogram does with its
+    FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
     are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis)."""
     installed = tuple(updates)
     for name in installed:
