@@ -331,10 +331,14 @@ class Listen(BaseMiddleware):
             generation = storage.generation
             await self._fire_timeout(key, record, data.get("bot"))
             if again and storage.generation != generation:
-                # on_timeout registered a step (a reminder re-asking): offer it this update
-                return await self._try_persisted(
-                    event, data, ctx, key, kind, command, callback_data, only, again=False
-                )
+                after = await storage.read(skey)
+                if after is not None and after.callback == record.callback:
+                    # on_timeout registered the same step again (a reminder that asks again):
+                    # this update answers it. A step that asks something else is not answered
+                    # by a message sent before it was asked.
+                    return await self._try_persisted(
+                        event, data, ctx, key, kind, command, callback_data, only, again=False
+                    )
             return _DECLINED
         if only is not None and name not in only:
             # someone else's chat-wide step: not ours to route here, so leave it as it was

@@ -256,3 +256,23 @@ def test_a_timeout_that_is_not_a_duration_is_refused_at_class_definition() -> No
 
             @step(State.A, prompt="?")
             async def a(self, value: str) -> None: ...
+
+
+async def test_a_late_answer_that_times_the_step_out_does_not_answer_the_next_question(
+    persistent_backend: Backend, fake_clock: FakeClock
+) -> None:
+    """The timeout was due before the scheduler fired it; the late message fires it, and
+    on_timeout moves to another step: that message is not taken as its answer."""
+    sim = persistent_backend.simulator(setup)
+    talk = sim.chat()
+    await talk.send("/patient")
+    await talk.send("yes")
+    talk.assert_last("And now?")
+    listen = sim.dispatcher.message.outer_middleware[0]
+    await listen.scheduler.stop()  # down: nothing fires
+    await fake_clock.advance(51)
+    await talk.send("late")
+    talk.assert_last("Ready?")  # on_timeout went back to ASK, which waits for its answer
+    record = await persistent_backend.record(talk)
+    assert record is not None and record.current_state is not None
+    assert record.current_state.endswith("ASK") and record.data["ready"] == "yes"
