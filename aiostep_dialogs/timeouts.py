@@ -122,11 +122,14 @@ def timings_of(cls: type[Wizard], specs: Iterable[StepSpec]) -> dict[str, Timing
         where = f"{cls.__qualname__}.{spec.method.__name__}"
         own = timing(where, spec.timeout, spec.remind_after)
         if own is not None and default is not None:
-            # a step may set only one of the two: the other comes from the wizard
+            # a step may set only one of the two: the other comes from the wizard (the
+            # wizard's reminders that would come after a shorter step timeout are left out)
+            limit = own.timeout if spec.timeout is not None else default.timeout
+            inherited = tuple(r for r in default.reminders if limit is None or r < limit)
             own = timing(
                 where,
                 spec.timeout if spec.timeout is not None else default.timeout,
-                spec.remind_after if spec.remind_after is not None else default.reminders,
+                spec.remind_after if spec.remind_after is not None else inherited,
             )
         chosen = own if own is not None else default
         if chosen is not None:

@@ -276,3 +276,22 @@ async def test_a_late_answer_that_times_the_step_out_does_not_answer_the_next_qu
     record = await persistent_backend.record(talk)
     assert record is not None and record.current_state is not None
     assert record.current_state.endswith("ASK") and record.data["ready"] == "yes"
+
+
+def test_a_step_timeout_shorter_than_the_wizards_reminders_keeps_only_those_before_it() -> None:
+    class Quick(Wizard, name="t_timeouts_quick"):
+        remind_after = (60, 120)
+        timeout = 300
+
+        class State(Enum):
+            A = auto()
+            B = auto()
+
+        @step(State.A, prompt="?", timeout=90)
+        async def a(self, value: str) -> None: ...
+
+        @step(State.B, prompt="?", remind_after=10)
+        async def b(self, value: str) -> None: ...
+
+    assert Quick._timing["A"].reminders == (60.0,) and Quick._timing["A"].timeout == 90
+    assert Quick._timing["B"].reminders == (10.0,) and Quick._timing["B"].timeout == 300
