@@ -24,20 +24,21 @@ class DeadlineIndex:
     reads the record first, so an entry the record no longer holds fires nothing.
     """
 
-    __slots__ = ("_by_key", "_heap", "on_earlier")
+    __slots__ = ("_heap", "on_earlier", "pending")
 
     def __init__(self) -> None:
-        self._by_key: dict[str, float] = {}
+        #: key -> when its step is due (read it, never change it)
+        self.pending: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
         #: called with each deadline noted (the scheduler wakes earlier if it must)
         self.on_earlier: Callable[[float], None] | None = None
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return len(self.pending)
 
     def note(self, key: str, when: float | None) -> None:
         """Record that the step at ``key`` is due at ``when`` (``None``: nothing is due)."""
-        by_key = self._by_key
+        by_key = self.pending
         if when is None:
             if by_key:
                 by_key.pop(key, None)
@@ -54,14 +55,14 @@ class DeadlineIndex:
 
     def earliest(self) -> float | None:
         """The earliest pending deadline, or ``None``."""
-        heap, by_key = self._heap, self._by_key
+        heap, by_key = self._heap, self.pending
         while heap and by_key.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
     def take_due(self, now: float, limit: int) -> list[str]:
         """Remove and return up to ``limit`` keys due at or before ``now``, earliest first."""
-        heap, by_key = self._heap, self._by_key
+        heap, by_key = self._heap, self.pending
         due: list[str] = []
         while heap and len(due) < limit and heap[0][0] <= now:
             when, key = heapq.heappop(heap)
@@ -72,7 +73,7 @@ class DeadlineIndex:
 
     def clear(self) -> None:
         """Forget every deadline."""
-        self._by_key.clear()
+        self.pending.clear()
         self._heap.clear()
 
 

@@ -769,7 +769,7 @@ class BaseStorage(ABC):
             deadline = patch.deadline
             if deadline is not UNSET and deadline is not None:
                 index.note(_key(key), deadline)
-            elif index and (deadline is None or patch.callback is None):
+            elif index.pending and (deadline is None or patch.callback is None):
                 # the step ended or has no deadline now; with no deadline pending anywhere
                 # (a bot without timeouts) this costs one length check
                 index.note(_key(key), None)
