@@ -6,7 +6,9 @@ function, keep state in memory, a file or Redis, and let conversations survive r
 
 from __future__ import annotations
 
-from aiostep.context import UpdateContext, current_update
+from aiostep.context import UpdateContext as UpdateContext
+from aiostep.context import current_update as current_update
+from aiostep.conversation import Steps
 from aiostep.exceptions import (
     AiostepError,
     RecordTooLargeError,
@@ -17,10 +19,13 @@ from aiostep.exceptions import (
 )
 from aiostep.filters import IsState
 from aiostep.keys import ANYONE, ConversationKey
-from aiostep.middleware import Listen, SeenRecords, setup
-from aiostep.pending import MetaStore, change_root_store
+from aiostep.middleware import Listen, setup
+from aiostep.middleware import SeenRecords as SeenRecords
+from aiostep.pending import MetaStore as MetaStore
+from aiostep.pending import change_root_store
 from aiostep.scheduler import Scheduler
-from aiostep.step_registry import RegisteredStep, StepRegistry, registry, step
+from aiostep.step_registry import RegisteredStep, StepRegistry, persisted_step, registry
+from aiostep.step_registry import step as step
 from aiostep.steps import clear, register_next_step, unregister_steps
 from aiostep.storage import (
     BaseStorage,
@@ -32,6 +37,10 @@ from aiostep.waiters import wait_for
 
 __version__ = "0.4.0"
 
+# What a user calls. Importable too, but not part of the API: `MetaStore` (the in-process
+# store's protocol), `SeenRecords` (the routing's record cache), `UpdateContext` and
+# `current_update` (the update being routed), and `step` (the old name of `persisted_step`).
+
 __all__ = [
     "ANYONE",
     "AiostepError",
@@ -41,26 +50,23 @@ __all__ = [
     "IsState",
     "Listen",
     "MemoryStateStorage",
-    "MetaStore",
     "RecordTooLargeError",
     "RedisStateStorage",
     "RegisteredStep",
     "Scheduler",
-    "SeenRecords",
     "StateContext",
     "StepNotRegisteredError",
     "StepRegistry",
+    "Steps",
     "StorageCorruptedError",
-    "UpdateContext",
     "WaitCancelled",
     "WaitSuperseded",
     "change_root_store",
     "clear",
-    "current_update",
+    "persisted_step",
     "register_next_step",
     "registry",
     "setup",
-    "step",
     "unregister_steps",
     "wait_for",
 ]

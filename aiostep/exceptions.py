@@ -7,6 +7,7 @@ import os
 __all__ = [
     "AiostepError",
     "ClaimLostError",
+    "MissingDependencyError",
     "RecordTooLargeError",
     "StepNotRegisteredError",
     "StorageCorruptedError",
@@ -33,7 +34,7 @@ class StepNotRegisteredError(AiostepError, TypeError):
     """A step that must be persisted was given as a function that is not registered by name.
 
     Persistent storages store a step's *name*, never the callable; decorate the function with
-    ``@aiostep.step("some.name")`` (or call ``aiostep.steps.registry.register``) first.
+    ``@aiostep.persisted_step("some.name")`` (or call ``aiostep.steps.registry.register``) first.
     """
 
 
@@ -120,3 +121,8 @@ class StorageLockedError(AiostepError):
             "journal has one writer at a time. Stop or close the other one first, or use "
             "RedisStateStorage for several workers."
         )
+
+
+class MissingDependencyError(AiostepError, ImportError):
+    """An option needs an optional package that is not installed; the message names the
+    option, the package and the extra to install (``pip install 'aiostep[phone]'``)."""

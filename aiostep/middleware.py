@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiogram import BaseMiddleware, Dispatcher
+from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import CallbackQuery, TelegramObject, Update
@@ -17,6 +17,7 @@ from aiostep import context
 from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import get_clock
 from aiostep.context import UpdateContext, current_update
+from aiostep.conversation import Steps
 from aiostep.exceptions import ClaimLostError
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.ordering import Gates
@@ -72,7 +73,7 @@ def _kind(event: Any, data: dict[str, Any]) -> str:
 
 class SeenRecords:
     """The records this update's routing read from the storage (``None``: no record), handed
-    to handlers as ``aiostep_seen``: [`read`][aiostep.SeenRecords.read] answers from them while
+    to handlers as ``aiostep_seen``: `read` answers from them while
     nothing has been written through the storage since, and reads the storage otherwise."""
 
     def __init__(self, storage: BaseStorage) -> None:
@@ -101,11 +102,14 @@ class Listen(BaseMiddleware):
     Install it on ``dp.message`` (as in the seed), or everywhere it belongs with
     [`aiostep.setup`][aiostep.setup]. Updates of one conversation are handled one at a time, in
     arrival order; anything no waiter/step takes goes on to the normal handlers, which may ask for
-    ``aiostep_seen`` (a [`SeenRecords`][aiostep.SeenRecords]) to reuse the record the routing read.
+    ``aiostep_seen`` (a `SeenRecords`) to reuse the record the routing read.
     A persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
     pending as it was, and the update goes on to the normal handlers. Persisted steps'
     deadlines fire with no update, through the Listen's [`Scheduler`][aiostep.Scheduler]
     (``listen.scheduler``), which [`aiostep.setup`][aiostep.setup] starts with the Dispatcher.
+    Every handler (and step) of an update with a user and a chat may ask for ``steps``: a
+    [`Steps`][aiostep.Steps] handle of its conversation (``await steps.wait_for()``,
+    ``await steps.next_step(fn)``, ``await steps.cancel()``).
 
     Args:
         store: in-process store for waiters and steps (default: the root store).
@@ -181,11 +185,32 @@ class Listen(BaseMiddleware):
             raise ValueError("route_chat_wide routes persisted steps: give Listen a storage")
         self._chat_wide_steps = self._chat_wide_steps | frozenset(names)
 
+    def conversation(
+        self,
+        bot: Bot | int,
+        chat_id: int,
+        user_id: int,
+        thread_id: int | None = None,
+    ) -> Steps:
+        """The handle of one conversation, for code outside an update (a job, a webhook of
+        another service): what a handler gets as ``steps``.
+
+        Args:
+            bot: the bot the conversation is with (or its id).
+            chat_id: the chat; for a private chat, the user's id.
+            user_id: the user, or `aiostep.ANYONE` for the chat-wide conversation.
+            thread_id: the forum topic, if any.
+        """
+        bot_id = bot if isinstance(bot, int) else bot.id
+        return Steps(ConversationKey(chat_id, user_id, thread_id, bot_id), self)
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Route ``event``: to a waiter, a next step, or the normal ``handler``."""
         key = key_of(event)
         if key is None:
             return await handler(event, data)
+        # the conversation's handle, for handlers and steps that ask for ``steps``
+        data["steps"] = Steps(key, self)
         await self.gates.acquire(key)
         ctx = UpdateContext(
             key=key, listen=self, event=event, data=data, task=asyncio.current_task()
@@ -270,6 +295,17 @@ class Listen(BaseMiddleware):
             return _DECLINED
         if isinstance(pending, Waiter) and pending.future.done():
             return _DECLINED
+        # a waiter registered for other workers too: one of them may be handing it an answer
+        if (
+            isinstance(pending, Waiter)
+            and pending.remote is not None
+            and (
+                not await pending.remote.take()
+                or await store.get_item(key) is not pending
+                or pending.future.done()  # handed an answer from another worker meanwhile
+            )
+        ):
+            return _DECLINED
         await store.pop_item(key)
         if isinstance(pending, Waiter):
             owner = pending.owner
@@ -308,6 +344,10 @@ class Listen(BaseMiddleware):
         claim, lease = await self._claim(
             storage, skey, kind, command, callback_data, owner, update_id
         )
+        if claim.status is ClaimStatus.WAITER:
+            return await self._hand_over(
+                storage, skey, claim, update if isinstance(update, Update) else None
+            )
         record = claim.record
         if claim.status in _PASS or record is None:
             if claim.status is ClaimStatus.STALE:
@@ -405,6 +445,17 @@ class Listen(BaseMiddleware):
                 del ctx.claims[skey]
                 await self._end_claim(storage, skey, owner, failed)
 
+    async def _hand_over(
+        self, storage: BaseStorage, skey: str, claim: Claim, update: Update | None
+    ) -> Any:
+        """A ``wait_for`` parked in another worker takes this update: hand it over there
+        (handled: ``None``), or, when that waiter is gone or declines it, route it here."""
+        if storage.handover is None or claim.waiter is None or update is None:
+            return _DECLINED
+        if await storage.handover.offer(skey, claim.waiter, update):
+            return None
+        return _DECLINED
+
     async def _end_claim(self, storage: BaseStorage, skey: str, owner: str, failed: bool) -> None:
         """A step ended without writing its outcome: it is done, or (``failed``) offered again
         with everything it had, so the user can answer once more."""
@@ -499,8 +550,10 @@ class Listen(BaseMiddleware):
         storage = self.storage
         assert storage is not None
         skey = storage_key(key)
+        data = self.scheduler.handler_data(bot)
+        data["steps"] = Steps(key, self)
         ctx = UpdateContext(
-            key=key, listen=self, event=None, data={"bot": bot}, task=asyncio.current_task()
+            key=key, listen=self, event=None, data=data, task=asyncio.current_task()
         )
         ctx.claims[skey] = owner
         reset = current_update.set(ctx)
@@ -572,6 +625,7 @@ def setup(
     if listen.storage is not None:
         # the scheduler fires stored deadlines from startup on, and stops before the storage
         # closes
+        listen.scheduler.dispatcher = dp
         dp.startup.register(listen.scheduler.on_startup)
         dp.shutdown.register(listen.scheduler.stop)
         dp.shutdown.register(listen.storage.close)

@@ -1,5 +1,5 @@
 """What a conversation is waiting for inside this process: a parked ``wait_for`` or an
-in-process next step, kept in a replaceable [`MetaStore`][aiostep.MetaStore] (the seed's root
+in-process next step, kept in a replaceable `MetaStore` (the seed's root
 store)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from aiostep.storage.base import takes_update
 
 if TYPE_CHECKING:
     from aiostep.context import UpdateContext
+    from aiostep.handover import RemoteWaiter
 
 __all__ = ["LocalStep", "MetaStore", "Waiter", "change_root_store", "root_store"]
 
@@ -99,9 +100,17 @@ class Waiter(_Accepting):
     #: the update context that gave up the conversation's gate to wait (it gets it back)
     owner: UpdateContext | None = field(default=None, repr=False)
     handed_over: bool = False
+    #: its registration in a shared storage, through which other workers hand it the answer
+    remote: RemoteWaiter | None = field(default=None, repr=False)
+    #: an answer from another worker is being taken: an end meanwhile waits for its outcome
+    accepting: bool = False
+    deferred: BaseException | None = field(default=None, repr=False)
 
     def fail(self, exc: BaseException) -> None:
-        """End the wait with ``exc``."""
+        """End the wait with ``exc`` (once an answer being taken from another worker is not)."""
+        if self.accepting:
+            self.deferred = exc
+            return
         if not self.future.done():
             self.future.set_exception(exc)
 

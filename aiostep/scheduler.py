@@ -17,7 +17,7 @@ from aiostep.deadlines import parse_storage_key
 from aiostep.storage.base import new_owner
 
 if TYPE_CHECKING:
-    from aiogram import Bot
+    from aiogram import Bot, Dispatcher
 
     from aiostep.middleware import Listen
 
@@ -56,6 +56,9 @@ class Scheduler:
         self._poller: asyncio.TimerHandle | None = None
         self._again = False
         self.running = False
+        #: the Dispatcher whose workflow data (``dp["db"] = ...``) a timeout fired with no
+        #: update is given as handler data (set by `aiostep.setup` and at startup)
+        self.dispatcher: Dispatcher | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, bots: Iterable[Bot]) -> None:
@@ -73,6 +76,8 @@ class Scheduler:
 
     async def on_startup(self, **data: Any) -> None:
         """The Dispatcher's startup handler: the bots are ``bots`` (polling) or ``bot``."""
+        if self.dispatcher is None and data.get("dispatcher") is not None:
+            self.dispatcher = data["dispatcher"]
         bots: list[Bot] = list(data.get("bots") or ())
         if not bots and data.get("bot") is not None:
             bots = [data["bot"]]
@@ -98,6 +103,12 @@ class Scheduler:
         """When the scheduler looks at the deadlines next (epoch seconds), or ``None``: none
         is pending that this process knows of."""
         return self._armed_at
+
+    def handler_data(self, bot: Bot) -> dict[str, Any]:
+        """What a timeout fired with no update gets as handler data: the Dispatcher's workflow
+        data (what ``dp["db"] = db`` put there) and ``bot``."""
+        dp = self.dispatcher
+        return {"bot": bot} if dp is None else {**dp.workflow_data, "bot": bot}
 
     def add_bot(self, bot: Bot) -> None:
         """Fire the deadlines of ``bot``'s conversations too."""

@@ -1,12 +1,14 @@
 """Named step functions: what a persistent storage may point at.
 
 A persisted next step is stored as a *name*; it resolves only through a
-[`StepRegistry`][aiostep.StepRegistry] filled at import time by [`step`][aiostep.step], never
-through an import path read from storage.
+[`StepRegistry`][aiostep.StepRegistry] filled at import time by
+[`persisted_step`][aiostep.persisted_step], never through an import path read from storage.
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,12 +70,23 @@ class RegisteredStep:
 
     def accepts(self) -> str:
         """The ``accepts`` marker stored with a pending step (read by storages' claim logic)."""
-        tags = list(self.updates)
-        if self.allow_commands:
-            tags.append("command")
-        if self.filter is not None:
-            tags.append("filter")
-        return "," + ",".join(tags) + ","
+        how = (self.updates, self.allow_commands, self.filter is not None)
+        marker = _markers.get(how)
+        if marker is None:
+            tags = list(self.updates)
+            if self.allow_commands:
+                tags.append("command")
+            if self.filter is not None:
+                tags.append("filter")
+            if len(_markers) >= 256:  # per-call prefixes (``callback_query=vote:7``) are unbounded
+                _markers.clear()
+            # one string per way of accepting, shared by every record that stores it
+            marker = _markers[how] = sys.intern("," + ",".join(tags) + ",")
+        return marker
+
+
+# built once per way of accepting updates (a handful per bot), not on every registration
+_markers: dict[tuple[tuple[str, ...], bool, bool], str] = {}
 
 
 class StepRegistry:
@@ -190,12 +203,13 @@ class StepRegistry:
         return len(self._by_name)
 
 
-#: The process-wide registry that [`step`][aiostep.step] fills and [`Listen`][aiostep.Listen] reads.
+#: The process-wide registry that [`persisted_step`][aiostep.persisted_step] fills and
+#: [`Listen`][aiostep.Listen] reads.
 registry = StepRegistry()
 _default = registry
 
 
-def step(
+def persisted_step(
     name: str | None = None,
     *,
     filter: Any = None,
@@ -205,9 +219,12 @@ def step(
 ) -> Callable[[F], F]:
     """Register a function as a named next step, so it can be persisted and found after a restart.
 
+    (Not the Wizard's [`aiostep_dialogs.step`][aiostep_dialogs.step], which declares a step of
+    a wizard class.)
+
     Example:
         ```python
-        @aiostep.step("signup.ask_age")
+        @aiostep.persisted_step("signup.ask_age")
         async def ask_age(message: Message, name: str) -> None: ...
         ```
     """
@@ -218,3 +235,23 @@ def step(
         return fn
 
     return decorator
+
+
+def step(
+    name: str | None = None,
+    *,
+    filter: Any = None,
+    allow_commands: bool = False,
+    updates: Iterable[str] = DEFAULT_UPDATES,
+    registry: StepRegistry | None = None,
+) -> Callable[[F], F]:
+    """Deprecated name of [`persisted_step`][aiostep.persisted_step] (0.4), too easily confused
+    with the Wizard's `aiostep_dialogs.step`; it still works and warns."""
+    warnings.warn(
+        "aiostep.step is now aiostep.persisted_step (the Wizard's step is aiostep_dialogs.step)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return persisted_step(
+        name, filter=filter, allow_commands=allow_commands, updates=updates, registry=registry
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +22,14 @@ from aiostep.step_registry import (
     check_updates,
     registry,
 )
-from aiostep.storage.base import UNSET, BaseStorage, Patch, as_async, check_json, state_name
+from aiostep.storage.base import (
+    UNSET,
+    BaseStorage,
+    Patch,
+    as_async,
+    new_owner,
+    state_name,
+)
 
 if TYPE_CHECKING:
     from aiostep.middleware import Listen
@@ -116,12 +122,12 @@ async def register_next_step(
         on_timeout: called on expiry with what it asks for by name: ``bot``, ``user_id``,
             ``chat_id``, ``thread_id``, ``conversation``, the step's kwargs and, for a
             persisted step, ``step_context`` (its record). For a persisted step it must be a
-            registered step (a function decorated with [`aiostep.step`][aiostep.step], or its
+            registered step (a function decorated with [`aiostep.persisted_step`][aiostep.persisted_step], or its
             name): only its name is stored. It runs as the step's claim, so a
             ``register_next_step`` in it (a reminder, a new question) is the step's outcome;
             if it registers nothing the step ends.
         filter: updates failing it go to the normal handlers (in-process steps; a persisted
-            step's filter is declared with ``@aiostep.step(filter=...)``).
+            step's filter is declared with ``@aiostep.persisted_step(filter=...)``).
         updates: as for [`wait_for`][aiostep.wait_for] (default: the step's registration, else
             messages only).
         allow_commands: as for [`wait_for`][aiostep.wait_for] (default: the step's registration,
@@ -262,7 +268,7 @@ def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> R
     if entry is None:
         raise StepNotRegisteredError(
             f"{what} {fn!r} is not a registered step, and a persistent next step is stored by "
-            "name: decorate it with @aiostep.step('some.name')"
+            "name: decorate it with @aiostep.persisted_step('some.name')"
         )
     return entry
 
@@ -287,10 +293,10 @@ async def _register_persisted(
     if request.filter is not None:
         raise TypeError(
             f"a persisted step's filter is declared once, at registration: "
-            f"@aiostep.step({entry.name!r}, filter=...)"
+            f"@aiostep.persisted_step({entry.name!r}, filter=...)"
         )
     stored_kwargs = request.kwargs or {}
-    check_json(stored_kwargs, "kwargs")  # the storage copies what it keeps
+    # checked (and copied) by the storage's write: every backend runs check_patch first
     timeout_name = (
         _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
     )
@@ -302,7 +308,7 @@ async def _register_persisted(
             allow_commands=entry.allow_commands if allow_commands is None else allow_commands,
             updates=entry.updates if updates is None else check_updates(updates),
         )
-    token = secrets.token_hex(8)
+    token = new_owner()
     deadline = None if timeout is None else get_clock().now() + timeout
     patch = Patch(
         callback=entry.name,
@@ -316,7 +322,6 @@ async def _register_persisted(
     if state is not UNSET:
         patch.state = state_name(state)
     if data is not None:
-        check_json(data, "data")
         patch.data = data
     owner = _claimed_by(listen, storage, key)
     if owner is not None:

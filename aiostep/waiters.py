@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from aiostep.clock import get_clock
 from aiostep.context import current_update, require_listen, resolve_key
 from aiostep.exceptions import WaitSuperseded
+from aiostep.handover import RemoteWaiter
+from aiostep.keys import ConversationKey, storage_key
 from aiostep.pending import MetaStore, Waiter, discard, root_store
 from aiostep.step_registry import DEFAULT_UPDATES, check_updates
 
 __all__ = ["parked_tasks", "wait_for"]
+
+logger = logging.getLogger("aiostep")
 
 _parked: set[asyncio.Task[Any]] = set()
 
@@ -24,6 +29,15 @@ def parked_tasks() -> set[asyncio.Task[Any]]:
 
 def _expire(waiter: Waiter, timeout: float) -> None:
     waiter.fail(TimeoutError(f"no answer within {timeout} s"))
+
+
+async def _release(remote: RemoteWaiter, key: ConversationKey) -> None:
+    try:
+        await remote.release()
+    except Exception as exc:
+        # the answer (or the error) the wait ended with matters more; an offer for this stale
+        # registration is declined by this worker, and the registration goes with the record
+        logger.warning("conversation %s: could not remove a wait_for's registration: %s", key, exc)
 
 
 async def wait_for(
@@ -39,6 +53,10 @@ async def wait_for(
     bot_id: int | None = None,
 ) -> Any:
     """Wait for the next update of ``user_id`` in this conversation and return it.
+
+    With a shared storage (Redis) on the ``Listen``, the answer may reach any worker: the one
+    that receives it hands it over to this one (see the workers guide). Otherwise only this
+    process sees it.
 
     Args:
         user_id: the user to listen to.
@@ -83,6 +101,17 @@ async def wait_for(
     if previous is not None:
         discard(previous, WaitSuperseded(f"a newer wait_for opened on conversation {key}"))
     await store.set_item(key, waiter)
+    storage = ctx.listen.storage if ctx is not None else None
+    if storage is not None and storage.handover is not None:
+        # shared storage: register it, so that the worker the answer reaches hands it over
+        try:
+            waiter.remote = await storage.handover.park(
+                storage_key(key), waiter, ctx.data.get("bot") if ctx is not None else None
+            )
+        except BaseException:
+            if await store.get_item(key) is waiter:
+                await store.pop_item(key)
+            raise
     if owner is not None:
         # let the answer in: park without holding the conversation's turn
         owner.holds = False
@@ -100,6 +129,8 @@ async def wait_for(
             timer.cancel()
         if await store.get_item(key) is waiter:
             await store.pop_item(key)
+        if waiter.remote is not None:
+            await _release(waiter.remote, key)
         if owner is not None and not waiter.handed_over:
             await owner.listen.gates.acquire(owner.key)
             owner.holds = True

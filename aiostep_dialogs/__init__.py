@@ -26,11 +26,15 @@ from __future__ import annotations
 
 from aiostep_dialogs import formatting, validators
 from aiostep_dialogs import validators as v
+from aiostep_dialogs.calls import CallDepthError, WizardNotSetUpError
+from aiostep_dialogs.choices import ChoicesError
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.validators import ValidationError
 from aiostep_dialogs.wizard import Commands, Finish, StepSpec, Texts, Wizard, step
 
 __all__ = [
+    "CallDepthError",
+    "ChoicesError",
     "Commands",
     "Finish",
     "Markup",
@@ -38,6 +42,7 @@ __all__ = [
     "Texts",
     "ValidationError",
     "Wizard",
+    "WizardNotSetUpError",
     "effective_parse_mode",
     "escape",
     "fill",

@@ -1,8 +1,9 @@
 """Read back the Mermaid flowchart that `aiostep_dialogs.graph.to_mermaid` writes, as
 plain nodes and edges, so a page can draw it without a Mermaid renderer (no CDN, no bundle).
 
-Only the subset ``to_mermaid`` emits is understood: ``id((label))``, ``id["label"]`` and
-``id[/"label"/]`` nodes, and ``a --> b`` / ``a -.->|label| b`` edges. Anything else is skipped.
+Only the subset ``to_mermaid`` emits is understood: ``id((label))``, ``id["label"]``,
+``id[["label"]]`` (a called wizard) and ``id[/"label"/]`` nodes, and ``a --> b`` /
+``a -.->|label| b`` edges. Anything else is skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _NODE = re.compile(
     r"""^(?P<id>[A-Za-z_][\w-]*)\s*
         (?:\(\((?P<circle>.*)\)\)          # start((start))
           |\[/"(?P<note>.*)"/\]            # back[/"/back: ..."/]
+          |\[\["(?P<call>.*)"\]\]          # call_address[["Address<br/><i>sub-wizard</i>"]]
           |\["(?P<box>.*)"\]               # NAME["NAME<br/><i>prompt</i>"]
         )$""",
     re.VERBOSE,
@@ -37,7 +39,8 @@ class Node:
         id: the Mermaid id (a wizard state's name, ``start``, ``finish``, ``back``...).
         title: the first line of its label.
         detail: the rest of its label (a step's prompt), or ``""``.
-        shape: ``"terminal"`` (start/finish), ``"step"`` or ``"note"`` (a command's note).
+        shape: ``"terminal"`` (start/finish), ``"step"``, ``"call"`` (another wizard a step
+            calls or jumps to) or ``"note"`` (a command's note).
     """
 
     id: str
@@ -107,6 +110,8 @@ def parse_flowchart(source: str) -> Flowchart:
             lines, shape = _text(node["circle"]), "terminal"
         elif node["note"] is not None:
             lines, shape = _text(node["note"]), "note"
+        elif node["call"] is not None:
+            lines, shape = _text(node["call"]), "call"
         else:
             lines, shape = _text(node["box"]), "step"
         made = Node(id=node["id"], title=lines[0], detail=" ".join(lines[1:]), shape=shape)

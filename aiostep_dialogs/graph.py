@@ -1,17 +1,35 @@
-"""Describe a Wizard as a Mermaid flowchart: states, declaration-order edges, branches,
-reminders and timeouts, and the navigation commands (``/back``, ``/cancel``, ``/skip``)."""
+"""Describe a Wizard as a Mermaid flowchart: states, declaration-order edges, branches, calls
+of other wizards (``self.call``, ``self.goto(Other)``), reminders and timeouts, and the
+navigation commands (``/back``, ``/cancel``, ``/skip``)."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiostep_dialogs.timeouts import describe
 from aiostep_dialogs.wizard import StepSpec, Wizard
 
-__all__ = ["branch_targets", "returned_names", "to_mermaid"]
+__all__ = [
+    "WizardCall",
+    "branch_targets",
+    "call_then_names",
+    "called_wizards",
+    "returned_names",
+    "to_mermaid",
+]
+
+
+class WizardCall(NamedTuple):
+    """A wizard a step calls (``kind="call"``) or jumps to (``kind="goto"``), as found in the
+    step method's source; ``then`` is the state name a call's ``then=`` names, if any."""
+
+    kind: str
+    wizard: type[Wizard]
+    then: str | None
 
 
 def branch_targets(wizard: type[Wizard], spec: StepSpec) -> list[str]:
@@ -66,6 +84,76 @@ def returned_names(method: Any) -> list[str]:
     return found
 
 
+def called_wizards(wizard: type[Wizard], spec: StepSpec) -> list[WizardCall]:
+    """The wizards a step's source calls (``self.call(Other, then=State.X)``) or jumps to
+    (``self.goto(Other)``), resolved through the method's module globals; a name that does
+    not resolve to a Wizard class is left out. Empty when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(spec.method)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    found: list[WizardCall] = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("call", "goto")
+            and node.args
+        ):
+            continue
+        target = _resolve(spec.method, node.args[0])
+        if not (isinstance(target, type) and issubclass(target, Wizard)):
+            continue
+        then = None
+        for keyword in node.keywords:
+            if keyword.arg == "then" and isinstance(keyword.value, ast.Attribute):
+                then = keyword.value.attr if keyword.value.attr in wizard._by_state else None
+        made = WizardCall(node.func.attr, target, then if node.func.attr == "call" else None)
+        if made not in found:
+            found.append(made)
+    return found
+
+
+def call_then_names(method: Any) -> list[str]:
+    """The name ``X`` of each ``then=State.X`` given to a ``.call(...)`` in ``method``'s
+    source (whether or not it has a step). Empty when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    return [
+        keyword.value.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "call"
+        for keyword in node.keywords
+        if keyword.arg == "then" and isinstance(keyword.value, ast.Attribute)
+    ]
+
+
+def _resolve(method: Any, node: ast.expr) -> Any:
+    """The object a name (``Address``) or dotted name (``forms.Address``) in ``method``'s
+    source stands for, or ``None``."""
+    if isinstance(node, ast.Name):
+        try:
+            closure = inspect.getclosurevars(method)
+        except TypeError:  # not a plain function
+            return getattr(method, "__globals__", {}).get(node.id)
+        for scope in (closure.nonlocals, closure.globals, closure.builtins):
+            if node.id in scope:
+                return scope[node.id]
+        return getattr(method, "__globals__", {}).get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _resolve(method, node.value)
+        return getattr(base, node.attr, None) if base is not None else None
+    return None
+
+
+def _node_id(kind: str, target: type[Wizard]) -> str:
+    return f"{kind}_" + re.sub(r"\W", "_", target.wizard_id)
+
+
 def _label(spec: StepSpec) -> str:
     prompt = spec.prompt if isinstance(spec.prompt, str) else "(computed prompt)"
     prompt = prompt.replace('"', "'").replace("\n", " ")
@@ -86,11 +174,19 @@ def to_mermaid(wizard: type[Wizard]) -> str:
         name = spec.state.name
         following = steps[index + 1].state.name if index + 1 < len(steps) else "finish"
         targets = branch_targets(wizard, spec)
-        returns_only_branches = bool(targets) and _never_returns_none(spec)
+        calls = called_wizards(wizard, spec)
+        returns_only_branches = bool(targets or calls) and _never_returns_none(spec)
         if not returns_only_branches:
             lines.append(f"    {name} --> {following}")
         for target in targets:
             lines.append(f"    {name} -.->|branch| {target}")
+        for call in calls:
+            node = _node_id(call.kind, call.wizard)
+            what = "sub-wizard" if call.kind == "call" else "another wizard"
+            lines.append(f'    {node}[["{call.wizard.__name__}<br/><i>{what}</i>"]]')
+            lines.append(f"    {name} -->|{call.kind}| {node}")
+            if call.kind == "call":
+                lines.append(f"    {node} -->|returns| {call.then or following}")
         if spec.optional and wizard.commands.skip:
             lines.append(f"    {name} -.->|/{wizard.commands.skip}| {following}")
     lines += _deadline_lines(wizard)

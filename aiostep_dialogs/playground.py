@@ -317,6 +317,8 @@ class _Playground:
         wizard_cls = _wizards.get(str(record.kwargs.get("w")))
         wizard = wizard_cls._restore(record, key, self.sim.bot, None) if wizard_cls else None
         if wizard is not None and wizard.state is not None:
+            # no update: what the Dispatcher was given is what its prompts may ask for
+            wizard.middleware_data = {**self.sim.dispatcher.workflow_data, "bot": self.sim.bot}
             self.console.show(
                 f"--- resumed: {wizard.wizard_id}, step {wizard.state.name}; its prompt again ---"
             )
@@ -357,6 +359,9 @@ class _Playground:
                 buttons = self.screen.buttons()
                 if text.isdigit() and 1 <= int(text) <= len(buttons):
                     await self.act(functools.partial(self.talk.click, buttons[int(text) - 1]))
+                elif any(text in row for row in self.talk.keyboard or ()):
+                    # a reply button's label: a request button shares what the app would
+                    await self.act(functools.partial(self.talk.press, text))
                 else:
                     await self.act(functools.partial(self.talk.send, line))
             if not self.interactive:

@@ -164,13 +164,16 @@ def compile_tick(cls: type[Wizard]) -> Callable[..., Any]:
         wizard = cls._restore(step_context, conversation, bot, None)
         if wizard is None:
             return
+        ctx = aiostep.current_update.get()
+        by_update = ctx is not None and ctx.event is not None
+        # handler data: the update's, else what the scheduler has (the Dispatcher's
+        # workflow data and the bot), so prompts and hooks that ask for ``db`` still get it
+        wizard.middleware_data = ctx.data if ctx is not None else {"bot": bot}
         await wizard._settle()
         spec = wizard._spec()
         meta = step_context.kwargs
         found = cls._timing.get(spec.state.name)
         sent, t0 = meta.get("r"), meta.get("t0")
-        ctx = aiostep.current_update.get()
-        by_update = ctx is not None and ctx.event is not None
         if (
             found is not None
             and isinstance(sent, int)
@@ -180,10 +183,13 @@ def compile_tick(cls: type[Wizard]) -> Callable[..., Any]:
         ):
             # after a restart several reminders may be overdue: one is sent, for all of them
             wizard._wake = (float(t0), found.sent_by(float(t0), get_clock().now(), sent + 1))
-            await wizard._park(spec)
-            if not by_update:  # an answer that came just as the reminder was due needs none
-                text = spec.reminder if spec.reminder is not None else cls.texts.reminder
-                await wizard._send_prompt(spec, error=text)
+            if by_update:  # an answer that came just as the reminder was due needs none
+                await wizard._park(spec)
+                return
+            # the prompt again, as a new message under the reminder (in one-message mode the
+            # old prompt loses its keyboard, as after a typed answer, and the new id is stored)
+            text = spec.reminder if spec.reminder is not None else cls.texts.reminder
+            await wizard._park_and_prompt(spec, error=text)
             return
         await wizard._time_out()
 

@@ -19,7 +19,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast, overload
 from weakref import WeakKeyDictionary
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -42,10 +43,30 @@ from aiogram.utils.formatting import Text
 import aiostep
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
+from aiostep_dialogs import button_data
+from aiostep_dialogs import choices as ch
+from aiostep_dialogs import ui as _ui
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
+from aiostep_dialogs.i18n import (
+    DEFAULT_LOCALE,
+    N_,
+    Language,
+    LazyProxy,
+    Localized,
+    check_localized,
+    is_localized,
+    locale_now,
+    locale_of,
+)
+from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
+from aiostep_dialogs.media import Media, MediaSource, check_captions, send_media_prompt
+from aiostep_dialogs.requests import CompiledRequest, Request, compile_request, request_kind
 from aiostep_dialogs.timeouts import TICK, Duration, Timing, compile_tick, park_options, timings_of
 from aiostep_dialogs.validators import ValidationError, Validator
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.calls import Call, Jump
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 
@@ -55,9 +76,11 @@ logger = logging.getLogger("aiostep_dialogs")
 #: running wizard; a record of a version above this one is not read (see ``_record_version``).
 RECORD_VERSION = 3
 _HISTORY_LIMIT = 30
-_BUTTON_PREFIX = "aw"
+_BUTTON_PREFIX = button_data.BUTTON_PREFIX
 
-Prompt = str | Text | Callable[[Any], str | Text | Awaitable[str | Text]]
+Prompt = (
+    str | Text | Mapping[str, str] | LazyProxy | Callable[[Any], str | Text | Awaitable[str | Text]]
+)
 
 
 @dataclass(frozen=True)
@@ -68,16 +91,50 @@ class StepSpec:
     method: Callable[..., Any]
     prompt: Prompt
     validate: tuple[Validator, ...] = ()
-    error: str | None = None
-    choices: Mapping[str, str] | None = None
+    error: Localized | None = None
+    choices: Mapping[str, Localized] | None = None
     keyboard: Literal["inline", "reply"] = "inline"
     optional: bool = False
     default: Any = None
     max_attempts: int | None = None
     branches: tuple[enum.Enum, ...] = ()
+    #: what the method asks for from the handler data, after ``self`` and ``value``
+    needs: Needs = NOTHING
+    #: what a prompt callable asks for, after the wizard
+    prompt_needs: Needs = NOTHING
+    ui: _ui.UI | None = None
+    #: options from a callable, multi-select, pages or layout (``None``: a plain fixed list)
+    picker: ch.Picker | None = None
+    request: Request | None = None
+    request_label: Localized | None = None
+    media: Media | None = None
+    #: its prompt, ``error`` or a choice label depends on the language (worked out once, here,
+    #: so a step of plain strings pays nothing per update)
+    localized: bool = False
+    #: reminders and timeout (see aiostep_dialogs.timeouts)
     timeout: Duration | None = None
     remind_after: Duration | tuple[Duration, ...] | None = None
-    reminder: str | None = None
+    reminder: Localized | None = None
+
+
+def _takes_locale(fn: Callable[..., Any]) -> bool:
+    """Whether the callable prompt ``fn`` asks for the locale (its one parameter is named
+    ``locale``) rather than the wizard."""
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    return params == ["locale"]
+
+
+def _given_the_locale(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """The prompt callable ``fn(locale)`` as one that takes the wizard."""
+
+    def prompt(wizard: Any) -> Any:
+        return fn(wizard.locale)
+
+    prompt.__name__ = getattr(fn, "__name__", "prompt")
+    return prompt
 
 
 def step(
@@ -85,18 +142,34 @@ def step(
     *,
     prompt: Prompt,
     validate: Validator | Sequence[Validator] | None = None,
-    error: str | None = None,
-    choices: Mapping[str, str] | Sequence[str] | None = None,
+    error: Localized | None = None,
+    choices: Mapping[str, Localized] | Sequence[str] | ch.ChoiceSource | None = None,
     keyboard: Literal["inline", "reply"] = "inline",
     optional: bool = False,
     default: Any = None,
     max_attempts: int | None = None,
     branches: Sequence[enum.Enum] = (),
+    ui: _ui.UI | None = None,
+    multi: bool = False,
+    min: int | None = None,
+    max: int | None = None,
+    per_page: int | None = None,
+    columns: int | None = None,
+    request: Request | None = None,
+    request_label: Localized | None = None,
+    photo: MediaSource | None = None,
+    document: MediaSource | None = None,
+    video: MediaSource | None = None,
+    animation: MediaSource | None = None,
     timeout: Duration | None = None,
     remind_after: Duration | Sequence[Duration] | None = None,
-    reminder: str | None = None,
+    reminder: Localized | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
+
+    The decorated method is `async def name(self, value, ...)`: after ``value`` it may ask
+    for anything in the update's handler data by name, as an aiogram handler does (``bot``,
+    ``event_from_user``, ``state``, what a middleware or ``dp["db"] = ...`` put there).
 
     Args:
         prompt: what the bot asks: a string, a format string over the collected data
@@ -104,23 +177,57 @@ def step(
             values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
             sync/async callable taking the wizard and returning either (a returned string is
             sent as is: escape values in it with
-            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]).
+            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]). Like the step
+            method, the callable may ask for handler data by name after the wizard. In the
+            user's language: a ``{locale: template}`` dict, a ``lazy_gettext(...)``
+            template, or a callable whose one parameter is named ``locale`` (it gets the
+            locale; the others read ``self.locale``); see the Languages guide.
         validate: one validator or a list applied in order; the method gets the result.
             Default: a text message of at most 4096 characters (or one of ``choices``).
-        error: shown instead of a validator's own reason when the input is rejected.
+        error: shown instead of a validator's own reason when the input is rejected (a
+            string, or a text in the user's language: see
+            [`Localized`][aiostep_dialogs.i18n.Localized]).
         choices: ``{value: label}`` (or a list of values) offered as buttons; the method gets
-            the value. Typed labels are accepted too.
+            the value. Typed labels are accepted too. A label may be in the user's language
+            (a ``Localized``). Or a sync/async callable taking the wizard (and handler data
+            by name), or only ``locale``, that returns them when the prompt is shown; a
+            press resolves against the values shown, which are stored with the conversation,
+            so each value must be a str of at most 64 characters or an int.
         keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
         optional: ``/skip`` is allowed; the method then gets ``default``.
         max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
         branches: states the method may return, for the flow diagram (returns of
             ``self.State.X`` in the method's source are found without it).
+        ui: how this step's prompt is shown, overriding the wizard's ``ui``: ``"edit"``
+            replaces the pressed message in place, ``"send"`` sends a new message.
+        multi: several options may be picked (a press toggles a checkmark, Done submits);
+            the method gets the list of values picked, between ``min`` (default 1) and
+            ``max`` (default: any number) of them.
+        per_page: options shown a page, with previous/next buttons (page turns and toggles
+            are not answers).
+        columns: option buttons a row (default: up to three short ones on a row, else one).
+        request: a reply-keyboard button that makes the user's app send what only it can:
+            ``"contact"`` (their own phone number), ``"location"``, ``"poll"``, ``"users"``,
+            ``"chat"``, or aiogram's ``KeyboardButtonPollType`` / ``KeyboardButtonRequestUsers``
+            / ``KeyboardButtonRequestChat`` for their options. Without ``validate`` the step
+            takes only that answer (`v.contact()`, `v.location()`, `v.poll()`,
+            `v.users_shared()`, `v.chat_shared()`); anything else gets ``texts.use_button``.
+            The keyboard is removed by the next prompt.
+        request_label: the button's text (default: ``texts.request_<kind>``).
+        photo: send the prompt as the caption of this photo: a ``file_id`` or URL (``str``),
+            a file on disk (``pathlib.Path``, uploaded once per process and bot) or an aiogram
+            ``InputFile``. ``document``, ``video`` and ``animation`` likewise; one per step.
+
         timeout: seconds (or a ``timedelta``) the user has to answer, from when the prompt
             was sent; then ``on_timeout`` runs, with no message needed (default: the
             wizard's ``timeout``). See the timeouts guide.
         remind_after: one or more durations after the prompt at which a reminder re-asks it
             (default: the wizard's ``remind_after``); they do not move the timeout.
         reminder: the reminder's text, sent above the prompt (default: ``texts.reminder``).
+    Raises:
+        TypeError: ``request`` is unknown or combined with ``choices``; a media source is of
+            the wrong type, or more than one is given.
+        FileNotFoundError: a media ``Path`` names no file.
     """
     if validate is None:
         chain: tuple[Validator, ...] = ()
@@ -128,13 +235,64 @@ def step(
         chain = (validate,)
     else:
         chain = tuple(validate)
-    options: dict[str, str] | None = None
-    if choices is not None:
+    options: dict[str, Localized] | None = None
+    source = None
+    if callable(choices) and not isinstance(choices, (Mapping, Sequence)):
+        source = choices
+    elif choices is not None:
         options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
         if not options:
             raise ValueError("choices must not be empty")
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
+    check_localized(prompt, "prompt")
+    check_localized(error, "error")
+    check_localized(request_label, "request_label")
+    check_localized(reminder, "reminder")
+    for value, label in (options or {}).items():
+        check_localized(label, f"choices[{value!r}]")
+    if callable(prompt) and not isinstance(prompt, (Text, LazyProxy)) and _takes_locale(prompt):
+        prompt = _given_the_locale(prompt)  # before its needs are read: it asks for none
+    if source is not None and _takes_locale(source):
+        source = _given_the_locale(source)
+    localized = (
+        not isinstance(prompt, (str, Text))
+        or (error is not None and is_localized(error))
+        or (options is not None and any(is_localized(label) for label in options.values()))
+        or source is not None  # its labels may be lazy strings, said in the language
+        or (request_label is not None and is_localized(request_label))
+    )
+    shown = None if ui is None else _ui.check_ui(ui, "step(ui=...)")
+
+    prompt_needs = NOTHING
+    if callable(prompt) and not isinstance(prompt, (str, Text, LazyProxy)):
+        prompt_needs = needs_of(prompt, 1, owner=f"the prompt of {state!r}")
+
+    picker = ch.make_picker(
+        source,
+        where=f"@step({state!r})",
+        static=cast("Mapping[str, str] | None", options),
+        keyboard=keyboard,
+        multi=multi,
+        min=min,
+        max=max,
+        per_page=per_page,
+        columns=columns,
+    )
+    if request is not None:
+        request_kind(request)
+        if options is not None:
+            raise TypeError(
+                f"step {state!r}: request= shows its own reply keyboard and cannot be combined "
+                "with choices=; ask for the choice in a step of its own"
+            )
+    sources = {"photo": photo, "document": document, "video": video, "animation": animation}
+    given = [(kind, source) for kind, source in sources.items() if source is not None]
+    if len(given) > 1:
+        raise TypeError(
+            f"step {state!r}: one medium per prompt; got {' and '.join(k for k, _ in given)}"
+        )
+    media = Media.of(given[0][0], given[0][1]) if given else None  # type: ignore[arg-type]
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
@@ -149,6 +307,14 @@ def step(
             default=default,
             max_attempts=max_attempts,
             branches=tuple(branches),
+            needs=needs_of(fn, 2, owner=getattr(fn, "__qualname__", repr(fn))),
+            prompt_needs=prompt_needs,
+            ui=shown,
+            picker=picker,
+            request=request,
+            request_label=request_label,
+            media=media,
+            localized=localized,
             timeout=timeout,
             remind_after=(
                 tuple(remind_after)
@@ -174,17 +340,40 @@ class Commands:
 
 @dataclass(frozen=True)
 class Texts:
-    """Every text a wizard says on its own; override per wizard (``texts = Texts(...)``)."""
+    """Every text a wizard says on its own; override per wizard (``texts = Texts(...)``).
 
-    cancelled: str = "Cancelled."
-    gave_up: str = "Too many attempts; let's stop here. You can start again any time."
-    cannot_go_back: str = "This is the first step; there is nothing to go back to."
-    cannot_skip: str = "This step can't be skipped."
-    stale_button: str = "This button is no longer active."
-    progress: str = "Step {index} of {total}"
-    interrupted: str = "Sorry, I was interrupted and lost your last message."
-    reminder: str = "Still there?"
-    timed_out: str = "Time is up; let's stop here. You can start again any time."
+    The defaults are said in the user's language (English, Russian, Spanish, Persian; else
+    English). A text you give may be a plain string, or depend on the language: see
+    [`Localized`][aiostep_dialogs.i18n.Localized].
+    """
+
+    cancelled: Localized = N_("Cancelled.")
+    gave_up: Localized = N_("Too many attempts; let's stop here. You can start again any time.")
+    cannot_go_back: Localized = N_("This is the first step; there is nothing to go back to.")
+    cannot_skip: Localized = N_("This step can't be skipped.")
+    stale_button: Localized = N_("This button is no longer active.")
+    progress: Localized = N_("Step {index} of {total}")
+    interrupted: Localized = N_("Sorry, I was interrupted and lost your last message.")
+    #: the toast for a press on a button of another user's wizard
+    not_yours: Localized = N_("This button is not for you.")
+    #: multi-select and pages (see the dynamic and multi choices guide)
+    done: Localized = N_("Done")
+    previous_page: Localized = N_("« Previous")
+    next_page: Localized = N_("Next »")
+    selected_mark: Localized = "✅ "  # the same in every language
+    too_few: Localized = N_("Choose at least {min}.")
+    too_many: Localized = N_("You can choose at most {max}.")
+    use_buttons: Localized = N_("Please use the buttons.")
+    # the labels of request buttons (`@step(request=...)`), and the reason for another answer
+    request_contact: Localized = N_("Share my phone number")
+    request_location: Localized = N_("Send my location")
+    request_poll: Localized = N_("Create a poll")
+    request_users: Localized = N_("Choose a user")
+    request_chat: Localized = N_("Choose a chat")
+    use_button: Localized = N_('Please use the "{label}" button below.')
+    #: a step's reminder (above its prompt again) and what the default on_timeout says
+    reminder: Localized = N_("Still there?")
+    timed_out: Localized = N_("Time is up; let's stop here. You can start again any time.")
 
 
 @dataclass(frozen=True)
@@ -287,6 +476,21 @@ class Wizard:
     continues; default: the latest step it answered that still exists, else the first
     step), ``schema_version`` (an int, default 1: bump it when the shape of the collected
     data changes, and convert old data in [`migrate`][aiostep_dialogs.Wizard.migrate]).
+
+    What a step method, hook or prompt callable can use on ``self``: ``data`` (the answers
+    collected so far, JSON values, persisted after each step), ``state`` (the current
+    ``State`` member), ``key`` (the conversation: ``chat_id``, ``user_id``, ``thread_id``,
+    ``bot_id``), ``bot`` (the `Bot` of the update), ``event`` (the `Message` or
+    `CallbackQuery` being handled; ``None`` outside an update), ``middleware_data`` (the
+    update's handler data), ``result`` (in ``on_finish``: what ``finish(result)`` carried),
+    and ``answer(text)`` to say something in the conversation's chat. Anything from the
+    handler data can also be asked for by parameter name, as aiogram handlers do:
+    `async def age(self, value: int, db: Database)`. Dependencies come from the update
+    being handled, never from storage, so they are there after a restart too.
+
+    ``ui``: ``"send"`` (default) sends each prompt as a new message; ``"edit"`` (one-message
+    mode) edits the message whose button was pressed into the next prompt (a typed answer
+    gets a new message, and the old one loses its buttons); a step's ``ui=`` overrides it.
     """
 
     State: ClassVar[type[enum.Enum]]
@@ -301,6 +505,7 @@ class Wizard:
     renamed: ClassVar[Mapping[str, enum.Enum]] = {}
     fallback: ClassVar[enum.Enum | None] = None
     schema_version: ClassVar[int] = 1
+    ui: ClassVar[_ui.UI] = "send"
     timeout: ClassVar[Duration | None] = None
     remind_after: ClassVar[Duration | Sequence[Duration] | None] = None
 
@@ -311,10 +516,37 @@ class Wizard:
     _by_state: ClassVar[dict[str, StepSpec]] = {}
     _fingerprint: ClassVar[str] = ""
     _storage: ClassVar[BaseStorage | None] = None
+    _hook_needs: ClassVar[dict[str, Needs]] = {}
+    #: the handler data of the update being handled (empty outside one): what aiogram would
+    #: pass a handler (``bot``, ``event_from_user``, middleware data, ``dp["..."]`` values)
+    middleware_data: Mapping[str, Any] = MappingProxyType({})
+    _requests: ClassVar[dict[str, CompiledRequest]] = {}
     # set on a restored wizard: its stored state was removed, and it was moved (not yet
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
     _sent_fp: str = ""
+    # the language of this update once worked out (only when a text depends on it), and the
+    # locale stored with the conversation (kept for what is said with no update to answer)
+    _language_now: Language | None = None
+    _stored_locale: str | None = None
+    # whether conversations store their user's language: only when the wizard has texts that
+    # depend on it (set at class definition; a wizard that speaks with no update sets it too)
+    _stores_locale: ClassVar[bool] = False
+    # one-message mode (see aiostep_dialogs.ui): the states whose prompt edits in place, and
+    # whether there is any (only then is the prompt's message id stored)
+    _edit_states: ClassVar[frozenset[str]] = frozenset()
+    _edits: ClassVar[bool] = False
+    #: one-message mode: the id of the message showing the current prompt (stored as ``"m"``)
+    prompt_message_id: int | None = None
+    # one-message mode: the button press being handled, answered when its outcome is shown
+    _press: CallbackQuery | None = None
+    # the callers waiting for this wizard, outermost first (see aiostep_dialogs.calls)
+    _stack: tuple[dict[str, Any], ...] = ()
+    # a picker step's option values shown (stored), values picked (stored), and the labels
+    # of the options shown by this update (not stored); see aiostep_dialogs.choices
+    _shown: list[Any] | None = None
+    _picked: tuple[Any, ...] = ()
+    _labels: Mapping[Any, str] | None = None
     # set by a reminder re-parking its step: when the step was asked, and reminders sent
     _wake: tuple[float, int] | None = None
 
@@ -335,6 +567,17 @@ class Wizard:
                     specs = [s for s in specs if s.state != spec.state] + [spec]
         # only now: a step named wizard_id must be seen (and refused) before this replaces it
         cls.wizard_id = name or f"{cls.__module__}.{cls.__qualname__}"
+        cls._hook_needs = {
+            hook: needs
+            for hook in _HOOKS
+            if (
+                needs := needs_of(
+                    getattr(cls, hook),
+                    1 + _HOOK_ARGS.get(hook, 0),
+                    owner=f"{cls.__qualname__}.{hook}",
+                )
+            )
+        }
         if not specs:
             return  # an abstract intermediate class
         state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
@@ -347,12 +590,25 @@ class Wizard:
                     f"member of {cls.__qualname__}.State"
                 )
         _check_targets(cls, state_enum, specs)
+        check_captions(cls.__qualname__, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
+        cls._stores_locale = cls._stores_locale or any(s.localized for s in specs)
         cls._renamed = _check_drift_options(cls, state_enum)
+        shown = _ui.check_ui(cls.ui, f"{cls.__qualname__}.ui")
+        cls._edit_states = frozenset(s.state.name for s in specs if (s.ui or shown) == "edit")
+        cls._edits = bool(cls._edit_states)
+        cls._requests = {
+            s.state.name: compile_request(s, cls._step_name(s), cls.texts)
+            for s in specs
+            if s.request is not None
+        }
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
         cls._timing = timings_of(cls, specs)
+        if cls._timing:
+            # a reminder or a timeout speaks with no update: the user's language is stored
+            cls._stores_locale = True
         previous = _wizards.get(cls.wizard_id)
         if previous is not None and previous.__qualname__ != cls.__qualname__:
             raise ValueError(f"wizard name {cls.wizard_id!r} is already used by {previous!r}")
@@ -415,11 +671,59 @@ class Wizard:
         """End the wizard (``on_finish`` runs with ``self.result = result``)."""
         return Finish(result)
 
-    def goto(self, state: enum.Enum) -> enum.Enum:
-        """Go to ``state`` next (return it from a step method)."""
+    @overload
+    def goto(self, state: enum.Enum) -> enum.Enum: ...
+
+    @overload
+    def goto(self, state: type[Wizard]) -> Jump: ...
+
+    def goto(self, state: enum.Enum | type[Wizard]) -> enum.Enum | Jump:
+        """Go to ``state`` next (return it from a step method).
+
+        Given another wizard class instead (``return self.goto(Other)``), this wizard ends
+        (its ``on_leave`` runs, not ``on_finish``) and ``Other`` starts from its first step in
+        the same conversation; if this wizard was called, ``Other`` returns to that caller.
+        """
+        if isinstance(state, type):
+            from aiostep_dialogs.calls import Jump, check_target
+
+            return Jump(check_target(self, state, "goto"))
         if state.name not in self._by_state:
             raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
         return state
+
+    def call(
+        self,
+        wizard: type[Wizard],
+        *,
+        then: enum.Enum | None = None,
+        key: str | None = None,
+        cancel: Literal["both", "child"] = "both",
+        data: Mapping[str, Any] | None = None,
+    ) -> Call:
+        """Run ``wizard`` as a sub-wizard, then come back (return it from a step method).
+
+        The called wizard runs in this conversation with its own steps, texts and commands;
+        ``/back`` on its first step asks this step again. When it finishes
+        (``self.finish(result)`` or its last step), its ``on_finish`` runs, ``result`` is
+        stored in this wizard's ``data[key]``, ``on_return`` runs, and this wizard goes on at
+        ``then``.
+
+        Args:
+            wizard: the Wizard class to run; it must be set up on the same Dispatcher.
+            then: the step to go on at; default: the step after this one.
+            key: where the result goes in ``self.data``; default: the called wizard's
+                ``wizard_id``.
+            cancel: what ``/cancel`` in the called wizard ends: ``"both"`` (default) or
+                ``"child"`` (only the called wizard; this step is asked again).
+            data: the called wizard's starting ``self.data``.
+        Raises:
+            WizardNotSetUpError: ``wizard`` is not set up on this update's Dispatcher.
+            CallDepthError: ``MAX_CALL_DEPTH`` callers are already waiting.
+        """
+        from aiostep_dialogs.calls import make_call
+
+        return make_call(self, wizard, then, key, cancel, data)
 
     @classmethod
     def to_mermaid(cls) -> str:
@@ -428,34 +732,104 @@ class Wizard:
 
         return to_mermaid(cls)
 
-    async def answer(self, text: str | Text, **kwargs: Any) -> Message:
+    async def answer(self, text: str | Text | Localized, **kwargs: Any) -> Message:
         """Send ``text`` to the wizard's chat (and forum topic).
 
         A string is markup for the wizard's ``parse_mode`` (escape user data in it with
         [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]); an aiogram formatting node
-        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape.
+        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape. A text in
+        the user's language (a [`Localized`][aiostep_dialogs.i18n.Localized]) is said in
+        [`locale`][aiostep_dialogs.Wizard.locale], as markup like a string.
         """
         if self.key.thread_id is not None:
             kwargs.setdefault("message_thread_id", self.key.thread_id)
         if isinstance(text, Text):
             return await self.bot.send_message(self.key.chat_id, **{**text.as_kwargs(), **kwargs})
+        if type(text) is not str and is_localized(text):
+            text = (await self._language()).say(text)
         kwargs.setdefault("parse_mode", self.parse_mode)
-        return await self.bot.send_message(self.key.chat_id, text, **kwargs)
+        return await self.bot.send_message(self.key.chat_id, cast(str, text), **kwargs)
 
-    def _text(self, text: str) -> str:
-        """One of ``texts``, escaped for the parse mode in effect unless it is ``Markup``: the
-        defaults are plain text, and MarkdownV2 reserves the ``.`` they end in."""
-        return escape(text, effective_parse_mode(self.bot, self.parse_mode))
+    @property
+    def locale(self) -> str:
+        """The language this wizard speaks to the user now: the choice of aiogram's i18n
+        middleware if the bot installed one, else the sender's Telegram ``language_code``,
+        else the one stored with the conversation (a message sent with no update), else
+        ``"en"``."""
+        return self._language_sync().locale
+
+    def _language_sync(self) -> Language:
+        if self._language_now is not None:
+            return self._language_now
+        return locale_now(self.event, self.middleware_data, self._stored_locale)
+
+    async def _language(self) -> Language:
+        """The language of this update, worked out once (only when a text depends on it)."""
+        if self._language_now is None:
+            language = await locale_of(self.event, self.middleware_data, self._stored_locale)
+            self._language_now = language
+            if self.event is not None and self._stores_locale:
+                # kept with the conversation for what is said with no update to answer
+                self._stored_locale = language.locale if language.locale != DEFAULT_LOCALE else None
+        return self._language_now
+
+    def _keep_locale(self) -> None:
+        """At a wizard's start: keep its user's language with the conversation, for what is
+        said with no update (only a wizard with texts in several languages stores one)."""
+        if self._stores_locale:
+            locale = self.locale
+            self._stored_locale = locale if locale != DEFAULT_LOCALE else None
+
+    def _text(self, text: Localized) -> str:
+        """One of ``texts`` in the user's language, escaped for the parse mode in effect unless
+        it is ``Markup``: the defaults are plain text, and MarkdownV2 reserves the ``.`` they
+        end in."""
+        said = self._language_sync().say(text)
+        return escape(said, effective_parse_mode(self.bot, self.parse_mode))
+
+    def _say(self, text: Localized, **params: Any) -> str:
+        """``text`` (a label, a toast) in the language of this update: the one worked out
+        already, else found without awaiting. A plain string is said as it is."""
+        if type(text) is str:
+            return text.format(**params) if params else text
+        return self._language_sync().say(text, **params)
+
+    async def _said(self, text: Localized, **params: Any) -> str:
+        """``text`` in the language of this update (asking a late i18n middleware once)."""
+        if type(text) is str:
+            return text.format(**params) if params else text
+        return (await self._language()).say(text, **params)
+
+    async def answer_in_place(self, text: str | Text) -> None:
+        """Say a closing ``text`` (a summary, "Cancelled."): in one-message mode (``ui =
+        "edit"``) the wizard's message is edited to it and loses its buttons (a new message if
+        it can no longer be edited); otherwise it is sent like
+        [`answer`][aiostep_dialogs.Wizard.answer]."""
+        if self._edits:
+            await _ui.close(self, text)
+        else:
+            await self.answer(text, reply_markup=self._closing_markup())
+
+    async def _hook(self, name: str, *args: Any) -> Any:
+        """Run the hook ``name`` with ``args`` and the handler data it asks for by name."""
+        needs = self._hook_needs.get(name)
+        hook = getattr(self, name)
+        return await (hook(*args, **needs.kwargs(self.middleware_data)) if needs else hook(*args))
 
     async def on_start(self) -> None:
-        """Called when the wizard starts, before the first prompt."""
+        """Called when the wizard starts, before the first prompt.
+
+        Hooks may ask for handler data by name after ``self``, as step methods do
+        (`async def on_finish(self, db: Database)`).
+        """
 
     async def on_finish(self) -> None:
         """Called when the last step is done or a step returned ``self.finish(...)``."""
 
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
-        await self.answer(self._text(self.texts.cancelled), reply_markup=self._closing_markup())
+        await self._language()
+        await self.answer_in_place(self._text(self.texts.cancelled))
 
     async def on_timeout(self) -> Any:
         """Called when the current step's ``timeout`` passes with no answer, with no message
@@ -466,7 +840,18 @@ class Wizard:
 
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
-        await self.answer(self._text(self.texts.gave_up), reply_markup=self._closing_markup())
+        await self._language()
+        await self.answer_in_place(self._text(self.texts.gave_up))
+
+    async def on_return(self, child: Wizard, result: Any) -> enum.Enum | Finish | None:
+        """Called when a wizard this one called finished, after ``result`` was stored in
+        ``self.data``; return ``None`` to go on at the call's ``then``, a ``State`` member
+        to go there instead, or ``self.finish(...)``. ``child`` is the finished wizard."""
+        return None
+
+    async def on_leave(self, to: type[Wizard]) -> None:
+        """Called when a step returned ``self.goto(to)`` with another wizard class: this
+        wizard ends (``on_finish`` does not run) and ``to`` starts."""
 
     # -- setup ---------------------------------------------------------------------------------
     @classmethod
@@ -523,6 +908,7 @@ class Wizard:
             raise ValueError("all wizards of one Dispatcher share one storage")
         assert guard.listen.storage is not None
         cls._storage = guard.listen.storage
+        guard.wizards.add(cls.wizard_id)  # what a call may run (aiostep_dialogs.calls)
         if cls.scope == "chat":
             # only this wizard's conversations are chat-wide: the Dispatcher's other
             # conversations keep their per-user routing, and cost nothing more
@@ -539,8 +925,8 @@ class Wizard:
         if entry is not None:
             filters = entry if isinstance(entry, (list, tuple)) else (entry,)
 
-            async def start_handler(message: Message) -> None:
-                await cls.start(message)
+            async def start_handler(message: Message, **data: Any) -> None:
+                await cls.start(message, middleware_data=data)
 
             router.message.register(start_handler, *filters)
         for action in ("back", "cancel", "skip"):
@@ -549,25 +935,27 @@ class Wizard:
                 router.message.register(cls._nav_handler(action), Command(command))
         prefix = f"{_BUTTON_PREFIX}:"  # any wizard button that no pending step took
 
-        async def stale_button(query: CallbackQuery) -> None:
-            await _quietly(query.answer(cls.texts.stale_button))
+        async def stale_button(query: CallbackQuery, **data: Any) -> None:
+            # another user's button (their conversation did not take the press), or a stale one
+            language = await locale_of(query, data)
+            await _quietly(query.answer(language.say(button_data.refusal(cls.texts, query))))
 
         router.callback_query.register(stale_button, F.data.startswith(prefix))
         return router
 
     @classmethod
     def _nav_handler(cls, action: str) -> Callable[..., Awaitable[None]]:
-        async def handler(
-            message: Message, bot: Bot, aiostep_seen: aiostep.SeenRecords | None = None
-        ) -> None:
+        async def handler(message: Message, **data: Any) -> None:
             key = cls._key(message)
             if key is None:
                 raise SkipHandler()
-            if cls.scope == "chat" and await cls._sender_has_own_wizard(message, aiostep_seen):
+            seen = data.get("aiostep_seen")
+            if cls.scope == "chat" and await cls._sender_has_own_wizard(message, seen):
                 raise SkipHandler()  # the sender's own wizard comes first, as its answers do
-            wizard = await cls._load(key, bot, message, aiostep_seen)
+            wizard = await cls._load(key, data["bot"], message, seen)
             if wizard is None:
                 raise SkipHandler()  # not in this wizard: let other handlers have the command
+            wizard.middleware_data = data
             _mark_handled()
             await getattr(wizard, f"_do_{action}")()
 
@@ -576,11 +964,22 @@ class Wizard:
 
     # -- entry -----------------------------------------------------------------------------------
     @classmethod
-    async def start(cls, event: Message | CallbackQuery, bot: Bot | None = None) -> Wizard:
+    async def start(
+        cls,
+        event: Message | CallbackQuery,
+        bot: Bot | None = None,
+        *,
+        middleware_data: Mapping[str, Any] | None = None,
+    ) -> Wizard:
         """Start (or, per ``on_reentry``, resume) this wizard for the sender of ``event``.
 
         Another wizard running in the same conversation is ended first, with its
-        ``on_cancel``.
+        ``on_cancel`` (and its callers with theirs, if it was called). If this wizard is
+        waiting there for a wizard it called, ``on_reentry = "resume"`` resumes that one.
+
+        Args:
+            middleware_data: the handler data hooks and prompts may ask for by name; by
+                default that of the update being handled (what Listen saw), else none.
         """
         _mark_handled()
         key = cls._key(event)
@@ -592,6 +991,8 @@ class Wizard:
         storage = cls._storage_or_fail()
         # the routing of this update already read the record: reuse it (one round trip less)
         ctx = aiostep.current_update.get()
+        if middleware_data is None:
+            middleware_data = ctx.data if ctx is not None else {"bot": bot}
         seen = ctx.data.get("aiostep_seen") if ctx is not None else None
         if isinstance(seen, aiostep.SeenRecords) and seen.storage is storage:
             record = await seen.read(storage_key(key))
@@ -602,14 +1003,27 @@ class Wizard:
             running_cls = _wizards.get(str(record.kwargs.get("w")))
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
-            if running is not None and running_cls is cls and cls.on_reentry == "resume":
+            if running is not None:
+                running.middleware_data = middleware_data
+            resumes = running is not None and (
+                running_cls is cls or any(f["w"] == cls.wizard_id for f in running._stack)
+            )  # this wizard runs here, or waits for a wizard it called: that one goes on
+            if running is not None and resumes and cls.on_reentry == "resume":
                 await running._settle()
                 await running._send_prompt(running._spec())
                 return running
             if running is not None and running_cls is not cls:
-                await running.on_cancel()  # another wizard was running here: it gives way
+                # another wizard was running here: it gives way (and so do its callers)
+                if running._stack:
+                    from aiostep_dialogs.calls import give_way
+
+                    await give_way(running)
+                else:
+                    await running._hook("on_cancel")
         wizard = cls(key=key, bot=bot, event=event)
-        await wizard.on_start()
+        wizard.middleware_data = middleware_data
+        wizard._keep_locale()
+        await wizard._hook("on_start")
         await wizard._enter(cls._steps[0])
         return wizard
 
@@ -705,17 +1119,17 @@ class Wizard:
             event: Message | CallbackQuery,
             step_context: StateContext,
             conversation: ConversationKey,
-            bot: Bot,
+            **data: Any,
         ) -> None:
-            wizard = cls._restore_stepping(step_context, conversation, bot, event)
+            wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
             if wizard is None:
                 return
+            wizard.middleware_data = data
             if step_context.claim is not None and isinstance(event, Message):
                 # The process that ran this step last died before its outcome (the step was
                 # offered again): the user's message it was handling is lost, and this one
                 # may not be an answer ("hello?"). Ask again, so they know what is asked.
-                await wizard._park(spec)
-                await wizard._send_prompt(spec, error=cls.texts.interrupted)
+                await wizard._park_and_prompt(spec, error=cls.texts.interrupted)
                 return
             await wizard._handle(spec, event)
 
@@ -793,6 +1207,17 @@ class Wizard:
         )
         wizard._moved = moved
         wizard._sent_fp = str(meta.get("fp", ""))
+        stored_locale = meta.get("l")
+        if isinstance(stored_locale, str):
+            wizard._stored_locale = stored_locale
+        if cls._edits:
+            wizard.prompt_message_id = _ui.stored_message_id(meta)
+        if "st" in meta:
+            from aiostep_dialogs.calls import read_stack
+
+            wizard._stack = read_stack(meta["st"])
+        if spec.picker is not None and not moved:
+            ch.restore(wizard, meta)
         return wizard
 
     @classmethod
@@ -894,20 +1319,21 @@ class Wizard:
             event: Message | CallbackQuery,
             step_context: StateContext,
             conversation: ConversationKey,
-            bot: Bot,
+            **data: Any,
         ) -> None:
-            wizard = cls._restore_stepping(step_context, conversation, bot, event)
+            wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
             if wizard is None:
                 return
+            wizard.middleware_data = data
             spec = wizard._spec()
             if not wizard._moved:  # its state exists after all (stored under another name)
                 await wizard._handle(spec, event)
                 return
             if isinstance(event, CallbackQuery):
-                await _quietly(event.answer(cls.texts.stale_button))
+                stale = (await wizard._language()).say(cls.texts.stale_button)
+                await _quietly(event.answer(stale))
             wizard._moved = False
-            await wizard._park(spec)
-            await wizard._send_prompt(spec)
+            await wizard._park_and_prompt(spec)
 
         on_moved.__qualname__ = f"{cls.__qualname__}.<moved step>"
         return on_moved
@@ -946,70 +1372,89 @@ class Wizard:
     async def _handle(self, spec: StepSpec, event: Message | CallbackQuery) -> None:
         raw: Any = event
         if isinstance(event, CallbackQuery):
-            value = self._pressed(spec, event.data)
-            if value is None:
-                await _quietly(event.answer(self.texts.stale_button))
-                await self._park(spec)  # the claim took the step; put it back unchanged
-                return
-            await _quietly(event.answer())
-            if isinstance(event.message, Message):
-                await _quietly(event.message.edit_reply_markup(reply_markup=None))
+            value: Any
+            if spec.picker is not None:
+                value = await ch.on_press(self, spec, event)
+                if value is None:
+                    return  # a toggle, a page turn or a refused press: answered there
+            else:
+                value = self._pressed(spec, event.data)
+                if value is None:
+                    refused = await self._said(button_data.refusal(self.texts, event))
+                    await _quietly(event.answer(refused))
+                    await self._park(spec)  # the claim took the step; put it back unchanged
+                    return
+            if self._edits:
+                self._press = event  # answered, and its message edited, with the outcome
+            else:
+                await _quietly(event.answer())
+                if isinstance(event.message, Message):
+                    await _quietly(event.message.edit_reply_markup(reply_markup=None))
             raw = value
         snapshot = copy.deepcopy(self.data)
         try:
             value = await self._validate(spec, raw)
-            outcome = await spec.method(self, value)
+            outcome = await call(spec.method, spec.needs, self.middleware_data, self, value)
         except ValidationError as exc:
             self.data = snapshot  # rejected input is not stored
-            await self._reject(spec, exc.reason)
+            await self._reject(spec, exc)
             return
         except Exception:
             # A bug in a validator or step method: the claim took the step, so put it back as
             # it was (the user can answer again) and let aiogram's error handlers see it.
             self.data = snapshot
             await self._park(spec)
+            await _ui.drop_press(self)
             raise
         await self._advance(spec, outcome, snapshot)
 
     def _pressed(self, spec: StepSpec, data: str | None) -> str | None:
-        """The choice value of a pressed button, or ``None`` if it is stale or forged."""
-        if not data or not spec.choices:
+        """The choice value of a pressed button, or ``None`` if it is stale, forged or another
+        conversation's."""
+        if not spec.choices:
             return None
-        parts = data.split(":")
-        if len(parts) != 4 or parts[0] != _BUTTON_PREFIX:
+        press = button_data.parse(data)
+        if press is None or not button_data.is_current(self, press):
             return None
-        _, fingerprint, nonce, index = parts
-        # the prompt may have been sent by the previous deploy: its buttons are still its
-        if fingerprint != self._fingerprint and (not self._sent_fp or fingerprint != self._sent_fp):
-            return None
-        if not self.nonce or nonce != self.nonce:
-            return None
-        # every field is untrusted: "²".isdigit() is true but int("²") raises, so ASCII only
-        if not (index.isascii() and index.isdigit()) or int(index) >= len(spec.choices):
-            return None
-        return list(spec.choices)[int(index)]
+        index = button_data.index_of(press.code, "", len(spec.choices))
+        return None if index is None else list(spec.choices)[index]
 
     async def _validate(self, spec: StepSpec, raw: Any) -> Any:
+        if spec.picker is not None:
+            value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
+            return await v.run(spec.validate, value)
         chain: list[Validator] = []
         if spec.choices is not None:
-            chain.append(v.choice(spec.choices))
+            if spec.localized:
+                await self._language()
+            labels = self._choice_labels(spec) if spec.localized else spec.choices
+            chain.append(v.choice(cast("Mapping[str, str]", labels)))
         elif not spec.validate:
-            chain.append(v.text())
+            # a request step takes only the button's answer, unless it says otherwise
+            request = spec.request is not None and self._requests[spec.state.name]
+            chain.append(request.validator if request else v.text())
         chain.extend(spec.validate)
         return await v.run(chain, raw)
 
-    async def _reject(self, spec: StepSpec, reason: str) -> None:
+    async def _reject(self, spec: StepSpec, reason: ValidationError | Localized) -> None:
         self.attempts += 1
         limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
         if limit is not None and self.attempts >= limit:
             try:
-                await self.on_give_up()
+                await self._hook("on_give_up")
             finally:
                 await self._clear()
             return
+        if self._press is not None and spec.state.name in self._edit_states:
+            # a refused press: its reason as a toast; the message and its buttons stay
+            await self._park(spec)
+            said = await self._say_error(spec.error if spec.error is not None else reason)
+            await _ui.refuse_press(self, said)
+            return
         self.nonce = secrets.token_hex(4)
-        await self._park(spec)
-        await self._send_prompt(spec, error=spec.error or reason)
+        if spec.picker is not None:
+            await ch.prepare(self, spec)
+        await self._park_and_prompt(spec, error=spec.error if spec.error is not None else reason)
 
     async def _advance(self, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
         """Go where ``outcome`` says; ``before`` is the data as it was before this answer,
@@ -1031,9 +1476,15 @@ class Wizard:
                 f"State.{outcome.name}, which has no @step; declare one or return another state"
             )
         else:
+            from aiostep_dialogs.calls import Call, Jump, follow
+
+            if isinstance(outcome, (Call, Jump)):
+                await follow(self, spec, outcome, before)
+                return
             raise TypeError(
                 f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
-                "return None, a State member, or self.finish(...)"
+                "return None, a State member, self.finish(...), self.call(...) or "
+                "self.goto(...)"
             )
         history = self.history
         self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
@@ -1054,9 +1505,14 @@ class Wizard:
         self.state = spec.state
         self.attempts = 0
         self.nonce = secrets.token_hex(4)
-        await self._park(spec)
+        if self._shown is not None or self._picked:
+            self._shown, self._picked, self._labels = None, (), None  # the previous step's
+        if spec.picker is not None:
+            await ch.prepare(self, spec)  # the options to show, stored by the park below
+        if not self._edits:
+            await self._park(spec)
         try:
-            await self._send_prompt(spec)
+            await self._send_prompt(spec, park=True)
         except Exception:
             try:
                 if back_to is None:
@@ -1064,14 +1520,16 @@ class Wizard:
                 else:
                     seen, self.data, self.history = back_to
                     self.state, self.nonce = seen.state, secrets.token_hex(4)
+                    self._shown, self._picked, self._labels = None, (), None
                     await self._park(seen)
             except Exception:
                 logger.exception("%s: could not undo a step whose prompt failed", self.key)
             raise
 
-    async def _park(self, spec: StepSpec) -> None:
-        """Persist: the next step is ``spec``, with state, data and navigation, in one write."""
-        meta = {
+    async def _park(self, spec: StepSpec, *, step_only: bool = False) -> None:
+        """Persist: the next step is ``spec``, with state, data and navigation, in one write
+        (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
+        meta: dict[str, Any] = {
             "v": RECORD_VERSION,
             "w": self.wizard_id,
             "fp": self._fingerprint,
@@ -1086,6 +1544,31 @@ class Wizard:
             timeout, extra = park_options(self, spec, self._wake)
             self._wake = None
             meta.update(extra)
+        if self._stored_locale is not None:
+            meta["l"] = self._stored_locale
+        if self.prompt_message_id is not None:
+            meta["m"] = self.prompt_message_id
+        if self._stack:
+            meta["st"] = list(self._stack)
+        if self._shown is not None:
+            meta["c"] = self._shown
+        if self._picked:
+            meta["p"] = list(self._picked)
+        if step_only:
+            # a press that is not an answer (a toggle, a page turn) shows the user is there:
+            # the step's deadline starts again, as for a new prompt
+            await aiostep.register_next_step(
+                self.key.user_id,
+                self._step_name(spec),
+                chat_id=self.key.chat_id,
+                thread_id=self.key.thread_id,
+                bot_id=self.key.bot_id,
+                kwargs=meta,
+                storage=self._storage_or_fail(),
+                timeout=timeout,
+                on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
+            )
+            return
         await aiostep.register_next_step(
             self.key.user_id,
             self._step_name(spec),
@@ -1102,17 +1585,26 @@ class Wizard:
 
     async def _time_out(self) -> None:
         """The step's timeout passed: go where ``on_timeout`` says (a failing hook ends the
-        conversation, which nobody is answering, and the error is logged)."""
+        conversation, which nobody is answering, and the error is logged). In a called wizard
+        the default (``None``) cancels through the stack, so every caller's ``on_cancel`` runs,
+        as on ``/cancel``."""
         try:
-            outcome = await self.on_timeout()
+            outcome = await self._hook("on_timeout")
         except Exception:
             await self._clear()
             raise
         if outcome is None:
+            await self._language()
+            if self._stack:
+                from aiostep_dialogs.calls import cancel
+
+                try:
+                    await self.answer(self._text(self.texts.timed_out))
+                finally:
+                    await cancel(self)
+                return
             try:
-                await self.answer(
-                    self._text(self.texts.timed_out), reply_markup=self._closing_markup()
-                )
+                await self.answer_in_place(self._text(self.texts.timed_out))
             finally:
                 await self._clear()
         elif isinstance(outcome, Finish):
@@ -1128,14 +1620,21 @@ class Wizard:
 
     async def _finish(self, result: Any) -> None:
         self.result = result
+        if self._stack:  # a called wizard: its result goes to its caller
+            from aiostep_dialogs.calls import give_back
+
+            await give_back(self, result)
+            return
         try:
-            await self.on_finish()
+            await self._hook("on_finish")
         finally:
             await self._clear()
 
     async def _clear(self) -> None:
         """End the conversation: its whole record goes (the outcome of this update's claim,
         so it is refused if another worker took the step over meanwhile)."""
+        if self._edits:
+            await _ui.close(self, None)  # the last prompt's buttons go, unless closed already
         await aiostep.unregister_steps(
             self.key.user_id,
             chat_id=self.key.chat_id,
@@ -1156,29 +1655,55 @@ class Wizard:
         body: str | Text
         if isinstance(prompt, Text):
             body = prompt
-        elif callable(prompt):
-            result = prompt(self)
-            body = await result if inspect.isawaitable(result) else result
+        elif spec.localized:  # a callable prompt too: it may read self.locale
+            body = await self._render_localized(spec, mode)
         else:
-            body = fill(prompt, self.data, mode)
+            body = fill(cast(str, prompt), self.data, mode)
         if not self.show_progress:
             return body if isinstance(body, Text) else str(body)
         index = self._steps.index(spec) + 1
-        progress = self.texts.progress.format(index=index, total=len(self._steps))
+        language = await self._language()
+        progress = language.say(self.texts.progress, index=index, total=len(self._steps))
         if isinstance(body, Text):
             return Text(progress, "\n", body)
         if isinstance(self.texts.progress, Markup):
             progress = Markup(progress)
         return f"{escape(progress, mode)}\n{body}"
 
+    async def _render_localized(self, spec: StepSpec, mode: str | None) -> str | Text:
+        """A prompt in the user's language: a template from a ``{locale: template}`` dict or a
+        lazy string (filled like a string prompt), or what a callable returns."""
+        language = await self._language()
+        prompt = spec.prompt
+        if callable(prompt) and not isinstance(prompt, LazyProxy):
+            with language.speaking():  # aiogram's gettext(...) in it answers in this language
+                body = await call(prompt, spec.prompt_needs, self.middleware_data, self)
+            return body if isinstance(body, Text) else str(body)
+        assert not isinstance(prompt, Text)
+        return fill(language.say(prompt), self.data, mode)
+
+    def _choice_labels(self, spec: StepSpec) -> dict[str, str] | None:
+        """``spec``'s choices with their labels in the user's language (worked out by the
+        caller: ``await self._language()`` first)."""
+        if spec.choices is None:
+            return None
+        return {value: self._say(label) for value, label in spec.choices.items()}
+
     def _closing_markup(self) -> ReplyKeyboardRemove | None:
-        uses_reply = any(s.choices and s.keyboard == "reply" for s in self._steps)
+        uses_reply = any(
+            (s.choices and s.keyboard == "reply") or s.request is not None for s in self._steps
+        )
         return ReplyKeyboardRemove() if uses_reply else None
 
     def _markup(self, spec: StepSpec) -> Any:
+        if spec.picker is not None:
+            return ch.markup(self, spec)
+        if spec.request is not None:
+            return self._requests[spec.state.name].markup_for(self)
         if not spec.choices:
             return self._closing_markup()
-        labels = list(spec.choices.values())
+        choices = self._choice_labels(spec) if spec.localized else spec.choices
+        labels = cast("list[str]", list((choices or {}).values()))  # plain, or said
         if spec.keyboard == "reply":
             return ReplyKeyboardMarkup(
                 keyboard=[[KeyboardButton(text=label)] for label in labels],
@@ -1188,7 +1713,8 @@ class Wizard:
         buttons = [
             InlineKeyboardButton(
                 text=label,
-                callback_data=f"{_BUTTON_PREFIX}:{self._fingerprint}:{self.nonce}:{i}",
+                callback_data=f"{_BUTTON_PREFIX}:{self.key.user_id}:{self._fingerprint}:"
+                f"{self.nonce}:{i}",
             )
             for i, label in enumerate(labels)
         ]
@@ -1196,18 +1722,67 @@ class Wizard:
         rows = [buttons] if one_row else [[b] for b in buttons]
         return InlineKeyboardMarkup(inline_keyboard=rows)
 
-    async def _send_prompt(self, spec: StepSpec, error: str | None = None) -> None:
+    async def _park_and_prompt(
+        self, spec: StepSpec, error: ValidationError | Localized | None = None
+    ) -> None:
+        """Store ``spec`` as the next step and show its prompt (in one-message mode the prompt
+        first: its message id is part of the write, still this update's claim's outcome)."""
+        if not self._edits:
+            await self._park(spec)
+        await self._send_prompt(spec, error, park=True)
+
+    async def _send_prompt(
+        self,
+        spec: StepSpec,
+        error: ValidationError | Localized | None = None,
+        *,
+        park: bool = False,
+    ) -> None:
+        """Show the prompt of ``spec``. One-message mode: with ``park`` (the caller did not
+        store the step), or when the prompt's message changed, the step is stored after it."""
+        if spec.picker is not None:
+            await ch.before_send(self, spec)
+        if spec.localized or spec.picker is not None or spec.request is not None:
+            await self._language()  # its labels are said in it (by the sync _markup)
         prompt = await self._render(spec)
-        if error:
+        # a rejection's reason, ``error=`` or ``texts.interrupted``, in the user's language
+        reason = None if error is None else await self._say_error(error)
+        if spec.media is not None:
+            sent = await send_media_prompt(self, spec.media, prompt, reason, self._markup(spec))
+            # one-message mode: a medium is always a new message (text cannot become one)
+            if self._edits and (await _ui.sent_anew(self, sent) or park):
+                await self._park(spec)
+            return
+        if reason:
             # A rejection's reason is plain text: it often quotes what the user sent.
             if isinstance(prompt, Text):
-                prompt = Text(error, "\n\n", prompt)
+                prompt = Text(reason, "\n\n", prompt)
             else:
                 mode = effective_parse_mode(self.bot, self.parse_mode)
-                prompt = f"{escape(error, mode)}\n\n{prompt}"
-        await self.answer(prompt, reply_markup=self._markup(spec))
+                prompt = f"{escape(reason, mode)}\n\n{prompt}"
+        if not self._edits:
+            await self.answer(prompt, reply_markup=self._markup(spec))
+            return
+        edit = spec.state.name in self._edit_states
+        if await _ui.show_prompt(self, prompt, self._markup(spec), edit=edit) or park:
+            await self._park(spec)
+
+    async def _say_error(self, error: ValidationError | Localized) -> str:
+        """A rejection's reason (or ``error=``, ``texts.interrupted``) in the user's language."""
+        if isinstance(error, ValidationError):
+            text, params = error.message, error.params
+        else:
+            text, params = error, {}
+        if isinstance(text, str) and not params and not is_localized(text):
+            return text  # a plain string: said as is, with no language to work out
+        return (await self._language()).say(text, **params)
 
     async def _do_back(self) -> None:
+        if not self.history and self._stack:
+            from aiostep_dialogs.calls import back_to_caller
+
+            await back_to_caller(self)
+            return
         if not self.history:
             await self.answer(self._text(self.texts.cannot_go_back))
             await self._send_prompt(self._spec())
@@ -1218,8 +1793,13 @@ class Wizard:
         await self._enter(self._by_state[entry["s"]], back_to=back_to)
 
     async def _do_cancel(self) -> None:
+        if self._stack:
+            from aiostep_dialogs.calls import cancel
+
+            await cancel(self)
+            return
         try:
-            await self.on_cancel()
+            await self._hook("on_cancel")
         finally:
             await self._clear()
 
@@ -1231,16 +1811,20 @@ class Wizard:
             return
         snapshot = copy.deepcopy(self.data)
         try:
-            outcome = await spec.method(self, spec.default)
+            outcome = await call(spec.method, spec.needs, self.middleware_data, self, spec.default)
         except ValidationError as exc:
             self.data = snapshot
-            await self._reject(spec, exc.reason)
+            await self._reject(spec, exc)
             return
         await self._advance(spec, outcome, snapshot)
 
 
 #: Hooks a subclass overrides with plain methods (never with a step).
-_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up", "on_timeout"))
+_HOOKS = frozenset(
+    ("on_start", "on_finish", "on_cancel", "on_give_up", "on_return", "on_leave", "on_timeout")
+)
+#: How many arguments the runtime passes a hook after ``self``; handler data may follow them.
+_HOOK_ARGS = {"on_return": 2, "on_leave": 1}
 
 
 def _reserved_names() -> frozenset[str]:
@@ -1286,7 +1870,7 @@ def _check_step_method(
 def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
     """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
     without a step: the wizard would fail only when a user got there."""
-    from aiostep_dialogs.graph import returned_names
+    from aiostep_dialogs.graph import call_then_names, returned_names
 
     with_step = {s.state.name for s in specs}
     for spec in specs:
@@ -1298,7 +1882,9 @@ def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[S
                     f"member of {cls.__qualname__}.State"
                 )
         named = [t.name for t in spec.branches] + [
-            n for n in returned_names(spec.method) if n in state_enum.__members__
+            n
+            for n in returned_names(spec.method) + call_then_names(spec.method)
+            if n in state_enum.__members__
         ]
         for target_name in named:
             if target_name not in with_step:
@@ -1406,6 +1992,8 @@ class _PromptGuard:
 
     def __init__(self, listen: aiostep.Listen) -> None:
         self.listen = listen
+        #: the ids of the wizards set up on this Dispatcher
+        self.wizards: set[str] = set()
 
     async def __call__(
         self,
@@ -1441,6 +2029,7 @@ class _PromptGuard:
             return result
         wizard = cls._restore(record, key, bot, event)
         if wizard is not None:
+            wizard.middleware_data = data
             await wizard._settle()
             await wizard._send_prompt(wizard._spec())
         return result

@@ -378,7 +378,7 @@ def _aiostep_storage(kind: str, env: Env) -> Any:
 
 
 # -- aiostep register_next_step ---------------------------------------------------------------
-@aiostep.step("bench.name")
+@aiostep.persisted_step("bench.name")
 async def _ns_name(message: Message) -> None:
     user = message.from_user.id if message.from_user else message.chat.id
     if not message.text:
@@ -389,7 +389,7 @@ async def _ns_name(message: Message) -> None:
     await message.answer(AGE_PROMPT)
 
 
-@aiostep.step("bench.age")
+@aiostep.persisted_step("bench.age")
 async def _ns_age(message: Message, name: str) -> None:
     user = message.from_user.id if message.from_user else message.chat.id
     value = parse_age(message.text)
@@ -401,7 +401,7 @@ async def _ns_age(message: Message, name: str) -> None:
     await message.answer(confirm_prompt(name, value))
 
 
-@aiostep.step("bench.confirm")
+@aiostep.persisted_step("bench.confirm")
 async def _ns_confirm(message: Message, name: str, age: int) -> None:
     user = message.from_user.id if message.from_user else message.chat.id
     answer = (message.text or "").strip().casefold()
@@ -417,7 +417,7 @@ async def _ns_confirm(message: Message, name: str, age: int) -> None:
 
 def build_next_step(kind: str, env: Env) -> Built:
     """``aiostep.setup(dp)`` (+ a storage), a ``CommandStart()`` handler, and three
-    ``@aiostep.step`` functions that each register the next one. ``in-process`` holds the
+    ``@aiostep.persisted_step`` functions that each register the next one. ``in-process`` holds the
     callables in this process; with a storage the step is stored by name with JSON kwargs."""
     dp = Dispatcher()
     storage = None if kind == "in-process" else _aiostep_storage(kind, env)

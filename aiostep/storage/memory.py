@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import copy
+import json
+import sys
 from collections.abc import Coroutine, Mapping
+from dataclasses import fields
 from typing import Any, TypeVar
 
 import cachebox
 
 from aiostep.clock import get_clock
+from aiostep.exceptions import RecordTooLargeError
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
     UNSET,
@@ -21,20 +24,27 @@ from aiostep.storage.base import (
     StateT,
     StorageKey,
     _key,
+    _to_json,
     _Unset,
-    apply_patch,
     check_owner,
     check_patch,
-    check_record_size,
     claim_alive,
-    drop_step,
-    mark_claimed,
+    decide_claim,
     new_owner,
 )
 
 __all__ = ["AsyncMemoryStateStorage", "MemoryStateStorage"]
 
 T = TypeVar("T")
+
+_intern = sys.intern
+# the C scanner itself: what json.loads runs after skipping whitespace that our compact text
+# never has (measured: 2.8 µs against 6.2 µs for a wizard's 120-character kwargs)
+_scan: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    return _scan(text, 0)[0]
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -47,13 +57,218 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("memory storage operation suspended; this is a bug in aiostep")
 
 
+def _text(value: dict[str, Any]) -> str | None:
+    """A checked JSON object as the compact JSON text kept for it (``None``: empty)."""
+    return _to_json(value) if value else None
+
+
+def _utf8(text: str | None) -> int:
+    if text is None:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+class _Row:
+    """One stored record, compact: names interned, ``data`` and ``kwargs`` kept as their
+    compact JSON text (``None`` when empty), no per-record dicts.
+
+    JSON text is the copy: what a caller is handed is parsed from it (a fresh object, as File
+    and Redis hand out), and what a patch brings is encoded into it, so no deep copy is made
+    either way, and a paused conversation holds a few small strings instead of dicts.
+    A row is never changed once stored; a write stores a new one.
+    """
+
+    __slots__ = (
+        "accepts",
+        "busy",
+        "callback",
+        "chat_id",
+        "claim",
+        "current_state",
+        "data",
+        "deadline",
+        "expires_at",
+        "inflight",
+        "kwargs",
+        "on_timeout",
+        "seq",
+        "token",
+    )
+
+    current_state: str | None
+    callback: str | None
+    chat_id: int | str | None
+    data: str | None
+    kwargs: str | None
+    deadline: float | None
+    on_timeout: str | None
+    token: str | None
+    accepts: str | None
+    busy: float | None
+    claim: str | None
+    seq: int | None
+    inflight: int | None
+    expires_at: float | None
+
+    def copy(self) -> _Row:
+        """A new row with the same values (shallow: they are all immutable)."""
+        new = _Row.__new__(_Row)
+        new.current_state, new.callback, new.chat_id = (
+            self.current_state,
+            self.callback,
+            self.chat_id,
+        )
+        new.data, new.kwargs, new.deadline = self.data, self.kwargs, self.deadline
+        new.on_timeout, new.token, new.accepts = self.on_timeout, self.token, self.accepts
+        new.busy, new.claim, new.seq = self.busy, self.claim, self.seq
+        new.inflight, new.expires_at = self.inflight, self.expires_at
+        return new
+
+    def record(self) -> StateContext:
+        """The record as a fresh `StateContext` (its data and kwargs parsed anew)."""
+        data, kwargs = self.data, self.kwargs
+        return StateContext(
+            self.current_state,
+            self.callback,
+            self.chat_id,
+            {} if data is None else _loads(data),
+            {} if kwargs is None else _loads(kwargs),
+            self.deadline,
+            self.on_timeout,
+            self.token,
+            self.accepts,
+            self.busy,
+            self.claim,
+            self.seq,
+            self.inflight,
+        )
+
+
+class _Replaced(StateContext):
+    """The record a write replaced, as `BaseStorage.write` returns it: its data and kwargs
+    are parsed when first read (most writers read neither, ``update_data`` reads the data)."""
+
+    @classmethod
+    def of(cls, row: _Row) -> _Replaced:
+        """The record ``row`` holds (its data and kwargs not parsed yet)."""
+        self = cls.__new__(cls)
+        vars(self).update(
+            current_state=row.current_state,
+            callback=row.callback,
+            chat_id=row.chat_id,
+            deadline=row.deadline,
+            on_timeout=row.on_timeout,
+            token=row.token,
+            accepts=row.accepts,
+            busy=row.busy,
+            claim=row.claim,
+            seq=row.seq,
+            inflight=row.inflight,
+            _texts=(row.data, row.kwargs),
+        )
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # called only for what the instance lacks: data and kwargs until first read
+        if name == "data" or name == "kwargs":
+            text = vars(self)["_texts"][name == "kwargs"]
+            value = {} if text is None else _loads(text)
+            setattr(self, name, value)
+            return value
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StateContext):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(StateContext))
+
+    __hash__ = None  # type: ignore[assignment]  # as StateContext's
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(StateContext))
+        return f"StateContext({items})"
+
+
+def _empty_row() -> _Row:
+    row = _Row.__new__(_Row)
+    row.current_state = row.callback = row.chat_id = row.data = row.kwargs = None
+    row.deadline = row.on_timeout = row.token = row.accepts = row.busy = None
+    row.claim = row.seq = row.inflight = row.expires_at = None
+    return row
+
+
+def _intern_or_none(name: str | None) -> str | None:
+    # a paused conversation shares its state/step names with every other one
+    return None if name is None else _intern(name)
+
+
+def _apply(row: _Row | None, patch: Patch) -> _Row | None:
+    """``row`` with ``patch`` applied (``None`` when it ends up empty): what `apply_patch`
+    does to a `StateContext`, on the compact form."""
+    new = row.copy() if row is not None else _empty_row()
+    if patch.owner is not UNSET:
+        # the claim's outcome: the claim ends, and its update counts as applied
+        if new.inflight is not None:
+            new.seq = max(new.seq or 0, new.inflight)
+        new.claim = new.busy = new.inflight = None
+    if patch.state is not UNSET:
+        new.current_state = _intern_or_none(patch.state)
+    if patch.callback is not UNSET:
+        new.callback = _intern_or_none(patch.callback)
+        if patch.callback is None:
+            new.kwargs = new.deadline = new.on_timeout = new.token = new.accepts = None
+            new.claim = new.busy = new.inflight = None
+    if patch.kwargs is not UNSET:
+        new.kwargs = _text(patch.kwargs)
+    if patch.deadline is not UNSET:
+        new.deadline = patch.deadline
+    if patch.on_timeout is not UNSET:
+        new.on_timeout = _intern_or_none(patch.on_timeout)
+    if patch.token is not UNSET:
+        new.token = patch.token
+    if patch.accepts is not UNSET:
+        new.accepts = _intern_or_none(patch.accepts)
+    if patch.chat_id is not UNSET:
+        new.chat_id = patch.chat_id
+    if patch.data is not UNSET:
+        new.data = _text(patch.data)
+    if patch.data_update is not UNSET and patch.data_update:
+        merged = {} if new.data is None else _loads(new.data)
+        merged.update(patch.data_update)
+        new.data = _text(merged)
+    if new.current_state is None and new.callback is None:
+        new.chat_id = None
+        if new.data is None:
+            return None
+    return new
+
+
+def _check_size(row: _Row, patch: Patch, key: str, limit: int | None) -> None:
+    """`check_record_size` on the compact form: the stored text is the compact JSON it
+    measures, so nothing is encoded again."""
+    if limit is None:
+        return
+    data_given = patch.data_update is UNSET and (patch.data is not UNSET or row.data is None)
+    kwargs_given = patch.kwargs is not UNSET or row.kwargs is None
+    if data_given and kwargs_given:
+        return
+    if patch.data is UNSET and patch.data_update is UNSET and patch.kwargs is UNSET:
+        return  # data and kwargs are as they were
+    size = _utf8(row.data) + _utf8(row.kwargs)
+    if size > limit:
+        raise RecordTooLargeError(
+            key, size, limit, "its data and kwargs, with this update merged in"
+        )
+
+
 class AsyncMemoryStateStorage(BaseStorage):
     """The async view of a memory storage: what [`Listen`][aiostep.Listen] and wizards use.
 
     Records live in ``cache`` (any cachebox cache, e.g. ``TTLCache``/``LRUCache``; default
-    unbounded) as ``(record, expires_at)``; data is JSON-checked and copied on the way in and
-    out, so code that works here behaves the same on File and Redis. ``max_record_bytes``
-    limits a record's size (see [`BaseStorage`][aiostep.BaseStorage]).
+    unbounded), one compact entry per key: data and kwargs are JSON-checked and kept as JSON
+    text, so code that works here behaves the same on File and Redis (what it is handed is a
+    fresh copy; what it writes is copied in). ``max_record_bytes`` limits a record's size (see
+    [`BaseStorage`][aiostep.BaseStorage]).
     """
 
     def __init__(
@@ -66,30 +281,32 @@ class AsyncMemoryStateStorage(BaseStorage):
         super().__init__(ex, max_record_bytes=max_record_bytes)
         self.cache: Any = cache if cache is not None else cachebox.Cache(0)
 
-    def _get(self, key: str) -> StateContext | None:
-        entry = self.cache.get(key)
-        if entry is None:
+    def _get(self, key: str) -> _Row | None:
+        row: _Row | None = self.cache.get(key)
+        if row is None:
             return None
-        record, expires_at = entry
+        expires_at = row.expires_at
         if expires_at is not None and expires_at <= get_clock().now():
             self.cache.pop(key, None)
             return None
-        return record  # type: ignore[no-any-return]
+        return row
 
-    def _put(self, key: str, record: StateContext | None, ex: float | None) -> None:
-        if record is None:
+    def _put(self, key: str, row: _Row | None, ex: float | None, old: _Row | None) -> None:
+        """Store ``row`` at ``key`` (``None``: delete); it expires in ``ex`` s, or when
+        ``old`` (what ``key`` held) did."""
+        if row is None:
             self.cache.pop(key, None)
             return
-        expires_at = None if ex is None else get_clock().now() + ex
-        if ex is None:
-            old = self.cache.get(key)
-            expires_at = old[1] if old is not None else None
-        self.cache[key] = (record, expires_at)
+        if ex is not None:
+            row.expires_at = get_clock().now() + ex
+        else:
+            row.expires_at = old.expires_at if old is not None else None
+        self.cache[key] = row
 
     async def read(self, key: StorageKey) -> StateContext | None:
         """The record at ``key`` (a copy), or ``None``."""
-        record = self._get(_key(key))
-        return None if record is None else copy.deepcopy(record)
+        row = self._get(_key(key))
+        return None if row is None else row.record()
 
     async def _write(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
@@ -98,19 +315,19 @@ class AsyncMemoryStateStorage(BaseStorage):
         check_patch(patch)
         k = _key(key)
         before = self._get(k)
-        check_owner(k, before, patch)
-        new = apply_patch(before, patch)
-        if before is not None:
-            check_record_size(new, patch, k, self.max_record_bytes)
-        self._put(k, new, self._ex(ex))
-        return before  # read-only to callers (see BaseStorage.write)
+        check_owner(k, before, patch)  # type: ignore[arg-type]  # reads .claim only
+        new = _apply(before, patch)
+        if before is not None and new is not None:
+            _check_size(new, patch, k, self.max_record_bytes)
+        self._put(k, new, self._ex(ex), before)
+        return None if before is None else _Replaced.of(before)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""
         k = _key(key)
         before = self._get(k)
         self.cache.pop(k, None)
-        return before
+        return None if before is None else before.record()
 
     async def claim(
         self,
@@ -128,21 +345,30 @@ class AsyncMemoryStateStorage(BaseStorage):
         """Claim the pending step at ``key`` for an update (see `decide_claim`)."""
         k = _key(key)
         before = self._get(k)
-        if before is None or before.callback is None:
-            return Claim(ClaimStatus.NONE, copy.deepcopy(before))
+        if before is None:
+            return Claim(ClaimStatus.NONE, None)
+        if before.callback is None:
+            return Claim(ClaimStatus.NONE, before.record())
         owner = owner or new_owner()
-        status, after = self._decide_here(
-            before,
-            now=now,
-            kind=kind,
-            is_command=is_command,
-            callback_data=callback_data,
+        status = decide_claim(
+            before,  # type: ignore[arg-type]  # a row has every field the decision reads
+            now,
+            kind,
+            is_command,
+            callback_data,
             owner=owner,
+            live_owners=self._owners,
             update_id=update_id,
         )
-        if after is not UNSET:
-            self._put(k, after, None)
-        return Claim(status, copy.deepcopy(before), owner)
+        if status is ClaimStatus.CLAIMED and before.claim != owner:
+            after = before.copy()
+            after.claim, after.busy, after.inflight = owner, None, update_id
+            self.cache[k] = after
+            assert self._owners is not None  # a memory storage is never shared
+            self._owners.add(owner)
+        elif status is ClaimStatus.EXPIRED:
+            self._put(k, _apply(before, Patch(callback=None)), None, before)
+        return Claim(status, before.record(), owner)
 
     async def _claim_token(
         self,
@@ -157,13 +383,15 @@ class AsyncMemoryStateStorage(BaseStorage):
         before = self._get(k)
         if before is None or before.callback is None or before.token != token:
             return None
-        if claim_alive(before, get_clock().now(), self._owners):
+        if claim_alive(before, get_clock().now(), self._owners):  # type: ignore[arg-type]
             return None
         if owner is None:
-            self._put(k, drop_step(before), None)
+            self._put(k, _apply(before, Patch(callback=None)), None, before)
         else:
-            self._put(k, mark_claimed(before, owner, None, update_id), None)
-        return copy.deepcopy(before)
+            after = before.copy()
+            after.claim, after.busy, after.inflight = owner, None, update_id
+            self.cache[k] = after
+        return before.record()
 
 
 class MemoryStateStorage:

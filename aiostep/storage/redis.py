@@ -22,6 +22,7 @@ from typing import Any
 
 from aiostep.clock import get_clock
 from aiostep.exceptions import RecordTooLargeError, StorageUnavailableError
+from aiostep.storage import redis_handover as handover
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
     UNSET,
@@ -153,8 +154,9 @@ if not has_state and redis.call('HEXISTS', key, 'callback') == 0 then
   for _, f in ipairs(redis.call('HKEYS', key)) do
     if string.sub(f, 1, 2) == 'd:' then empty = false; break end
   end
-  -- nothing worth keeping (as StateContext.is_empty says): the record goes
-  if empty then redis.call('DEL', key) end
+  -- nothing worth keeping (as StateContext.is_empty says): the record goes, unless a
+  -- wait_for of some worker is registered in it
+  if empty and redis.call('HEXISTS', key, 'waiter') == 0 then redis.call('DEL', key) end
 end
 if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
 return {1, before}
@@ -164,13 +166,17 @@ return {1, before}
 # callback data, lease ('' = none), owner, update_id ('' = none), ordering window (seconds),
 # queue horizon (seconds), how long a silent worker counts as alive (seconds).
 # Mirrors base.decide_claim, plus the ordering queue 'q' of a shared storage: entries
-# "update_id:arrival," of the updates waiting for this conversation's step.
+# "update_id:arrival," of the updates waiting for this conversation's step. ARGV[11]: this
+# worker's id; a ``wait_for`` parked in another worker comes first (redis_handover.py).
 _CLAIM = (
     _DROP
+    + handover.CLAIM_CHECK
     + """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local rec = redis.call('HGETALL', key)
+local remote = remote_waiter(key, KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[11], tonumber(ARGV[10]))
+if remote > 0 then return {remote, rec} end
 if redis.call('HEXISTS', key, 'callback') == 0 then return {0, rec} end
 local holder = redis.call('HGET', key, 'claim')
 if holder and holder == ARGV[6] then return {1, rec} end
@@ -277,8 +283,12 @@ def _decode(raw_record: Any) -> StateContext | None:
         items = [(raw_record[i], raw_record[i + 1]) for i in range(0, len(raw_record), 2)]
     record = StateContext()
     order: list[str] = []
+    kept = 0
     for raw_name, raw_value in items:
         name, raw = _text(raw_name), _text(raw_value)
+        if name in handover.FIELDS:  # a wait_for's registration, not part of the record
+            continue
+        kept += 1
         if name == "order":
             order = raw.split("\0")[:-1]
             continue
@@ -308,6 +318,8 @@ def _decode(raw_record: Any) -> StateContext | None:
             record.seq = int(raw)
         elif name == "inflight":
             record.inflight = int(raw)
+    if not kept:
+        return None
     if order and record.data:
         ranked = {name: i for i, name in enumerate(order)}
         record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
@@ -377,6 +389,8 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         self._claim_script = self.redis.register_script(_CLAIM)
         self._claim_token_script = self.redis.register_script(_CLAIM_TOKEN)
         self._renew_script = self.redis.register_script(_RENEW)
+        #: how a ``wait_for`` parked in this worker gets answers other workers receive
+        self.handover: handover.RedisHandover = handover.RedisHandover(self)
 
     @property
     def cache(self) -> Redis:
@@ -501,9 +515,14 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 repr(window),
                 repr(horizon),
                 repr(3 * self.heartbeat),
+                self._worker,
             ],
             self.prefix + "workers",
         )
+        if int(status) == ClaimStatus.WAITER:
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
+            waiter = _text(raw.get(b"waiter", raw.get("waiter", "")))
+            return Claim(ClaimStatus.WAITER, _decode(flat), owner, waiter)
         return Claim(ClaimStatus(int(status)), _decode(flat), owner)
 
     async def _claim_token(
@@ -612,6 +631,7 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
 
     async def close(self) -> None:
         """Stop announcing this worker, and close the client if this storage created it."""
+        await self.handover.close()
         if self._beat is not None:
             self._beat.cancel()
             self._beat = None

@@ -64,6 +64,10 @@ _NOT_MODIFIED = (
 )
 
 
+#: Seconds after which the simulated Telegram refuses to edit a bot's message (48 hours).
+_EDIT_WINDOW = 48 * 3600.0
+
+
 def _arg(method: TelegramMethod[Any], name: str) -> Any:
     return getattr(method, name, None)
 
@@ -85,6 +89,10 @@ class RecordingSession(BaseSession):
             malformed markup raises ``TelegramBadRequest`` ("can't parse entities"), and the
             chat holds the plain text and entities. ``False`` records the text as it was sent,
             markup and all, and never refuses it.
+        edit_window: seconds after which the bot's message can no longer be edited
+            (``"message can't be edited"``), by the test kit's clock (advance it with
+            [`FakeClock`][aiostep.testing.FakeClock]); default 48 hours, Telegram's limit for
+            some messages, so a bot is tested against the strictest case. ``None``: no limit.
 
     Attributes:
         calls: every method called, in order (the ``TelegramMethod`` objects themselves).
@@ -98,9 +106,11 @@ class RecordingSession(BaseSession):
         bot_name: str = "Test Bot",
         bot_username: str = "test_bot",
         check_entities: bool = True,
+        edit_window: float | None = _EDIT_WINDOW,
     ) -> None:
         super().__init__()
         self.strict = strict
+        self.edit_window = edit_window
         self.check_entities = check_entities
         self.bot_name = bot_name
         self.bot_username = bot_username
@@ -590,10 +600,15 @@ class RecordingSession(BaseSession):
         record = self._record(method, _arg(method, "chat_id"), _arg(method, "message_id"))
         if record is None:
             self._fail(method, "Bad Request: message to edit not found")
-        elif not record.from_bot:
+        elif not record.from_bot or self._too_old(record):
             self._fail(method, "Bad Request: message can't be edited")
             return None
         return record
+
+    def _too_old(self, record: MessageRecord) -> bool:
+        if self.edit_window is None:
+            return False
+        return get_clock().now() - record.message.date.timestamp() > self.edit_window
 
     def _apply_edit(
         self, bot: Bot, method: TelegramMethod[Any], record: MessageRecord, changes: dict[str, Any]

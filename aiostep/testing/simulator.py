@@ -21,7 +21,6 @@ re-raised there.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import itertools
 import logging
@@ -47,9 +46,11 @@ from aiogram.types import (
 from typing_extensions import Self
 
 from aiostep.clock import get_clock
+from aiostep.steps import clear
 from aiostep.testing.fake_clock import FakeClock
 from aiostep.testing.session import RecordingSession
 from aiostep.testing.telegram import ChatLog, MessageRecord
+from aiostep.waiters import parked_tasks
 
 __all__ = [
     "BotSimulator",
@@ -88,33 +89,9 @@ class SettleTimeoutError(AssertionError):
     """The bot did not become idle (every update handled or parked in ``wait_for``) in time."""
 
 
-@functools.lru_cache(maxsize=1)
-def _parked_source() -> Callable[[], set[asyncio.Task[Any]]] | None:
-    try:
-        from aiostep.waiters import parked_tasks
-    except ImportError:
-        return None
-    return parked_tasks
-
-
 def _parked_tasks() -> set[asyncio.Task[Any]]:
-    """The tasks suspended in ``aiostep.wait_for`` now (none if aiostep.waiters is missing)."""
-    source = _parked_source()
-    return source() if source is not None else set()
-
-
-async def _clear_in_process() -> None:
-    """End every in-process waiter and step (``aiostep.clear``), if aiostep provides it."""
-    import aiostep
-
-    clear: Callable[[], Awaitable[None]] | None = getattr(aiostep, "clear", None)
-    if clear is None:
-        try:
-            from aiostep.steps import clear as steps_clear
-        except ImportError:
-            return
-        clear = steps_clear
-    await clear()
+    """The tasks suspended in ``aiostep.wait_for`` now (a seam the simulator's tests replace)."""
+    return parked_tasks()
 
 
 def _utf16_len(text: str) -> int:
@@ -257,6 +234,57 @@ class Conversation:
         """Send a location."""
         return await self._send({"location": {"latitude": latitude, "longitude": longitude}})
 
+    async def send_poll(
+        self,
+        question: str = "Question?",
+        options: Sequence[str] = ("Yes", "No"),
+        *,
+        type: str = "regular",
+    ) -> Message:
+        """Send a poll the user made (what a ``request_poll`` button's poll editor sends)."""
+        poll = {
+            "id": f"poll-{self.sim._file_id('poll')}",
+            "question": question,
+            # persistent_id, allows_revoting, members_only: required by newer Bot APIs
+            "options": [
+                {"text": option, "voter_count": 0, "persistent_id": str(i)}
+                for i, option in enumerate(options)
+            ],
+            "total_voter_count": 0,
+            "is_closed": False,
+            "is_anonymous": True,
+            "type": type,
+            "allows_multiple_answers": False,
+            "allows_revoting": False,
+            "members_only": False,
+        }
+        return await self._send({"poll": poll})
+
+    async def send_users_shared(self, request_id: int, users: Sequence[User | int]) -> Message:
+        """Share ``users`` in answer to the ``request_users`` button ``request_id`` (a
+        ``users_shared`` service message; names are given for ``User`` objects)."""
+        shared = [
+            {"user_id": user}
+            if isinstance(user, int)
+            else {
+                "user_id": user.id,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "username": user.username,
+            }
+            for user in users
+        ]
+        return await self._send({"users_shared": {"request_id": request_id, "users": shared}})
+
+    async def send_chat_shared(self, request_id: int, chat: Chat | int) -> Message:
+        """Share ``chat`` in answer to the ``request_chat`` button ``request_id`` (a
+        ``chat_shared`` service message; title and username are given for a ``Chat``)."""
+        if isinstance(chat, int):
+            shared: dict[str, Any] = {"chat_id": chat}
+        else:
+            shared = {"chat_id": chat.id, "title": chat.title, "username": chat.username}
+        return await self._send({"chat_shared": {"request_id": request_id, **shared}})
+
     async def edit(self, message: MessageRef, text: str) -> Message:
         """Edit one of the user's own messages (an ``edited_message`` update).
 
@@ -281,6 +309,34 @@ class Conversation:
         log.replace(record, edited, self._label)
         await self.sim.feed(self.sim._update(edited_message=edited), chat_id=self.chat.id)
         return edited
+
+    def delete(self, message: MessageRef) -> None:
+        """Delete a message here as the user does (their own, or in a private chat the bot's).
+
+        Telegram tells the bot nothing: no update is sent. The bot's later edits of it fail
+        with ``"message to edit not found"``, as they would.
+
+        Raises:
+            ValueError: ``message`` is not in this chat, is deleted already, or is the bot's
+                message in a group (only admins may delete those).
+        """
+        log = self._log
+        record = log.records.get(message.message_id)
+        if record is None or record.deleted:
+            raise ValueError(
+                f"message {message.message_id} is not a message of chat {self.chat.id} (or is "
+                "deleted already); pass one from this chat's messages"
+            )
+        sender = record.message.from_user
+        own = not record.from_bot and sender is not None and sender.id == self.user.id
+        if not own and not (record.from_bot and self.chat.type == "private"):
+            raise ValueError(
+                f"user {self.user.id} cannot delete message {message.message_id} in chat "
+                f"{self.chat.id}: a user deletes their own messages, or the bot's in a private "
+                "chat"
+            )
+        log.note(f"{self._label} deleted message {message.message_id}")
+        log.delete(record, "bot" if record.from_bot else self._label)
 
     async def click(self, text: str, *, message: MessageRef | None = None) -> CallbackQuery:
         """Press the inline button ``text`` on the newest bot message here that has one.
@@ -335,17 +391,26 @@ class Conversation:
         await self.sim.feed(self.sim._update(callback_query=query), chat_id=self.chat.id)
         return query
 
-    async def press(self, text: str) -> Message:
+    async def press(
+        self,
+        text: str,
+        *,
+        location: tuple[float, float] = (51.5074, -0.1278),
+        share: Sequence[User | int] | Chat | int | None = None,
+        poll: Sequence[str] = ("Question?", "Yes", "No"),
+    ) -> Message:
         """Press the button ``text`` of the reply keyboard shown here
         ([`keyboard`][aiostep.testing.Conversation.keyboard]).
 
-        An ordinary button sends its text; a ``request_contact`` button shares the user's
-        contact.
+        An ordinary button sends its text. A request button sends what the user's app would:
+        ``request_contact`` the user's own contact, ``request_location`` ``location``,
+        ``request_poll`` a poll (``poll``: the question, then the options; a quiz if the
+        button asks for one), ``request_users`` the users in ``share`` (default: a new
+        simulated user), ``request_chat`` the chat ``share`` (default: a new group).
 
         Raises:
             AssertionError: no reply keyboard here has that button (shows the transcript).
-            NotImplementedError: another kind of request button (send it yourself, e.g.
-                [`send_location`][aiostep.testing.Conversation.send_location]).
+            ValueError: a ``request_chat`` button pressed with a list of users to ``share``.
         """
         markup = self._reply_keyboard()
         buttons = [b for row in markup.keyboard for b in row] if markup is not None else []
@@ -357,16 +422,25 @@ class Conversation:
             )
         if button.request_contact:
             return await self.send_contact()
-        requests = [
-            name
-            for name, value in button.model_dump(exclude_none=True).items()
-            if name != "text" and value
-        ]
-        if requests:
-            raise NotImplementedError(
-                f"button ({text}) asks for {requests[0]}; send that with the matching send_* "
-                "method of Conversation"
+        if button.request_location:
+            return await self.send_location(*location)
+        if button.request_poll is not None:
+            return await self.send_poll(
+                poll[0], poll[1:], type=button.request_poll.type or "regular"
             )
+        if button.request_users is not None or button.request_chat is not None:
+            if share is None:  # someone the user might pick: a new user, a new group
+                share = [self.sim.user()] if button.request_users is not None else self.sim.group()
+            if button.request_users is not None:
+                users = [share] if isinstance(share, (int, Chat)) else share
+                return await self.send_users_shared(
+                    button.request_users.request_id,
+                    [u for u in users if not isinstance(u, Chat)],
+                )
+            assert button.request_chat is not None
+            if not isinstance(share, (int, Chat)):
+                raise ValueError(f"button ({text}) shares one chat: pass share=chat (or its id)")
+            return await self.send_chat_shared(button.request_chat.request_id, share)
         return await self.send(text)
 
     # --- reading -----------------------------------------------------------------------------
@@ -611,7 +685,7 @@ class BotSimulator:
             if self._started:
                 self._started = False
                 await self.dispatcher.emit_shutdown(**self._workflow_data())
-            await _clear_in_process()
+            await clear()
         finally:
             if self._clock is not None:
                 self._clock.remove_settle_hook(self._on_timers)
@@ -663,7 +737,7 @@ class BotSimulator:
         if self._started:
             self._started = False
             await self.dispatcher.emit_shutdown(**self._workflow_data())
-        await _clear_in_process()
+        await clear()
         if self._clock is not None:
             self._clock.cancel_all()
         for log in self.session.chats.values():

@@ -15,13 +15,13 @@ async def start(message: Message) -> None:
     await message.reply("What is your name?")
 
 
-@aiostep.step("seed.ask_age")  # new: a persisted step is stored by this name
+@aiostep.persisted_step("seed.ask_age")  # new: a persisted step is stored by this name
 async def ask_age(msg: Message) -> None:
     await aiostep.register_next_step(msg.from_user.id, confirm_details, kwargs={"name": msg.text})
     await msg.reply("How old are you?")
 
 
-@aiostep.step("seed.confirm_details")
+@aiostep.persisted_step("seed.confirm_details")
 async def confirm_details(msg: Message, name: str) -> None:
     try:
         age = int(msg.text or "")

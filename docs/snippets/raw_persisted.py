@@ -10,7 +10,7 @@ import aiostep
 
 
 # --8<-- [start:steps]
-@aiostep.step("feedback.rating")  # the stored name: keep it stable across deploys
+@aiostep.persisted_step("feedback.rating")  # the stored name: keep it stable across deploys
 async def got_rating(message: Message, product: str) -> None:
     text = message.text or ""
     if not (text.isdigit() and 1 <= int(text) <= 5):
@@ -24,12 +24,12 @@ async def got_rating(message: Message, product: str) -> None:
     await message.answer(f"Any comment on the {product}?")
 
 
-@aiostep.step("feedback.comment")
+@aiostep.persisted_step("feedback.comment")
 async def got_comment(message: Message, product: str, rating: int) -> None:
     await message.answer(f"Thanks! {product}: {rating}/5, {message.text!r}")
 
 
-@aiostep.step("feedback.expired")
+@aiostep.persisted_step("feedback.expired")
 async def rating_expired(bot: Bot, chat_id: int, product: str) -> None:
     await bot.send_message(chat_id, f"No rating for the {product}; maybe next time.")
 

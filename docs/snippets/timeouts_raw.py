@@ -10,12 +10,12 @@ import aiostep
 
 
 # --8<-- [start:raw]
-@aiostep.step("quiz.answer")
+@aiostep.persisted_step("quiz.answer")
 async def answer(message: Message, question: str) -> None:
     await message.answer(f"{question} {message.text}: noted.")
 
 
-@aiostep.step("quiz.reminder")  # on_timeout is stored by name: it must be a registered step
+@aiostep.persisted_step("quiz.reminder")  # on_timeout is stored by name: it must be a registered step
 async def remind(bot: Bot, chat_id: int, user_id: int, question: str, reminded: int) -> None:
     if reminded < 2:
         # registered here, this is the timed-out step's outcome: the quiz goes on

@@ -73,13 +73,13 @@ async def test_a_chat_wide_wait_is_not_answered_from_another_chat() -> None:
 # --- route_chat_wide: only named persisted steps, only for senders with nothing of their own ---
 
 
-@aiostep.step("test-chat-wide.vote")
+@aiostep.persisted_step("test-chat-wide.vote")
 async def vote(message: Message) -> None:
     assert message.from_user is not None
     await message.answer(f"vote from {message.from_user.first_name}: {message.text}")
 
 
-@aiostep.step("test-chat-wide.own", filter=F.text.isdigit())
+@aiostep.persisted_step("test-chat-wide.own", filter=F.text.isdigit())
 async def own(message: Message) -> None:
     await message.answer(f"own: {message.text}")
 

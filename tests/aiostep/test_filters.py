@@ -124,7 +124,7 @@ async def test_is_state_on_the_conversation_sees_the_state_set_with_a_step(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("is_state.age"))
+    @aiostep.persisted_step(step_name("is_state.age"))
     async def age(message: Message) -> None:
         log.append(f"step {message.text}")
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from conftest import Backend
 
 
-@aiostep.step("forget.age")
+@aiostep.persisted_step("forget.age")
 async def age(message: Message) -> None:
     await message.answer(f"age {message.text}")
 

@@ -183,14 +183,14 @@ async def test_a_persisted_step_runs_once_when_a_burst_arrives(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("burst.first"))
+    @aiostep.persisted_step(step_name("burst.first"))
     async def first(message: Message) -> None:
         assert message.from_user is not None
         log.append(f"first {message.text}")
         await asyncio.sleep(0.02)
         await aiostep.register_next_step(message.from_user.id, second)
 
-    @aiostep.step(step_name("burst.second"))
+    @aiostep.persisted_step(step_name("burst.second"))
     async def second(message: Message) -> None:
         log.append(f"second {message.text}")
 
@@ -240,7 +240,7 @@ async def test_two_workers_on_one_redis_run_a_persisted_step_exactly_once(
     runs: list[str] = []
     normal_runs: list[str] = []
 
-    @aiostep.step(step_name("workers.claim"))
+    @aiostep.persisted_step(step_name("workers.claim"))
     async def claimed(message: Message, worker: str) -> None:
         runs.append(f"{worker} ran the step with {message.text}")
         await asyncio.sleep(0.01)
@@ -270,11 +270,11 @@ async def test_a_message_on_another_worker_waits_for_the_running_step_and_follow
     release = asyncio.Event()
     started = asyncio.Event()
 
-    @aiostep.step(step_name("relay.second"))
+    @aiostep.persisted_step(step_name("relay.second"))
     async def second(message: Message, worker: str) -> None:
         log.append(f"{worker}: second step got {message.text}")
 
-    @aiostep.step(step_name("relay.first"))
+    @aiostep.persisted_step(step_name("relay.first"))
     async def first(message: Message, worker: str) -> None:
         log.append(f"{worker}: first step got {message.text}")
         started.set()

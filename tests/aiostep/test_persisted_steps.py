@@ -73,7 +73,7 @@ async def test_a_persisted_step_survives_a_restart_with_its_kwargs(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("signup.age"))
+    @aiostep.persisted_step(step_name("signup.age"))
     async def ask_age(message: Message, name: str, tags: list[str]) -> None:
         log.append(f"{name} {tags} is {message.text}")
         await message.answer(f"Thanks {name}")
@@ -106,7 +106,7 @@ async def test_a_persisted_step_survives_a_restart_with_its_kwargs(
 async def test_a_chain_of_persisted_steps_survives_a_restart_at_every_step(
     persistent: Backend, step_name: Names
 ) -> None:
-    @aiostep.step(step_name("chain.age"))
+    @aiostep.persisted_step(step_name("chain.age"))
     async def ask_age(message: Message, name: str) -> None:
         assert message.from_user is not None
         await message.answer("Your city?")
@@ -114,7 +114,7 @@ async def test_a_chain_of_persisted_steps_survives_a_restart_at_every_step(
             message.from_user.id, ask_city, kwargs={"name": name, "age": int(message.text or 0)}
         )
 
-    @aiostep.step(step_name("chain.city"))
+    @aiostep.persisted_step(step_name("chain.city"))
     async def ask_city(message: Message, name: str, age: int) -> None:
         await message.answer(f"{name}, {age}, from {message.text}")
 
@@ -125,7 +125,7 @@ async def test_a_chain_of_persisted_steps_survives_a_restart_at_every_step(
             await message.answer("Your name?")
             await aiostep.register_next_step(message.from_user.id, ask_name)
 
-    @aiostep.step(step_name("chain.name"))
+    @aiostep.persisted_step(step_name("chain.name"))
     async def ask_name(message: Message) -> None:
         assert message.from_user is not None
         await message.answer("Your age?")
@@ -152,7 +152,7 @@ async def test_a_persisted_step_in_a_group_survives_a_restart_for_that_member_on
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("group.answer"))
+    @aiostep.persisted_step(step_name("group.answer"))
     async def answer(message: Message) -> None:
         assert message.from_user is not None
         log.append(f"step {message.from_user.first_name}: {message.text}")
@@ -185,7 +185,7 @@ async def test_non_json_kwargs_raise_a_type_error_naming_the_key_and_store_nothi
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("json.when"))
+    @aiostep.persisted_step(step_name("json.when"))
     async def when(message: Message, when: Any) -> None:
         log.append("step ran")
 
@@ -234,7 +234,7 @@ async def test_an_unregistered_function_cannot_be_persisted(persistent: Backend)
         talk = sim.chat()
         await talk.send("/start")
         assert len(caught) == 1 and isinstance(caught[0], TypeError)
-        assert "not_registered" in str(caught[0]) and "@aiostep.step" in str(caught[0])
+        assert "not_registered" in str(caught[0]) and "@aiostep.persisted_step" in str(caught[0])
         assert await stored(persistent, talk.user.id) is None
         await talk.send("next")
         assert log == ["normal next"]
@@ -246,7 +246,7 @@ async def test_a_stored_step_that_no_longer_resolves_is_logged_cleared_and_skipp
     log: list[str] = []
     name = step_name("renamed.old")
 
-    @aiostep.step(name)
+    @aiostep.persisted_step(name)
     async def old(message: Message) -> None:
         log.append("old step ran")
 
@@ -282,11 +282,11 @@ async def test_commands_pass_a_persisted_step_unless_it_allows_them(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("commands.name"))
+    @aiostep.persisted_step(step_name("commands.name"))
     async def name_step(message: Message) -> None:
         log.append(f"name {message.text}")
 
-    @aiostep.step(step_name("commands.menu"), allow_commands=True)
+    @aiostep.persisted_step(step_name("commands.menu"), allow_commands=True)
     async def menu_step(message: Message) -> None:
         log.append(f"menu {message.text}")
 
@@ -340,7 +340,7 @@ async def test_updates_failing_a_persisted_steps_filter_go_to_normal_handlers(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("filtered.age"), filter=make_filter())
+    @aiostep.persisted_step(step_name("filtered.age"), filter=make_filter())
     async def age(message: Message) -> None:
         log.append(f"age {message.text}")
 
@@ -367,7 +367,7 @@ async def test_a_persisted_step_raising_skip_handler_stays_and_lets_the_update_t
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("declining.age"))
+    @aiostep.persisted_step(step_name("declining.age"))
     async def age(message: Message, asked: str) -> None:
         if not (message.text or "").isdigit():
             raise SkipHandler()  # not for this step: as a handler declines an update
@@ -405,7 +405,7 @@ async def test_a_persisted_step_for_buttons_takes_the_press_after_a_restart(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("buttons.vote"), updates=("callback_query",))
+    @aiostep.persisted_step(step_name("buttons.vote"), updates=("callback_query",))
     async def vote(query: CallbackQuery, poll: str) -> None:
         log.append(f"{poll}: {query.data}")
         await query.answer("Thanks")
@@ -439,7 +439,7 @@ async def test_a_persisted_step_gets_aiogram_context_by_parameter_name(
 ) -> None:
     seen: dict[str, Any] = {}
 
-    @aiostep.step(step_name("context.persisted"))
+    @aiostep.persisted_step(step_name("context.persisted"))
     async def got(
         message: Message,
         bot: Bot,
@@ -470,7 +470,7 @@ async def test_an_exception_in_a_persisted_step_reaches_the_errors_handlers(
 ) -> None:
     errors: list[tuple[str, str | None]] = []
 
-    @aiostep.step(step_name("errors.persisted"))
+    @aiostep.persisted_step(step_name("errors.persisted"))
     async def broken(message: Message) -> None:
         raise LookupError("no such city")
 
@@ -500,11 +500,11 @@ def quiz(persistent: Backend, step_name: Names, log: list[str]) -> Callable[[], 
     """/quiz asks "2 + 2?" with a 60 s persisted step; the answer and the timeout are logged
     (and the timeout tells the user)."""
 
-    @aiostep.step(step_name("timed.answer"))
+    @aiostep.persisted_step(step_name("timed.answer"))
     async def answer(message: Message, topic: str) -> None:
         log.append(f"{topic}: {message.text}")
 
-    @aiostep.step(step_name("timed.too_slow"))
+    @aiostep.persisted_step(step_name("timed.too_slow"))
     async def too_slow(bot: Bot, chat_id: int, topic: str) -> None:
         log.append(f"timeout {topic}")
         await bot.send_message(chat_id, f"Too slow for {topic}")
@@ -610,7 +610,7 @@ async def test_unregister_steps_removes_a_persisted_step_for_good(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("cancel.name"))
+    @aiostep.persisted_step(step_name("cancel.name"))
     async def name_step(message: Message) -> None:
         log.append(f"step {message.text}")
 
@@ -644,7 +644,7 @@ class Signup(enum.Enum):
 async def test_register_next_step_stores_an_enum_state_by_name_with_the_step(
     persistent: Backend, step_name: Names
 ) -> None:
-    @aiostep.step(step_name("state.age"))
+    @aiostep.persisted_step(step_name("state.age"))
     async def age(message: Message) -> None:
         assert message.from_user is not None
         await aiostep.register_next_step(message.from_user.id, age, state=None)

@@ -61,7 +61,7 @@ async def round_trips(redis_url: str) -> AsyncIterator[RoundTrips]:
 
 
 def build(backend: Backend, step_name: Callable[[str], str], log: list[str]) -> Dispatcher:
-    @aiostep.step(step_name("trips.name"))
+    @aiostep.persisted_step(step_name("trips.name"))
     async def ask_name(message: Message) -> None:
         assert message.from_user is not None
         log.append(f"name {message.text}")
@@ -69,7 +69,7 @@ def build(backend: Backend, step_name: Callable[[str], str], log: list[str]) -> 
             message.from_user.id, ask_age, kwargs={"name": message.text}
         )
 
-    @aiostep.step(step_name("trips.age"))
+    @aiostep.persisted_step(step_name("trips.age"))
     async def ask_age(message: Message, name: str) -> None:
         assert message.from_user is not None
         log.append(f"{name} is {message.text}")

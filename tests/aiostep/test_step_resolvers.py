@@ -83,7 +83,7 @@ async def test_a_resolver_continues_a_stored_step_that_a_deploy_removed(
     name = step_name("resolved.old")
     prefix = name.rpartition(".")[0] + "."
 
-    @aiostep.step(name)
+    @aiostep.persisted_step(name)
     async def old(message: Message) -> None:
         log.append("old step ran")
 

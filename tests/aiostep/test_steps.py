@@ -54,7 +54,7 @@ def build_with_context(
     storage = MemoryStateStorage() if where == "memory storage" else None
     aiostep.setup(dp, storage=storage)
 
-    @aiostep.step(step_name("context.age"))
+    @aiostep.persisted_step(step_name("context.age"))
     async def got_age(
         message: Message,
         bot: Bot,
@@ -164,7 +164,7 @@ async def test_an_exception_in_a_step_reaches_the_errors_handlers_with_the_updat
     dp = Dispatcher()
     aiostep.setup(dp, storage=MemoryStateStorage() if where == "memory storage" else None)
 
-    @aiostep.step(step_name("errors.age"))
+    @aiostep.persisted_step(step_name("errors.age"))
     async def age(message: Message) -> None:
         raise ValueError(f"not an age: {message.text}")
 
@@ -300,7 +300,7 @@ async def test_a_step_can_be_given_by_its_registered_name(step_name: Callable[[s
     got: list[str | None] = []
     name = step_name("by_name")
 
-    @aiostep.step(name)
+    @aiostep.persisted_step(name)
     async def named(message: Message) -> None:
         got.append(message.text)
 

@@ -91,6 +91,13 @@ def test_a_module_class_target_runs_that_wizard() -> None:
     assert out.rstrip().endswith("bot> Order placed. Enjoy!")
 
 
+def test_an_edited_prompt_is_printed_again_marked_edited() -> None:
+    out = play("docs/snippets/one_message.py", ["2", "2", "Ann", "1"])
+    assert "bot [edited]> Milk?\n  [Oat] [Cow]\n  press: 1) Oat  2) Cow" in out
+    assert "bot [edited]> Name for the cup?" in out
+    assert out.rstrip().endswith("bot [edited]> Coming up, Ann!")
+
+
 def test_an_unknown_target_is_a_clear_error() -> None:
     with pytest.raises(SystemExit, match="no such file"):
         run_playground("examples/nope.py", stdin=io.StringIO(""), stdout=io.StringIO())
@@ -495,6 +502,14 @@ def test_ctrl_c_leaves_quietly_and_gives_the_terminal_back(terminal: Terminal) -
     assert "Traceback" not in screen, screen
     assert "KeyboardInterrupt" not in screen, screen
     assert termios.tcgetattr(terminal.slave) == before, screen  # echo and line editing are back
+
+
+def test_typing_a_request_buttons_label_presses_it() -> None:
+    target = "docs/snippets/media_requests.py:Delivery"
+    out = play(target, ["1", "Share my phone number", "Send my location"])
+    assert "bot> [photo] Today's menu: what would you like?" in out
+    assert "user> [location 51.5074, -0.1278]" in out  # pressed, not typed
+    assert "bot> On its way: soup for +15550100000\n  (keyboard removed)" in out
 
 
 # --- reminders and timeouts ----------------------------------------------------------------------

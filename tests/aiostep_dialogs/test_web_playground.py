@@ -162,6 +162,18 @@ async def test_an_edit_updates_the_message_in_place_and_the_toast_is_shown() -> 
     assert chat["toasts"] == [{"text": "now 1", "alert": False}]
 
 
+async def test_a_one_message_wizard_keeps_one_bubble_that_is_edited() -> None:
+    async with served("docs/snippets/one_message.py", send_start=False) as (_, client):
+        state = (await post(client, "/api/send", chat="alice", user=1001, text="/start"))["state"]
+        prompt = pane(state, "alice")["items"][-1]
+        answer = await post(
+            client, "/api/click", chat="alice", user=1001, message_id=prompt["id"], text="Latte"
+        )
+    bubbles = [i for i in pane(answer["state"], "alice")["items"] if i.get("from_bot")]
+    assert [(b["id"], b["html"], b["edited"]) for b in bubbles] == [(prompt["id"], "Milk?", True)]
+    assert [[b["text"] for b in row] for row in bubbles[0]["buttons"]] == [["Oat", "Cow"]]
+
+
 async def test_a_reply_keyboard_button_can_be_pressed() -> None:
     async with served(GADGETS, send_start=False) as (_, client):
         state = (await post(client, "/api/send", chat="alice", user=1001, text="/menu"))["state"]

@@ -171,11 +171,17 @@ async def test_forged_callback_data_changes_nothing(backend: Backend, forge: obj
     assert prompt is not None
     genuine = prompt.inline_keyboard[0][0].callback_data
     assert genuine is not None
-    prefix, fingerprint, nonce, index = genuine.split(":")
-    assert (prefix, fingerprint, index) == ("aw", Coffee._fingerprint, "0")
+    prefix, owner, fingerprint, nonce, index = genuine.split(":")
+    assert (prefix, owner, fingerprint, index) == (
+        "aw",
+        str(talk.user.id),
+        Coffee._fingerprint,
+        "0",
+    )
     before = await backend.record(talk)
 
-    await press(talk, prompt, forge(fingerprint, nonce))  # type: ignore[operator]
+    # "fp" stands for the owner and the fingerprint: the forgeries keep the owner
+    await press(talk, prompt, forge(f"{owner}:{fingerprint}", nonce))  # type: ignore[operator]
 
     assert talk.toasts == [Coffee.texts.stale_button]
     assert _same(before, await backend.record(talk))
@@ -198,13 +204,13 @@ async def test_a_button_pressed_by_another_user_in_a_group_changes_nothing(
     before = await backend.record(alice)
 
     await bob.click("Small", message=alices)  # Bob has no wizard of his own
-    assert alice.toasts == [Coffee.texts.stale_button]
+    assert alice.toasts == [Coffee.texts.not_yours]
     assert _same(before, await backend.record(alice))
     assert await backend.record(bob) is None
 
     await bob.send("/coffee")  # now Bob has one, at the same step, with his own buttons
     await bob.click("Large", message=alices)
-    assert alice.toasts[-1] == Coffee.texts.stale_button
+    assert alice.toasts[-1] == Coffee.texts.not_yours
     assert _same(before, await backend.record(alice))
     bobs = await backend.record(bob)
     assert bobs is not None and bobs.data == {}
@@ -224,8 +230,8 @@ async def test_two_users_in_a_group_run_their_own_wizards_interleaved(
 
     await alice.send("/coffee")
     await bob.send("/coffee")
-    await alice.click("Large")  # the newest "Large" is Bob's; Alice presses on hers
-    assert alice.toasts == [Coffee.texts.stale_button]
+    await alice.click("Large")  # the newest "Large" is Bob's; Alice presses on his
+    assert alice.toasts == [Coffee.texts.not_yours]
     alice_prompt = alice.messages[0]
     await alice.click("Large", message=alice_prompt)
     alice.assert_last("How many?")

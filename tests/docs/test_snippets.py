@@ -271,6 +271,34 @@ async def test_branching_guide(button: str, answers: list[str], expected: str) -
         assert talk.last == f"Ticket filed: {expected}{answers[-1]}"
 
 
+@covers("sub_wizards.py")
+async def test_sub_wizards_guide_call_return_back_cancel_and_goto() -> None:
+    async with BotSimulator(snippet("sub_wizards").build) as sim:
+        talk = sim.chat()
+        await talk.send("/book")
+        await talk.send("Ann")
+        await talk.click("delivery")
+        talk.assert_last("Street and number?")
+        await talk.send("/back")  # the called wizard's first step: back to the caller's
+        talk.assert_last("Eat in or delivery?", buttons=[["eat in", "delivery"]])
+        await talk.click("delivery")
+        await talk.send("1 Main St")
+        await talk.send("Paris")
+        assert bot_texts(sim)[-2:] == ["Delivering to 1 Main St, Paris.", "Ann, shall I book it?"]
+        await talk.click("yes")
+        talk.assert_last("Booked!")
+
+        await talk.send("/book")
+        await talk.send("Bob")
+        await talk.click("delivery")
+        await talk.send("/cancel")  # ends the called wizard and its caller, said once
+        assert bot_texts(sim)[-2:] == ["Street and number?", "Reservation cancelled."]
+
+        await talk.send("/help")
+        await talk.send("book")
+        assert bot_texts(sim)[-2:] == ["Let's book you a table.", "Who is the table for?"]
+
+
 @covers("buttons_keyboards.py")
 async def test_buttons_guide_inline_choices_and_stale_buttons() -> None:
     async with BotSimulator(snippet("buttons_keyboards").build) as sim:
@@ -291,6 +319,56 @@ async def test_buttons_guide_inline_choices_and_stale_buttons() -> None:
         ]
         await talk.send("Large")
         talk.assert_last("One Large lat, milk: oat.")
+
+
+@covers("one_message.py")
+async def test_one_message_guide_edits_one_message_in_place() -> None:
+    async with BotSimulator(snippet("one_message").build) as sim:
+        talk = sim.chat()
+        await talk.send("/start")
+        first = talk.last_message
+        assert first is not None
+        await talk.click("Latte")
+        await talk.click("Oat")
+        assert talk.toasts == ["Sorry, oat milk is sold out."]
+        await talk.click("Cow")
+        assert [m.text for m in talk.messages] == ["Name for the cup?"]  # one message
+        await talk.send("Ann")
+        assert first.buttons == [] and len(talk.messages) == 2
+        talk.assert_last("lat with cow for Ann?", buttons=[["Order"]])
+        await talk.click("Order")
+        talk.assert_last("Coming up, Ann!", buttons=[])
+        assert len(talk.messages) == 2
+
+
+@covers("choices_dynamic.py")
+async def test_choices_guide_menu_from_data_toppings_and_paged_addresses() -> None:
+    async with BotSimulator(snippet("choices_dynamic").build) as sim:
+        talk = sim.chat()
+        await talk.send("/order")
+        menu = talk.last_message
+        talk.assert_last("Which pizza?", buttons=[["Margherita", "Diavola", "Funghi"]])
+        sim.dispatcher["menu"].pizzas = {9: "Marinara"}  # the menu changes meanwhile
+        await talk.click("Diavola", message=menu)  # resolves against what was shown
+        talk.assert_last("Toppings? (up to 2)", buttons=[["Ham", "Olives", "Chili"], ["Done"]])
+        for label in ("Ham", "Olives", "Chili"):
+            await talk.click(label)
+        assert talk.toasts == ["You can choose at most 2."]
+        toppings = talk.last_message
+        assert toppings is not None and toppings.buttons[0] == ["✅ Ham", "✅ Olives", "Chili"]
+        await talk.click("Done")
+        addresses = talk.last_message
+        assert addresses is not None and addresses.buttons == [
+            ["Street 1", "Street 2"],
+            ["Street 3", "Street 4"],
+            ["Street 5", "Street 6"],
+            ["Next »"],
+        ]
+        await talk.click("Next »")
+        assert addresses.buttons[0] == ["Street 7", "Street 8"]
+        assert addresses.buttons[-1] == ["« Previous", "Next »"]
+        await talk.click("Street 8")
+        talk.assert_last("Pizza #2, ham, olives, to Street 8.")
 
 
 @covers("landing_wizard.py")
@@ -342,6 +420,110 @@ async def test_formatting_guide_reasons_and_nodes() -> None:
         assert talk.last_message.message.entities == [
             MessageEntity(type="bold", offset=0, length=4)
         ]
+
+
+def compile_feedback_catalog(root: Path) -> Path:
+    """The bot's own ``messages`` catalog of the languages guide, in Russian, compiled here
+    (a real bot compiles it with ``pybabel compile``)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.mofile import write_mo
+
+    catalog = Catalog(locale="ru", domain="messages")
+    catalog.add("From 1 to 5, how was it?", "Как вам, от 1 до 5?")
+    catalog.add("Why {score}?", "Почему {score}?")
+    catalog.add("Thank you!", "Спасибо!")
+    target = root / "ru" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    with (target / "messages.mo").open("wb") as f:
+        write_mo(f, catalog)
+    return root
+
+
+@covers("languages.py")
+async def test_languages_guide(tmp_path: Path) -> None:
+    locales = compile_feedback_catalog(tmp_path / "locales")
+    async with BotSimulator(lambda: snippet("languages").build(locales=locales)) as sim:
+        ru = sim.chat(sim.user(language_code="ru"))
+        await ru.send("/pizza")
+        ru.assert_last("Ваше имя?")
+        await ru.send("A")
+        ru.assert_last("Слишком коротко.\n\nВаше имя?")
+        await ru.send("Аня")
+        ru.assert_last("Какой размер?", buttons=[["Маленькая", "Большая"]])
+        await ru.click("Большая")
+        ru.assert_last("Аня: l, уже едет!")
+        await ru.send("/feedback")
+        ru.assert_last("Как вам, от 1 до 5?")
+        await ru.send("9")  # a built-in reason, in Russian
+        ru.assert_last("Пожалуйста, отправьте число от 1 до 5.\n\nКак вам, от 1 до 5?")
+        await ru.send("4")
+        ru.assert_last("Почему 4?")
+        await ru.send("Вкусно")
+        ru.assert_last("Спасибо!")
+
+        en = sim.chat(sim.user(language_code="en"))
+        await en.send("/pizza")
+        await en.send("/cancel")
+        en.assert_last("No pizza, then.")
+        await en.send("/feedback")
+        await en.send("4")
+        en.assert_last("Why 4?")
+
+
+@covers("raw_steps_handle.py")
+async def test_raw_layer_conversation_handle(tmp_path: Path) -> None:
+    module = snippet("raw_steps_handle")
+    dp, _ = module.build()
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await talk.send("/hello")
+        await talk.send("Ada")
+        await talk.send("Paris")
+        talk.assert_last("Ada lives in Paris.")
+        await talk.send("/hello")
+        await talk.send("/stop")
+        talk.assert_last("Stopped.")
+        await talk.send("Bob")  # nobody waits any more
+        talk.assert_last("Stopped.")
+    dp, listen = module.build(FileStateStorage(tmp_path / "s.jsonl"))
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await module.remind(sim.bot, listen, talk.user.id)
+        await talk.send("Rome")
+        talk.assert_last("You lives in Rome.")
+
+
+@covers("step_dependencies.py")
+async def test_dependencies_guide() -> None:
+    await snippet("step_dependencies").test_an_order_is_saved_in_the_database()
+
+
+@covers("media_requests.py")
+async def test_media_and_requests_guide() -> None:
+    pytest.importorskip("phonenumbers")
+    async with BotSimulator(snippet("media_requests").build) as sim:
+        talk = sim.chat()
+        await talk.send("/order")
+        assert talk.last_message is not None and talk.last_message.kind == "photo"
+        talk.assert_last("Today's menu: what would you like?", buttons=[["Soup", "Pie"]])
+        await talk.click("Pie")
+        assert talk.keyboard == [["Share my phone number"]]
+        await talk.send("020 7946 0958")
+        assert talk.last is not None
+        assert talk.last.startswith("Please include the country code, like +44 20 7946 0958.")
+        await talk.press("Share my phone number")
+        assert talk.keyboard == [["Send my location"]]
+        await talk.send("the red door")
+        assert (
+            talk.last
+            == 'Please use the "Send my location" button below.\n\nWhere should we bring it?'
+        )
+        await talk.press("Send my location")
+        talk.assert_last("On its way: pie for +15550100000")
+        assert talk.keyboard is None
+        await talk.send("/call")
+        await talk.send("020 7946 0958")
+        talk.assert_last("We will call +442079460958.")
 
 
 @covers("storage_backends.py")
@@ -522,7 +704,7 @@ async def test_unregistered_functions_cannot_be_persisted(tmp_path: Path) -> Non
 
     storage = FileStateStorage(tmp_path / "state.jsonl")
     try:
-        with pytest.raises(aiostep.StepNotRegisteredError, match=r"@aiostep\.step"):
+        with pytest.raises(aiostep.StepNotRegisteredError, match=r"@aiostep\.persisted_step"):
             await aiostep.register_next_step(1001, not_registered, storage=storage)
         with pytest.raises(TypeError, match=r"kwargs\['when'\]"):
             await aiostep.register_next_step(
@@ -539,6 +721,13 @@ async def test_two_workers_share_a_conversation_on_redis(redis_url: str) -> None
     assert sorted(replies) == sorted(
         ["What is your name?", "How old are you?", "Alice, 30. Correct?", "Welcome, Alice!"]
     )
+
+
+@covers("workers_wait_for.py")
+async def test_a_wait_for_gets_the_answer_another_worker_received(redis_url: str) -> None:
+    first, second = await snippet("workers_wait_for").main(redis_url)
+    assert first == ["Your favourite colour?", "teal, noted."]
+    assert second == []  # the worker the answer reached ran nothing for it
 
 
 async def start_sentinel(
@@ -994,7 +1183,7 @@ def graph_markers() -> list[tuple[Path, str]]:
 def test_graphs_are_drawn_on_the_tutorial_and_for_each_example() -> None:
     targets = {(page.name, target) for page, target in graph_markers()}
     assert any(name == "tutorial.md" for name, _ in targets)
-    for example in ("signup", "survey", "order"):
+    for example in ("signup", "survey", "order", "pizza"):
         assert any(example in target for _, target in targets), example
 
 

@@ -17,7 +17,8 @@ TOKEN = "4242:REAL-BOT-TEST"
 
 
 class FakeBotAPI:
-    """Answers aiogram's polling: getMe, getUpdates (one /start), sendMessage (recorded)."""
+    """Answers aiogram's polling: getMe, getUpdates (one /start), sendMessage and sendPhoto
+    (recorded)."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
@@ -46,6 +47,18 @@ class FakeBotAPI:
                 "chat": {"id": int(str(form["chat_id"])), "type": "private"},
                 "text": form.get("text"),
             }
+        elif method == "sendPhoto":  # an upload: multipart, the file under "photo"
+            photo = form.get("photo")
+            assert photo is not None, form
+            self.sent.append({**form, "text": form.get("caption")})
+            self.got_reply.set()
+            result = {
+                "message_id": len(self.sent),
+                "date": 1700000000,
+                "chat": {"id": int(str(form["chat_id"])), "type": "private"},
+                "caption": form.get("caption"),
+                "photo": [{"file_id": "F1", "file_unique_id": "U1", "width": 96, "height": 96}],
+            }
         return web.json_response({"ok": True, "result": result})
 
 
@@ -71,6 +84,7 @@ def _start_update() -> dict[str, Any]:
         ("signup.py", "What is your name?"),
         ("survey.py", "Do you use Python?"),
         ("order.py", "Which pizza?"),
+        ("pizza.py", "Which pizza would you like?"),
     ],
 )
 async def test_an_example_answers_start_as_a_real_bot(example: str, first_prompt: str) -> None:

@@ -49,12 +49,12 @@ class Profile(Wizard, name="test-chat-scoped-per-user-profile"):
         self.data["name"] = value
 
 
-@aiostep.step("test-chat-scoped-per-user.number", filter=F.text.isdigit())
+@aiostep.persisted_step("test-chat-scoped-per-user.number", filter=F.text.isdigit())
 async def number(message: Message, log: list[str]) -> None:
     log.append(f"step {message.text}")
 
 
-@aiostep.step("test-chat-scoped-per-user.anyone")
+@aiostep.persisted_step("test-chat-scoped-per-user.anyone")
 async def anyone(message: Message, log: list[str]) -> None:
     log.append(f"anyone {message.text}")
 

@@ -63,7 +63,7 @@ async def test_a_message_to_another_bot_does_not_reach_a_persisted_step() -> Non
     log: list[str] = []
     name = f"test.multibot.{id(log)}"
 
-    @aiostep.step(name)
+    @aiostep.persisted_step(name)
     async def answered(message: Message, bot: Bot) -> None:
         log.append(f"step of bot {bot.id}: {message.text}")
 

@@ -59,7 +59,7 @@ def storage_of(spec: str) -> Any:
     return RedisStateStorage(spec)
 
 
-@aiostep.step("crash.raw.age")
+@aiostep.persisted_step("crash.raw.age")
 async def raw_age(message: Message, name: str, city: str) -> None:
     print(f"SLOW STEP {message.text}", flush=True)
     await asyncio.sleep(1.0)
@@ -70,7 +70,7 @@ async def raw_age(message: Message, name: str, city: str) -> None:
     await message.answer(f"{name}, {city}, {message.text}. Correct?")
 
 
-@aiostep.step("crash.raw.city")
+@aiostep.persisted_step("crash.raw.city")
 async def raw_city(message: Message, name: str) -> None:
     assert message.from_user is not None
     await aiostep.register_next_step(
@@ -79,14 +79,14 @@ async def raw_city(message: Message, name: str) -> None:
     await message.answer("How old are you?")
 
 
-@aiostep.step("crash.raw.name")
+@aiostep.persisted_step("crash.raw.name")
 async def raw_name(message: Message) -> None:
     assert message.from_user is not None
     await aiostep.register_next_step(message.from_user.id, raw_city, kwargs={"name": message.text})
     await message.answer("Which city?")
 
 
-@aiostep.step("crash.raw.done")
+@aiostep.persisted_step("crash.raw.done")
 async def raw_done(message: Message, name: str, city: str, age: str) -> None:
     await message.answer(f"Done: {name} {city} {age}")
 

@@ -111,14 +111,14 @@ async def test_a_step_longer_than_the_lease_keeps_its_claim_by_renewing_it(redis
     renews it while a long step runs, so no other worker takes the step over meanwhile."""
     log: list[str] = []
 
-    @aiostep.step("reliability.renew.slow")
+    @aiostep.persisted_step("reliability.renew.slow")
     async def slow(message: Message, worker: str) -> None:
         log.append(f"{worker}: slow step got {message.text}")
         await asyncio.sleep(2.5)
         assert message.from_user is not None
         await aiostep.register_next_step(message.from_user.id, after)
 
-    @aiostep.step("reliability.renew.after")
+    @aiostep.persisted_step("reliability.renew.after")
     async def after(message: Message, worker: str) -> None:
         log.append(f"{worker}: next step got {message.text}")
 

@@ -149,7 +149,7 @@ async def test_a_damaged_line_in_a_running_bot_resets_only_its_conversation(
 ) -> None:
     log: list[str] = []
 
-    @aiostep.step(step_name("quiz.answer"))
+    @aiostep.persisted_step(step_name("quiz.answer"))
     async def answer(message: Message) -> None:
         log.append(f"answer {message.text}")
 

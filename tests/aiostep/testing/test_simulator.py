@@ -453,7 +453,7 @@ async def test_restart_builds_a_new_dispatcher_and_keeps_the_transcript(
         ]
 
 
-@aiostep.step("aiostep_testing_kit.ask_age")
+@aiostep.persisted_step("aiostep_testing_kit.ask_age")
 async def ask_age(message: Message, name: str) -> None:
     await message.answer(f"{name} is {message.text}")
 
