@@ -263,3 +263,52 @@ async def test_a_reminder_with_no_update_gives_the_prompt_the_dispatchers_data(
         "Closing; 2 looks at the menu.",
         "Time is up; let's stop here. You can start again any time.",
     ]
+
+
+async def test_the_default_timeout_in_one_message_mode_edits_the_prompt_to_timed_out(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(
+        lambda dp, storage: Cup.setup(dp, entry=Command("cup"), storage=storage)
+    )
+    clock = sim.use_fake_clock()
+    talk = sim.chat()
+    await talk.send("/cup")
+    await clock.advance(20)  # the reminder: a new message
+    await clock.advance(40)
+    talk.assert_last("Time is up; let's stop here. You can start again any time.", buttons=[])
+    assert len(talk.messages) == 2  # the reminder's message was edited, none was sent
+    assert await backend.record(talk) is None
+
+
+class Toppings(Wizard, name="t_tf_toppings"):
+    timeout = 30
+
+    class State(Enum):
+        PICK = auto()
+
+    @step(State.PICK, prompt="Toppings?", choices=["ham", "egg", "corn"], multi=True)
+    async def pick(self, value: list[str]) -> Any:
+        return self.finish(value)
+
+    async def on_finish(self) -> None:
+        await self.answer(f"With {', '.join(self.result)}.")
+
+
+async def test_a_toggle_that_is_not_an_answer_starts_the_steps_clock_again(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(
+        lambda dp, storage: Toppings.setup(dp, entry=Command("top"), storage=storage)
+    )
+    clock = sim.use_fake_clock()
+    talk = sim.chat()
+    await talk.send("/top")
+    await clock.advance(20)
+    await talk.click("ham")  # a toggle: the step is stored again, with a fresh deadline
+    record = await backend.record(talk)
+    assert record is not None and record.deadline is not None
+    await clock.advance(20)  # 40 s after the prompt, 20 s after the toggle
+    assert await backend.record(talk) is not None
+    await talk.click("Done")
+    talk.assert_last("With ham.")
