@@ -122,8 +122,9 @@ async def register_next_step(
         on_timeout: called on expiry with what it asks for by name: ``bot``, ``user_id``,
             ``chat_id``, ``thread_id``, ``conversation``, the step's kwargs and, for a
             persisted step, ``step_context`` (its record). For a persisted step it must be a
-            registered step (a function decorated with [`aiostep.persisted_step`][aiostep.persisted_step], or its
-            name): only its name is stored. It runs as the step's claim, so a
+            registered step (a function decorated with
+            [`aiostep.persisted_step`][aiostep.persisted_step], or its name): only its name is
+            stored. It runs as the step's claim, so a
             ``register_next_step`` in it (a reminder, a new question) is the step's outcome;
             if it registers nothing the step ends.
         filter: updates failing it go to the normal handlers (in-process steps; a persisted

@@ -15,7 +15,8 @@ async def answer(message: Message, question: str) -> None:
     await message.answer(f"{question} {message.text}: noted.")
 
 
-@aiostep.persisted_step("quiz.reminder")  # on_timeout is stored by name: it must be a registered step
+# on_timeout is stored by name: it must be a registered step
+@aiostep.persisted_step("quiz.reminder")
 async def remind(bot: Bot, chat_id: int, user_id: int, question: str, reminded: int) -> None:
     if reminded < 2:
         # registered here, this is the timed-out step's outcome: the quiz goes on
