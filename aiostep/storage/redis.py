@@ -38,10 +38,12 @@ from aiostep.storage.base import (
     check_patch,
     new_owner,
 )
+from aiostep.storage.redis_deadlines import RedisDeadlines
 
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -328,7 +330,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-class RedisStateStorage(BaseStorage):
+class RedisStateStorage(RedisDeadlines, BaseStorage):
     """Storage in Redis: use it when conversations must survive restarts and be shared by
     several worker processes.
 
@@ -454,7 +456,10 @@ class RedisStateStorage(BaseStorage):
         ) or (patch.kwargs is UNSET and patch.data is not UNSET)
         limit = "" if self.max_record_bytes is None or not merges else str(self.max_record_bytes)
         args = [ttl_ms, "1" if replace else "0", owner, limit, str(len(delete)), *delete, *pairs]
-        ok, result = await self._call(self._write_script, key, args)
+        if patch.deadline is not UNSET and patch.deadline is not None:
+            ok, result = await self._write_with_deadline(key, args, patch.deadline)
+        else:
+            ok, result = await self._call(self._write_script, key, args)
         if int(ok) == 0:
             from aiostep.exceptions import ClaimLostError
 
@@ -546,6 +551,24 @@ class RedisStateStorage(BaseStorage):
     async def renew(self, key: StorageKey, owner: str, lease: float) -> bool:
         """Extend claim ``owner``'s lease while its step runs (one script call)."""
         return bool(await self._call(self._renew_script, key, [owner, repr(lease)]))
+
+    async def _write_with_deadline(
+        self, key: StorageKey, args: list[str], deadline: float
+    ) -> tuple[Any, Any]:
+        """The write script and the deadline's entry in the index, in one pipeline (one round
+        trip; see `aiostep.storage.redis_deadlines`). A write the script refuses leaves an
+        entry that fires nothing: the record is read before anything fires."""
+        with self._reachable():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self._write_script.sha, 1, self._k(key), *args)
+                self._deadline_pipeline_add(pipe, _key(key), deadline)
+                written, _ = await pipe.execute(raise_on_error=False)
+        if isinstance(written, NoScriptError):  # a fresh (or flushed) Redis: load it once
+            written = await self._call(self._write_script, key, args)
+        elif isinstance(written, Exception):
+            raise written
+        ok, result = written
+        return ok, result
 
     async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
         """Run a script on ``key`` (and the raw keys ``more``): one round trip."""
