@@ -29,8 +29,24 @@ DAYS = {
 }
 
 
+#: what an idle user is told, in Booking and in the Address it calls (a called wizard's own
+#: timeouts run while it asks)
+TEXTS = Texts(
+    reminder={"en": "Still there?", "ru": "Вы ещё здесь?"},
+    timed_out={
+        "en": "No answer, so I dropped the booking. /book starts again.",
+        "ru": "Ответа нет, бронь отменена. /book, чтобы начать снова.",
+    },
+    cancelled={"en": "Booking cancelled.", "ru": "Бронь отменена."},
+)
+
+
 class Address(Wizard, name="booking-address"):
     """Street and city, handed back to whichever wizard called it."""
+
+    remind_after = REMIND_AFTER
+    timeout = TIMEOUT
+    texts = TEXTS
 
     class State(Enum):
         STREET = auto()
@@ -50,14 +66,7 @@ class Booking(Wizard, name="booking"):
 
     remind_after = REMIND_AFTER
     timeout = TIMEOUT
-    texts = Texts(
-        reminder={"en": "Still there?", "ru": "Вы ещё здесь?"},
-        timed_out={
-            "en": "No answer, so I dropped the booking. /book starts again.",
-            "ru": "Ответа нет, бронь отменена. /book, чтобы начать снова.",
-        },
-        cancelled={"en": "Booking cancelled.", "ru": "Бронь отменена."},
-    )
+    texts = TEXTS
 
     class State(Enum):
         DAY = auto()
