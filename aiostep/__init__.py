@@ -23,6 +23,7 @@ from aiostep.middleware import Listen, setup
 from aiostep.middleware import SeenRecords as SeenRecords
 from aiostep.pending import MetaStore as MetaStore
 from aiostep.pending import change_root_store
+from aiostep.scheduler import Scheduler
 from aiostep.step_registry import RegisteredStep, StepRegistry, persisted_step, registry
 from aiostep.step_registry import step as step
 from aiostep.steps import clear, register_next_step, unregister_steps
@@ -52,6 +53,7 @@ __all__ = [
     "RecordTooLargeError",
     "RedisStateStorage",
     "RegisteredStep",
+    "Scheduler",
     "StateContext",
     "StepNotRegisteredError",
     "StepRegistry",

@@ -10,6 +10,7 @@ conversation from the update being handled; a handle needs no lookup and no upda
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiostep.keys import ConversationKey
@@ -80,7 +81,7 @@ class Steps:
         *,
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
-        timeout: float | None = None,
+        timeout: float | timedelta | None = None,
         on_timeout: Callable[..., Any] | str | None = None,
         filter: Any = None,
         updates: Iterable[str] | None = None,

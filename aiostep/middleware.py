@@ -15,13 +15,14 @@ from aiogram.types import CallbackQuery, TelegramObject, Update
 
 from aiostep import context
 from aiostep.calling import call_with_context, check_filter
-from aiostep.clock import TimerHandle, get_clock
+from aiostep.clock import get_clock
 from aiostep.context import UpdateContext, current_update
 from aiostep.conversation import Steps
 from aiostep.exceptions import ClaimLostError
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.ordering import Gates
 from aiostep.pending import LocalStep, MetaStore, Waiter, root_store
+from aiostep.scheduler import Scheduler
 from aiostep.step_registry import StepRegistry
 from aiostep.step_registry import registry as default_registry
 from aiostep.steps import run_on_timeout
@@ -103,7 +104,9 @@ class Listen(BaseMiddleware):
     arrival order; anything no waiter/step takes goes on to the normal handlers, which may ask for
     ``aiostep_seen`` (a `SeenRecords`) to reuse the record the routing read.
     A persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
-    pending as it was, and the update goes on to the normal handlers.
+    pending as it was, and the update goes on to the normal handlers. Persisted steps'
+    deadlines fire with no update, through the Listen's [`Scheduler`][aiostep.Scheduler]
+    (``listen.scheduler``), which [`aiostep.setup`][aiostep.setup] starts with the Dispatcher.
     Every handler (and step) of an update with a user and a chat may ask for ``steps``: a
     [`Steps`][aiostep.Steps] handle of its conversation (``await steps.wait_for()``,
     ``await steps.next_step(fn)``, ``await steps.cancel()``).
@@ -156,7 +159,8 @@ class Listen(BaseMiddleware):
         # worker's too, by update_id: a local FIFO gate in front of it would hold a lower one
         # back behind a higher one that arrived here first
         self.gates = _NoGates() if ordered else Gates()
-        self._timers: dict[ConversationKey, TimerHandle] = {}
+        #: fires persisted steps' deadlines with no update (started by `setup` at startup)
+        self.scheduler = Scheduler(self)
 
     @property
     def store(self) -> MetaStore:
@@ -340,6 +344,8 @@ class Listen(BaseMiddleware):
         command: bool,
         callback_data: str | None,
         only: frozenset[str] | None = None,
+        *,
+        again: bool = True,
     ) -> Any:
         """Offer the update to the persisted step of ``key`` (with ``only``: if it is one of
         those); ``_MISS`` when none takes its kind, ``_DECLINED`` when one let it through."""
@@ -380,8 +386,18 @@ class Listen(BaseMiddleware):
         name = record.callback or ""
         entry = self.registry.resolve(name, record)
         if claim.status is ClaimStatus.EXPIRED:
-            self.disarm_timer(key)
+            # the deadline passed before the scheduler fired it: this update fires it
+            generation = storage.generation
             await self._fire_timeout(key, record, data.get("bot"))
+            if again and storage.generation != generation:
+                after = await storage.read(skey)
+                if after is not None and after.callback == record.callback:
+                    # on_timeout registered the same step again (a reminder that asks again):
+                    # this update answers it. A step that asks something else is not answered
+                    # by a message sent before it was asked.
+                    return await self._try_persisted(
+                        event, data, ctx, key, kind, command, callback_data, only, again=False
+                    )
             return _DECLINED
         if only is not None and name not in only:
             # someone else's chat-wide step: not ours to route here, so leave it as it was
@@ -417,7 +433,6 @@ class Listen(BaseMiddleware):
             if claimed is None:  # taken or replaced meanwhile
                 return _DECLINED
             record = claimed
-        self.disarm_timer(key)
         extra = {
             **record.kwargs,
             "conversation": key,
@@ -576,39 +591,59 @@ class Listen(BaseMiddleware):
         return await wrapped(event, dict(data))
 
     async def _fire_timeout(self, key: ConversationKey, record: StateContext, bot: Any) -> None:
+        """Call the ``on_timeout`` of an expired step (the step is already removed)."""
         if record.on_timeout is None:
             return
         entry = self.registry.get(record.on_timeout)
         if entry is None:
             logger.error("conversation %s: on_timeout %r is not registered", key, record.on_timeout)
             return
-        await run_on_timeout(entry.callback, key, bot, record.kwargs)
+        extra = {**record.kwargs, "step_context": record, "aiostep_storage": self.storage}
+        await run_on_timeout(entry.callback, key, bot, extra)
+
+    async def run_timeout(
+        self, key: ConversationKey, record: StateContext, bot: Any, owner: str
+    ) -> None:
+        """Run the ``on_timeout`` of the step of ``record``, which the scheduler claimed as
+        ``owner``: what it writes there (a next step, the end) is the claim's outcome, as a
+        step's writes are; if it writes nothing, the step ends (it timed out)."""
+        storage = self.storage
+        assert storage is not None
+        skey = storage_key(key)
+        data = self.scheduler.handler_data(bot)
+        data["steps"] = Steps(key, self)
+        ctx = UpdateContext(
+            key=key, listen=self, event=None, data=data, task=asyncio.current_task()
+        )
+        ctx.claims[skey] = owner
+        reset = current_update.set(ctx)
+        renewal = _Renewal(self, storage, skey, owner) if storage.shared else None
+        try:
+            await self._fire_timeout(key, record, bot)
+        finally:
+            current_update.reset(reset)
+            if renewal is not None:
+                renewal.cancel()
+            if ctx.claims.get(skey) == owner:
+                await storage.end_claim(skey, owner)
 
     def arm_timer(self, key: ConversationKey, token: str, timeout: float, bot: Any) -> None:
-        """Expire the persisted step ``token`` of ``key`` after ``timeout`` s while we run.
+        """Make the scheduler look at the deadline of a step just registered for ``key``, due in
+        ``timeout`` seconds (one timer for all conversations, never one per conversation).
 
-        After a restart the timer is gone; the deadline stored with the step still expires it
-        when the conversation's next update arrives.
+        A Listen installed without [`setup`][aiostep.setup] starts its scheduler here, with the
+        update's bot.
         """
-        self.disarm_timer(key)
-        self._timers[key] = get_clock().call_later(timeout, self._expire, key, token, bot)
+        scheduler = self.scheduler
+        if not scheduler.running and bot is not None and self.storage is not None:
+            scheduler.running = True  # no startup ran (Listen installed by hand)
+        if bot is not None and getattr(bot, "id", None) is not None:
+            scheduler.add_bot(bot)
+        scheduler.wake_at(get_clock().now() + timeout)
 
     def disarm_timer(self, key: ConversationKey) -> None:
-        """Cancel the expiry timer of ``key``, if any."""
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _expire(self, key: ConversationKey, token: str, bot: Any) -> None:
-        self._timers.pop(key, None)
-
-        async def expire() -> None:
-            assert self.storage is not None
-            record = await self.storage.claim_token(storage_key(key), token)  # removes it
-            if record is not None:
-                await self._fire_timeout(key, record, bot)
-
-        asyncio.get_running_loop().create_task(expire())
+        """Kept for compatibility: a persisted step's deadline lives in the storage's index,
+        and a deadline that no longer matches the record fires nothing."""
 
 
 def setup(
@@ -624,8 +659,10 @@ def setup(
     order_window: float = 0.1,
 ) -> Listen:
     """Install one [`Listen`][aiostep.Listen] on every observer it belongs to (messages, edited
-    messages, callback queries) and return it. The storage is closed when the Dispatcher shuts down,
-    as aiogram does with its FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
+    messages, callback queries) and return it. With a storage, its deadline
+    [`Scheduler`][aiostep.Scheduler] starts when the Dispatcher starts (with the startup's
+    bots) and stops when it shuts down; then the storage is closed, as aiogram does with its
+    FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
     are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis)."""
     installed = tuple(updates)
     for name in installed:
@@ -646,6 +683,11 @@ def setup(
         order_window=order_window,
     )
     if listen.storage is not None:
+        # the scheduler fires stored deadlines from startup on, and stops before the storage
+        # closes
+        listen.scheduler.dispatcher = dp
+        dp.startup.register(listen.scheduler.on_startup)
+        dp.shutdown.register(listen.scheduler.stop)
         dp.shutdown.register(listen.storage.close)
         if listen.storage.shared and order_window > 0:
             # a worker announces itself at startup, so the others order updates with it from

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiostep.calling import call_with_context
@@ -43,6 +44,29 @@ def _listen() -> Listen | None:
     return None if ctx is None else ctx.listen
 
 
+def _seconds(timeout: float | timedelta | None) -> float | None:
+    """A timeout in seconds (``None`` stays ``None``).
+
+    Raises:
+        TypeError: not a number or a ``timedelta``.
+        ValueError: not positive and finite.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise TypeError(
+            f"timeout must be seconds (a number) or a timedelta, got {type(timeout).__name__}: "
+            f"{timeout!r}"
+        )
+    if not (0 < seconds < float("inf")):
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
+    return seconds
+
+
 def _timeout_context(key: ConversationKey, bot: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "user_id": key.user_id,
@@ -72,7 +96,7 @@ async def register_next_step(
     *,
     args: tuple[Any, ...] = (),
     kwargs: dict[str, Any] | None = None,
-    timeout: float | None = None,
+    timeout: float | timedelta | None = None,
     on_timeout: Callable[..., Any] | str | None = None,
     chat_id: int | None = None,
     thread_id: int | None = None,
@@ -91,10 +115,18 @@ async def register_next_step(
     step is persisted by its registered name with JSON ``kwargs`` and survives a restart.
 
     Args:
-        timeout: seconds after which the step expires (the update then goes to the normal
-            handlers) and ``on_timeout`` is called.
+        timeout: seconds (or a ``timedelta``) after which the step expires and ``on_timeout``
+            is called, with no update needed. A persisted step's deadline is stored with it
+            and fired by the Listen's [`Scheduler`][aiostep.Scheduler], also after a restart
+            and by exactly one of several workers; an in-process step's by a timer.
         on_timeout: called on expiry with what it asks for by name: ``bot``, ``user_id``,
-            ``chat_id``, ``thread_id``, ``conversation`` and the step's kwargs.
+            ``chat_id``, ``thread_id``, ``conversation``, the step's kwargs and, for a
+            persisted step, ``step_context`` (its record). For a persisted step it must be a
+            registered step (a function decorated with
+            [`aiostep.persisted_step`][aiostep.persisted_step], or its name): only its name is
+            stored. It runs as the step's claim, so a
+            ``register_next_step`` in it (a reminder, a new question) is the step's outcome;
+            if it registers nothing the step ends.
         filter: updates failing it go to the normal handlers (in-process steps; a persisted
             step's filter is declared with ``@aiostep.persisted_step(filter=...)``).
         updates: as for [`wait_for`][aiostep.wait_for] (default: the step's registration, else
@@ -108,10 +140,16 @@ async def register_next_step(
         bot_id: the bot (default: that of the update being handled, or the only one seen).
 
     Raises:
-        TypeError: non-JSON ``kwargs`` for a persisted step, naming the key.
-        StepNotRegisteredError: a persisted step given as an unregistered function.
+        TypeError: non-JSON ``kwargs`` for a persisted step, naming the key; a ``timeout``
+            that is not seconds or a ``timedelta``, or an ``on_timeout`` without one.
+        ValueError: a ``timeout`` that is not positive.
+        StepNotRegisteredError: a persisted step or ``on_timeout`` given as an unregistered
+            function (a ``TypeError``).
     """
     require_listen("register_next_step")
+    timeout = _seconds(timeout)
+    if on_timeout is not None and timeout is None:
+        raise TypeError(f"on_timeout={on_timeout!r} needs a timeout= (seconds or a timedelta)")
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = _listen()
     target: BaseStorage | None = None

@@ -1,6 +1,6 @@
 """Describe a Wizard as a Mermaid flowchart: states, declaration-order edges, branches, calls
-of other wizards (``self.call``, ``self.goto(Other)``), and the navigation commands
-(``/back``, ``/cancel``, ``/skip``)."""
+of other wizards (``self.call``, ``self.goto(Other)``), reminders and timeouts, and the
+navigation commands (``/back``, ``/cancel``, ``/skip``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import ast
 import inspect
 import re
 import textwrap
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from aiostep_dialogs.i18n import DEFAULT_LOCALE, LazyProxy, localize
+from aiostep_dialogs.timeouts import describe
 from aiostep_dialogs.wizard import StepSpec, Wizard
 
 __all__ = [
@@ -153,8 +156,24 @@ def _node_id(kind: str, target: type[Wizard]) -> str:
     return f"{kind}_" + re.sub(r"\W", "_", target.wizard_id)
 
 
+def _shown_prompt(prompt: object) -> str:
+    """What the diagram shows of a prompt: its text, in English where it depends on the
+    language (a ``{locale: text}`` mapping, a ``lazy_gettext`` text), else that it is computed."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, Mapping) and prompt:
+        return localize(prompt, DEFAULT_LOCALE)
+    if isinstance(prompt, LazyProxy):
+        try:
+            return localize(prompt, DEFAULT_LOCALE)
+        except LookupError:  # no aiogram I18n context (drawn outside a bot): its message id
+            args = getattr(prompt, "_args", ())
+            return str(args[0]) if args else "(computed prompt)"
+    return "(computed prompt)"
+
+
 def _label(spec: StepSpec) -> str:
-    prompt = spec.prompt if isinstance(spec.prompt, str) else "(computed prompt)"
+    prompt = _shown_prompt(spec.prompt)
     prompt = prompt.replace('"', "'").replace("\n", " ")
     if len(prompt) > 40:
         prompt = prompt[:39] + "…"
@@ -188,11 +207,58 @@ def to_mermaid(wizard: type[Wizard]) -> str:
                 lines.append(f"    {node} -->|returns| {call.then or following}")
         if spec.optional and wizard.commands.skip:
             lines.append(f"    {name} -.->|/{wizard.commands.skip}| {following}")
+    lines += _deadline_lines(wizard)
     if wizard.commands.back:
         lines.append(f'    back[/"/{wizard.commands.back}: previous step in history"/]')
     if wizard.commands.cancel:
         lines.append(f'    cancel[/"/{wizard.commands.cancel}: on_cancel, from any step"/]')
     return "\n".join(lines) + "\n"
+
+
+def _deadline_lines(wizard: type[Wizard]) -> list[str]:
+    """Reminders (a loop back to the step) and timeouts (to where ``on_timeout`` goes)."""
+    if not wizard._timing:
+        return []
+    hook = wizard.__dict__.get("on_timeout") or next(
+        (k.__dict__["on_timeout"] for k in wizard.__mro__[1:] if "on_timeout" in k.__dict__),
+        None,
+    )
+    overridden = hook is not None and hook is not Wizard.__dict__["on_timeout"]
+    found = returned_names(hook) if overridden else []
+    targets = [t for t in found if t == "finish" or t in wizard._by_state]
+    cancels = not overridden or not targets or not _always_returns(hook)
+    lines: list[str] = []
+    for spec in wizard._steps:
+        timing = wizard._timing.get(spec.state.name)
+        if timing is None:
+            continue
+        name = spec.state.name
+        if timing.reminders:
+            after = ", ".join(describe(r) for r in timing.reminders)
+            lines.append(f"    {name} -.->|reminder after {after}| {name}")
+        if timing.timeout is None:
+            continue
+        label = f"timeout {describe(timing.timeout)}"
+        for target in targets:
+            lines.append(f"    {name} -.->|{label}| {target}")
+        if cancels:
+            lines.append(f"    {name} -.->|{label}| timed_out")
+    if cancels and any(t.timeout is not None for t in wizard._timing.values()):
+        lines.insert(0, "    timed_out((timed out))")
+    return lines
+
+
+def _always_returns(method: Any) -> bool:
+    """True when every return of ``method`` returns a value other than ``None``."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    returns = [n for n in ast.walk(tree) if isinstance(n, ast.Return)]
+    return bool(returns) and all(
+        r.value is not None and not (isinstance(r.value, ast.Constant) and r.value.value is None)
+        for r in returns
+    )
 
 
 def _never_returns_none(spec: StepSpec) -> bool:

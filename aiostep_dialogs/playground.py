@@ -374,7 +374,8 @@ class _Playground:
 
     async def linger(self, ours: set[asyncio.Task[Any]]) -> None:
         """After the last line of a script: show what the bot still says, until it has nothing
-        left running (a waiter, a reminder task...) or stayed quiet for ``grace`` seconds."""
+        left running or due (a waiter, a reminder, a timeout...) or stayed quiet for ``grace``
+        seconds."""
         ours = {*ours}
         current = asyncio.current_task()
         if current is not None:
@@ -385,11 +386,16 @@ class _Playground:
             now = self.loop.time()
             running = [task for task in asyncio.all_tasks() if task not in ours]
             quiet = now - self.last_output
-            if not running and quiet >= POLL:
+            if not running and not self.awaiting_deadline() and quiet >= POLL:
                 return
             if quiet >= self.grace or now - started >= 10 * self.grace:
                 return
             await asyncio.sleep(POLL)
+
+    def awaiting_deadline(self) -> bool:
+        """Whether a reminder or a timeout is still due (the scheduler's timer is set)."""
+        listen = _listen(self.sim.dispatcher)
+        return listen is not None and listen.scheduler.next_wake is not None
 
     async def aclose(self) -> None:
         try:

@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast, overload
 from weakref import WeakKeyDictionary
@@ -61,6 +62,7 @@ from aiostep_dialogs.i18n import (
 from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
 from aiostep_dialogs.media import Media, MediaSource, check_captions, send_media_prompt
 from aiostep_dialogs.requests import CompiledRequest, Request, compile_request, request_kind
+from aiostep_dialogs.timeouts import TICK, Duration, Timing, compile_tick, park_options, timings_of
 from aiostep_dialogs.validators import ValidationError, Validator
 
 if TYPE_CHECKING:
@@ -109,6 +111,10 @@ class StepSpec:
     #: its prompt, ``error`` or a choice label depends on the language (worked out once, here,
     #: so a step of plain strings pays nothing per update)
     localized: bool = False
+    #: reminders and timeout (see aiostep_dialogs.timeouts)
+    timeout: Duration | None = None
+    remind_after: Duration | tuple[Duration, ...] | None = None
+    reminder: Localized | None = None
 
 
 def _takes_locale(fn: Callable[..., Any]) -> bool:
@@ -155,6 +161,9 @@ def step(
     document: MediaSource | None = None,
     video: MediaSource | None = None,
     animation: MediaSource | None = None,
+    timeout: Duration | None = None,
+    remind_after: Duration | Sequence[Duration] | None = None,
+    reminder: Localized | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a wizard step for ``state``.
 
@@ -209,6 +218,12 @@ def step(
             a file on disk (``pathlib.Path``, uploaded once per process and bot) or an aiogram
             ``InputFile``. ``document``, ``video`` and ``animation`` likewise; one per step.
 
+        timeout: seconds (or a ``timedelta``) the user has to answer, from when the prompt
+            was sent; then ``on_timeout`` runs, with no message needed (default: the
+            wizard's ``timeout``). See the timeouts guide.
+        remind_after: one or more durations after the prompt at which a reminder re-asks it
+            (default: the wizard's ``remind_after``); they do not move the timeout.
+        reminder: the reminder's text, sent above the prompt (default: ``texts.reminder``).
     Raises:
         TypeError: ``request`` is unknown or combined with ``choices``; a media source is of
             the wrong type, or more than one is given.
@@ -233,6 +248,7 @@ def step(
     check_localized(prompt, "prompt")
     check_localized(error, "error")
     check_localized(request_label, "request_label")
+    check_localized(reminder, "reminder")
     for value, label in (options or {}).items():
         check_localized(label, f"choices[{value!r}]")
     if callable(prompt) and not isinstance(prompt, (Text, LazyProxy)) and _takes_locale(prompt):
@@ -299,6 +315,14 @@ def step(
             request_label=request_label,
             media=media,
             localized=localized,
+            timeout=timeout,
+            remind_after=(
+                tuple(remind_after)
+                if remind_after is not None
+                and not isinstance(remind_after, (int, float, timedelta))
+                else remind_after
+            ),
+            reminder=reminder,
         )
         return fn
 
@@ -347,6 +371,9 @@ class Texts:
     request_users: Localized = N_("Choose a user")
     request_chat: Localized = N_("Choose a chat")
     use_button: Localized = N_('Please use the "{label}" button below.')
+    #: a step's reminder (above its prompt again) and what the default on_timeout says
+    reminder: Localized = N_("Still there?")
+    timed_out: Localized = N_("Time is up; let's stop here. You can start again any time.")
 
 
 @dataclass(frozen=True)
@@ -479,8 +506,11 @@ class Wizard:
     fallback: ClassVar[enum.Enum | None] = None
     schema_version: ClassVar[int] = 1
     ui: ClassVar[_ui.UI] = "send"
+    timeout: ClassVar[Duration | None] = None
+    remind_after: ClassVar[Duration | Sequence[Duration] | None] = None
 
     _steps: ClassVar[tuple[StepSpec, ...]] = ()
+    _timing: ClassVar[dict[str, Timing]] = {}
     _renamed: ClassVar[dict[str, str]] = {}
     _drift_step: ClassVar[aiostep.RegisteredStep | None] = None
     _by_state: ClassVar[dict[str, StepSpec]] = {}
@@ -517,6 +547,8 @@ class Wizard:
     _shown: list[Any] | None = None
     _picked: tuple[Any, ...] = ()
     _labels: Mapping[Any, str] | None = None
+    # set by a reminder re-parking its step: when the step was asked, and reminders sent
+    _wake: tuple[float, int] | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -573,6 +605,10 @@ class Wizard:
         }
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
+        cls._timing = timings_of(cls, specs)
+        if cls._timing:
+            # a reminder or a timeout speaks with no update: the user's language is stored
+            cls._stores_locale = True
         previous = _wizards.get(cls.wizard_id)
         if previous is not None and previous.__qualname__ != cls.__qualname__:
             raise ValueError(f"wizard name {cls.wizard_id!r} is already used by {previous!r}")
@@ -595,6 +631,8 @@ class Wizard:
                 updates=updates,
                 replace=True,
             )
+        # every wizard's deadlines (reminders, timeouts) fire through one registered step
+        aiostep.registry.register(compile_tick(cls), f"{cls.wizard_id}:{TICK}", replace=True)
         # a conversation stored at a removed state: see _resolve_stored_wizard
         cls._drift_step = aiostep.RegisteredStep(
             name=f"{cls.wizard_id}:*", callback=cls._compile_moved(), updates=updates
@@ -792,6 +830,13 @@ class Wizard:
         """Called on the cancel command; by default says ``texts.cancelled``."""
         await self._language()
         await self.answer_in_place(self._text(self.texts.cancelled))
+
+    async def on_timeout(self) -> Any:
+        """Called when the current step's ``timeout`` passes with no answer, with no message
+        needed (also after a restart). Return a ``State`` to go there (its prompt is sent),
+        ``self.finish(result)`` to finish, or ``None`` (the default) to cancel with
+        ``texts.timed_out``."""
+        return None
 
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
@@ -1494,6 +1539,11 @@ class Wizard:
         }
         if self.schema_version != 1:
             meta["sv"] = self.schema_version
+        timeout: float | None = None
+        if self._timing:
+            timeout, extra = park_options(self, spec, self._wake)
+            self._wake = None
+            meta.update(extra)
         if self._stored_locale is not None:
             meta["l"] = self._stored_locale
         if self.prompt_message_id is not None:
@@ -1505,6 +1555,8 @@ class Wizard:
         if self._picked:
             meta["p"] = list(self._picked)
         if step_only:
+            # a press that is not an answer (a toggle, a page turn) shows the user is there:
+            # the step's deadline starts again, as for a new prompt
             await aiostep.register_next_step(
                 self.key.user_id,
                 self._step_name(spec),
@@ -1513,6 +1565,8 @@ class Wizard:
                 bot_id=self.key.bot_id,
                 kwargs=meta,
                 storage=self._storage_or_fail(),
+                timeout=timeout,
+                on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
             )
             return
         await aiostep.register_next_step(
@@ -1525,7 +1579,44 @@ class Wizard:
             state=spec.state,
             data=self.data,
             storage=self._storage_or_fail(),
+            timeout=timeout,
+            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
         )
+
+    async def _time_out(self) -> None:
+        """The step's timeout passed: go where ``on_timeout`` says (a failing hook ends the
+        conversation, which nobody is answering, and the error is logged). In a called wizard
+        the default (``None``) cancels through the stack, so every caller's ``on_cancel`` runs,
+        as on ``/cancel``."""
+        try:
+            outcome = await self._hook("on_timeout")
+        except Exception:
+            await self._clear()
+            raise
+        if outcome is None:
+            await self._language()
+            if self._stack:
+                from aiostep_dialogs.calls import cancel
+
+                try:
+                    await self.answer(self._text(self.texts.timed_out))
+                finally:
+                    await cancel(self)
+                return
+            try:
+                await self.answer_in_place(self._text(self.texts.timed_out))
+            finally:
+                await self._clear()
+        elif isinstance(outcome, Finish):
+            await self._finish(outcome.result)
+        elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
+            await self._enter(self._by_state[outcome.name])
+        else:
+            await self._clear()
+            raise TypeError(
+                f"{type(self).__qualname__}.on_timeout returned {outcome!r}; return None, a "
+                "State member with a @step, or self.finish(...)"
+            )
 
     async def _finish(self, result: Any) -> None:
         self.result = result
@@ -1729,7 +1820,9 @@ class Wizard:
 
 
 #: Hooks a subclass overrides with plain methods (never with a step).
-_HOOKS = frozenset(("on_start", "on_finish", "on_cancel", "on_give_up", "on_return", "on_leave"))
+_HOOKS = frozenset(
+    ("on_start", "on_finish", "on_cancel", "on_give_up", "on_return", "on_leave", "on_timeout")
+)
 #: How many arguments the runtime passes a hook after ``self``; handler data may follow them.
 _HOOK_ARGS = {"on_return": 2, "on_leave": 1}
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
+from aiostep.deadlines import DeadlineIndex
 from aiostep.exceptions import RecordTooLargeError
 
 if TYPE_CHECKING:
@@ -759,6 +760,9 @@ class BaseStorage(ABC):
         #: stored by a process that has since died is not among them, so its step is offered
         #: again (``None`` on shared storages, whose claims live by their lease instead)
         self._owners: set[str] | None = None if self.shared else set()
+        #: single-process storages: when each pending step is due (shared storages index
+        #: deadlines where every worker sees them, e.g. a Redis sorted set)
+        self.deadlines: DeadlineIndex | None = None if self.shared else DeadlineIndex()
 
     def _ex(self, ex: ExpiryT | _Unset) -> float | None:
         return self.ex if ex is UNSET else expiry_seconds(ex)
@@ -793,11 +797,22 @@ class BaseStorage(ABC):
         before = await self._write(key, patch, ex=ex)
         if patch.owner is not UNSET and self._owners is not None:
             self._owners.discard(patch.owner)
+        index = self.deadlines
+        if index is not None:
+            deadline = patch.deadline
+            if deadline is not UNSET and deadline is not None:
+                index.note(_key(key), deadline)
+            elif index.pending and (deadline is None or patch.callback is None):
+                # the step ended or has no deadline now; with no deadline pending anywhere
+                # (a bot without timeouts) this costs one length check
+                index.note(_key(key), None)
         return before
 
     async def remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it as it was (or ``None``)."""
         self.generation += 1
+        if self.deadlines is not None:
+            self.deadlines.note(_key(key), None)
         return await self._remove(key)
 
     @abstractmethod
@@ -899,6 +914,35 @@ class BaseStorage(ABC):
         if status is ClaimStatus.CLAIMED and after is not UNSET and self._owners is not None:
             self._owners.add(owner)
         return status, after
+
+    # -- deadlines ------------------------------------------------------------------------------
+    async def next_deadline(self) -> float | None:
+        """The earliest deadline of a pending step (epoch seconds), or ``None``.
+
+        What the deadline [`Scheduler`][aiostep.Scheduler] sleeps until. A File storage loads
+        its journal here, so the deadlines it holds are found at start-up.
+        """
+        return None if self.deadlines is None else self.deadlines.earliest()
+
+    async def due_deadlines(self, now: float, lease: float, limit: int = 100) -> list[str]:
+        """Take up to ``limit`` storage keys whose step's deadline is at or before ``now``,
+        to fire them.
+
+        On a shared storage each key goes to one caller only, even when several workers ask
+        at the same moment; it is handed out again once ``lease`` (epoch seconds) has passed
+        without [`deadline_fired`][aiostep.BaseStorage.deadline_fired] (its worker died). The
+        index is a hint: the caller reads the record and fires only a step still due.
+        """
+        return [] if self.deadlines is None else self.deadlines.take_due(now, limit)
+
+    async def deadline_fired(self, key: StorageKey) -> None:  # noqa: B027 - optional hook
+        """The deadline of ``key`` taken by [`due_deadlines`][aiostep.BaseStorage.due_deadlines]
+        has been dealt with (single-process storages have nothing to do)."""
+
+    async def deadline_later(self, key: StorageKey, when: float) -> None:
+        """Look at the step of ``key`` again at ``when`` (it was busy when it came due)."""
+        if self.deadlines is not None:
+            self.deadlines.note(_key(key), when)
 
     async def peers(self) -> int:
         """How many processes use this storage now (this one included). Shared storages count

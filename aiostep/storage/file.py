@@ -46,6 +46,7 @@ import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from aiostep.clock import get_clock
+from aiostep.deadlines import DeadlineIndex
 from aiostep.exceptions import StorageCorruptedError, StorageLockedError
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
@@ -338,6 +339,19 @@ class FileStateStorage(BaseStorage):
 
         return await self._serialised(op)
 
+    async def next_deadline(self) -> float | None:
+        """The earliest deadline of a pending step, or ``None``; loads the journal first, so
+        the deadlines stored by an earlier process are found (and overdue ones fire) at once."""
+        if self._records is None:
+            await self._serialised(_records_of)
+        return await super().next_deadline()
+
+    async def due_deadlines(self, now: float, lease: float, limit: int = 100) -> list[str]:
+        """Take due deadlines (see `BaseStorage.due_deadlines`); loads the journal first."""
+        if self._records is None:
+            await self._serialised(_records_of)
+        return await super().due_deadlines(now, lease, limit)
+
     async def compact(self) -> None:
         """Rewrite the journal with only the live records, now, and wait until it is done.
 
@@ -415,6 +429,7 @@ class FileStateStorage(BaseStorage):
         self._file, self._size, self._lines = file, loaded.size, loaded.lines
         self._records = records = loaded.records
         self._compact_retry_at = 0
+        _index_deadlines(records, self.deadlines)
         return records
 
     async def _sync(self, file: AsyncBufferedIOBase) -> None:
@@ -644,6 +659,21 @@ def _live(records: _Records, key: str, *, keep: bool = True) -> _Entry | None:
         records.pop(key)  # its journal lines are dead now and go at the next compaction
         return None
     return entry
+
+
+def _index_deadlines(records: _Records, index: DeadlineIndex | None) -> None:
+    """Note the deadline of every loaded record that has one: only lines that mention one
+    are decoded, so a journal without deadlines costs a substring search per record."""
+    if index is None:
+        return
+    for key, line in records.lines.items():
+        if b'"deadline"' in line:
+            record = _decode_line(line)
+            if record.callback is not None and record.deadline is not None:
+                index.note(key, record.deadline)
+    for key, (record, _) in records.entries.items():
+        if record.callback is not None and record.deadline is not None:
+            index.note(key, record.deadline)
 
 
 def _copy(records: _Records, key: str, entry: _Entry) -> StateContext:

@@ -11,8 +11,9 @@ Redis Cluster: every key one conversation touches is in the record's hash slot. 
 keeps its plain name (``{prefix}{key}`` without braces: stored records stay where they are);
 a companion key is ``{<record key>}<suffix>``, whose hash tag is the whole record name, so it
 hashes to the same slot (``_companion``). Every script names all its keys in ``KEYS``; none
-touches a key outside the conversation (the workers' heartbeat set is counted by the
-heartbeat loop and passed to the claim as a number).
+touches a key outside the conversation (the workers' heartbeat set is read by the heartbeat
+loop, which passes the claim the number of live workers and the ids of those that stopped).
+The deadline index (``redis_deadlines.py``) is global and has scripts of its own.
 """
 
 from __future__ import annotations
@@ -45,11 +46,13 @@ from aiostep.storage.base import (
     check_patch,
     new_owner,
 )
+from aiostep.storage.redis_deadlines import RedisDeadlines
+from aiostep.storage.redis_keys import companion as _companion
 
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import ClusterDownError, RedisClusterException
+    from redis.exceptions import ClusterDownError, NoScriptError, RedisClusterException
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -405,34 +408,11 @@ def _decode(raw_record: Any) -> StateContext | None:
     return record
 
 
-def _companion(record_key: str, suffix: str) -> str:
-    """The name of a key that belongs with ``record_key``: in its Redis Cluster hash slot.
-
-    A key's slot hashes its hash tag (the text between its first ``{`` and the next ``}``,
-    when not empty), else the whole name. ``{<record key>}<suffix>`` has the record's whole
-    name as its tag, so it hashes as the record does; a record name with a tag of its own
-    (a prefix like ``"{bot}:"``) keeps it: ``<record key><suffix>``.
-    """
-    start = record_key.find("{")
-    if start != -1:
-        end = record_key.find("}", start + 1)
-        if end > start + 1:
-            return record_key + suffix
-    if "}" in record_key:
-        # "{" + name + "}" would end its tag at the name's own "}": a different slot
-        raise ValueError(
-            f"Redis key {record_key!r} has a '}}' but no hash tag, so no other key can share "
-            "its cluster slot; use storage keys and a prefix without braces, or a prefix with "
-            "a whole hash tag such as 'aiostep:{bot}:'"
-        )
-    return "{" + record_key + "}" + suffix
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-class RedisStateStorage(BaseStorage):
+class RedisStateStorage(RedisDeadlines, BaseStorage):
     """Storage in Redis: use it when conversations must survive restarts and be shared by
     several worker processes.
 
@@ -596,7 +576,10 @@ class RedisStateStorage(BaseStorage):
         ) or (patch.kwargs is UNSET and patch.data is not UNSET)
         limit = "" if self.max_record_bytes is None or not merges else str(self.max_record_bytes)
         args = [ttl_ms, "1" if replace else "0", owner, limit, str(len(delete)), *delete, *pairs]
-        ok, result = await self._call(self._write_script, key, args)
+        if patch.deadline is not UNSET and patch.deadline is not None:
+            ok, result = await self._write_with_deadline(key, args, patch.deadline)
+        else:
+            ok, result = await self._call(self._write_script, key, args)
         if int(ok) == 0:
             from aiostep.exceptions import ClaimLostError
 
@@ -733,6 +716,38 @@ class RedisStateStorage(BaseStorage):
         """End ``owner``'s turn of ``key`` (one script call)."""
         with self._reachable():
             await self._leave_turn_script(keys=[_companion(self._k(key), ":turn")], args=[owner])
+
+    async def _write_with_deadline(
+        self, key: StorageKey, args: list[str], deadline: float
+    ) -> tuple[Any, Any]:
+        """The write script and the deadline's entry in the index, in one pipeline (one round
+        trip; see `aiostep.storage.redis_deadlines`). A write the script refuses leaves an
+        entry that fires nothing: the record is read before anything fires.
+
+        On a Redis Cluster the record and the index are in different slots, and redis-py's
+        cluster pipeline refuses scripts: the two commands go at once instead (one round
+        trip's wait, to two nodes)."""
+        if self.cluster:
+            if self._unready:
+                await self._connect()
+            with self._reachable():
+                written, _ = await asyncio.gather(
+                    self._call(self._write_script, key, args),
+                    self._deadline_add(_key(key), deadline),
+                )
+            ok, result = written
+            return ok, result
+        with self._reachable():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self._write_script.sha, 1, self._k(key), *args)
+                self._deadline_pipeline_add(pipe, _key(key), deadline)
+                written, _ = await pipe.execute(raise_on_error=False)
+        if isinstance(written, NoScriptError):  # a fresh (or flushed) Redis: load it once
+            written = await self._call(self._write_script, key, args)
+        elif isinstance(written, Exception):
+            raise written
+        ok, result = written
+        return ok, result
 
     async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
         """Run a script on ``key`` (and the raw keys ``more``): one round trip."""

@@ -14,16 +14,15 @@ heartbeat stopped, and an offer unacknowledged within ``ack_timeout`` leave the 
 worker that received it.
 
 Redis Cluster: the registration and the offer's outcome key live in the conversation's slot
-(the outcome key is a companion of the conversation's key, ``_companion``), and every script
-names all its keys in ``KEYS``; whether a waiting worker still beats comes from the heartbeat
-of the worker that runs the script (passed as an argument), never from the heartbeat set,
-which lives in another slot. The offer and acknowledgements use classic ``PUBLISH`` from
-inside the scripts, which a cluster broadcasts to every node, so a subscriber connected to
-any node receives them. On a cluster ``PUBLISH`` counts only the subscribers of the node it
-ran on, so "nobody received the offer" is not a sign of a dead worker there: the offer then
-waits for ``ack_timeout``, and the heartbeat decides. Sharded pub/sub (``SPUBLISH``, Redis 7)
-cannot be used from these scripts: a worker's channel hashes to another slot than the
-conversation.
+(the outcome key is a companion of the conversation's key, ``redis_keys.companion``), and every
+script names all its keys in ``KEYS``; whether a waiting worker still beats comes from the
+heartbeat of the worker that runs the script (passed as an argument), never from the heartbeat
+set, which lives in another slot. The offer and acknowledgements use classic ``PUBLISH`` from
+inside the scripts, which a cluster broadcasts to every node, so a subscriber connected to any
+node receives them. On a cluster ``PUBLISH`` counts only the subscribers of the node it ran on,
+so "nobody received the offer" is not a sign of a dead worker there: the offer then waits for
+``ack_timeout``, and the heartbeat decides. Sharded pub/sub (``SPUBLISH``, Redis 7) cannot be
+used from these scripts: a worker's channel hashes to another slot than the conversation.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from aiogram.types import Update
 
 from aiostep.calling import check_filter
 from aiostep.pending import Waiter
+from aiostep.storage.redis_keys import companion
 
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
@@ -241,9 +241,7 @@ class RedisHandover:
 
     def _outcome_key(self, key: str, offer: str) -> str:
         # a companion of the conversation's key: in its Redis Cluster slot
-        from aiostep.storage.redis import _companion  # (that module imports this one)
-
-        return _companion(self.storage._k(key), f":handover:{offer}")
+        return companion(self.storage._k(key), f":handover:{offer}")
 
     async def _run(self, script: Any, keys: list[str], args: list[str]) -> Any:
         """One script call; ``keys[0]`` is a storage key, the others raw Redis keys."""

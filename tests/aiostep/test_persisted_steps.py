@@ -549,7 +549,7 @@ async def test_a_persisted_step_expires_and_calls_on_timeout_without_another_mes
         assert await stored(persistent, talk.user.id) is None
 
 
-async def test_a_persisted_step_past_its_deadline_after_a_restart_expires_on_the_next_update(
+async def test_a_persisted_steps_timeout_fires_after_a_restart_with_no_update(
     persistent: Backend, step_name: Names
 ) -> None:
     log: list[str] = []
@@ -557,12 +557,34 @@ async def test_a_persisted_step_past_its_deadline_after_a_restart_expires_on_the
         clock = sim.use_fake_clock()
         talk = sim.chat()
         await talk.send("/quiz")
-        await sim.restart()  # the timer dies with the process; the stored deadline does not
-        await clock.advance(120)
+        await sim.restart()  # the process's timer dies with it; the stored deadline does not
+        await clock.advance(59)
         assert log == []
+        await clock.advance(1)
+        assert log == ["timeout maths"]
+        talk.assert_last("Too slow for maths")
         await talk.send("4")
         assert log == ["timeout maths", "normal 4"]
-        talk.assert_last("Too slow for maths")
+
+
+async def test_a_deadline_that_passed_while_the_bot_was_down_fires_once_at_startup(
+    persistent: Backend, step_name: Names
+) -> None:
+    log: list[str] = []
+    async with BotSimulator(quiz(persistent, step_name, log)) as sim:
+        clock = sim.use_fake_clock()
+        talk = sim.chat()
+        await talk.send("/quiz")
+        listen = next(
+            m for m in sim.dispatcher.message.outer_middleware if isinstance(m, aiostep.Listen)
+        )
+        await listen.scheduler.stop()  # the process is down (nothing fires)...
+        await clock.advance(600)  # ...past the deadline
+        await sim.restart()
+        assert log == ["timeout maths"]  # fired at startup, with no update
+        await sim.restart()
+        await clock.advance(600)
+        assert log == ["timeout maths"]  # once
 
 
 async def test_a_persisted_step_answered_in_time_after_a_restart_runs(
@@ -656,8 +678,10 @@ async def test_a_persisted_step_answered_in_time_leaves_no_timer(
         clock = sim.use_fake_clock()
         talk = sim.chat()
         await talk.send("/quiz")
-        assert len(clock.timers) == 1
+        assert len(clock.timers) == 1  # the scheduler's one timer
         await talk.send("4")
-        assert clock.timers == []
+        assert len(clock.timers) <= 1  # still one at most: a timer is never per conversation
         await clock.advance(120)
         assert log == ["maths: 4"]
+        if persistent.kind == "file":  # single process: nothing left to wake for
+            assert clock.timers == []

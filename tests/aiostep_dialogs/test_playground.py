@@ -510,3 +510,24 @@ def test_typing_a_request_buttons_label_presses_it() -> None:
     assert "bot> [photo] Today's menu: what would you like?" in out
     assert "user> [location 51.5074, -0.1278]" in out  # pressed, not typed
     assert "bot> On its way: soup for +15550100000\n  (keyboard removed)" in out
+
+
+# --- reminders and timeouts ----------------------------------------------------------------------
+
+REMINDING = str(Path(__file__).resolve().parent / "reminding_bot.py")
+
+
+def test_reminders_and_the_timeout_arrive_while_the_user_is_idle() -> None:
+    out = io.StringIO()
+    status = run_playground(REMINDING, storage="memory", stdin=io.StringIO(""), stdout=out)
+    assert status == 0
+    text = out.getvalue()
+    # nobody typed anything after /start: the reminder and the timeout come on their own
+    assert text.index("bot> What is your name?") < text.index("bot> Still there?")
+    assert text.rstrip().endswith("You can start again any time.")
+
+
+def test_reminders_arrive_while_idle_on_file_storage(tmp_path: Path) -> None:
+    out = play(REMINDING, [], "--storage", f"file:{tmp_path / 'state.jsonl'}")
+    assert "bot> Still there?" in out
+    assert out.rstrip().endswith("You can start again any time.")

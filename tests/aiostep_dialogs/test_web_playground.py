@@ -204,6 +204,28 @@ async def test_what_the_bot_sends_while_the_user_is_idle_is_pushed_at_once() -> 
     assert bot_texts(state, "alice") == ["Say something, quickly.", "You took too long."]
 
 
+async def test_a_reminder_and_the_timeout_are_pushed_while_the_user_is_idle() -> None:
+    async with served(str(HERE / "reminding_bot.py")) as (_, client):
+        events = await client.get("/api/events")
+        # /start was sent when the playground started; nobody does anything from here on
+
+        async def pushed() -> dict[str, Any]:
+            while True:
+                line = (await events.content.readline()).decode()
+                if line.startswith("data: "):
+                    state: dict[str, Any] = json.loads(line[len("data: ") :])
+                    if any("Time is up" in text for text in bot_texts(state, "alice")):
+                        return state
+
+        state = await asyncio.wait_for(pushed(), timeout=10)
+        events.close()
+    assert bot_texts(state, "alice") == [
+        "What is your name?",
+        "Still there?\n\nWhat is your name?",
+        "Time is up; let's stop here. You can start again any time.",
+    ]
+
+
 # --- restarts ----------------------------------------------------------------------------------
 
 

@@ -1193,7 +1193,7 @@ def graph_markers() -> list[tuple[Path, str]]:
 def test_graphs_are_drawn_on_the_tutorial_and_for_each_example() -> None:
     targets = {(page.name, target) for page, target in graph_markers()}
     assert any(name == "tutorial.md" for name, _ in targets)
-    for example in ("signup", "survey", "order", "pizza"):
+    for example in ("signup", "survey", "order", "pizza", "booking"):
         assert any(example in target for _, target in targets), example
 
 
@@ -1295,3 +1295,51 @@ def test_the_playground_shows_a_resumed_conversation_as_on_the_site(
     )
     assert status == 0
     assert out.getvalue() == (SNIPPETS / "play_resumed.txt").read_text(encoding="utf-8")
+
+
+# -- timeouts and reminders ----------------------------------------------------------------------
+
+
+@covers("timeouts_wizard.py")
+async def test_timeouts_guide_wizard(tmp_path: Path) -> None:
+    module = snippet("timeouts_wizard")
+    path = tmp_path / "state.jsonl"
+    async with BotSimulator(lambda: module.build(FileStateStorage(path))) as sim:
+        clock = sim.use_fake_clock()
+        talk = sim.chat()
+        await talk.send("/table")
+        await clock.advance(60)
+        talk.assert_last("Still there?\n\nWhich day?")
+        await clock.advance(240)  # the reminder did not move the timeout
+        talk.assert_last("No answer, so I dropped the booking. /table starts again.")
+
+        await talk.send("/table")
+        await talk.send("Friday")
+        await sim.restart()  # reminders and timeouts are stored: they fire after a restart
+        await clock.advance(30)
+        talk.assert_last("Just a number, please.\n\nFor how many people?")
+        await clock.advance(60)
+        talk.assert_last("Just a number, please.\n\nFor how many people?")
+        await talk.send("4")
+        talk.assert_last("4 on Friday. Book it?", buttons=[["yes", "no"]])
+        await clock.advance(120)  # this step's own timeout; on_timeout finishes it
+        talk.assert_last("Booked.")
+
+
+@covers("timeouts_raw.py")
+async def test_timeouts_guide_raw_steps(tmp_path: Path) -> None:
+    module = snippet("timeouts_raw")
+    path = tmp_path / "state.jsonl"
+    async with BotSimulator(lambda: module.build(FileStateStorage(path))) as sim:
+        clock = sim.use_fake_clock()
+        talk = sim.chat()
+        await talk.send("/quiz")
+        await sim.restart()
+        await clock.advance(60)
+        talk.assert_last("Still there? 2 + 2?")
+        await clock.advance(120)
+        assert bot_texts(sim)[-2:] == ["Still there? 2 + 2?", "Let's leave it for now."]
+        await talk.send("/quiz")
+        await clock.advance(30)
+        await talk.send("4")
+        talk.assert_last("2 + 2? 4: noted.")

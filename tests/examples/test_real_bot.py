@@ -85,6 +85,7 @@ def _start_update() -> dict[str, Any]:
         ("survey.py", "Do you use Python?"),
         ("order.py", "Which pizza?"),
         ("pizza.py", "Which pizza would you like?"),
+        ("booking.py", "Which day?"),
     ],
 )
 async def test_an_example_answers_start_as_a_real_bot(example: str, first_prompt: str) -> None:

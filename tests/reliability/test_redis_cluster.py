@@ -4,13 +4,17 @@ the storage through a ``RedisCluster`` client. The conformance suite runs on it 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+import aiostep
 import aiostep.storage.redis as redis_storage
 import aiostep.storage.redis_handover as redis_handover
 from aiostep.exceptions import StorageUnavailableError
@@ -18,10 +22,25 @@ from aiostep.storage.base import ClaimStatus, Patch
 from aiostep.storage.redis import RedisStateStorage, _companion
 from aiostep.testing import BotSimulator
 from examples.signup import build
+from tests.aiostep.test_deadlines import Names, quiz_bot
 from tests.aiostep.test_wait_for_across_workers import worker
 
 if TYPE_CHECKING:
     from conftest import Backend
+
+
+@pytest.fixture
+def fixed_names() -> Iterator[Names]:
+    """One fresh step name per label, forgotten by the global registry after the test."""
+    made: dict[str, str] = {}
+
+    def make(label: str) -> str:
+        return made.setdefault(label, f"test.{label}.{uuid.uuid4().hex[:8]}")
+
+    yield make
+    for name in made.values():
+        aiostep.registry.unregister(name)
+
 
 FLOW = [("send", "/start"), ("send", "Alice"), ("send", "30"), ("click", "Yes")]
 
@@ -182,3 +201,52 @@ async def test_an_offer_to_a_dead_worker_on_a_redis_cluster_is_withdrawn_and_han
         await on_b.send("blue")
         assert log == ["B normal blue"]
         assert await storage_b.redis.hget("aiostep:5204:5204@42", "waiter") is None
+
+
+async def test_a_persisted_steps_timeout_fires_with_no_update_on_a_redis_cluster(
+    cluster_backend: Backend, fixed_names: Names
+) -> None:
+    """The deadline goes into the index in the record write's pipeline (two slots: redis-py's
+    cluster pipeline splits it by node), and the scheduler's take script moves it between the
+    two index keys, which share one slot."""
+    log: list[str] = []
+    sim = BotSimulator(lambda: quiz_bot(cluster_backend.new_storage(), fixed_names, log))
+    cluster_backend.sims.append(sim)
+    clock = sim.use_fake_clock()
+    talks = [sim.chat(sim.user(5300 + i)) for i in range(3)]  # records in different slots
+    for talk in talks:
+        await talk.send("/quiz")
+    await clock.advance(59)
+    assert log == []
+    await clock.advance(1)
+    assert log == ["timeout"] * 3
+    for talk in talks:
+        talk.assert_last("Too slow")
+        assert await cluster_backend.record(talk) is None
+
+
+async def test_two_workers_take_each_deadline_once_on_a_redis_cluster(
+    redis_cluster_url: str,
+) -> None:
+    first = RedisStateStorage(redis_cluster_url, cluster=True)
+    second = RedisStateStorage(redis_cluster_url, cluster=True)
+    try:
+        assert first.redis.keyslot(first.firing_key) == first.redis.keyslot(first.deadlines_key)
+        for i in range(40):
+            await first.write(
+                f"{i}:{i}@42", Patch(callback="x.step", token="t", deadline=1000.0 + i, chat_id=i)
+            )
+        assert await first.next_deadline() == 1000.0
+        a, b = await asyncio.gather(
+            first.due_deadlines(2000.0, 2030.0, 30), second.due_deadlines(2000.0, 2030.0, 30)
+        )
+        assert len(a) + len(b) == len(set(a) | set(b)) == 40
+        for key in a:
+            await first.deadline_later(key, 3000.0)  # busy: looked at again later
+        for key in b:
+            await second.deadline_fired(key)
+        assert await first.due_deadlines(2999.0, 3030.0, 100) == []
+        assert sorted(await second.due_deadlines(3000.0, 3030.0, 100)) == sorted(a)
+    finally:
+        await first.close()
+        await second.close()

@@ -1,0 +1,236 @@
+"""The deadline scheduler: fires persisted steps' timeouts with no update, across restarts.
+
+One per [`Listen`][aiostep.Listen] (so one per storage): one timer, set for the earliest deadline
+the storage knows, and at most one task, while it fires what is due. A paused conversation
+costs an entry in the storage's deadline index, never a timer or a task of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from aiostep.clock import TimerHandle, get_clock
+from aiostep.deadlines import parse_storage_key
+from aiostep.storage.base import new_owner
+
+if TYPE_CHECKING:
+    from aiogram import Bot, Dispatcher
+
+    from aiostep.middleware import Listen
+
+__all__ = ["Scheduler"]
+
+logger = logging.getLogger("aiostep")
+
+
+class Scheduler:
+    """Fires the timeouts of a [`Listen`][aiostep.Listen]'s persisted steps when they are due,
+    with no update: while the process runs, after a restart (the storage's stored deadlines
+    are read at start-up; overdue ones fire at once), and with several workers on Redis
+    (each deadline is fired by one worker; one that dies while firing is replaced once its
+    lease runs out).
+
+    [`aiostep.setup`][aiostep.setup] starts it when the Dispatcher starts (polling, or a
+    webhook's ``setup_application``; the bots come from the startup data) and stops it on
+    shutdown. A timeout fires through the same claim as an answer: when a user answers just
+    as the deadline passes, exactly one of the two runs.
+
+    Args:
+        listen: the ``Listen`` whose storage and registry it serves.
+        poll: on a shared storage, seconds between looks at the deadlines other workers
+            stored (a deadline this worker stores wakes it by itself).
+        batch: deadlines taken per look.
+    """
+
+    def __init__(self, listen: Listen, *, poll: float = 1.0, batch: int = 100) -> None:
+        self.listen = listen
+        self.poll = poll
+        self.batch = batch
+        self._bots: dict[int, Bot] = {}
+        self._timer: TimerHandle | None = None
+        self._armed_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._poller: asyncio.TimerHandle | None = None
+        self._again = False
+        self.running = False
+        #: the Dispatcher whose workflow data (``dp["db"] = ...``) a timeout fired with no
+        #: update is given as handler data (set by `aiostep.setup` and at startup)
+        self.dispatcher: Dispatcher | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, bots: Iterable[Bot]) -> None:
+        """Serve ``bots`` and fire what is already due (a restart's overdue deadlines), then
+        sleep until the next deadline. Starting again only adds bots."""
+        for bot in bots:
+            self._bots[bot.id] = bot
+        storage = self.listen.storage
+        if self.running or storage is None:
+            return
+        self.running = True
+        if storage.deadlines is not None:
+            storage.deadlines.on_earlier = self.wake_at  # a deadline stored by any write
+        await self._run()
+
+    async def on_startup(self, **data: Any) -> None:
+        """The Dispatcher's startup handler: the bots are ``bots`` (polling) or ``bot``."""
+        if self.dispatcher is None and data.get("dispatcher") is not None:
+            self.dispatcher = data["dispatcher"]
+        bots: list[Bot] = list(data.get("bots") or ())
+        if not bots and data.get("bot") is not None:
+            bots = [data["bot"]]
+        await self.start(bots)
+
+    async def stop(self) -> None:
+        """Stop firing (the Dispatcher's shutdown): the timer is cancelled and a firing under
+        way is waited for, so the storage can be closed after it."""
+        self.running = False
+        self._disarm()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        storage = self.listen.storage
+        if storage is not None and storage.deadlines is not None:
+            storage.deadlines.on_earlier = None
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            await asyncio.wait([task])
+
+    @property
+    def next_wake(self) -> float | None:
+        """When the scheduler looks at the deadlines next (epoch seconds), or ``None``: none
+        is pending that this process knows of."""
+        return self._armed_at
+
+    def handler_data(self, bot: Bot) -> dict[str, Any]:
+        """What a timeout fired with no update gets as handler data: the Dispatcher's workflow
+        data (what ``dp["db"] = db`` put there) and ``bot``."""
+        dp = self.dispatcher
+        return {"bot": bot} if dp is None else {**dp.workflow_data, "bot": bot}
+
+    def add_bot(self, bot: Bot) -> None:
+        """Fire the deadlines of ``bot``'s conversations too."""
+        self._bots[bot.id] = bot
+
+    # -- waking -------------------------------------------------------------------------------
+    def wake_at(self, when: float) -> None:
+        """Make sure the scheduler looks at the deadlines by ``when`` (epoch seconds)."""
+        if not self.running:
+            return
+        if self._armed_at is not None and self._armed_at <= when:
+            return
+        if self._task is not None and not self._task.done():
+            self._again = True  # the look under way arms the timer when it ends
+            return
+        self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None and self._armed_at == when:
+            return
+        self._disarm()
+        self._armed_at = when
+        self._timer = get_clock().call_later(when - get_clock().now(), self._wake)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._armed_at = None, None
+
+    def _poll(self) -> None:
+        self._poller = None
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _wake(self) -> None:
+        self._timer, self._armed_at = None, None
+        if not self.running:
+            return
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    # -- firing -------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        storage = self.listen.storage
+        assert storage is not None
+        try:
+            while self.running:
+                self._again = False
+                now = get_clock().now()
+                lease = now + self.listen.step_lease
+                keys = await storage.due_deadlines(now, lease, self.batch)
+                for skey in keys:
+                    await self._fire(skey, now)
+                if len(keys) < self.batch and not self._again:
+                    break
+            if not self.running:
+                return
+            upcoming = await storage.next_deadline()
+        except Exception:
+            logger.exception("the deadline scheduler could not read the storage; retrying")
+            upcoming = get_clock().now() + max(self.poll, 1.0)
+        if not self.running:
+            return
+        if upcoming is not None:
+            self._arm(upcoming)
+        if storage.shared and self._poller is None:
+            # other workers' new deadlines: looked for on real time (like the workers'
+            # heartbeat), so a test's fake clock only ever holds the one deadline timer
+            self._poller = asyncio.get_running_loop().call_later(self.poll, self._poll)
+
+    async def _fire(self, skey: str, now: float) -> None:
+        storage = self.listen.storage
+        assert storage is not None
+        try:
+            key = parse_storage_key(skey)
+        except ValueError as exc:
+            logger.error("%s", exc)
+            await storage.deadline_fired(skey)
+            return
+        bot = self._bot(key.bot_id)
+        if bot is None:
+            logger.error(
+                "conversation %s: its step's deadline passed, but bot %s is not one this "
+                "Dispatcher started with; it fires when that bot runs (or on the next update)",
+                skey,
+                key.bot_id,
+            )
+            await storage.deadline_later(skey, now + max(self.poll, 60.0))
+            return
+        gates = self.listen.gates
+        await gates.acquire(key)
+        try:
+            record = await storage.read(skey)
+            if record is None or record.callback is None or record.deadline is None:
+                return
+            if record.deadline > get_clock().now():
+                return  # moved on meanwhile: the write that moved it indexed the new one
+            owner = new_owner()
+            lease = now + self.listen.step_lease if storage.shared else None
+            claimed = await storage.claim_token(skey, record.token or "", lease, owner)
+            if claimed is None:
+                if record.claim is not None:
+                    # another worker's update runs the step: look again when its lease is up
+                    await storage.deadline_later(skey, record.busy or now + self.poll)
+                return
+            await self.listen.run_timeout(key, claimed, bot, owner)
+        except Exception:
+            logger.exception("conversation %s: firing its deadline failed", skey)
+        finally:
+            gates.release(key)
+            try:
+                await storage.deadline_fired(skey)
+            except Exception:
+                logger.exception("conversation %s: could not mark its deadline fired", skey)
+
+    def _bot(self, bot_id: int | None) -> Bot | None:
+        if bot_id is not None:
+            return self._bots.get(bot_id)
+        if len(self._bots) == 1:
+            return next(iter(self._bots.values()))
+        return None
