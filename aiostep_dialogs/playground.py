@@ -32,8 +32,8 @@ from aiostep.keys import ANYONE, ConversationKey, storage_key
 from aiostep.storage import MemoryStateStorage, StateContext
 from aiostep.testing import BotSimulator, Conversation, SettleTimeoutError
 from aiostep_dialogs.loading import Target, load_target
+from aiostep_dialogs.setup import _wizards
 from aiostep_dialogs.terminal import Console, open_console
-from aiostep_dialogs.wizard import _wizards
 
 __all__ = ["make_storage", "run_playground", "storage_spec"]
 
