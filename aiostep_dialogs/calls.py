@@ -35,7 +35,7 @@ from aiostep.storage import StateContext
 from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry
 from aiostep_dialogs.record import frame_of as _frame
 from aiostep_dialogs.setup import _guards, wizard_named
-from aiostep_dialogs.spec import Finish
+from aiostep_dialogs.spec import Finish, is_wizard_class, overrides_hook
 
 if TYPE_CHECKING:
     from aiostep_dialogs.spec import StepSpec
@@ -82,10 +82,8 @@ class Jump:
 def check_target(caller: Wizard, target: Any, what: str) -> type[Wizard]:
     """``target`` as a wizard class that can run in ``caller``'s conversation on this
     Dispatcher, or a specific error saying what to change."""
-    from aiostep_dialogs.wizard import Wizard
-
     here = type(caller).__qualname__
-    if not (isinstance(target, type) and issubclass(target, Wizard)) or not target._steps:
+    if not is_wizard_class(target) or not target._steps:
         raise TypeError(
             f"{here}.{what}({target!r}): pass a Wizard subclass that declares steps "
             "(the class, not an instance)"
@@ -347,8 +345,6 @@ async def cancel(wizard: Wizard) -> None:
     said ``cancel="both"``; the first caller that said ``cancel="child"`` asks its calling step
     again. Every wizard that ends gets its ``on_cancel``; the default one (which says
     ``texts.cancelled``) speaks only for the wizard that ends last, so the user hears it once."""
-    from aiostep_dialogs.wizard import Wizard
-
     ended = [wizard]
     current = wizard
     resume: Wizard | None = None
@@ -364,7 +360,7 @@ async def cancel(wizard: Wizard) -> None:
     try:
         for index, gone in enumerate(ended):
             last = index == len(ended) - 1
-            if last or type(gone).on_cancel is not Wizard.on_cancel:
+            if last or overrides_hook(type(gone).on_cancel):
                 await gone._hook("on_cancel")
     finally:
         if resume is None:
@@ -376,8 +372,6 @@ async def cancel(wizard: Wizard) -> None:
 async def give_way(running: Wizard) -> None:
     """Another wizard was started over a called one: the callers give way too (their
     ``on_cancel`` runs, quietly unless overridden, the outermost's last, as on ``/cancel``)."""
-    from aiostep_dialogs.wizard import Wizard
-
     chain = [running]
     while chain[-1]._stack:
         caller, _ = _caller_of(chain[-1])
@@ -385,5 +379,5 @@ async def give_way(running: Wizard) -> None:
             break
         chain.append(caller)
     for index, gone in enumerate(chain):
-        if index == len(chain) - 1 or type(gone).on_cancel is not Wizard.on_cancel:
+        if index == len(chain) - 1 or overrides_hook(type(gone).on_cancel):
             await gone._hook("on_cancel")

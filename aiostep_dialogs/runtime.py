@@ -24,6 +24,7 @@ import aiostep
 from aiostep.keys import ANYONE, ConversationKey, key_of, storage_key
 from aiostep.storage import BaseStorage, StateContext
 from aiostep_dialogs import button_data
+from aiostep_dialogs import calls as _calls
 from aiostep_dialogs import choices as ch
 from aiostep_dialogs import ui as _ui
 from aiostep_dialogs import validators as v
@@ -284,10 +285,8 @@ async def advance(self: Wizard, spec: StepSpec, outcome: Any, before: dict[str, 
             f"State.{outcome.name}, which has no @step; declare one or return another state"
         )
     else:
-        from aiostep_dialogs.calls import Call, Jump, follow
-
-        if isinstance(outcome, (Call, Jump)):
-            await follow(self, spec, outcome, before)
+        if isinstance(outcome, (_calls.Call, _calls.Jump)):
+            await _calls.follow(self, spec, outcome, before)
             return
         raise TypeError(
             f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
@@ -393,12 +392,10 @@ async def time_out(self: Wizard) -> None:
     if outcome is None:
         await self._language()
         if self._stack:
-            from aiostep_dialogs.calls import cancel
-
             try:
                 await self.answer(self._text(self.texts.timed_out))
             finally:
-                await cancel(self)
+                await _calls.cancel(self)
             return
         try:
             await self.answer_in_place(self._text(self.texts.timed_out))
@@ -419,9 +416,7 @@ async def time_out(self: Wizard) -> None:
 async def finish(self: Wizard, result: Any) -> None:
     self.result = result
     if self._stack:  # a called wizard: its result goes to its caller
-        from aiostep_dialogs.calls import give_back
-
-        await give_back(self, result)
+        await _calls.give_back(self, result)
         return
     try:
         await self._hook("on_finish")
@@ -446,9 +441,7 @@ async def clear(self: Wizard) -> None:
 
 async def do_back(self: Wizard) -> None:
     if not self.history and self._stack:
-        from aiostep_dialogs.calls import back_to_caller
-
-        await back_to_caller(self)
+        await _calls.back_to_caller(self)
         return
     if not self.history:
         await self.answer(self._text(self.texts.cannot_go_back))
@@ -462,9 +455,7 @@ async def do_back(self: Wizard) -> None:
 
 async def do_cancel(self: Wizard) -> None:
     if self._stack:
-        from aiostep_dialogs.calls import cancel
-
-        await cancel(self)
+        await _calls.cancel(self)
         return
     try:
         await self._hook("on_cancel")

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar, cast
 
 from aiogram import Bot
 from aiogram.utils.formatting import Text
@@ -31,6 +31,7 @@ from aiostep_dialogs.i18n import (
 from aiostep_dialogs.injection import NOTHING, Needs, needs_of
 from aiostep_dialogs.media import Media, MediaSource
 from aiostep_dialogs.requests import Request, request_kind
+from aiostep_dialogs.sources import call_then_names, returned_names
 from aiostep_dialogs.timeouts import Duration
 from aiostep_dialogs.validators import Validator
 
@@ -356,6 +357,27 @@ _HOOKS = frozenset(
 _HOOK_ARGS = {"on_return": 2, "on_leave": 1}
 
 
+def is_wizard_class(obj: object) -> TypeGuard[type[Wizard]]:
+    """Whether ``obj`` is the `Wizard` class or a subclass of it (told by a marker the base
+    class carries: the modules below `aiostep_dialogs.wizard` do not import it)."""
+    return isinstance(obj, type) and getattr(obj, "__aiostep_wizard__", False) is True
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def default_hook(fn: _F) -> _F:
+    """Mark ``fn`` as the `Wizard` base class's own hook (see `overrides_hook`)."""
+    fn.__wizard_default_hook__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def overrides_hook(hook: object) -> bool:
+    """Whether the hook function ``hook`` (looked up on a wizard class) is a subclass's own,
+    not the one the `Wizard` base class defines."""
+    return not getattr(hook, "__wizard_default_hook__", False)
+
+
 def _reserved_names(base: type[Wizard]) -> frozenset[str]:
     """Every name the Wizard runtime itself uses on a wizard: the base class's attributes
     and options, and what ``__init__`` sets on an instance. A step method named so would
@@ -401,8 +423,6 @@ def _check_step_method(
 def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
     """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
     without a step: the wizard would fail only when a user got there."""
-    from aiostep_dialogs.graph import call_then_names, returned_names
-
     with_step = {s.state.name for s in specs}
     for spec in specs:
         name = spec.method.__name__

@@ -13,7 +13,7 @@ import enum
 import hashlib
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast, overload
+from typing import Any, ClassVar, Literal, cast, overload
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import Default
@@ -23,11 +23,14 @@ from aiogram.utils.formatting import Text
 import aiostep
 from aiostep.keys import ANYONE, ConversationKey, storage_key
 from aiostep.storage import BaseStorage
+from aiostep_dialogs import calls as _calls
+from aiostep_dialogs import graph as _graph
 from aiostep_dialogs import record as _record
 from aiostep_dialogs import render as _rendering
 from aiostep_dialogs import runtime as _runtime
 from aiostep_dialogs import setup as _setup
 from aiostep_dialogs import ui as _ui
+from aiostep_dialogs.calls import Call, Jump
 from aiostep_dialogs.formatting import effective_parse_mode, escape
 from aiostep_dialogs.i18n import (
     DEFAULT_LOCALE,
@@ -77,13 +80,11 @@ from aiostep_dialogs.spec import (  # noqa: F401
     _given_the_locale,
     _reserved_names,
     _takes_locale,
+    default_hook,
     step,
 )
 from aiostep_dialogs.timeouts import Duration, Timing, timings_of
 from aiostep_dialogs.ui import quietly as _quietly  # noqa: F401
-
-if TYPE_CHECKING:
-    from aiostep_dialogs.calls import Call, Jump
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 
@@ -126,6 +127,8 @@ class Wizard:
     gets a new message, and the old one loses its buttons); a step's ``ui=`` overrides it.
     """
 
+    #: tells `aiostep_dialogs.spec.is_wizard_class` a wizard class from any other
+    __aiostep_wizard__: ClassVar[bool] = True
     State: ClassVar[type[enum.Enum]]
     wizard_id: ClassVar[str]
     commands: ClassVar[Commands] = Commands()
@@ -289,9 +292,7 @@ class Wizard:
         the same conversation; if this wizard was called, ``Other`` returns to that caller.
         """
         if isinstance(state, type):
-            from aiostep_dialogs.calls import Jump, check_target
-
-            return Jump(check_target(self, state, "goto"))
+            return Jump(_calls.check_target(self, state, "goto"))
         if state.name not in self._by_state:
             raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
         return state
@@ -325,16 +326,12 @@ class Wizard:
             WizardNotSetUpError: ``wizard`` is not set up on this update's Dispatcher.
             CallDepthError: ``MAX_CALL_DEPTH`` callers are already waiting.
         """
-        from aiostep_dialogs.calls import make_call
-
-        return make_call(self, wizard, then, key, cancel, data)
+        return _calls.make_call(self, wizard, then, key, cancel, data)
 
     @classmethod
     def to_mermaid(cls) -> str:
         """This wizard's flow as a Mermaid flowchart (see `aiostep_dialogs.graph`)."""
-        from aiostep_dialogs.graph import to_mermaid
-
-        return to_mermaid(cls)
+        return _graph.to_mermaid(cls)
 
     async def answer(self, text: str | Text | Localized, **kwargs: Any) -> Message:
         """Send ``text`` to the wizard's chat (and forum topic).
@@ -420,6 +417,7 @@ class Wizard:
         hook = getattr(self, name)
         return await (hook(*args, **needs.kwargs(self.middleware_data)) if needs else hook(*args))
 
+    @default_hook
     async def on_start(self) -> None:
         """Called when the wizard starts, before the first prompt.
 
@@ -427,14 +425,17 @@ class Wizard:
         (`async def on_finish(self, db: Database)`).
         """
 
+    @default_hook
     async def on_finish(self) -> None:
         """Called when the last step is done or a step returned ``self.finish(...)``."""
 
+    @default_hook
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
         await self._language()
         await self.answer_in_place(self._text(self.texts.cancelled))
 
+    @default_hook
     async def on_timeout(self) -> Any:
         """Called when the current step's ``timeout`` passes with no answer, with no message
         needed (also after a restart). Return a ``State`` to go there (its prompt is sent),
@@ -442,17 +443,20 @@ class Wizard:
         ``texts.timed_out``."""
         return None
 
+    @default_hook
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
         await self._language()
         await self.answer_in_place(self._text(self.texts.gave_up))
 
+    @default_hook
     async def on_return(self, child: Wizard, result: Any) -> enum.Enum | Finish | None:
         """Called when a wizard this one called finished, after ``result`` was stored in
         ``self.data``; return ``None`` to go on at the call's ``then``, a ``State`` member
         to go there instead, or ``self.finish(...)``. ``child`` is the finished wizard."""
         return None
 
+    @default_hook
     async def on_leave(self, to: type[Wizard]) -> None:
         """Called when a step returned ``self.goto(to)`` with another wizard class: this
         wizard ends (``on_finish`` does not run) and ``to`` starts."""
@@ -531,9 +535,7 @@ class Wizard:
             if running is not None and running_cls is not cls:
                 # another wizard was running here: it gives way (and so do its callers)
                 if running._stack:
-                    from aiostep_dialogs.calls import give_way
-
-                    await give_way(running)
+                    await _calls.give_way(running)
                 else:
                     await running._hook("on_cancel")
         wizard = cls(key=key, bot=bot, event=event)
