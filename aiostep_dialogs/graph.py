@@ -8,8 +8,10 @@ import ast
 import inspect
 import re
 import textwrap
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from aiostep_dialogs.i18n import DEFAULT_LOCALE, LazyProxy, localize
 from aiostep_dialogs.sources import call_then_names, returned_names
 from aiostep_dialogs.spec import is_wizard_class, overrides_hook
 from aiostep_dialogs.timeouts import describe
@@ -101,8 +103,24 @@ def _node_id(kind: str, target: type[Wizard]) -> str:
     return f"{kind}_" + re.sub(r"\W", "_", target.wizard_id)
 
 
+def _shown_prompt(prompt: object) -> str:
+    """What the diagram shows of a prompt: its text, in English where it depends on the
+    language (a ``{locale: text}`` mapping, a ``lazy_gettext`` text), else that it is computed."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, Mapping) and prompt:
+        return localize(prompt, DEFAULT_LOCALE)
+    if isinstance(prompt, LazyProxy):
+        try:
+            return localize(prompt, DEFAULT_LOCALE)
+        except LookupError:  # no aiogram I18n context (drawn outside a bot): its message id
+            args = getattr(prompt, "_args", ())
+            return str(args[0]) if args else "(computed prompt)"
+    return "(computed prompt)"
+
+
 def _label(spec: StepSpec) -> str:
-    prompt = spec.prompt if isinstance(spec.prompt, str) else "(computed prompt)"
+    prompt = _shown_prompt(spec.prompt)
     prompt = prompt.replace('"', "'").replace("\n", " ")
     if len(prompt) > 40:
         prompt = prompt[:39] + "…"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from enum import Enum, auto
 from pathlib import Path
 
 import pytest
+from aiogram.utils.i18n import lazy_gettext
 
+from aiostep_dialogs import Wizard, step
 from aiostep_dialogs.__main__ import main
 from examples.signup import Signup
 from examples.survey import Survey
@@ -78,3 +81,20 @@ def test_the_graph_shows_reminders_and_timeouts() -> None:
     assert not any("timed_out" in line for line in lines)
     # a wizard without timeouts draws none
     assert "timeout" not in Plain.to_mermaid()
+
+
+def test_a_prompt_in_several_languages_shows_its_english_text() -> None:
+    class Polyglot(Wizard, name="t_graph_polyglot"):
+        class State(Enum):
+            NAME = auto()
+            CITY = auto()
+
+        @step(State.NAME, prompt={"ru": "Имя?", "en": "Your name?"})
+        async def name(self, value: str) -> None: ...
+
+        @step(State.CITY, prompt=lazy_gettext("City?"))
+        async def city(self, value: str) -> None: ...
+
+    chart = Polyglot.to_mermaid()
+    assert "<i>Your name?</i>" in chart
+    assert "<i>City?</i>" in chart
