@@ -34,7 +34,7 @@ from aiostep.exceptions import AiostepError
 from aiostep.storage import StateContext
 from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry
 from aiostep_dialogs.record import frame_of as _frame
-from aiostep_dialogs.setup import _guards, wizard_named
+from aiostep_dialogs.setup import is_installed, wizard_named
 from aiostep_dialogs.spec import Finish, is_wizard_class, overrides_hook
 
 if TYPE_CHECKING:
@@ -96,10 +96,7 @@ def check_target(caller: Wizard, target: Any, what: str) -> type[Wizard]:
         )
     ctx = aiostep.current_update.get()
     if ctx is not None:
-        installed = any(
-            guard.listen is ctx.listen and target.wizard_id in guard.wizards
-            for guard in list(_guards.values())
-        )
+        installed = is_installed(ctx.listen, target.wizard_id)
     else:
         installed = target._storage is not None
     if not installed:

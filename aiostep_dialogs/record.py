@@ -274,6 +274,7 @@ def rebuild(
 
 
 def migrated(cls: type[Wizard], data: dict[str, Any], schema: int) -> dict[str, Any]:
+    """``data`` of schema ``schema`` after ``cls.migrate``, which must return a dict."""
     migrated = cls.migrate(copy.deepcopy(data), schema)
     if not isinstance(migrated, dict):
         raise TypeError(

@@ -87,6 +87,7 @@ def choice_labels(self: Wizard, spec: StepSpec) -> dict[str, str] | None:
 
 
 def closing_markup(self: Wizard) -> ReplyKeyboardRemove | None:
+    """What removes a reply keyboard the wizard showed (``None`` when it shows none)."""
     uses_reply = any(
         (s.choices and s.keyboard == "reply") or s.request is not None for s in self._steps
     )
@@ -94,6 +95,7 @@ def closing_markup(self: Wizard) -> ReplyKeyboardRemove | None:
 
 
 def markup(self: Wizard, spec: StepSpec) -> Any:
+    """The keyboard of ``spec``'s prompt: choices, a request button, or the closing markup."""
     if spec.picker is not None:
         return ch.markup(self, spec)
     if spec.request is not None:

@@ -96,6 +96,8 @@ def restore_stepping(
 
 
 def compile_step(cls: type[Wizard], spec: StepSpec) -> Callable[..., Awaitable[None]]:
+    """The callback registered for ``spec``'s step: restore the wizard and handle the update."""
+
     async def on_update(
         event: Message | CallbackQuery,
         step_context: StateContext,
@@ -161,6 +163,8 @@ async def load(
     event: TelegramObject | None,
     seen: aiostep.SeenRecords | None = None,
 ) -> Wizard | None:
+    """The wizard running in conversation ``key`` (from the record routing already read, if
+    it did), settled where a redeploy moved it; ``None`` when none runs there."""
     storage = cls._storage_or_fail()
     if seen is not None and seen.storage is storage:
         record = await seen.read(storage_key(key))
@@ -175,6 +179,7 @@ async def load(
 
 
 async def handle(self: Wizard, spec: StepSpec, event: Message | CallbackQuery) -> None:
+    """Handle an answer (a message or a button press) to ``spec``'s step."""
     raw: Any = event
     if isinstance(event, CallbackQuery):
         value: Any
@@ -227,6 +232,7 @@ def pressed(self: Wizard, spec: StepSpec, data: str | None) -> str | None:
 
 
 async def validate(self: Wizard, spec: StepSpec, raw: Any) -> Any:
+    """The value of ``raw`` after ``spec``'s validators (and its choices or request check)."""
     if spec.picker is not None:
         value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
         return await v.run(spec.validate, value)
@@ -245,6 +251,7 @@ async def validate(self: Wizard, spec: StepSpec, raw: Any) -> Any:
 
 
 async def reject(self: Wizard, spec: StepSpec, reason: ValidationError | Localized) -> None:
+    """An answer was refused for ``reason``: ask again, or give up after ``max_attempts``."""
     self.attempts += 1
     limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
     if limit is not None and self.attempts >= limit:
@@ -414,6 +421,8 @@ async def time_out(self: Wizard) -> None:
 
 
 async def finish(self: Wizard, result: Any) -> None:
+    """End the wizard with ``result``: ``on_finish`` then the record goes, or, for a called
+    wizard, the result goes back to its caller."""
     self.result = result
     if self._stack:  # a called wizard: its result goes to its caller
         await _calls.give_back(self, result)
@@ -440,6 +449,7 @@ async def clear(self: Wizard) -> None:
 
 
 async def do_back(self: Wizard) -> None:
+    """The back command: undo the last answer and ask that step again."""
     if not self.history and self._stack:
         await _calls.back_to_caller(self)
         return
@@ -454,6 +464,7 @@ async def do_back(self: Wizard) -> None:
 
 
 async def do_cancel(self: Wizard) -> None:
+    """The cancel command: ``on_cancel``, then the conversation ends."""
     if self._stack:
         await _calls.cancel(self)
         return
@@ -464,6 +475,7 @@ async def do_cancel(self: Wizard) -> None:
 
 
 async def do_skip(self: Wizard) -> None:
+    """The skip command: an optional step gets its ``default``."""
     spec = self._spec()
     if not spec.optional:
         await self.answer(self._text(self.texts.cannot_skip))

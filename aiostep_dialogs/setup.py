@@ -67,6 +67,13 @@ def wizard_named(wizard_id: object) -> type[Wizard] | None:
     return _wizards.get(str(wizard_id))
 
 
+def is_installed(listen: aiostep.Listen, wizard_id: str) -> bool:
+    """Whether the wizard ``wizard_id`` is set up on the Dispatcher that ``listen`` serves."""
+    return any(
+        guard.listen is listen and wizard_id in guard.wizards for guard in list(_guards.values())
+    )
+
+
 def register(cls: type[Wizard]) -> None:
     """Register a defined wizard: by its id (a redefinition under the same class name
     replaces it), and its steps in aiostep's registry, under ``"<wizard>:<STATE>"``."""
@@ -167,6 +174,7 @@ def install(
 
 
 def router_for(cls: type[Wizard], entry: Any) -> Router:
+    """The wizard's router: the entry handler, the navigation commands and stale buttons."""
     router = Router(name=f"wizard:{cls.wizard_id}")
     if entry is not None:
         filters = entry if isinstance(entry, (list, tuple)) else (entry,)
@@ -191,6 +199,8 @@ def router_for(cls: type[Wizard], entry: Any) -> Router:
 
 
 def nav_handler(cls: type[Wizard], action: str) -> Callable[..., Awaitable[None]]:
+    """The handler of the navigation command ``action`` (back, cancel or skip)."""
+
     async def handler(message: Message, **data: Any) -> None:
         key = cls._key(message)
         if key is None:
