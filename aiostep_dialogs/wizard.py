@@ -5,6 +5,12 @@ to a step is ``aiostep.register_next_step`` of that name, written together with 
 state and collected data (one storage write). The pending step's JSON kwargs carry the rest of
 a running wizard: navigation history, the prompt's button nonce, attempts and a schema
 fingerprint. Nothing lives only in process memory.
+
+This module is the class you subclass: its options, hooks and the API of step methods. The
+work is done by modules that never import this one when they run: `aiostep_dialogs.spec` (the
+declarations), `aiostep_dialogs.record` (the stored record), `aiostep_dialogs.render`
+(prompts and keyboards), `aiostep_dialogs.runtime` (the per-update machinery) and
+`aiostep_dialogs.setup` (installing wizards on a Dispatcher); see the Architecture page.
 """
 
 from __future__ import annotations
