@@ -32,9 +32,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiostep
 from aiostep.exceptions import AiostepError
 from aiostep.storage import StateContext
+from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry
+from aiostep_dialogs.record import frame_of as _frame
+from aiostep_dialogs.setup import is_installed, wizard_named
+from aiostep_dialogs.spec import Finish, is_wizard_class, overrides_hook
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import StepSpec, Wizard
+    from aiostep_dialogs.spec import StepSpec
+    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["MAX_CALL_DEPTH", "Call", "CallDepthError", "Jump", "WizardNotSetUpError"]
 
@@ -77,10 +82,8 @@ class Jump:
 def check_target(caller: Wizard, target: Any, what: str) -> type[Wizard]:
     """``target`` as a wizard class that can run in ``caller``'s conversation on this
     Dispatcher, or a specific error saying what to change."""
-    from aiostep_dialogs.wizard import Wizard, _guards
-
     here = type(caller).__qualname__
-    if not (isinstance(target, type) and issubclass(target, Wizard)) or not target._steps:
+    if not is_wizard_class(target) or not target._steps:
         raise TypeError(
             f"{here}.{what}({target!r}): pass a Wizard subclass that declares steps "
             "(the class, not an instance)"
@@ -93,10 +96,7 @@ def check_target(caller: Wizard, target: Any, what: str) -> type[Wizard]:
         )
     ctx = aiostep.current_update.get()
     if ctx is not None:
-        installed = any(
-            guard.listen is ctx.listen and target.wizard_id in guard.wizards
-            for guard in list(_guards.values())
-        )
+        installed = is_installed(ctx.listen, target.wizard_id)
     else:
         installed = target._storage is not None
     if not installed:
@@ -158,56 +158,11 @@ def make_call(
 # -- the stack in a record -----------------------------------------------------------------------
 
 
-def read_stack(stored: Any) -> tuple[dict[str, Any], ...]:
-    """The callers stored in a record's ``"st"``; what is not a frame is dropped (logged):
-    the called wizard then ends, or returns to the callers that are left, on its own."""
-    frames = stored if isinstance(stored, list) else [stored]
-    kept = tuple(
-        frame
-        for frame in frames
-        if isinstance(frame, dict)
-        and isinstance(frame.get("w"), str)
-        and isinstance(frame.get("s"), str)
-        and isinstance(frame.get("d"), dict)
-    )
-    if len(kept) != len(frames):
-        logger.error("a stored wizard record holds callers that are not frames: %r", stored)
-    return kept
-
-
-def _frame(
-    caller: Wizard, spec: StepSpec, history: list[dict[str, Any]], call: Call
-) -> dict[str, Any]:
-    """What the caller's own record holds, and how it called: its frame on the stack."""
-    from aiostep_dialogs.wizard import RECORD_VERSION
-
-    frame: dict[str, Any] = {
-        "v": RECORD_VERSION,
-        "w": caller.wizard_id,
-        "fp": caller._fingerprint,
-        "s": spec.state.name,
-        "d": caller.data,
-        "h": history,
-        "k": call.key,
-    }
-    if caller.schema_version != 1:
-        frame["sv"] = caller.schema_version
-    if caller._stored_locale is not None:  # its user's language, read back by _restore
-        frame["l"] = caller._stored_locale
-    if call.then is not None:
-        frame["t"] = call.then.name
-    if call.cancel == "child":
-        frame["c"] = "child"
-    return frame
-
-
 def _caller_of(child: Wizard) -> tuple[Wizard | None, dict[str, Any]]:
     """The caller waiting for ``child`` (the top frame), as this deploy's class reads it, and
     the frame; ``None`` when that wizard is gone from this deploy or its frame is unreadable."""
-    from aiostep_dialogs.wizard import _wizards
-
     frame = child._stack[-1]
-    cls = _wizards.get(frame["w"])
+    cls = wizard_named(frame["w"])
     caller = None
     if cls is not None:
         record = StateContext(current_state=frame["s"], data=frame["d"], kwargs=frame)
@@ -256,8 +211,6 @@ def _calling(caller: Wizard, frame: Mapping[str, Any]) -> str:
 
 def _at_calling_step(caller: Wizard, frame: Mapping[str, Any]) -> Wizard:
     """``caller`` moved back to the step that made the call, with that answer undone."""
-    from aiostep_dialogs.wizard import _undo
-
     if caller._moved or not caller.history or caller.history[-1]["s"] != _calling(caller, frame):
         return caller  # the calling step was removed by a redeploy: it stays at its fallback
     entry = caller.history[-1]
@@ -275,8 +228,6 @@ async def follow(
 ) -> None:
     """Run the ``Call`` or ``Jump`` that ``caller``'s step at ``spec`` returned; ``before`` is
     the caller's data before that answer."""
-    from aiostep_dialogs.wizard import _HISTORY_LIMIT, _undo_entry
-
     seen = type(caller)(
         key=caller.key,
         bot=caller.bot,
@@ -310,8 +261,6 @@ async def follow(
 async def give_back(child: Wizard, result: Any) -> None:
     """``child`` finished with ``result``: its ``on_finish`` runs, the result is stored in the
     caller's data, the caller's ``on_return`` runs and the caller goes on (at ``then``)."""
-    from aiostep_dialogs.wizard import Finish, _undo, _undo_entry
-
     frame = child._stack[-1]
     try:
         json.dumps(result)
@@ -393,8 +342,6 @@ async def cancel(wizard: Wizard) -> None:
     said ``cancel="both"``; the first caller that said ``cancel="child"`` asks its calling step
     again. Every wizard that ends gets its ``on_cancel``; the default one (which says
     ``texts.cancelled``) speaks only for the wizard that ends last, so the user hears it once."""
-    from aiostep_dialogs.wizard import Wizard
-
     ended = [wizard]
     current = wizard
     resume: Wizard | None = None
@@ -410,7 +357,7 @@ async def cancel(wizard: Wizard) -> None:
     try:
         for index, gone in enumerate(ended):
             last = index == len(ended) - 1
-            if last or type(gone).on_cancel is not Wizard.on_cancel:
+            if last or overrides_hook(type(gone).on_cancel):
                 await gone._hook("on_cancel")
     finally:
         if resume is None:
@@ -422,8 +369,6 @@ async def cancel(wizard: Wizard) -> None:
 async def give_way(running: Wizard) -> None:
     """Another wizard was started over a called one: the callers give way too (their
     ``on_cancel`` runs, quietly unless overridden, the outermost's last, as on ``/cancel``)."""
-    from aiostep_dialogs.wizard import Wizard
-
     chain = [running]
     while chain[-1]._stack:
         caller, _ = _caller_of(chain[-1])
@@ -431,5 +376,5 @@ async def give_way(running: Wizard) -> None:
             break
         chain.append(caller)
     for index, gone in enumerate(chain):
-        if index == len(chain) - 1 or type(gone).on_cancel is not Wizard.on_cancel:
+        if index == len(chain) - 1 or overrides_hook(type(gone).on_cancel):
             await gone._hook("on_cancel")

@@ -23,10 +23,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiostep_dialogs.button_data import encode, index_of, is_current, parse, refusal
 from aiostep_dialogs.i18n import N_
 from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
+from aiostep_dialogs.ui import quietly as _quietly
 from aiostep_dialogs.validators import ValidationError
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import StepSpec, Wizard
+    from aiostep_dialogs.spec import StepSpec
+    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["ChoiceSource", "ChoicesError", "Picker"]
 
@@ -356,8 +358,6 @@ async def on_press(wizard: Wizard, spec: StepSpec, query: CallbackQuery) -> Pick
     """Handle a press on a picker step: the answer it gives (a pick, or Done with the picks),
     or ``None`` when it was not an answer (a toggle, a page turn, a refused press), which is
     then answered here and written as one step-only update (no attempts, no history)."""
-    from aiostep_dialogs.wizard import _quietly
-
     picker = spec.picker
     assert picker is not None
     texts = wizard.texts
@@ -400,8 +400,6 @@ def _page_count(picker: Picker, count: int) -> int:
 
 
 async def _toggle(wizard: Wizard, spec: StepSpec, query: CallbackQuery, value: Any) -> None:
-    from aiostep_dialogs.wizard import _quietly
-
     picker = spec.picker
     assert picker is not None
     picked = list(wizard._picked)
@@ -426,8 +424,6 @@ async def _toggle(wizard: Wizard, spec: StepSpec, query: CallbackQuery, value: A
 
 
 async def _turn_page(wizard: Wizard, spec: StepSpec, query: CallbackQuery, page: int) -> None:
-    from aiostep_dialogs.wizard import _quietly
-
     picker = spec.picker
     assert picker is not None
     if picker.source is not None:

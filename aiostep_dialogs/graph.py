@@ -9,11 +9,16 @@ import inspect
 import re
 import textwrap
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiostep_dialogs.i18n import DEFAULT_LOCALE, LazyProxy, localize
+from aiostep_dialogs.sources import call_then_names, returned_names
+from aiostep_dialogs.spec import is_wizard_class, overrides_hook
 from aiostep_dialogs.timeouts import describe
-from aiostep_dialogs.wizard import StepSpec, Wizard
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.spec import StepSpec
+    from aiostep_dialogs.wizard import Wizard
 
 __all__ = [
     "WizardCall",
@@ -46,46 +51,6 @@ def branch_targets(wizard: type[Wizard], spec: StepSpec) -> list[str]:
     return found
 
 
-def returned_names(method: Any) -> list[str]:
-    """What ``method``'s source returns or passes to ``goto``: the name ``X`` of each
-    ``State.X`` (whether or not it has a step), and ``"finish"`` for ``self.finish(...)``.
-    Empty when the source cannot be read."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
-    except (OSError, TypeError, SyntaxError):
-        return []
-    found: list[str] = []
-    for node in ast.walk(tree):
-        candidates: list[Any] = []
-        if isinstance(node, ast.Return) and node.value is not None:
-            candidates.append(node.value)
-            if isinstance(node.value, ast.IfExp):
-                candidates.extend((node.value.body, node.value.orelse))
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "goto"
-        ):
-            candidates.extend(node.args)
-        for value in candidates:
-            if (
-                isinstance(value, ast.Call)
-                and isinstance(value.func, ast.Attribute)
-                and value.func.attr == "finish"
-                and "finish" not in found
-            ):
-                found.append("finish")
-            if (
-                isinstance(value, ast.Attribute)
-                and isinstance(value.value, (ast.Attribute, ast.Name))
-                and (getattr(value.value, "attr", None) or getattr(value.value, "id", None))
-                == "State"
-                and value.attr not in found
-            ):
-                found.append(value.attr)
-    return found
-
-
 def called_wizards(wizard: type[Wizard], spec: StepSpec) -> list[WizardCall]:
     """The wizards a step's source calls (``self.call(Other, then=State.X)``) or jumps to
     (``self.goto(Other)``), resolved through the method's module globals; a name that does
@@ -104,7 +69,7 @@ def called_wizards(wizard: type[Wizard], spec: StepSpec) -> list[WizardCall]:
         ):
             continue
         target = _resolve(spec.method, node.args[0])
-        if not (isinstance(target, type) and issubclass(target, Wizard)):
+        if not is_wizard_class(target):
             continue
         then = None
         for keyword in node.keywords:
@@ -114,24 +79,6 @@ def called_wizards(wizard: type[Wizard], spec: StepSpec) -> list[WizardCall]:
         if made not in found:
             found.append(made)
     return found
-
-
-def call_then_names(method: Any) -> list[str]:
-    """The name ``X`` of each ``then=State.X`` given to a ``.call(...)`` in ``method``'s
-    source (whether or not it has a step). Empty when the source cannot be read."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
-    except (OSError, TypeError, SyntaxError):
-        return []
-    return [
-        keyword.value.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "call"
-        for keyword in node.keywords
-        if keyword.arg == "then" and isinstance(keyword.value, ast.Attribute)
-    ]
 
 
 def _resolve(method: Any, node: ast.expr) -> Any:
@@ -223,7 +170,7 @@ def _deadline_lines(wizard: type[Wizard]) -> list[str]:
         (k.__dict__["on_timeout"] for k in wizard.__mro__[1:] if "on_timeout" in k.__dict__),
         None,
     )
-    overridden = hook is not None and hook is not Wizard.__dict__["on_timeout"]
+    overridden = hook is not None and overrides_hook(hook)
     found = returned_names(hook) if overridden else []
     targets = [t for t in found if t == "finish" or t in wizard._by_state]
     cancels = not overridden or not targets or not _always_returns(hook)

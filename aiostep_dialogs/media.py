@@ -27,7 +27,8 @@ from aiostep_dialogs.formatting import effective_parse_mode, escape
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from aiostep_dialogs.wizard import StepSpec, Wizard
+    from aiostep_dialogs.spec import StepSpec
+    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["CAPTION_LIMIT", "Media", "MediaKind", "MediaSource", "send_media", "send_media_prompt"]
 

@@ -32,8 +32,8 @@ from aiostep.keys import ANYONE, ConversationKey, storage_key
 from aiostep.storage import MemoryStateStorage, StateContext
 from aiostep.testing import BotSimulator, Conversation, SettleTimeoutError
 from aiostep_dialogs.loading import Target, load_target
+from aiostep_dialogs.setup import wizard_named
 from aiostep_dialogs.terminal import Console, open_console
-from aiostep_dialogs.wizard import _wizards
 
 __all__ = ["make_storage", "run_playground", "storage_spec"]
 
@@ -314,7 +314,7 @@ class _Playground:
                 break
         else:
             return
-        wizard_cls = _wizards.get(str(record.kwargs.get("w")))
+        wizard_cls = wizard_named(record.kwargs.get("w"))
         wizard = wizard_cls._restore(record, key, self.sim.bot, None) if wizard_cls else None
         if wizard is not None and wizard.state is not None:
             # no update: what the Dispatcher was given is what its prompts may ask for

@@ -28,7 +28,8 @@ from aiostep_dialogs.i18n import Localized, is_localized, localize
 from aiostep_dialogs.validators import Validator
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import StepSpec, Texts, Wizard
+    from aiostep_dialogs.spec import StepSpec, Texts
+    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["Request", "RequestKind"]
 

@@ -25,7 +25,8 @@ from aiostep.keys import ConversationKey
 from aiostep.storage import StateContext
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import StepSpec, Wizard
+    from aiostep_dialogs.spec import StepSpec
+    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["Duration", "Timing", "describe", "seconds"]
 

@@ -15,7 +15,7 @@ The functions take the running wizard: they read its ``bot``, ``key``, ``parse_m
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
@@ -181,3 +181,11 @@ async def drop_press(wizard: Wizard) -> None:
     """Answer a pending button press without showing anything (its step failed)."""
     if wizard._press is not None:
         await _take_press(wizard)
+
+
+async def quietly(call: Awaitable[Any]) -> None:
+    """Run a cosmetic Bot API call (toast, removing buttons); its failure must not cost input."""
+    try:
+        await call
+    except TelegramAPIError as exc:
+        logger.warning("cosmetic Bot API call failed: %s", exc)

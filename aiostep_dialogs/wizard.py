@@ -5,454 +5,94 @@ to a step is ``aiostep.register_next_step`` of that name, written together with 
 state and collected data (one storage write). The pending step's JSON kwargs carry the rest of
 a running wizard: navigation history, the prompt's button nonce, attempts and a schema
 fingerprint. Nothing lives only in process memory.
+
+This module is the class you subclass: its options, hooks and the API of step methods. The
+work is done by modules that never import this one when they run: `aiostep_dialogs.spec` (the
+declarations), `aiostep_dialogs.record` (the stored record), `aiostep_dialogs.render`
+(prompts and keyboards), `aiostep_dialogs.runtime` (the per-update machinery) and
+`aiostep_dialogs.setup` (installing wizards on a Dispatcher); see the Architecture page.
 """
 
 from __future__ import annotations
 
-import contextvars
-import copy
 import enum
 import hashlib
-import inspect
-import logging
-import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast, overload
-from weakref import WeakKeyDictionary
+from typing import Any, ClassVar, Literal, cast, overload
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import Default
-from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command
-from aiogram.types import (
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    Message,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    TelegramObject,
-)
+from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.utils.formatting import Text
 
 import aiostep
-from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
-from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
-from aiostep_dialogs import button_data
-from aiostep_dialogs import choices as ch
+from aiostep.keys import ANYONE, ConversationKey, storage_key
+from aiostep.storage import BaseStorage
+from aiostep_dialogs import calls as _calls
+from aiostep_dialogs import graph as _graph
+from aiostep_dialogs import record as _record
+from aiostep_dialogs import render as _rendering
+from aiostep_dialogs import runtime as _runtime
+from aiostep_dialogs import setup as _setup
 from aiostep_dialogs import ui as _ui
-from aiostep_dialogs import validators as v
-from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
+from aiostep_dialogs.calls import Call, Jump
+from aiostep_dialogs.formatting import effective_parse_mode, escape
 from aiostep_dialogs.i18n import (
     DEFAULT_LOCALE,
-    N_,
     Language,
-    LazyProxy,
     Localized,
-    check_localized,
     is_localized,
     locale_now,
     locale_of,
 )
-from aiostep_dialogs.injection import NOTHING, Needs, call, needs_of
-from aiostep_dialogs.media import Media, MediaSource, check_captions, send_media_prompt
-from aiostep_dialogs.requests import CompiledRequest, Request, compile_request, request_kind
-from aiostep_dialogs.timeouts import TICK, Duration, Timing, compile_tick, park_options, timings_of
-from aiostep_dialogs.validators import ValidationError, Validator
+from aiostep_dialogs.injection import Needs, needs_of
+from aiostep_dialogs.media import check_captions
 
-if TYPE_CHECKING:
-    from aiostep_dialogs.calls import Call, Jump
+# re-exported: the declarations, the record and the setup helpers were defined here before
+# they got modules of their own, and code (tests, users' tools) imports them from here
+from aiostep_dialogs.record import (  # noqa: F401
+    _HISTORY_LIMIT,
+    RECORD_VERSION,
+    _record_version,
+    _schema_of,
+    _undo,
+    _undo_entry,
+)
+from aiostep_dialogs.requests import CompiledRequest, compile_request
+from aiostep_dialogs.setup import (  # noqa: F401
+    _FORGET_UNKNOWN,
+    _find_listen,
+    _forget_unknown_wizard,
+    _guards,
+    _handled,
+    _mark_handled,
+    _Marker,
+    _PromptGuard,
+    _resolve_stored_wizard,
+    _wizards,
+)
+from aiostep_dialogs.spec import (  # noqa: F401
+    _HOOK_ARGS,
+    _HOOKS,
+    Commands,
+    Finish,
+    Prompt,
+    StepSpec,
+    Texts,
+    _check_drift_options,
+    _check_step_method,
+    _check_targets,
+    _given_the_locale,
+    _reserved_names,
+    _takes_locale,
+    default_hook,
+    step,
+)
+from aiostep_dialogs.timeouts import Duration, Timing, timings_of
+from aiostep_dialogs.ui import quietly as _quietly  # noqa: F401
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
-
-logger = logging.getLogger("aiostep_dialogs")
-
-#: Bumped when the stored layout of a running wizard changes. Stored as ``"v"`` with every
-#: running wizard; a record of a version above this one is not read (see ``_record_version``).
-RECORD_VERSION = 3
-_HISTORY_LIMIT = 30
-_BUTTON_PREFIX = button_data.BUTTON_PREFIX
-
-Prompt = (
-    str | Text | Mapping[str, str] | LazyProxy | Callable[[Any], str | Text | Awaitable[str | Text]]
-)
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """One declared step: its state, method, prompt, validation and choices."""
-
-    state: enum.Enum
-    method: Callable[..., Any]
-    prompt: Prompt
-    validate: tuple[Validator, ...] = ()
-    error: Localized | None = None
-    choices: Mapping[str, Localized] | None = None
-    keyboard: Literal["inline", "reply"] = "inline"
-    optional: bool = False
-    default: Any = None
-    max_attempts: int | None = None
-    branches: tuple[enum.Enum, ...] = ()
-    #: what the method asks for from the handler data, after ``self`` and ``value``
-    needs: Needs = NOTHING
-    #: what a prompt callable asks for, after the wizard
-    prompt_needs: Needs = NOTHING
-    ui: _ui.UI | None = None
-    #: options from a callable, multi-select, pages or layout (``None``: a plain fixed list)
-    picker: ch.Picker | None = None
-    request: Request | None = None
-    request_label: Localized | None = None
-    media: Media | None = None
-    #: its prompt, ``error`` or a choice label depends on the language (worked out once, here,
-    #: so a step of plain strings pays nothing per update)
-    localized: bool = False
-    #: reminders and timeout (see aiostep_dialogs.timeouts)
-    timeout: Duration | None = None
-    remind_after: Duration | tuple[Duration, ...] | None = None
-    reminder: Localized | None = None
-
-
-def _takes_locale(fn: Callable[..., Any]) -> bool:
-    """Whether the callable prompt ``fn`` asks for the locale (its one parameter is named
-    ``locale``) rather than the wizard."""
-    try:
-        params = list(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return False
-    return params == ["locale"]
-
-
-def _given_the_locale(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
-    """The prompt callable ``fn(locale)`` as one that takes the wizard."""
-
-    def prompt(wizard: Any) -> Any:
-        return fn(wizard.locale)
-
-    prompt.__name__ = getattr(fn, "__name__", "prompt")
-    return prompt
-
-
-def step(
-    state: enum.Enum,
-    *,
-    prompt: Prompt,
-    validate: Validator | Sequence[Validator] | None = None,
-    error: Localized | None = None,
-    choices: Mapping[str, Localized] | Sequence[str] | ch.ChoiceSource | None = None,
-    keyboard: Literal["inline", "reply"] = "inline",
-    optional: bool = False,
-    default: Any = None,
-    max_attempts: int | None = None,
-    branches: Sequence[enum.Enum] = (),
-    ui: _ui.UI | None = None,
-    multi: bool = False,
-    min: int | None = None,
-    max: int | None = None,
-    per_page: int | None = None,
-    columns: int | None = None,
-    request: Request | None = None,
-    request_label: Localized | None = None,
-    photo: MediaSource | None = None,
-    document: MediaSource | None = None,
-    video: MediaSource | None = None,
-    animation: MediaSource | None = None,
-    timeout: Duration | None = None,
-    remind_after: Duration | Sequence[Duration] | None = None,
-    reminder: Localized | None = None,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a wizard step for ``state``.
-
-    The decorated method is `async def name(self, value, ...)`: after ``value`` it may ask
-    for anything in the update's handler data by name, as an aiogram handler does (``bot``,
-    ``event_from_user``, ``state``, what a middleware or ``dp["db"] = ...`` put there).
-
-    Args:
-        prompt: what the bot asks: a string, a format string over the collected data
-            (``"{name}, is that right?"``: the string is markup for the wizard's parse mode, the
-            values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
-            sync/async callable taking the wizard and returning either (a returned string is
-            sent as is: escape values in it with
-            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]). Like the step
-            method, the callable may ask for handler data by name after the wizard. In the
-            user's language: a ``{locale: template}`` dict, a ``lazy_gettext(...)``
-            template, or a callable whose one parameter is named ``locale`` (it gets the
-            locale; the others read ``self.locale``); see the Languages guide.
-        validate: one validator or a list applied in order; the method gets the result.
-            Default: a text message of at most 4096 characters (or one of ``choices``).
-        error: shown instead of a validator's own reason when the input is rejected (a
-            string, or a text in the user's language: see
-            [`Localized`][aiostep_dialogs.i18n.Localized]).
-        choices: ``{value: label}`` (or a list of values) offered as buttons; the method gets
-            the value. Typed labels are accepted too. A label may be in the user's language
-            (a ``Localized``). Or a sync/async callable taking the wizard (and handler data
-            by name), or only ``locale``, that returns them when the prompt is shown; a
-            press resolves against the values shown, which are stored with the conversation,
-            so each value must be a str of at most 64 characters or an int.
-        keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
-        optional: ``/skip`` is allowed; the method then gets ``default``.
-        max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
-        branches: states the method may return, for the flow diagram (returns of
-            ``self.State.X`` in the method's source are found without it).
-        ui: how this step's prompt is shown, overriding the wizard's ``ui``: ``"edit"``
-            replaces the pressed message in place, ``"send"`` sends a new message.
-        multi: several options may be picked (a press toggles a checkmark, Done submits);
-            the method gets the list of values picked, between ``min`` (default 1) and
-            ``max`` (default: any number) of them.
-        per_page: options shown a page, with previous/next buttons (page turns and toggles
-            are not answers).
-        columns: option buttons a row (default: up to three short ones on a row, else one).
-        request: a reply-keyboard button that makes the user's app send what only it can:
-            ``"contact"`` (their own phone number), ``"location"``, ``"poll"``, ``"users"``,
-            ``"chat"``, or aiogram's ``KeyboardButtonPollType`` / ``KeyboardButtonRequestUsers``
-            / ``KeyboardButtonRequestChat`` for their options. Without ``validate`` the step
-            takes only that answer (`v.contact()`, `v.location()`, `v.poll()`,
-            `v.users_shared()`, `v.chat_shared()`); anything else gets ``texts.use_button``.
-            The keyboard is removed by the next prompt.
-        request_label: the button's text (default: ``texts.request_<kind>``).
-        photo: send the prompt as the caption of this photo: a ``file_id`` or URL (``str``),
-            a file on disk (``pathlib.Path``, uploaded once per process and bot) or an aiogram
-            ``InputFile``. ``document``, ``video`` and ``animation`` likewise; one per step.
-
-        timeout: seconds (or a ``timedelta``) the user has to answer, from when the prompt
-            was sent; then ``on_timeout`` runs, with no message needed (default: the
-            wizard's ``timeout``). See the timeouts guide.
-        remind_after: one or more durations after the prompt at which a reminder re-asks it
-            (default: the wizard's ``remind_after``); they do not move the timeout.
-        reminder: the reminder's text, sent above the prompt (default: ``texts.reminder``).
-    Raises:
-        TypeError: ``request`` is unknown or combined with ``choices``; a media source is of
-            the wrong type, or more than one is given.
-        FileNotFoundError: a media ``Path`` names no file.
-    """
-    if validate is None:
-        chain: tuple[Validator, ...] = ()
-    elif callable(validate):
-        chain = (validate,)
-    else:
-        chain = tuple(validate)
-    options: dict[str, Localized] | None = None
-    source = None
-    if callable(choices) and not isinstance(choices, (Mapping, Sequence)):
-        source = choices
-    elif choices is not None:
-        options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
-        if not options:
-            raise ValueError("choices must not be empty")
-    if keyboard not in ("inline", "reply"):
-        raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
-    check_localized(prompt, "prompt")
-    check_localized(error, "error")
-    check_localized(request_label, "request_label")
-    check_localized(reminder, "reminder")
-    for value, label in (options or {}).items():
-        check_localized(label, f"choices[{value!r}]")
-    if callable(prompt) and not isinstance(prompt, (Text, LazyProxy)) and _takes_locale(prompt):
-        prompt = _given_the_locale(prompt)  # before its needs are read: it asks for none
-    if source is not None and _takes_locale(source):
-        source = _given_the_locale(source)
-    localized = (
-        not isinstance(prompt, (str, Text))
-        or (error is not None and is_localized(error))
-        or (options is not None and any(is_localized(label) for label in options.values()))
-        or source is not None  # its labels may be lazy strings, said in the language
-        or (request_label is not None and is_localized(request_label))
-    )
-    shown = None if ui is None else _ui.check_ui(ui, "step(ui=...)")
-
-    prompt_needs = NOTHING
-    if callable(prompt) and not isinstance(prompt, (str, Text, LazyProxy)):
-        prompt_needs = needs_of(prompt, 1, owner=f"the prompt of {state!r}")
-
-    picker = ch.make_picker(
-        source,
-        where=f"@step({state!r})",
-        static=cast("Mapping[str, str] | None", options),
-        keyboard=keyboard,
-        multi=multi,
-        min=min,
-        max=max,
-        per_page=per_page,
-        columns=columns,
-    )
-    if request is not None:
-        request_kind(request)
-        if options is not None:
-            raise TypeError(
-                f"step {state!r}: request= shows its own reply keyboard and cannot be combined "
-                "with choices=; ask for the choice in a step of its own"
-            )
-    sources = {"photo": photo, "document": document, "video": video, "animation": animation}
-    given = [(kind, source) for kind, source in sources.items() if source is not None]
-    if len(given) > 1:
-        raise TypeError(
-            f"step {state!r}: one medium per prompt; got {' and '.join(k for k, _ in given)}"
-        )
-    media = Media.of(given[0][0], given[0][1]) if given else None  # type: ignore[arg-type]
-
-    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
-            state=state,
-            method=fn,
-            prompt=prompt,
-            validate=chain,
-            error=error,
-            choices=options,
-            keyboard=keyboard,
-            optional=optional,
-            default=default,
-            max_attempts=max_attempts,
-            branches=tuple(branches),
-            needs=needs_of(fn, 2, owner=getattr(fn, "__qualname__", repr(fn))),
-            prompt_needs=prompt_needs,
-            ui=shown,
-            picker=picker,
-            request=request,
-            request_label=request_label,
-            media=media,
-            localized=localized,
-            timeout=timeout,
-            remind_after=(
-                tuple(remind_after)
-                if remind_after is not None
-                and not isinstance(remind_after, (int, float, timedelta))
-                else remind_after
-            ),
-            reminder=reminder,
-        )
-        return fn
-
-    return decorator
-
-
-@dataclass(frozen=True)
-class Commands:
-    """Navigation command names (without ``/``); ``None`` turns one off."""
-
-    back: str | None = "back"
-    cancel: str | None = "cancel"
-    skip: str | None = "skip"
-
-
-@dataclass(frozen=True)
-class Texts:
-    """Every text a wizard says on its own; override per wizard (``texts = Texts(...)``).
-
-    The defaults are said in the user's language (English, Russian, Spanish, Persian; else
-    English). A text you give may be a plain string, or depend on the language: see
-    [`Localized`][aiostep_dialogs.i18n.Localized].
-    """
-
-    cancelled: Localized = N_("Cancelled.")
-    gave_up: Localized = N_("Too many attempts; let's stop here. You can start again any time.")
-    cannot_go_back: Localized = N_("This is the first step; there is nothing to go back to.")
-    cannot_skip: Localized = N_("This step can't be skipped.")
-    stale_button: Localized = N_("This button is no longer active.")
-    progress: Localized = N_("Step {index} of {total}")
-    interrupted: Localized = N_("Sorry, I was interrupted and lost your last message.")
-    #: the toast for a press on a button of another user's wizard
-    not_yours: Localized = N_("This button is not for you.")
-    #: multi-select and pages (see the dynamic and multi choices guide)
-    done: Localized = N_("Done")
-    previous_page: Localized = N_("« Previous")
-    next_page: Localized = N_("Next »")
-    selected_mark: Localized = "✅ "  # the same in every language
-    too_few: Localized = N_("Choose at least {min}.")
-    too_many: Localized = N_("You can choose at most {max}.")
-    use_buttons: Localized = N_("Please use the buttons.")
-    # the labels of request buttons (`@step(request=...)`), and the reason for another answer
-    request_contact: Localized = N_("Share my phone number")
-    request_location: Localized = N_("Send my location")
-    request_poll: Localized = N_("Create a poll")
-    request_users: Localized = N_("Choose a user")
-    request_chat: Localized = N_("Choose a chat")
-    use_button: Localized = N_('Please use the "{label}" button below.')
-    #: a step's reminder (above its prompt again) and what the default on_timeout says
-    reminder: Localized = N_("Still there?")
-    timed_out: Localized = N_("Time is up; let's stop here. You can start again any time.")
-
-
-@dataclass(frozen=True)
-class Finish:
-    """Returned by ``self.finish(result)``: end the wizard with ``result``."""
-
-    result: Any = None
-
-
-def _undo_entry(state: str, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The history entry of an answer at ``state`` that turned ``before`` into ``after``:
-    only what ``/back`` needs to undo it (the record stays small, history or not)."""
-    entry: dict[str, Any] = {"s": state}
-    replaced = {k: v for k, v in before.items() if k not in after or after[k] != v}
-    added = [k for k in after if k not in before]
-    if replaced:
-        entry["r"] = replaced
-    if added:
-        entry["x"] = added
-    return entry
-
-
-def _undo(entry: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with the answer of history ``entry`` undone."""
-    if "d" in entry:  # a record of version 2 or older: the whole data before the answer
-        old = entry["d"]
-        return dict(old) if isinstance(old, dict) else {}
-    undone = {k: v for k, v in data.items() if k not in set(entry.get("x", ()))}
-    replaced = entry.get("r")
-    if isinstance(replaced, dict):
-        undone.update(replaced)
-    return undone
-
-
-def _record_version(meta: Mapping[str, Any]) -> int | None:
-    """The layout version of a running wizard's stored kwargs, or ``None`` when this code
-    cannot read it (a newer version, or not a version at all). Versions 1 to 3 differ only in
-    what a history entry holds (up to 2 the whole data before the answer, ``"d"``; from 3 the
-    answer's changes to undo, ``"r"`` and ``"x"``), which ``/back`` reads entry by entry."""
-    version = meta.get("v", 1)
-    if isinstance(version, bool) or not isinstance(version, int):
-        return None
-    return version if 1 <= version <= RECORD_VERSION else None
-
-
-def _schema_of(meta: Mapping[str, Any]) -> int | None:
-    """The ``schema_version`` a running wizard's data was stored with (``"sv"``, absent: 1),
-    or ``None`` if it is not one."""
-    schema = meta.get("sv", 1)
-    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
-        return None
-    return schema
-
-
-@dataclass
-class _Marker:
-    handled: bool = False
-
-
-# Set by the prompt guard around a command's handlers; wizard handlers mark it.
-_handled: contextvars.ContextVar[_Marker | None] = contextvars.ContextVar(
-    "aiostep_dialogs_handled", default=None
-)
-_wizards: dict[str, type[Wizard]] = {}
-_guards: WeakKeyDictionary[Dispatcher, _PromptGuard] = WeakKeyDictionary()
-
-
-def _mark_handled() -> None:
-    marker = _handled.get()
-    if marker is not None:
-        marker.handled = True
-
-
-async def _quietly(call: Awaitable[Any]) -> None:
-    """Run a cosmetic Bot API call (toast, removing buttons); its failure must not cost input."""
-    try:
-        await call
-    except TelegramAPIError as exc:
-        logger.warning("cosmetic Bot API call failed: %s", exc)
 
 
 class Wizard:
@@ -493,6 +133,8 @@ class Wizard:
     gets a new message, and the old one loses its buttons); a step's ``ui=`` overrides it.
     """
 
+    #: tells `aiostep_dialogs.spec.is_wizard_class` a wizard class from any other
+    __aiostep_wizard__: ClassVar[bool] = True
     State: ClassVar[type[enum.Enum]]
     wizard_id: ClassVar[str]
     commands: ClassVar[Commands] = Commands()
@@ -562,7 +204,7 @@ class Wizard:
             for attr_name, attr in vars(klass).items():
                 spec = getattr(attr, "__wizard_step__", None)
                 if isinstance(spec, StepSpec):
-                    _check_step_method(cls, klass, attr_name, spec, declared)
+                    _check_step_method(cls, klass, attr_name, spec, declared, _RESERVED)
                     declared[spec.state] = attr_name
                     specs = [s for s in specs if s.state != spec.state] + [spec]
         # only now: a step named wizard_id must be seen (and refused) before this replaces it
@@ -609,37 +251,8 @@ class Wizard:
         if cls._timing:
             # a reminder or a timeout speaks with no update: the user's language is stored
             cls._stores_locale = True
-        previous = _wizards.get(cls.wizard_id)
-        if previous is not None and previous.__qualname__ != cls.__qualname__:
-            raise ValueError(f"wizard name {cls.wizard_id!r} is already used by {previous!r}")
-        if previous is not None:
-            # the same wizard defined again (a reload): its steps that are gone are gone
-            for name in previous._registered_names() - cls._registered_names():
-                aiostep.registry.unregister(name)
-        _wizards[cls.wizard_id] = cls
-        # only its own buttons: the bot's other buttons keep working mid-wizard
-        updates = ("message", f"callback_query={_BUTTON_PREFIX}:")
-        for spec in specs:
-            aiostep.registry.register(
-                cls._compile(spec), cls._step_name(spec), updates=updates, replace=True
-            )
-        for old, new in cls._renamed.items():
-            # a conversation stored at the old name resolves to the renamed step
-            aiostep.registry.register(
-                cls._compile(cls._by_state[new]),
-                f"{cls.wizard_id}:{old}",
-                updates=updates,
-                replace=True,
-            )
-        # every wizard's deadlines (reminders, timeouts) fire through one registered step
-        aiostep.registry.register(compile_tick(cls), f"{cls.wizard_id}:{TICK}", replace=True)
-        # a conversation stored at a removed state: see _resolve_stored_wizard
-        cls._drift_step = aiostep.RegisteredStep(
-            name=f"{cls.wizard_id}:*", callback=cls._compile_moved(), updates=updates
-        )
-        aiostep.registry.add_resolver("", _resolve_stored_wizard)
+        _setup.register(cls)
 
-    # -- per update -----------------------------------------------------------------------------
     def __init__(
         self,
         *,
@@ -685,9 +298,7 @@ class Wizard:
         the same conversation; if this wizard was called, ``Other`` returns to that caller.
         """
         if isinstance(state, type):
-            from aiostep_dialogs.calls import Jump, check_target
-
-            return Jump(check_target(self, state, "goto"))
+            return Jump(_calls.check_target(self, state, "goto"))
         if state.name not in self._by_state:
             raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
         return state
@@ -721,16 +332,12 @@ class Wizard:
             WizardNotSetUpError: ``wizard`` is not set up on this update's Dispatcher.
             CallDepthError: ``MAX_CALL_DEPTH`` callers are already waiting.
         """
-        from aiostep_dialogs.calls import make_call
-
-        return make_call(self, wizard, then, key, cancel, data)
+        return _calls.make_call(self, wizard, then, key, cancel, data)
 
     @classmethod
     def to_mermaid(cls) -> str:
         """This wizard's flow as a Mermaid flowchart (see `aiostep_dialogs.graph`)."""
-        from aiostep_dialogs.graph import to_mermaid
-
-        return to_mermaid(cls)
+        return _graph.to_mermaid(cls)
 
     async def answer(self, text: str | Text | Localized, **kwargs: Any) -> Message:
         """Send ``text`` to the wizard's chat (and forum topic).
@@ -816,6 +423,7 @@ class Wizard:
         hook = getattr(self, name)
         return await (hook(*args, **needs.kwargs(self.middleware_data)) if needs else hook(*args))
 
+    @default_hook
     async def on_start(self) -> None:
         """Called when the wizard starts, before the first prompt.
 
@@ -823,14 +431,17 @@ class Wizard:
         (`async def on_finish(self, db: Database)`).
         """
 
+    @default_hook
     async def on_finish(self) -> None:
         """Called when the last step is done or a step returned ``self.finish(...)``."""
 
+    @default_hook
     async def on_cancel(self) -> None:
         """Called on the cancel command; by default says ``texts.cancelled``."""
         await self._language()
         await self.answer_in_place(self._text(self.texts.cancelled))
 
+    @default_hook
     async def on_timeout(self) -> Any:
         """Called when the current step's ``timeout`` passes with no answer, with no message
         needed (also after a restart). Return a ``State`` to go there (its prompt is sent),
@@ -838,22 +449,24 @@ class Wizard:
         ``texts.timed_out``."""
         return None
 
+    @default_hook
     async def on_give_up(self) -> None:
         """Called after ``max_attempts`` rejected inputs; by default says ``texts.gave_up``."""
         await self._language()
         await self.answer_in_place(self._text(self.texts.gave_up))
 
+    @default_hook
     async def on_return(self, child: Wizard, result: Any) -> enum.Enum | Finish | None:
         """Called when a wizard this one called finished, after ``result`` was stored in
         ``self.data``; return ``None`` to go on at the call's ``then``, a ``State`` member
         to go there instead, or ``self.finish(...)``. ``child`` is the finished wizard."""
         return None
 
+    @default_hook
     async def on_leave(self, to: type[Wizard]) -> None:
         """Called when a step returned ``self.goto(to)`` with another wizard class: this
         wizard ends (``on_finish`` does not run) and ``to`` starts."""
 
-    # -- setup ---------------------------------------------------------------------------------
     @classmethod
     def setup(
         cls,
@@ -874,95 +487,8 @@ class Wizard:
         Returns:
             the wizard's router (already included).
         """
-        root = dispatcher if dispatcher is not None else dp
-        if not isinstance(root, Dispatcher):
-            raise TypeError("pass the root Dispatcher (dispatcher=dp) when dp is a Router")
-        guard = _guards.get(root)
-        if guard is None:
-            listen = _find_listen(root)
-            store = as_async(storage) if storage is not None else None
-            if listen is None:
-                listen = aiostep.setup(
-                    root,
-                    storage=store or MemoryStateStorage(),
-                    updates=("message", "callback_query"),  # what wizard steps take
-                )
-            elif listen.storage is None:
-                raise ValueError(
-                    "this Dispatcher's aiostep Listen has no storage, and wizards keep their "
-                    "progress in one: aiostep.setup(dp, storage=...) (or let Wizard.setup "
-                    "install Listen)"
-                )
-            elif store is not None and listen.storage is not store:
-                raise ValueError(
-                    "this Dispatcher already has an aiostep Listen with another storage; "
-                    "give the wizard the same storage (or let Wizard.setup install Listen)"
-                )
-            elif listen not in root.callback_query.outer_middleware:
-                # installed the 0.3 way, on messages only: buttons must reach it too
-                root.callback_query.outer_middleware(listen)
-            guard = _PromptGuard(listen)
-            root.message.outer_middleware(guard)
-            _guards[root] = guard
-        elif storage is not None and as_async(storage) is not guard.listen.storage:
-            raise ValueError("all wizards of one Dispatcher share one storage")
-        assert guard.listen.storage is not None
-        cls._storage = guard.listen.storage
-        guard.wizards.add(cls.wizard_id)  # what a call may run (aiostep_dialogs.calls)
-        if cls.scope == "chat":
-            # only this wizard's conversations are chat-wide: the Dispatcher's other
-            # conversations keep their per-user routing, and cost nothing more
-            guard.listen.route_chat_wide(cls._registered_names())
-        elif cls.scope != "user":
-            raise ValueError(f"{cls.__qualname__}.scope must be 'user' or 'chat'")
-        router = cls._router(entry)
-        dp.include_router(router)
-        return router
+        return _setup.install(cls, dp, entry=entry, storage=storage, dispatcher=dispatcher)
 
-    @classmethod
-    def _router(cls, entry: Any) -> Router:
-        router = Router(name=f"wizard:{cls.wizard_id}")
-        if entry is not None:
-            filters = entry if isinstance(entry, (list, tuple)) else (entry,)
-
-            async def start_handler(message: Message, **data: Any) -> None:
-                await cls.start(message, middleware_data=data)
-
-            router.message.register(start_handler, *filters)
-        for action in ("back", "cancel", "skip"):
-            command = getattr(cls.commands, action)
-            if command is not None:
-                router.message.register(cls._nav_handler(action), Command(command))
-        prefix = f"{_BUTTON_PREFIX}:"  # any wizard button that no pending step took
-
-        async def stale_button(query: CallbackQuery, **data: Any) -> None:
-            # another user's button (their conversation did not take the press), or a stale one
-            language = await locale_of(query, data)
-            await _quietly(query.answer(language.say(button_data.refusal(cls.texts, query))))
-
-        router.callback_query.register(stale_button, F.data.startswith(prefix))
-        return router
-
-    @classmethod
-    def _nav_handler(cls, action: str) -> Callable[..., Awaitable[None]]:
-        async def handler(message: Message, **data: Any) -> None:
-            key = cls._key(message)
-            if key is None:
-                raise SkipHandler()
-            seen = data.get("aiostep_seen")
-            if cls.scope == "chat" and await cls._sender_has_own_wizard(message, seen):
-                raise SkipHandler()  # the sender's own wizard comes first, as its answers do
-            wizard = await cls._load(key, data["bot"], message, seen)
-            if wizard is None:
-                raise SkipHandler()  # not in this wizard: let other handlers have the command
-            wizard.middleware_data = data
-            _mark_handled()
-            await getattr(wizard, f"_do_{action}")()
-
-        handler.__name__ = f"{cls.__name__}_{action}"
-        return handler
-
-    # -- entry -----------------------------------------------------------------------------------
     @classmethod
     async def start(
         cls,
@@ -1000,7 +526,7 @@ class Wizard:
             record = await storage.read(storage_key(key))
         running_cls = None
         if record is not None and record.callback is not None:
-            running_cls = _wizards.get(str(record.kwargs.get("w")))
+            running_cls = _setup.wizard_named(record.kwargs.get("w"))
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
             if running is not None:
@@ -1015,9 +541,7 @@ class Wizard:
             if running is not None and running_cls is not cls:
                 # another wizard was running here: it gives way (and so do its callers)
                 if running._stack:
-                    from aiostep_dialogs.calls import give_way
-
-                    await give_way(running)
+                    await _calls.give_way(running)
                 else:
                     await running._hook("on_cancel")
         wizard = cls(key=key, bot=bot, event=event)
@@ -1058,225 +582,6 @@ class Wizard:
             forget=True,
         )
 
-    # -- internals -------------------------------------------------------------------------------
-    @classmethod
-    def _key(cls, event: TelegramObject) -> ConversationKey | None:
-        """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
-        key = key_of(event)
-        if key is not None and cls.scope == "chat":
-            return key._replace(user_id=ANYONE)
-        return key
-
-    @classmethod
-    async def _sender_has_own_wizard(
-        cls, event: TelegramObject, seen: aiostep.SeenRecords | None
-    ) -> bool:
-        """Whether the sender of ``event`` runs a wizard of their own in this chat (routing
-        already read that record: no round trip)."""
-        own = key_of(event)
-        if own is None:
-            return False
-        storage = cls._storage_or_fail()
-        if seen is not None and seen.storage is storage:
-            record = await seen.read(storage_key(own))
-        else:
-            record = await storage.read(storage_key(own))
-        return (
-            record is not None
-            and record.callback is not None
-            and (str(record.kwargs.get("w")) in _wizards)
-        )
-
-    @classmethod
-    def _step_name(cls, spec: StepSpec) -> str:
-        return f"{cls.wizard_id}:{spec.state.name}"
-
-    @classmethod
-    def _storage_or_fail(cls) -> BaseStorage:
-        """The storage of the Dispatcher handling the current update (each bot keeps its own
-        conversations), else that of the latest ``setup``."""
-        ctx = aiostep.current_update.get()
-        if ctx is not None and ctx.listen.storage is not None:
-            return ctx.listen.storage
-        if cls._storage is None:
-            raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
-        return cls._storage
-
-    @classmethod
-    def _restore_stepping(
-        cls, record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject
-    ) -> Wizard | None:
-        """The wizard a claimed step runs, or ``None`` (nothing to do). A newer deploy's
-        record is left pending for it: ``SkipHandler`` sends the update on to the handlers."""
-        wizard = cls._restore(record, key, bot, event)
-        if wizard is None and cls._left_for_newer(record.kwargs):
-            raise SkipHandler()
-        return wizard
-
-    @classmethod
-    def _compile(cls, spec: StepSpec) -> Callable[..., Awaitable[None]]:
-        async def on_update(
-            event: Message | CallbackQuery,
-            step_context: StateContext,
-            conversation: ConversationKey,
-            **data: Any,
-        ) -> None:
-            wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
-            if wizard is None:
-                return
-            wizard.middleware_data = data
-            if step_context.claim is not None and isinstance(event, Message):
-                # The process that ran this step last died before its outcome (the step was
-                # offered again): the user's message it was handling is lost, and this one
-                # may not be an answer ("hello?"). Ask again, so they know what is asked.
-                await wizard._park_and_prompt(spec, error=cls.texts.interrupted)
-                return
-            await wizard._handle(spec, event)
-
-        on_update.__qualname__ = f"{cls.__qualname__}.<step {spec.state.name}>"
-        return on_update
-
-    @classmethod
-    def _restore(
-        cls, record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject | None
-    ) -> Wizard | None:
-        """The running wizard stored in ``record``, as this deploy's class sees it: a renamed
-        state under its new name, data of an older ``schema_version`` migrated, a removed
-        state moved to the fallback (``_moved``; written by the next write). ``None`` when
-        ``record`` is not this wizard's, or was written by a newer deploy."""
-        meta = record.kwargs
-        if _record_version(meta) is None:
-            # its layout may mean anything: not misread, treated as not running, kept as is
-            logger.error(
-                "%s: conversation %s is stored as wizard record version %r, and this code reads "
-                "versions 1 to %d (written by a newer deploy?): it is treated as not running "
-                "and left as it is",
-                cls.wizard_id,
-                key,
-                meta.get("v"),
-                RECORD_VERSION,
-            )
-            return None
-        if meta.get("w") != cls.wizard_id or record.current_state is None:
-            return None
-        schema = _schema_of(meta)
-        if schema is None or schema > cls.schema_version:
-            logger.error(
-                "%s: conversation %s holds data of schema_version %r, and this class is "
-                "schema_version %d (written by a newer deploy?): it is treated as not running "
-                "and left as it is",
-                cls.wizard_id,
-                key,
-                meta.get("sv"),
-                cls.schema_version,
-            )
-            return None
-        stored = record.current_state.rpartition(":")[2]
-        state_name = cls._renamed.get(stored, stored)
-        data = dict(record.data)
-        history = [
-            {**h, "s": cls._renamed[h["s"]]} if h.get("s") in cls._renamed else h
-            for h in meta.get("h", [])
-            if isinstance(h, dict) and isinstance(h.get("s"), str)
-        ]
-        if schema < cls.schema_version or any(h["s"] not in cls._by_state for h in history):
-            data, history = cls._rebuild(data, history, schema)
-        spec = cls._by_state.get(state_name)
-        moved = spec is None
-        if spec is None:
-            spec, data, history = cls._fall_back(data, history)
-            logger.warning(
-                "%s: stored state %r has no step any more; conversation %s goes on at %s",
-                cls.wizard_id,
-                stored,
-                key,
-                spec.state.name,
-            )
-        elif meta.get("fp") != cls._fingerprint:
-            logger.info("%s: conversation %s was stored by another version", cls.wizard_id, key)
-        wizard = cls(
-            key=key,
-            bot=bot,
-            event=event,
-            data=data,
-            state=spec.state,
-            history=history,
-            # a moved conversation gets the fallback's prompt anew: the old one's buttons die
-            nonce=secrets.token_hex(4) if moved else str(meta.get("n", "")),
-            attempts=0 if moved else int(meta.get("a", 0)),
-        )
-        wizard._moved = moved
-        wizard._sent_fp = str(meta.get("fp", ""))
-        stored_locale = meta.get("l")
-        if isinstance(stored_locale, str):
-            wizard._stored_locale = stored_locale
-        if cls._edits:
-            wizard.prompt_message_id = _ui.stored_message_id(meta)
-        if "st" in meta:
-            from aiostep_dialogs.calls import read_stack
-
-            wizard._stack = read_stack(meta["st"])
-        if spec.picker is not None and not moved:
-            ch.restore(wizard, meta)
-        return wizard
-
-    @classmethod
-    def _rebuild(
-        cls, data: dict[str, Any], history: list[dict[str, Any]], schema: int
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """``data`` and ``history`` after a deploy that removed steps or changed the data's
-        schema: every version of the data ``/back`` can return to is migrated, and the
-        answers given at removed steps are undone together with the answer before them."""
-        # versions[k]: the data before answer k; versions[-1]: the data now
-        versions = [data]
-        for entry in reversed(history):
-            versions.append(_undo(entry, versions[-1]))
-        versions.reverse()
-        if schema < cls.schema_version:
-            versions = [cls._migrated(version, schema) for version in versions]
-        kept = [k for k, entry in enumerate(history) if entry["s"] in cls._by_state]
-        rebuilt = [
-            _undo_entry(
-                history[k]["s"],
-                versions[k],
-                versions[kept[i + 1]] if i + 1 < len(kept) else versions[-1],
-            )
-            for i, k in enumerate(kept)
-        ]
-        return versions[-1], rebuilt
-
-    @classmethod
-    def _migrated(cls, data: dict[str, Any], schema: int) -> dict[str, Any]:
-        migrated = cls.migrate(copy.deepcopy(data), schema)
-        if not isinstance(migrated, dict):
-            raise TypeError(
-                f"{cls.__qualname__}.migrate returned {type(migrated).__name__}; return the "
-                "data dict in the shape of the current schema_version"
-            )
-        return migrated
-
-    @classmethod
-    def _fall_back(
-        cls, data: dict[str, Any], history: list[dict[str, Any]]
-    ) -> tuple[StepSpec, dict[str, Any], list[dict[str, Any]]]:
-        """Where a conversation stored at a removed state goes on: ``fallback``, else the
-        latest step it answered, else the first step. A step it answered is gone back to as
-        ``/back`` would (that answer and the later ones are undone)."""
-        if cls.fallback is not None:
-            target = cls.fallback.name
-        elif history:
-            target = history[-1]["s"]
-        else:
-            target = cls._steps[0].state.name
-        if any(entry["s"] == target for entry in history):
-            history = list(history)
-            while history:
-                entry = history.pop()
-                data = _undo(entry, data)
-                if entry["s"] == target:
-                    break
-        return cls._by_state[target], data, history
-
     @classmethod
     def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
         """Convert the data of a conversation stored at ``schema_version`` ``version`` (lower
@@ -1296,740 +601,55 @@ class Wizard:
         return data
 
     @classmethod
-    def _left_for_newer(cls, meta: Mapping[str, Any]) -> bool:
-        """Whether a stored conversation was written by a newer deploy (a layout or a data
-        schema this one does not read): it is left pending for that deploy."""
-        if _record_version(meta) is None:
-            return True
-        schema = _schema_of(meta)
-        return schema is None or schema > cls.schema_version
-
-    @classmethod
-    def _registered_names(cls) -> set[str]:
-        """The step names this wizard registers: its steps and its renamed states."""
-        names = {cls._step_name(spec) for spec in cls._steps}
-        return names | {f"{cls.wizard_id}:{old}" for old in cls._renamed}
-
-    @classmethod
-    def _compile_moved(cls) -> Callable[..., Awaitable[None]]:
-        """The step of a conversation stored at a state this deploy removed: it goes on at
-        the fallback, whose prompt is sent (the update answered a question that is gone)."""
-
-        async def on_moved(
-            event: Message | CallbackQuery,
-            step_context: StateContext,
-            conversation: ConversationKey,
-            **data: Any,
-        ) -> None:
-            wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
-            if wizard is None:
-                return
-            wizard.middleware_data = data
-            spec = wizard._spec()
-            if not wizard._moved:  # its state exists after all (stored under another name)
-                await wizard._handle(spec, event)
-                return
-            if isinstance(event, CallbackQuery):
-                stale = (await wizard._language()).say(cls.texts.stale_button)
-                await _quietly(event.answer(stale))
-            wizard._moved = False
-            await wizard._park_and_prompt(spec)
-
-        on_moved.__qualname__ = f"{cls.__qualname__}.<moved step>"
-        return on_moved
-
-    async def _settle(self) -> None:
-        """Store where a restored conversation was moved (its stored state was removed) before
-        its prompt is shown, so the user's answer reaches that step."""
-        if self._moved:
-            self._moved = False
-            await self._park(self._spec())
-
-    @classmethod
-    async def _load(
-        cls,
-        key: ConversationKey,
-        bot: Bot,
-        event: TelegramObject | None,
-        seen: aiostep.SeenRecords | None = None,
-    ) -> Wizard | None:
-        storage = cls._storage_or_fail()
-        if seen is not None and seen.storage is storage:
-            record = await seen.read(storage_key(key))
-        else:
-            record = await storage.read(storage_key(key))
-        if record is None or record.callback is None:
-            return None
-        wizard = cls._restore(record, key, bot, event)
-        if wizard is not None:
-            await wizard._settle()
-        return wizard
+    def _step_name(cls, spec: StepSpec) -> str:
+        return f"{cls.wizard_id}:{spec.state.name}"
 
     def _spec(self) -> StepSpec:
         assert self.state is not None
         return self._by_state[self.state.name]
 
-    async def _handle(self, spec: StepSpec, event: Message | CallbackQuery) -> None:
-        raw: Any = event
-        if isinstance(event, CallbackQuery):
-            value: Any
-            if spec.picker is not None:
-                value = await ch.on_press(self, spec, event)
-                if value is None:
-                    return  # a toggle, a page turn or a refused press: answered there
-            else:
-                value = self._pressed(spec, event.data)
-                if value is None:
-                    refused = await self._said(button_data.refusal(self.texts, event))
-                    await _quietly(event.answer(refused))
-                    await self._park(spec)  # the claim took the step; put it back unchanged
-                    return
-            if self._edits:
-                self._press = event  # answered, and its message edited, with the outcome
-            else:
-                await _quietly(event.answer())
-                if isinstance(event.message, Message):
-                    await _quietly(event.message.edit_reply_markup(reply_markup=None))
-            raw = value
-        snapshot = copy.deepcopy(self.data)
-        try:
-            value = await self._validate(spec, raw)
-            outcome = await call(spec.method, spec.needs, self.middleware_data, self, value)
-        except ValidationError as exc:
-            self.data = snapshot  # rejected input is not stored
-            await self._reject(spec, exc)
-            return
-        except Exception:
-            # A bug in a validator or step method: the claim took the step, so put it back as
-            # it was (the user can answer again) and let aiogram's error handlers see it.
-            self.data = snapshot
-            await self._park(spec)
-            await _ui.drop_press(self)
-            raise
-        await self._advance(spec, outcome, snapshot)
-
-    def _pressed(self, spec: StepSpec, data: str | None) -> str | None:
-        """The choice value of a pressed button, or ``None`` if it is stale, forged or another
-        conversation's."""
-        if not spec.choices:
-            return None
-        press = button_data.parse(data)
-        if press is None or not button_data.is_current(self, press):
-            return None
-        index = button_data.index_of(press.code, "", len(spec.choices))
-        return None if index is None else list(spec.choices)[index]
-
-    async def _validate(self, spec: StepSpec, raw: Any) -> Any:
-        if spec.picker is not None:
-            value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
-            return await v.run(spec.validate, value)
-        chain: list[Validator] = []
-        if spec.choices is not None:
-            if spec.localized:
-                await self._language()
-            labels = self._choice_labels(spec) if spec.localized else spec.choices
-            chain.append(v.choice(cast("Mapping[str, str]", labels)))
-        elif not spec.validate:
-            # a request step takes only the button's answer, unless it says otherwise
-            request = spec.request is not None and self._requests[spec.state.name]
-            chain.append(request.validator if request else v.text())
-        chain.extend(spec.validate)
-        return await v.run(chain, raw)
-
-    async def _reject(self, spec: StepSpec, reason: ValidationError | Localized) -> None:
-        self.attempts += 1
-        limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
-        if limit is not None and self.attempts >= limit:
-            try:
-                await self._hook("on_give_up")
-            finally:
-                await self._clear()
-            return
-        if self._press is not None and spec.state.name in self._edit_states:
-            # a refused press: its reason as a toast; the message and its buttons stay
-            await self._park(spec)
-            said = await self._say_error(spec.error if spec.error is not None else reason)
-            await _ui.refuse_press(self, said)
-            return
-        self.nonce = secrets.token_hex(4)
-        if spec.picker is not None:
-            await ch.prepare(self, spec)
-        await self._park_and_prompt(spec, error=spec.error if spec.error is not None else reason)
-
-    async def _advance(self, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
-        """Go where ``outcome`` says; ``before`` is the data as it was before this answer,
-        kept in the history so ``/back`` undoes the answer too."""
-        if isinstance(outcome, Finish):
-            await self._finish(outcome.result)
-            return
-        if outcome is None:
-            index = self._steps.index(spec)
-            if index + 1 >= len(self._steps):
-                await self._finish(None)
-                return
-            target = self._steps[index + 1]
-        elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
-            target = self._by_state[outcome.name]
-        elif isinstance(outcome, self.State):
-            raise ValueError(
-                f"{type(self).__qualname__}.{spec.method.__name__} returned "
-                f"State.{outcome.name}, which has no @step; declare one or return another state"
-            )
-        else:
-            from aiostep_dialogs.calls import Call, Jump, follow
-
-            if isinstance(outcome, (Call, Jump)):
-                await follow(self, spec, outcome, before)
-                return
-            raise TypeError(
-                f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
-                "return None, a State member, self.finish(...), self.call(...) or "
-                "self.goto(...)"
-            )
-        history = self.history
-        self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
-            -_HISTORY_LIMIT:
-        ]
-        await self._enter(target, back_to=(spec, before, history))
-
-    async def _enter(
-        self,
-        spec: StepSpec,
-        *,
-        back_to: tuple[StepSpec, dict[str, Any], list[dict[str, Any]]] | None = None,
-    ) -> None:
-        """Move to ``spec`` and send its prompt. If the prompt cannot be sent, the user never
-        saw that question: go back to ``back_to`` (the step they did see, with the data and
-        history before their answer; without it the conversation ends), then let the error
-        reach ``dp.errors``. The user's next message answers the question they saw."""
-        self.state = spec.state
-        self.attempts = 0
-        self.nonce = secrets.token_hex(4)
-        if self._shown is not None or self._picked:
-            self._shown, self._picked, self._labels = None, (), None  # the previous step's
-        if spec.picker is not None:
-            await ch.prepare(self, spec)  # the options to show, stored by the park below
-        if not self._edits:
-            await self._park(spec)
-        try:
-            await self._send_prompt(spec, park=True)
-        except Exception:
-            try:
-                if back_to is None:
-                    await self._clear()
-                else:
-                    seen, self.data, self.history = back_to
-                    self.state, self.nonce = seen.state, secrets.token_hex(4)
-                    self._shown, self._picked, self._labels = None, (), None
-                    await self._park(seen)
-            except Exception:
-                logger.exception("%s: could not undo a step whose prompt failed", self.key)
-            raise
-
-    async def _park(self, spec: StepSpec, *, step_only: bool = False) -> None:
-        """Persist: the next step is ``spec``, with state, data and navigation, in one write
-        (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
-        meta: dict[str, Any] = {
-            "v": RECORD_VERSION,
-            "w": self.wizard_id,
-            "fp": self._fingerprint,
-            "h": self.history,
-            "n": self.nonce,
-            "a": self.attempts,
-        }
-        if self.schema_version != 1:
-            meta["sv"] = self.schema_version
-        timeout: float | None = None
-        if self._timing:
-            timeout, extra = park_options(self, spec, self._wake)
-            self._wake = None
-            meta.update(extra)
-        if self._stored_locale is not None:
-            meta["l"] = self._stored_locale
-        if self.prompt_message_id is not None:
-            meta["m"] = self.prompt_message_id
-        if self._stack:
-            meta["st"] = list(self._stack)
-        if self._shown is not None:
-            meta["c"] = self._shown
-        if self._picked:
-            meta["p"] = list(self._picked)
-        if step_only:
-            # a press that is not an answer (a toggle, a page turn) shows the user is there:
-            # the step's deadline starts again, as for a new prompt
-            await aiostep.register_next_step(
-                self.key.user_id,
-                self._step_name(spec),
-                chat_id=self.key.chat_id,
-                thread_id=self.key.thread_id,
-                bot_id=self.key.bot_id,
-                kwargs=meta,
-                storage=self._storage_or_fail(),
-                timeout=timeout,
-                on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
-            )
-            return
-        await aiostep.register_next_step(
-            self.key.user_id,
-            self._step_name(spec),
-            chat_id=self.key.chat_id,
-            thread_id=self.key.thread_id,
-            bot_id=self.key.bot_id,
-            kwargs=meta,
-            state=spec.state,
-            data=self.data,
-            storage=self._storage_or_fail(),
-            timeout=timeout,
-            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
-        )
-
-    async def _time_out(self) -> None:
-        """The step's timeout passed: go where ``on_timeout`` says (a failing hook ends the
-        conversation, which nobody is answering, and the error is logged). In a called wizard
-        the default (``None``) cancels through the stack, so every caller's ``on_cancel`` runs,
-        as on ``/cancel``."""
-        try:
-            outcome = await self._hook("on_timeout")
-        except Exception:
-            await self._clear()
-            raise
-        if outcome is None:
-            await self._language()
-            if self._stack:
-                from aiostep_dialogs.calls import cancel
-
-                try:
-                    await self.answer(self._text(self.texts.timed_out))
-                finally:
-                    await cancel(self)
-                return
-            try:
-                await self.answer_in_place(self._text(self.texts.timed_out))
-            finally:
-                await self._clear()
-        elif isinstance(outcome, Finish):
-            await self._finish(outcome.result)
-        elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
-            await self._enter(self._by_state[outcome.name])
-        else:
-            await self._clear()
-            raise TypeError(
-                f"{type(self).__qualname__}.on_timeout returned {outcome!r}; return None, a "
-                "State member with a @step, or self.finish(...)"
-            )
-
-    async def _finish(self, result: Any) -> None:
-        self.result = result
-        if self._stack:  # a called wizard: its result goes to its caller
-            from aiostep_dialogs.calls import give_back
-
-            await give_back(self, result)
-            return
-        try:
-            await self._hook("on_finish")
-        finally:
-            await self._clear()
-
-    async def _clear(self) -> None:
-        """End the conversation: its whole record goes (the outcome of this update's claim,
-        so it is refused if another worker took the step over meanwhile)."""
-        if self._edits:
-            await _ui.close(self, None)  # the last prompt's buttons go, unless closed already
-        await aiostep.unregister_steps(
-            self.key.user_id,
-            chat_id=self.key.chat_id,
-            thread_id=self.key.thread_id,
-            bot_id=self.key.bot_id,
-            storage=self._storage_or_fail(),
-            forget=True,
-        )
-
-    async def _render(self, spec: StepSpec) -> str | Text:
-        """The prompt of ``spec``: markup for the wizard's parse mode, or a formatting node.
-
-        Values formatted into a template come from users: they are escaped. ``texts.progress``
-        is plain text like the other ``Texts``.
-        """
-        mode = effective_parse_mode(self.bot, self.parse_mode)
-        prompt = spec.prompt
-        body: str | Text
-        if isinstance(prompt, Text):
-            body = prompt
-        elif spec.localized:  # a callable prompt too: it may read self.locale
-            body = await self._render_localized(spec, mode)
-        else:
-            body = fill(cast(str, prompt), self.data, mode)
-        if not self.show_progress:
-            return body if isinstance(body, Text) else str(body)
-        index = self._steps.index(spec) + 1
-        language = await self._language()
-        progress = language.say(self.texts.progress, index=index, total=len(self._steps))
-        if isinstance(body, Text):
-            return Text(progress, "\n", body)
-        if isinstance(self.texts.progress, Markup):
-            progress = Markup(progress)
-        return f"{escape(progress, mode)}\n{body}"
-
-    async def _render_localized(self, spec: StepSpec, mode: str | None) -> str | Text:
-        """A prompt in the user's language: a template from a ``{locale: template}`` dict or a
-        lazy string (filled like a string prompt), or what a callable returns."""
-        language = await self._language()
-        prompt = spec.prompt
-        if callable(prompt) and not isinstance(prompt, LazyProxy):
-            with language.speaking():  # aiogram's gettext(...) in it answers in this language
-                body = await call(prompt, spec.prompt_needs, self.middleware_data, self)
-            return body if isinstance(body, Text) else str(body)
-        assert not isinstance(prompt, Text)
-        return fill(language.say(prompt), self.data, mode)
-
-    def _choice_labels(self, spec: StepSpec) -> dict[str, str] | None:
-        """``spec``'s choices with their labels in the user's language (worked out by the
-        caller: ``await self._language()`` first)."""
-        if spec.choices is None:
-            return None
-        return {value: self._say(label) for value, label in spec.choices.items()}
-
-    def _closing_markup(self) -> ReplyKeyboardRemove | None:
-        uses_reply = any(
-            (s.choices and s.keyboard == "reply") or s.request is not None for s in self._steps
-        )
-        return ReplyKeyboardRemove() if uses_reply else None
-
-    def _markup(self, spec: StepSpec) -> Any:
-        if spec.picker is not None:
-            return ch.markup(self, spec)
-        if spec.request is not None:
-            return self._requests[spec.state.name].markup_for(self)
-        if not spec.choices:
-            return self._closing_markup()
-        choices = self._choice_labels(spec) if spec.localized else spec.choices
-        labels = cast("list[str]", list((choices or {}).values()))  # plain, or said
-        if spec.keyboard == "reply":
-            return ReplyKeyboardMarkup(
-                keyboard=[[KeyboardButton(text=label)] for label in labels],
-                resize_keyboard=True,
-                one_time_keyboard=True,
-            )
-        buttons = [
-            InlineKeyboardButton(
-                text=label,
-                callback_data=f"{_BUTTON_PREFIX}:{self.key.user_id}:{self._fingerprint}:"
-                f"{self.nonce}:{i}",
-            )
-            for i, label in enumerate(labels)
-        ]
-        one_row = len(buttons) <= 3 and sum(len(label) for label in labels) <= 30
-        rows = [buttons] if one_row else [[b] for b in buttons]
-        return InlineKeyboardMarkup(inline_keyboard=rows)
-
-    async def _park_and_prompt(
-        self, spec: StepSpec, error: ValidationError | Localized | None = None
-    ) -> None:
-        """Store ``spec`` as the next step and show its prompt (in one-message mode the prompt
-        first: its message id is part of the write, still this update's claim's outcome)."""
-        if not self._edits:
-            await self._park(spec)
-        await self._send_prompt(spec, error, park=True)
-
-    async def _send_prompt(
-        self,
-        spec: StepSpec,
-        error: ValidationError | Localized | None = None,
-        *,
-        park: bool = False,
-    ) -> None:
-        """Show the prompt of ``spec``. One-message mode: with ``park`` (the caller did not
-        store the step), or when the prompt's message changed, the step is stored after it."""
-        if spec.picker is not None:
-            await ch.before_send(self, spec)
-        if spec.localized or spec.picker is not None or spec.request is not None:
-            await self._language()  # its labels are said in it (by the sync _markup)
-        prompt = await self._render(spec)
-        # a rejection's reason, ``error=`` or ``texts.interrupted``, in the user's language
-        reason = None if error is None else await self._say_error(error)
-        if spec.media is not None:
-            sent = await send_media_prompt(self, spec.media, prompt, reason, self._markup(spec))
-            # one-message mode: a medium is always a new message (text cannot become one)
-            if self._edits and (await _ui.sent_anew(self, sent) or park):
-                await self._park(spec)
-            return
-        if reason:
-            # A rejection's reason is plain text: it often quotes what the user sent.
-            if isinstance(prompt, Text):
-                prompt = Text(reason, "\n\n", prompt)
-            else:
-                mode = effective_parse_mode(self.bot, self.parse_mode)
-                prompt = f"{escape(reason, mode)}\n\n{prompt}"
-        if not self._edits:
-            await self.answer(prompt, reply_markup=self._markup(spec))
-            return
-        edit = spec.state.name in self._edit_states
-        if await _ui.show_prompt(self, prompt, self._markup(spec), edit=edit) or park:
-            await self._park(spec)
-
-    async def _say_error(self, error: ValidationError | Localized) -> str:
-        """A rejection's reason (or ``error=``, ``texts.interrupted``) in the user's language."""
-        if isinstance(error, ValidationError):
-            text, params = error.message, error.params
-        else:
-            text, params = error, {}
-        if isinstance(text, str) and not params and not is_localized(text):
-            return text  # a plain string: said as is, with no language to work out
-        return (await self._language()).say(text, **params)
-
-    async def _do_back(self) -> None:
-        if not self.history and self._stack:
-            from aiostep_dialogs.calls import back_to_caller
-
-            await back_to_caller(self)
-            return
-        if not self.history:
-            await self.answer(self._text(self.texts.cannot_go_back))
-            await self._send_prompt(self._spec())
-            return
-        back_to = (self._spec(), self.data, list(self.history))
-        entry = self.history.pop()
-        self.data = _undo(entry, self.data)  # the answer given there is undone with it
-        await self._enter(self._by_state[entry["s"]], back_to=back_to)
-
-    async def _do_cancel(self) -> None:
-        if self._stack:
-            from aiostep_dialogs.calls import cancel
-
-            await cancel(self)
-            return
-        try:
-            await self._hook("on_cancel")
-        finally:
-            await self._clear()
-
-    async def _do_skip(self) -> None:
-        spec = self._spec()
-        if not spec.optional:
-            await self.answer(self._text(self.texts.cannot_skip))
-            await self._send_prompt(spec)
-            return
-        snapshot = copy.deepcopy(self.data)
-        try:
-            outcome = await call(spec.method, spec.needs, self.middleware_data, self, spec.default)
-        except ValidationError as exc:
-            self.data = snapshot
-            await self._reject(spec, exc)
-            return
-        await self._advance(spec, outcome, snapshot)
+    # -- the framework's runtime, in its own modules (bound here as methods: no extra call) ---
+    # the stored record (aiostep_dialogs.record)
+    _restore = classmethod(_record.restore)
+    _rebuild = classmethod(_record.rebuild)
+    _migrated = classmethod(_record.migrated)
+    _fall_back = classmethod(_record.fall_back)
+    _left_for_newer = classmethod(_record.left_for_newer)
+    # installing on a Dispatcher (aiostep_dialogs.setup)
+    _router = classmethod(_setup.router_for)
+    _nav_handler = classmethod(_setup.nav_handler)
+    _registered_names = classmethod(_setup.registered_names)
+    # per update (aiostep_dialogs.runtime)
+    _key = classmethod(_runtime.key_for)
+    _sender_has_own_wizard = classmethod(_runtime.sender_has_own_wizard)
+    _storage_or_fail = classmethod(_runtime.storage_or_fail)
+    _restore_stepping = classmethod(_runtime.restore_stepping)
+    _compile = classmethod(_runtime.compile_step)
+    _compile_moved = classmethod(_runtime.compile_moved)
+    _load = classmethod(_runtime.load)
+    _settle = _runtime.settle
+    _handle = _runtime.handle
+    _pressed = _runtime.pressed
+    _validate = _runtime.validate
+    _reject = _runtime.reject
+    _advance = _runtime.advance
+    _enter = _runtime.enter
+    _park = _runtime.park
+    _park_and_prompt = _runtime.park_and_prompt
+    _time_out = _runtime.time_out
+    _finish = _runtime.finish
+    _clear = _runtime.clear
+    _do_back = _runtime.do_back
+    _do_cancel = _runtime.do_cancel
+    _do_skip = _runtime.do_skip
+    # what is shown (aiostep_dialogs.render)
+    _render = _rendering.render
+    _render_localized = _rendering.render_localized
+    _choice_labels = _rendering.choice_labels
+    _closing_markup = _rendering.closing_markup
+    _markup = _rendering.markup
+    _send_prompt = _rendering.send_prompt
+    _say_error = _rendering.say_error
 
 
-#: Hooks a subclass overrides with plain methods (never with a step).
-_HOOKS = frozenset(
-    ("on_start", "on_finish", "on_cancel", "on_give_up", "on_return", "on_leave", "on_timeout")
-)
-#: How many arguments the runtime passes a hook after ``self``; handler data may follow them.
-_HOOK_ARGS = {"on_return": 2, "on_leave": 1}
-
-
-def _reserved_names() -> frozenset[str]:
-    """Every name the Wizard runtime itself uses on a wizard: the base class's attributes
-    and options, and what ``__init__`` sets on an instance. A step method named so would
-    replace it."""
-    probe = Wizard(key=ConversationKey(0, 0, None, 0), bot=Bot.__new__(Bot))
-    return frozenset(dir(Wizard)) | frozenset(Wizard.__annotations__) | frozenset(vars(probe))
-
-
-_RESERVED = _reserved_names()
-
-
-def _check_step_method(
-    cls: type[Wizard], klass: type, attr: str, spec: StepSpec, declared: dict[enum.Enum, str]
-) -> None:
-    """Refuse, at class definition, a step method the runtime could not use as declared."""
-    where = f"{cls.__qualname__}.{attr}" if klass is cls else f"{klass.__qualname__}.{attr}"
-    if attr in _HOOKS:
-        raise TypeError(
-            f"{where}: {attr} is a Wizard hook, not a step: override it without @step, and "
-            f"give the step for {spec.state!r} another name"
-        )
-    if attr in _RESERVED:
-        raise TypeError(
-            f"{where}: the step for {spec.state!r} is named {attr!r}, which the Wizard "
-            "runtime itself uses (a method, option or attribute of every wizard); rename the "
-            "step method"
-        )
-    if spec.state in declared:
-        raise TypeError(
-            f"{where}: {klass.__qualname__} declares two steps for {spec.state!r} "
-            f"({declared[spec.state]} and {attr}); keep one, or declare the other for "
-            "another state"
-        )
-    if not inspect.iscoroutinefunction(spec.method):
-        raise TypeError(
-            f"{where}: a step method must be `async def` (it is awaited with the user's "
-            f"answer); write `async def {attr}(self, value)`"
-        )
-
-
-def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
-    """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
-    without a step: the wizard would fail only when a user got there."""
-    from aiostep_dialogs.graph import call_then_names, returned_names
-
-    with_step = {s.state.name for s in specs}
-    for spec in specs:
-        name = spec.method.__name__
-        for target in spec.branches:
-            if not isinstance(target, state_enum):
-                raise TypeError(
-                    f"{cls.__qualname__}.{name}: branches= names {target!r}, which is not a "
-                    f"member of {cls.__qualname__}.State"
-                )
-        named = [t.name for t in spec.branches] + [
-            n
-            for n in returned_names(spec.method) + call_then_names(spec.method)
-            if n in state_enum.__members__
-        ]
-        for target_name in named:
-            if target_name not in with_step:
-                raise TypeError(
-                    f"{cls.__qualname__}.{name} can go to State.{target_name}, which has no "
-                    f"@step: declare a step for State.{target_name}, or go to another state"
-                )
-
-
-def _check_drift_options(cls: type[Wizard], state_enum: type[enum.Enum]) -> dict[str, str]:
-    """Refuse, at class definition, ``renamed``/``fallback``/``schema_version`` values a
-    redeploy could not use; return ``renamed`` as old name -> new name."""
-    where = cls.__qualname__
-    version = cls.schema_version
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise TypeError(f"{where}.schema_version must be an int from 1, got {version!r}")
-    if cls.fallback is not None and not (
-        isinstance(cls.fallback, state_enum) and cls.fallback.name in cls._by_state
-    ):
-        raise TypeError(
-            f"{where}.fallback is {cls.fallback!r}: name a member of {where}.State that has "
-            "a @step (or leave it None)"
-        )
-    if not isinstance(cls.renamed, Mapping):
-        raise TypeError(f"{where}.renamed must be a dict {{'OLD_NAME': State.NEW}}")
-    renamed: dict[str, str] = {}
-    for old, new in cls.renamed.items():
-        if not isinstance(new, state_enum) or new.name not in cls._by_state:
-            raise TypeError(
-                f"{where}.renamed[{old!r}] is {new!r}: name a member of {where}.State that has "
-                "a @step"
-            )
-        if not isinstance(old, str) or not old or old in cls._by_state:
-            raise TypeError(
-                f"{where}.renamed has the key {old!r}: give the old state name, as a string, "
-                "of a state that has no step any more"
-            )
-        renamed[old] = new.name
-    return renamed
-
-
-def _resolve_stored_wizard(name: str, record: StateContext) -> aiostep.RegisteredStep | None:
-    """The step of a wizard conversation whose stored step name is not registered: its
-    wizard's, when the state was removed by a redeploy; one that removes the conversation,
-    when this deploy has no wizard of that id. ``None`` for any other record."""
-    meta = record.kwargs
-    wizard_id = meta.get("w")
-    if (
-        not isinstance(wizard_id, str)
-        or not name.startswith(wizard_id + ":")
-        or "fp" not in meta
-        or _record_version(meta) is None
-    ):
-        return None
-    cls = _wizards.get(wizard_id)
-    if cls is None:
-        return _FORGET_UNKNOWN
-    return cls._drift_step
-
-
-async def _forget_unknown_wizard(
-    event: TelegramObject,
-    step_context: StateContext,
-    conversation: ConversationKey,
-    aiostep_storage: BaseStorage,
-) -> None:
-    """A conversation of a wizard this deploy does not define cannot go on: its whole record
-    goes (not only the step), and the update goes on to the normal handlers."""
-    logger.error(
-        "conversation %s: stored next step %r belongs to wizard %r, which this deploy does "
-        "not define (renamed or removed? give wizards a stable name=); the conversation, its "
-        "state and data are removed, and the update goes to the normal handlers",
-        conversation,
-        step_context.callback,
-        step_context.kwargs.get("w"),
-    )
-    await aiostep.unregister_steps(
-        conversation.user_id,
-        chat_id=conversation.chat_id,
-        thread_id=conversation.thread_id,
-        bot_id=conversation.bot_id,
-        storage=aiostep_storage,
-        forget=True,
-    )
-    raise SkipHandler()
-
-
-_FORGET_UNKNOWN = aiostep.RegisteredStep(
-    name="aiostep_dialogs:unknown-wizard",
-    callback=_forget_unknown_wizard,
-    updates=("message", "callback_query"),
-)
-
-
-def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:
-    for middleware in dp.message.outer_middleware:
-        if isinstance(middleware, aiostep.Listen):
-            return middleware
-    return None
-
-
-class _PromptGuard:
-    """After a command that interrupted a running wizard (``/help``...) and did not end it,
-    send the current prompt again so the user knows what is being asked."""
-
-    def __init__(self, listen: aiostep.Listen) -> None:
-        self.listen = listen
-        #: the ids of the wizards set up on this Dispatcher
-        self.wizards: set[str] = set()
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        if not is_command(event):
-            return await handler(event, data)
-        marker = _Marker()
-        reset = _handled.set(marker)
-        try:
-            result = await handler(event, data)
-        finally:
-            _handled.reset(reset)
-        key = key_of(event)
-        storage = self.listen.storage
-        if marker.handled or key is None or storage is None:
-            return result
-        seen = data.get("aiostep_seen")
-        read = seen.read if isinstance(seen, aiostep.SeenRecords) else storage.read
-        record = await read(storage_key(key))
-        if (record is None or record.callback is None) and (
-            self.listen.chat_wide or self.listen.chat_wide_steps
-        ):
-            key = key._replace(user_id=ANYONE)
-            record = await read(storage_key(key))
-        if record is None or record.callback is None:
-            return result
-        cls = _wizards.get(str(record.kwargs.get("w")))
-        bot = data.get("bot")
-        if cls is None or bot is None:
-            return result
-        wizard = cls._restore(record, key, bot, event)
-        if wizard is not None:
-            wizard.middleware_data = data
-            await wizard._settle()
-            await wizard._send_prompt(wizard._spec())
-        return result
+_RESERVED = _reserved_names(Wizard)

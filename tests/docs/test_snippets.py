@@ -1343,3 +1343,38 @@ async def test_timeouts_guide_raw_steps(tmp_path: Path) -> None:
         await clock.advance(30)
         await talk.send("4")
         talk.assert_last("2 + 2? 4: noted.")
+
+
+# -- the architecture page -----------------------------------------------------------------------
+
+
+def module_map() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("aiostep_module_map", DOCS / "module_map.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@covers("module_map.txt")
+def test_the_architecture_page_draws_the_imports_the_code_makes() -> None:
+    shown = (SNIPPETS / "module_map.txt").read_text(encoding="utf-8")
+    assert shown == module_map().render(), (
+        "the module map is out of date: run `python docs/module_map.py`"
+    )
+
+
+def test_every_module_the_architecture_page_names_exists() -> None:
+    page = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    paths = set(re.findall(r"`((?:aiostep|aiostep_dialogs)/[\w/]*(?:\.py)?)`", page))
+    # the short names in a row of the table: `requests.py` beside `aiostep_dialogs/choices.py`
+    paths |= {f"aiostep_dialogs/{name}" for name in re.findall(r"`(\w+\.py)`", page)}
+    assert len(paths) > 20
+    missing = sorted(path for path in paths if not (ROOT / path).exists())
+    assert missing == []
+    drawn = module_map().DRAWN
+    for package, names in drawn.items():
+        folder = ROOT / package.replace(".", "/")
+        assert [
+            n for n in names if not (folder / f"{n}.py").exists() and not (folder / n).is_dir()
+        ] == []

@@ -1,0 +1,315 @@
+"""The stored record of a running wizard, in one place: how its step kwargs are written
+(`park_meta`) and read back (`restore`), and the versions it may come in.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiogram import Bot
+from aiogram.types import (
+    TelegramObject,
+)
+
+from aiostep.keys import ConversationKey
+from aiostep.storage import StateContext
+from aiostep_dialogs import choices as ch
+from aiostep_dialogs import ui as _ui
+from aiostep_dialogs.spec import StepSpec
+from aiostep_dialogs.timeouts import park_options
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.calls import Call
+    from aiostep_dialogs.wizard import Wizard
+
+logger = logging.getLogger("aiostep_dialogs")
+
+#: Bumped when the stored layout of a running wizard changes. Stored as ``"v"`` with every
+#: running wizard; a record of a version above this one is not read (see ``_record_version``).
+RECORD_VERSION = 3
+
+
+_HISTORY_LIMIT = 30
+
+
+def _undo_entry(state: str, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The history entry of an answer at ``state`` that turned ``before`` into ``after``:
+    only what ``/back`` needs to undo it (the record stays small, history or not)."""
+    entry: dict[str, Any] = {"s": state}
+    replaced = {k: v for k, v in before.items() if k not in after or after[k] != v}
+    added = [k for k in after if k not in before]
+    if replaced:
+        entry["r"] = replaced
+    if added:
+        entry["x"] = added
+    return entry
+
+
+def _undo(entry: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the answer of history ``entry`` undone."""
+    if "d" in entry:  # a record of version 2 or older: the whole data before the answer
+        old = entry["d"]
+        return dict(old) if isinstance(old, dict) else {}
+    undone = {k: v for k, v in data.items() if k not in set(entry.get("x", ()))}
+    replaced = entry.get("r")
+    if isinstance(replaced, dict):
+        undone.update(replaced)
+    return undone
+
+
+def _record_version(meta: Mapping[str, Any]) -> int | None:
+    """The layout version of a running wizard's stored kwargs, or ``None`` when this code
+    cannot read it (a newer version, or not a version at all). Versions 1 to 3 differ only in
+    what a history entry holds (up to 2 the whole data before the answer, ``"d"``; from 3 the
+    answer's changes to undo, ``"r"`` and ``"x"``), which ``/back`` reads entry by entry."""
+    version = meta.get("v", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        return None
+    return version if 1 <= version <= RECORD_VERSION else None
+
+
+def _schema_of(meta: Mapping[str, Any]) -> int | None:
+    """The ``schema_version`` a running wizard's data was stored with (``"sv"``, absent: 1),
+    or ``None`` if it is not one."""
+    schema = meta.get("sv", 1)
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        return None
+    return schema
+
+
+def park_meta(self: Wizard, spec: StepSpec) -> tuple[dict[str, Any], float | None]:
+    """The step kwargs that store ``wizard`` paused at ``spec`` (every field of the record but
+    the state and data, which the storage keeps beside them), and the step's timeout.
+
+    The fields: ``v`` the layout version, ``w`` the wizard id, ``fp`` the steps' fingerprint,
+    ``h`` the history (``_undo_entry``), ``n`` the buttons' nonce, ``a`` rejected attempts,
+    ``sv`` the data's ``schema_version`` (left out at 1), ``l`` the stored locale, ``m`` the
+    prompt's message id (one-message mode), ``st`` the callers' stack
+    (`aiostep_dialogs.calls`), ``c``/``p`` the options shown and picked
+    (`aiostep_dialogs.choices`), ``t0``/``r`` when the step was asked and the reminders sent
+    (`aiostep_dialogs.timeouts`). ``restore`` reads them back.
+    """
+    meta: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "w": self.wizard_id,
+        "fp": self._fingerprint,
+        "h": self.history,
+        "n": self.nonce,
+        "a": self.attempts,
+    }
+    if self.schema_version != 1:
+        meta["sv"] = self.schema_version
+    timeout: float | None = None
+    if self._timing:
+        timeout, extra = park_options(self, spec, self._wake)
+        self._wake = None
+        meta.update(extra)
+    if self._stored_locale is not None:
+        meta["l"] = self._stored_locale
+    if self.prompt_message_id is not None:
+        meta["m"] = self.prompt_message_id
+    if self._stack:
+        meta["st"] = list(self._stack)
+    if self._shown is not None:
+        meta["c"] = self._shown
+    if self._picked:
+        meta["p"] = list(self._picked)
+    return meta, timeout
+
+
+def read_stack(stored: Any) -> tuple[dict[str, Any], ...]:
+    """The callers stored in a record's ``"st"``; what is not a frame is dropped (logged):
+    the called wizard then ends, or returns to the callers that are left, on its own."""
+    frames = stored if isinstance(stored, list) else [stored]
+    kept = tuple(
+        frame
+        for frame in frames
+        if isinstance(frame, dict)
+        and isinstance(frame.get("w"), str)
+        and isinstance(frame.get("s"), str)
+        and isinstance(frame.get("d"), dict)
+    )
+    if len(kept) != len(frames):
+        logger.error("a stored wizard record holds callers that are not frames: %r", stored)
+    return kept
+
+
+def frame_of(
+    caller: Wizard, spec: StepSpec, history: list[dict[str, Any]], call: Call
+) -> dict[str, Any]:
+    """What the caller's own record holds, and how it called: its frame on the stack."""
+    frame: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "w": caller.wizard_id,
+        "fp": caller._fingerprint,
+        "s": spec.state.name,
+        "d": caller.data,
+        "h": history,
+        "k": call.key,
+    }
+    if caller.schema_version != 1:
+        frame["sv"] = caller.schema_version
+    if caller._stored_locale is not None:  # its user's language, read back by _restore
+        frame["l"] = caller._stored_locale
+    if call.then is not None:
+        frame["t"] = call.then.name
+    if call.cancel == "child":
+        frame["c"] = "child"
+    return frame
+
+
+def restore(
+    cls: type[Wizard],
+    record: StateContext,
+    key: ConversationKey,
+    bot: Bot,
+    event: TelegramObject | None,
+) -> Wizard | None:
+    """The running wizard stored in ``record``, as this deploy's class sees it: a renamed
+    state under its new name, data of an older ``schema_version`` migrated, a removed
+    state moved to the fallback (``_moved``; written by the next write). ``None`` when
+    ``record`` is not this wizard's, or was written by a newer deploy."""
+    meta = record.kwargs
+    if _record_version(meta) is None:
+        # its layout may mean anything: not misread, treated as not running, kept as is
+        logger.error(
+            "%s: conversation %s is stored as wizard record version %r, and this code reads "
+            "versions 1 to %d (written by a newer deploy?): it is treated as not running "
+            "and left as it is",
+            cls.wizard_id,
+            key,
+            meta.get("v"),
+            RECORD_VERSION,
+        )
+        return None
+    if meta.get("w") != cls.wizard_id or record.current_state is None:
+        return None
+    schema = _schema_of(meta)
+    if schema is None or schema > cls.schema_version:
+        logger.error(
+            "%s: conversation %s holds data of schema_version %r, and this class is "
+            "schema_version %d (written by a newer deploy?): it is treated as not running "
+            "and left as it is",
+            cls.wizard_id,
+            key,
+            meta.get("sv"),
+            cls.schema_version,
+        )
+        return None
+    stored = record.current_state.rpartition(":")[2]
+    state_name = cls._renamed.get(stored, stored)
+    data = dict(record.data)
+    history = [
+        {**h, "s": cls._renamed[h["s"]]} if h.get("s") in cls._renamed else h
+        for h in meta.get("h", [])
+        if isinstance(h, dict) and isinstance(h.get("s"), str)
+    ]
+    if schema < cls.schema_version or any(h["s"] not in cls._by_state for h in history):
+        data, history = cls._rebuild(data, history, schema)
+    spec = cls._by_state.get(state_name)
+    moved = spec is None
+    if spec is None:
+        spec, data, history = cls._fall_back(data, history)
+        logger.warning(
+            "%s: stored state %r has no step any more; conversation %s goes on at %s",
+            cls.wizard_id,
+            stored,
+            key,
+            spec.state.name,
+        )
+    elif meta.get("fp") != cls._fingerprint:
+        logger.info("%s: conversation %s was stored by another version", cls.wizard_id, key)
+    wizard = cls(
+        key=key,
+        bot=bot,
+        event=event,
+        data=data,
+        state=spec.state,
+        history=history,
+        # a moved conversation gets the fallback's prompt anew: the old one's buttons die
+        nonce=secrets.token_hex(4) if moved else str(meta.get("n", "")),
+        attempts=0 if moved else int(meta.get("a", 0)),
+    )
+    wizard._moved = moved
+    wizard._sent_fp = str(meta.get("fp", ""))
+    stored_locale = meta.get("l")
+    if isinstance(stored_locale, str):
+        wizard._stored_locale = stored_locale
+    if cls._edits:
+        wizard.prompt_message_id = _ui.stored_message_id(meta)
+    if "st" in meta:
+        wizard._stack = read_stack(meta["st"])
+    if spec.picker is not None and not moved:
+        ch.restore(wizard, meta)
+    return wizard
+
+
+def rebuild(
+    cls: type[Wizard], data: dict[str, Any], history: list[dict[str, Any]], schema: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``data`` and ``history`` after a deploy that removed steps or changed the data's
+    schema: every version of the data ``/back`` can return to is migrated, and the
+    answers given at removed steps are undone together with the answer before them."""
+    # versions[k]: the data before answer k; versions[-1]: the data now
+    versions = [data]
+    for entry in reversed(history):
+        versions.append(_undo(entry, versions[-1]))
+    versions.reverse()
+    if schema < cls.schema_version:
+        versions = [cls._migrated(version, schema) for version in versions]
+    kept = [k for k, entry in enumerate(history) if entry["s"] in cls._by_state]
+    rebuilt = [
+        _undo_entry(
+            history[k]["s"],
+            versions[k],
+            versions[kept[i + 1]] if i + 1 < len(kept) else versions[-1],
+        )
+        for i, k in enumerate(kept)
+    ]
+    return versions[-1], rebuilt
+
+
+def migrated(cls: type[Wizard], data: dict[str, Any], schema: int) -> dict[str, Any]:
+    """``data`` of schema ``schema`` after ``cls.migrate``, which must return a dict."""
+    migrated = cls.migrate(copy.deepcopy(data), schema)
+    if not isinstance(migrated, dict):
+        raise TypeError(
+            f"{cls.__qualname__}.migrate returned {type(migrated).__name__}; return the "
+            "data dict in the shape of the current schema_version"
+        )
+    return migrated
+
+
+def fall_back(
+    cls: type[Wizard], data: dict[str, Any], history: list[dict[str, Any]]
+) -> tuple[StepSpec, dict[str, Any], list[dict[str, Any]]]:
+    """Where a conversation stored at a removed state goes on: ``fallback``, else the
+    latest step it answered, else the first step. A step it answered is gone back to as
+    ``/back`` would (that answer and the later ones are undone)."""
+    if cls.fallback is not None:
+        target = cls.fallback.name
+    elif history:
+        target = history[-1]["s"]
+    else:
+        target = cls._steps[0].state.name
+    if any(entry["s"] == target for entry in history):
+        history = list(history)
+        while history:
+            entry = history.pop()
+            data = _undo(entry, data)
+            if entry["s"] == target:
+                break
+    return cls._by_state[target], data, history
+
+
+def left_for_newer(cls: type[Wizard], meta: Mapping[str, Any]) -> bool:
+    """Whether a stored conversation was written by a newer deploy (a layout or a data
+    schema this one does not read): it is left pending for that deploy."""
+    if _record_version(meta) is None:
+        return True
+    schema = _schema_of(meta)
+    return schema is None or schema > cls.schema_version

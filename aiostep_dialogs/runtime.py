@@ -1,0 +1,491 @@
+"""The per-update machinery of a wizard: the compiled step that restores the wizard from its
+record and handles the answer (validate, step method, advance), navigation (back, skip,
+cancel), timeouts, and the one storage write per update (`park`), or the end (`clear`).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from aiogram import Bot
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.types import (
+    CallbackQuery,
+    Message,
+    TelegramObject,
+)
+
+import aiostep
+from aiostep.keys import ANYONE, ConversationKey, key_of, storage_key
+from aiostep.storage import BaseStorage, StateContext
+from aiostep_dialogs import button_data
+from aiostep_dialogs import calls as _calls
+from aiostep_dialogs import choices as ch
+from aiostep_dialogs import ui as _ui
+from aiostep_dialogs import validators as v
+from aiostep_dialogs.i18n import (
+    Localized,
+)
+from aiostep_dialogs.injection import call
+from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry, park_meta
+from aiostep_dialogs.setup import wizard_named
+from aiostep_dialogs.spec import Finish, StepSpec
+from aiostep_dialogs.timeouts import TICK
+from aiostep_dialogs.ui import quietly as _quietly
+from aiostep_dialogs.validators import ValidationError, Validator
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.wizard import Wizard
+
+logger = logging.getLogger("aiostep_dialogs")
+
+
+def key_for(cls: type[Wizard], event: TelegramObject) -> ConversationKey | None:
+    """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
+    key = key_of(event)
+    if key is not None and cls.scope == "chat":
+        return key._replace(user_id=ANYONE)
+    return key
+
+
+async def sender_has_own_wizard(
+    cls: type[Wizard], event: TelegramObject, seen: aiostep.SeenRecords | None
+) -> bool:
+    """Whether the sender of ``event`` runs a wizard of their own in this chat (routing
+    already read that record: no round trip)."""
+    own = key_of(event)
+    if own is None:
+        return False
+    storage = cls._storage_or_fail()
+    if seen is not None and seen.storage is storage:
+        record = await seen.read(storage_key(own))
+    else:
+        record = await storage.read(storage_key(own))
+    return (
+        record is not None
+        and record.callback is not None
+        and wizard_named(record.kwargs.get("w")) is not None
+    )
+
+
+def storage_or_fail(cls: type[Wizard]) -> BaseStorage:
+    """The storage of the Dispatcher handling the current update (each bot keeps its own
+    conversations), else that of the latest ``setup``."""
+    ctx = aiostep.current_update.get()
+    if ctx is not None and ctx.listen.storage is not None:
+        return ctx.listen.storage
+    if cls._storage is None:
+        raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
+    return cls._storage
+
+
+def restore_stepping(
+    cls: type[Wizard], record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject
+) -> Wizard | None:
+    """The wizard a claimed step runs, or ``None`` (nothing to do). A newer deploy's
+    record is left pending for it: ``SkipHandler`` sends the update on to the handlers."""
+    wizard = cls._restore(record, key, bot, event)
+    if wizard is None and cls._left_for_newer(record.kwargs):
+        raise SkipHandler()
+    return wizard
+
+
+def compile_step(cls: type[Wizard], spec: StepSpec) -> Callable[..., Awaitable[None]]:
+    """The callback registered for ``spec``'s step: restore the wizard and handle the update."""
+
+    async def on_update(
+        event: Message | CallbackQuery,
+        step_context: StateContext,
+        conversation: ConversationKey,
+        **data: Any,
+    ) -> None:
+        wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
+        if wizard is None:
+            return
+        wizard.middleware_data = data
+        if step_context.claim is not None and isinstance(event, Message):
+            # The process that ran this step last died before its outcome (the step was
+            # offered again): the user's message it was handling is lost, and this one
+            # may not be an answer ("hello?"). Ask again, so they know what is asked.
+            await wizard._park_and_prompt(spec, error=cls.texts.interrupted)
+            return
+        await wizard._handle(spec, event)
+
+    on_update.__qualname__ = f"{cls.__qualname__}.<step {spec.state.name}>"
+    return on_update
+
+
+def compile_moved(cls: type[Wizard]) -> Callable[..., Awaitable[None]]:
+    """The step of a conversation stored at a state this deploy removed: it goes on at
+    the fallback, whose prompt is sent (the update answered a question that is gone)."""
+
+    async def on_moved(
+        event: Message | CallbackQuery,
+        step_context: StateContext,
+        conversation: ConversationKey,
+        **data: Any,
+    ) -> None:
+        wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
+        if wizard is None:
+            return
+        wizard.middleware_data = data
+        spec = wizard._spec()
+        if not wizard._moved:  # its state exists after all (stored under another name)
+            await wizard._handle(spec, event)
+            return
+        if isinstance(event, CallbackQuery):
+            stale = (await wizard._language()).say(cls.texts.stale_button)
+            await _quietly(event.answer(stale))
+        wizard._moved = False
+        await wizard._park_and_prompt(spec)
+
+    on_moved.__qualname__ = f"{cls.__qualname__}.<moved step>"
+    return on_moved
+
+
+async def settle(self: Wizard) -> None:
+    """Store where a restored conversation was moved (its stored state was removed) before
+    its prompt is shown, so the user's answer reaches that step."""
+    if self._moved:
+        self._moved = False
+        await self._park(self._spec())
+
+
+async def load(
+    cls: type[Wizard],
+    key: ConversationKey,
+    bot: Bot,
+    event: TelegramObject | None,
+    seen: aiostep.SeenRecords | None = None,
+) -> Wizard | None:
+    """The wizard running in conversation ``key`` (from the record routing already read, if
+    it did), settled where a redeploy moved it; ``None`` when none runs there."""
+    storage = cls._storage_or_fail()
+    if seen is not None and seen.storage is storage:
+        record = await seen.read(storage_key(key))
+    else:
+        record = await storage.read(storage_key(key))
+    if record is None or record.callback is None:
+        return None
+    wizard = cls._restore(record, key, bot, event)
+    if wizard is not None:
+        await wizard._settle()
+    return wizard
+
+
+async def handle(self: Wizard, spec: StepSpec, event: Message | CallbackQuery) -> None:
+    """Handle an answer (a message or a button press) to ``spec``'s step."""
+    raw: Any = event
+    if isinstance(event, CallbackQuery):
+        value: Any
+        if spec.picker is not None:
+            value = await ch.on_press(self, spec, event)
+            if value is None:
+                return  # a toggle, a page turn or a refused press: answered there
+        else:
+            value = self._pressed(spec, event.data)
+            if value is None:
+                refused = await self._said(button_data.refusal(self.texts, event))
+                await _quietly(event.answer(refused))
+                await self._park(spec)  # the claim took the step; put it back unchanged
+                return
+        if self._edits:
+            self._press = event  # answered, and its message edited, with the outcome
+        else:
+            await _quietly(event.answer())
+            if isinstance(event.message, Message):
+                await _quietly(event.message.edit_reply_markup(reply_markup=None))
+        raw = value
+    snapshot = copy.deepcopy(self.data)
+    try:
+        value = await self._validate(spec, raw)
+        outcome = await call(spec.method, spec.needs, self.middleware_data, self, value)
+    except ValidationError as exc:
+        self.data = snapshot  # rejected input is not stored
+        await self._reject(spec, exc)
+        return
+    except Exception:
+        # A bug in a validator or step method: the claim took the step, so put it back as
+        # it was (the user can answer again) and let aiogram's error handlers see it.
+        self.data = snapshot
+        await self._park(spec)
+        await _ui.drop_press(self)
+        raise
+    await self._advance(spec, outcome, snapshot)
+
+
+def pressed(self: Wizard, spec: StepSpec, data: str | None) -> str | None:
+    """The choice value of a pressed button, or ``None`` if it is stale, forged or another
+    conversation's."""
+    if not spec.choices:
+        return None
+    press = button_data.parse(data)
+    if press is None or not button_data.is_current(self, press):
+        return None
+    index = button_data.index_of(press.code, "", len(spec.choices))
+    return None if index is None else list(spec.choices)[index]
+
+
+async def validate(self: Wizard, spec: StepSpec, raw: Any) -> Any:
+    """The value of ``raw`` after ``spec``'s validators (and its choices or request check)."""
+    if spec.picker is not None:
+        value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
+        return await v.run(spec.validate, value)
+    chain: list[Validator] = []
+    if spec.choices is not None:
+        if spec.localized:
+            await self._language()
+        labels = self._choice_labels(spec) if spec.localized else spec.choices
+        chain.append(v.choice(cast("Mapping[str, str]", labels)))
+    elif not spec.validate:
+        # a request step takes only the button's answer, unless it says otherwise
+        request = spec.request is not None and self._requests[spec.state.name]
+        chain.append(request.validator if request else v.text())
+    chain.extend(spec.validate)
+    return await v.run(chain, raw)
+
+
+async def reject(self: Wizard, spec: StepSpec, reason: ValidationError | Localized) -> None:
+    """An answer was refused for ``reason``: ask again, or give up after ``max_attempts``."""
+    self.attempts += 1
+    limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
+    if limit is not None and self.attempts >= limit:
+        try:
+            await self._hook("on_give_up")
+        finally:
+            await self._clear()
+        return
+    if self._press is not None and spec.state.name in self._edit_states:
+        # a refused press: its reason as a toast; the message and its buttons stay
+        await self._park(spec)
+        said = await self._say_error(spec.error if spec.error is not None else reason)
+        await _ui.refuse_press(self, said)
+        return
+    self.nonce = secrets.token_hex(4)
+    if spec.picker is not None:
+        await ch.prepare(self, spec)
+    await self._park_and_prompt(spec, error=spec.error if spec.error is not None else reason)
+
+
+async def advance(self: Wizard, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
+    """Go where ``outcome`` says; ``before`` is the data as it was before this answer,
+    kept in the history so ``/back`` undoes the answer too."""
+    if isinstance(outcome, Finish):
+        await self._finish(outcome.result)
+        return
+    if outcome is None:
+        index = self._steps.index(spec)
+        if index + 1 >= len(self._steps):
+            await self._finish(None)
+            return
+        target = self._steps[index + 1]
+    elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
+        target = self._by_state[outcome.name]
+    elif isinstance(outcome, self.State):
+        raise ValueError(
+            f"{type(self).__qualname__}.{spec.method.__name__} returned "
+            f"State.{outcome.name}, which has no @step; declare one or return another state"
+        )
+    else:
+        if isinstance(outcome, (_calls.Call, _calls.Jump)):
+            await _calls.follow(self, spec, outcome, before)
+            return
+        raise TypeError(
+            f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
+            "return None, a State member, self.finish(...), self.call(...) or "
+            "self.goto(...)"
+        )
+    history = self.history
+    self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
+        -_HISTORY_LIMIT:
+    ]
+    await self._enter(target, back_to=(spec, before, history))
+
+
+async def enter(
+    self: Wizard,
+    spec: StepSpec,
+    *,
+    back_to: tuple[StepSpec, dict[str, Any], list[dict[str, Any]]] | None = None,
+) -> None:
+    """Move to ``spec`` and send its prompt. If the prompt cannot be sent, the user never
+    saw that question: go back to ``back_to`` (the step they did see, with the data and
+    history before their answer; without it the conversation ends), then let the error
+    reach ``dp.errors``. The user's next message answers the question they saw."""
+    self.state = spec.state
+    self.attempts = 0
+    self.nonce = secrets.token_hex(4)
+    if self._shown is not None or self._picked:
+        self._shown, self._picked, self._labels = None, (), None  # the previous step's
+    if spec.picker is not None:
+        await ch.prepare(self, spec)  # the options to show, stored by the park below
+    if not self._edits:
+        await self._park(spec)
+    try:
+        await self._send_prompt(spec, park=True)
+    except Exception:
+        try:
+            if back_to is None:
+                await self._clear()
+            else:
+                seen, self.data, self.history = back_to
+                self.state, self.nonce = seen.state, secrets.token_hex(4)
+                self._shown, self._picked, self._labels = None, (), None
+                await self._park(seen)
+        except Exception:
+            logger.exception("%s: could not undo a step whose prompt failed", self.key)
+        raise
+
+
+async def park(self: Wizard, spec: StepSpec, *, step_only: bool = False) -> None:
+    """Persist: the next step is ``spec``, with state, data and navigation, in one write
+    (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
+    meta, timeout = park_meta(self, spec)
+    if step_only:
+        # a press that is not an answer (a toggle, a page turn) shows the user is there:
+        # the step's deadline starts again, as for a new prompt
+        await aiostep.register_next_step(
+            self.key.user_id,
+            self._step_name(spec),
+            chat_id=self.key.chat_id,
+            thread_id=self.key.thread_id,
+            bot_id=self.key.bot_id,
+            kwargs=meta,
+            storage=self._storage_or_fail(),
+            timeout=timeout,
+            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
+        )
+        return
+    await aiostep.register_next_step(
+        self.key.user_id,
+        self._step_name(spec),
+        chat_id=self.key.chat_id,
+        thread_id=self.key.thread_id,
+        bot_id=self.key.bot_id,
+        kwargs=meta,
+        state=spec.state,
+        data=self.data,
+        storage=self._storage_or_fail(),
+        timeout=timeout,
+        on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
+    )
+
+
+async def park_and_prompt(
+    self: Wizard, spec: StepSpec, error: ValidationError | Localized | None = None
+) -> None:
+    """Store ``spec`` as the next step and show its prompt (in one-message mode the prompt
+    first: its message id is part of the write, still this update's claim's outcome)."""
+    if not self._edits:
+        await self._park(spec)
+    await self._send_prompt(spec, error, park=True)
+
+
+async def time_out(self: Wizard) -> None:
+    """The step's timeout passed: go where ``on_timeout`` says (a failing hook ends the
+    conversation, which nobody is answering, and the error is logged). In a called wizard
+    the default (``None``) cancels through the stack, so every caller's ``on_cancel`` runs,
+    as on ``/cancel``."""
+    try:
+        outcome = await self._hook("on_timeout")
+    except Exception:
+        await self._clear()
+        raise
+    if outcome is None:
+        await self._language()
+        if self._stack:
+            try:
+                await self.answer(self._text(self.texts.timed_out))
+            finally:
+                await _calls.cancel(self)
+            return
+        try:
+            await self.answer_in_place(self._text(self.texts.timed_out))
+        finally:
+            await self._clear()
+    elif isinstance(outcome, Finish):
+        await self._finish(outcome.result)
+    elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
+        await self._enter(self._by_state[outcome.name])
+    else:
+        await self._clear()
+        raise TypeError(
+            f"{type(self).__qualname__}.on_timeout returned {outcome!r}; return None, a "
+            "State member with a @step, or self.finish(...)"
+        )
+
+
+async def finish(self: Wizard, result: Any) -> None:
+    """End the wizard with ``result``: ``on_finish`` then the record goes, or, for a called
+    wizard, the result goes back to its caller."""
+    self.result = result
+    if self._stack:  # a called wizard: its result goes to its caller
+        await _calls.give_back(self, result)
+        return
+    try:
+        await self._hook("on_finish")
+    finally:
+        await self._clear()
+
+
+async def clear(self: Wizard) -> None:
+    """End the conversation: its whole record goes (the outcome of this update's claim,
+    so it is refused if another worker took the step over meanwhile)."""
+    if self._edits:
+        await _ui.close(self, None)  # the last prompt's buttons go, unless closed already
+    await aiostep.unregister_steps(
+        self.key.user_id,
+        chat_id=self.key.chat_id,
+        thread_id=self.key.thread_id,
+        bot_id=self.key.bot_id,
+        storage=self._storage_or_fail(),
+        forget=True,
+    )
+
+
+async def do_back(self: Wizard) -> None:
+    """The back command: undo the last answer and ask that step again."""
+    if not self.history and self._stack:
+        await _calls.back_to_caller(self)
+        return
+    if not self.history:
+        await self.answer(self._text(self.texts.cannot_go_back))
+        await self._send_prompt(self._spec())
+        return
+    back_to = (self._spec(), self.data, list(self.history))
+    entry = self.history.pop()
+    self.data = _undo(entry, self.data)  # the answer given there is undone with it
+    await self._enter(self._by_state[entry["s"]], back_to=back_to)
+
+
+async def do_cancel(self: Wizard) -> None:
+    """The cancel command: ``on_cancel``, then the conversation ends."""
+    if self._stack:
+        await _calls.cancel(self)
+        return
+    try:
+        await self._hook("on_cancel")
+    finally:
+        await self._clear()
+
+
+async def do_skip(self: Wizard) -> None:
+    """The skip command: an optional step gets its ``default``."""
+    spec = self._spec()
+    if not spec.optional:
+        await self.answer(self._text(self.texts.cannot_skip))
+        await self._send_prompt(spec)
+        return
+    snapshot = copy.deepcopy(self.data)
+    try:
+        outcome = await call(spec.method, spec.needs, self.middleware_data, self, spec.default)
+    except ValidationError as exc:
+        self.data = snapshot
+        await self._reject(spec, exc)
+        return
+    await self._advance(spec, outcome, snapshot)

@@ -1,0 +1,477 @@
+"""What a wizard declares, as data: its steps (`StepSpec`, made by the `step` decorator),
+`Commands`, `Texts`, `Finish`, and the checks a class gets at definition.
+
+Nothing here runs an update: the runtime (`aiostep_dialogs.runtime`), the stored record
+(`aiostep_dialogs.record`) and the prompts (`aiostep_dialogs.render`) read these declarations.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar, cast
+
+from aiogram import Bot
+from aiogram.utils.formatting import Text
+
+from aiostep.keys import ConversationKey
+from aiostep_dialogs import choices as ch
+from aiostep_dialogs import ui as _ui
+from aiostep_dialogs.i18n import (
+    N_,
+    LazyProxy,
+    Localized,
+    check_localized,
+    is_localized,
+)
+from aiostep_dialogs.injection import NOTHING, Needs, needs_of
+from aiostep_dialogs.media import Media, MediaSource
+from aiostep_dialogs.requests import Request, request_kind
+from aiostep_dialogs.sources import call_then_names, returned_names
+from aiostep_dialogs.timeouts import Duration
+from aiostep_dialogs.validators import Validator
+
+if TYPE_CHECKING:
+    from aiostep_dialogs.wizard import Wizard
+
+logger = logging.getLogger("aiostep_dialogs")
+
+__all__ = ["Commands", "Finish", "StepSpec", "Texts", "step"]
+
+Prompt = (
+    str | Text | Mapping[str, str] | LazyProxy | Callable[[Any], str | Text | Awaitable[str | Text]]
+)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One declared step: its state, method, prompt, validation and choices."""
+
+    state: enum.Enum
+    method: Callable[..., Any]
+    prompt: Prompt
+    validate: tuple[Validator, ...] = ()
+    error: Localized | None = None
+    choices: Mapping[str, Localized] | None = None
+    keyboard: Literal["inline", "reply"] = "inline"
+    optional: bool = False
+    default: Any = None
+    max_attempts: int | None = None
+    branches: tuple[enum.Enum, ...] = ()
+    #: what the method asks for from the handler data, after ``self`` and ``value``
+    needs: Needs = NOTHING
+    #: what a prompt callable asks for, after the wizard
+    prompt_needs: Needs = NOTHING
+    ui: _ui.UI | None = None
+    #: options from a callable, multi-select, pages or layout (``None``: a plain fixed list)
+    picker: ch.Picker | None = None
+    request: Request | None = None
+    request_label: Localized | None = None
+    media: Media | None = None
+    #: its prompt, ``error`` or a choice label depends on the language (worked out once, here,
+    #: so a step of plain strings pays nothing per update)
+    localized: bool = False
+    #: reminders and timeout (see aiostep_dialogs.timeouts)
+    timeout: Duration | None = None
+    remind_after: Duration | tuple[Duration, ...] | None = None
+    reminder: Localized | None = None
+
+
+def _takes_locale(fn: Callable[..., Any]) -> bool:
+    """Whether the callable prompt ``fn`` asks for the locale (its one parameter is named
+    ``locale``) rather than the wizard."""
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    return params == ["locale"]
+
+
+def _given_the_locale(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """The prompt callable ``fn(locale)`` as one that takes the wizard."""
+
+    def prompt(wizard: Any) -> Any:
+        return fn(wizard.locale)
+
+    prompt.__name__ = getattr(fn, "__name__", "prompt")
+    return prompt
+
+
+def step(
+    state: enum.Enum,
+    *,
+    prompt: Prompt,
+    validate: Validator | Sequence[Validator] | None = None,
+    error: Localized | None = None,
+    choices: Mapping[str, Localized] | Sequence[str] | ch.ChoiceSource | None = None,
+    keyboard: Literal["inline", "reply"] = "inline",
+    optional: bool = False,
+    default: Any = None,
+    max_attempts: int | None = None,
+    branches: Sequence[enum.Enum] = (),
+    ui: _ui.UI | None = None,
+    multi: bool = False,
+    min: int | None = None,
+    max: int | None = None,
+    per_page: int | None = None,
+    columns: int | None = None,
+    request: Request | None = None,
+    request_label: Localized | None = None,
+    photo: MediaSource | None = None,
+    document: MediaSource | None = None,
+    video: MediaSource | None = None,
+    animation: MediaSource | None = None,
+    timeout: Duration | None = None,
+    remind_after: Duration | Sequence[Duration] | None = None,
+    reminder: Localized | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a wizard step for ``state``.
+
+    The decorated method is `async def name(self, value, ...)`: after ``value`` it may ask
+    for anything in the update's handler data by name, as an aiogram handler does (``bot``,
+    ``event_from_user``, ``state``, what a middleware or ``dp["db"] = ...`` put there).
+
+    Args:
+        prompt: what the bot asks: a string, a format string over the collected data
+            (``"{name}, is that right?"``: the string is markup for the wizard's parse mode, the
+            values are escaped for it), an aiogram formatting node (``Text``, ``Bold``...), or a
+            sync/async callable taking the wizard and returning either (a returned string is
+            sent as is: escape values in it with
+            [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]). Like the step
+            method, the callable may ask for handler data by name after the wizard. In the
+            user's language: a ``{locale: template}`` dict, a ``lazy_gettext(...)``
+            template, or a callable whose one parameter is named ``locale`` (it gets the
+            locale; the others read ``self.locale``); see the Languages guide.
+        validate: one validator or a list applied in order; the method gets the result.
+            Default: a text message of at most 4096 characters (or one of ``choices``).
+        error: shown instead of a validator's own reason when the input is rejected (a
+            string, or a text in the user's language: see
+            [`Localized`][aiostep_dialogs.i18n.Localized]).
+        choices: ``{value: label}`` (or a list of values) offered as buttons; the method gets
+            the value. Typed labels are accepted too. A label may be in the user's language
+            (a ``Localized``). Or a sync/async callable taking the wizard (and handler data
+            by name), or only ``locale``, that returns them when the prompt is shown; a
+            press resolves against the values shown, which are stored with the conversation,
+            so each value must be a str of at most 64 characters or an int.
+        keyboard: ``"inline"`` buttons under the prompt, or a ``"reply"`` keyboard.
+        optional: ``/skip`` is allowed; the method then gets ``default``.
+        max_attempts: give up (``on_give_up``) after this many rejected inputs in a row.
+        branches: states the method may return, for the flow diagram (returns of
+            ``self.State.X`` in the method's source are found without it).
+        ui: how this step's prompt is shown, overriding the wizard's ``ui``: ``"edit"``
+            replaces the pressed message in place, ``"send"`` sends a new message.
+        multi: several options may be picked (a press toggles a checkmark, Done submits);
+            the method gets the list of values picked, between ``min`` (default 1) and
+            ``max`` (default: any number) of them.
+        per_page: options shown a page, with previous/next buttons (page turns and toggles
+            are not answers).
+        columns: option buttons a row (default: up to three short ones on a row, else one).
+        request: a reply-keyboard button that makes the user's app send what only it can:
+            ``"contact"`` (their own phone number), ``"location"``, ``"poll"``, ``"users"``,
+            ``"chat"``, or aiogram's ``KeyboardButtonPollType`` / ``KeyboardButtonRequestUsers``
+            / ``KeyboardButtonRequestChat`` for their options. Without ``validate`` the step
+            takes only that answer (`v.contact()`, `v.location()`, `v.poll()`,
+            `v.users_shared()`, `v.chat_shared()`); anything else gets ``texts.use_button``.
+            The keyboard is removed by the next prompt.
+        request_label: the button's text (default: ``texts.request_<kind>``).
+        photo: send the prompt as the caption of this photo: a ``file_id`` or URL (``str``),
+            a file on disk (``pathlib.Path``, uploaded once per process and bot) or an aiogram
+            ``InputFile``. ``document``, ``video`` and ``animation`` likewise; one per step.
+
+        timeout: seconds (or a ``timedelta``) the user has to answer, from when the prompt
+            was sent; then ``on_timeout`` runs, with no message needed (default: the
+            wizard's ``timeout``). See the timeouts guide.
+        remind_after: one or more durations after the prompt at which a reminder re-asks it
+            (default: the wizard's ``remind_after``); they do not move the timeout.
+        reminder: the reminder's text, sent above the prompt (default: ``texts.reminder``).
+    Raises:
+        TypeError: ``request`` is unknown or combined with ``choices``; a media source is of
+            the wrong type, or more than one is given.
+        FileNotFoundError: a media ``Path`` names no file.
+    """
+    if validate is None:
+        chain: tuple[Validator, ...] = ()
+    elif callable(validate):
+        chain = (validate,)
+    else:
+        chain = tuple(validate)
+    options: dict[str, Localized] | None = None
+    source = None
+    if callable(choices) and not isinstance(choices, (Mapping, Sequence)):
+        source = choices
+    elif choices is not None:
+        options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
+        if not options:
+            raise ValueError("choices must not be empty")
+    if keyboard not in ("inline", "reply"):
+        raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
+    check_localized(prompt, "prompt")
+    check_localized(error, "error")
+    check_localized(request_label, "request_label")
+    check_localized(reminder, "reminder")
+    for value, label in (options or {}).items():
+        check_localized(label, f"choices[{value!r}]")
+    if callable(prompt) and not isinstance(prompt, (Text, LazyProxy)) and _takes_locale(prompt):
+        prompt = _given_the_locale(prompt)  # before its needs are read: it asks for none
+    if source is not None and _takes_locale(source):
+        source = _given_the_locale(source)
+    localized = (
+        not isinstance(prompt, (str, Text))
+        or (error is not None and is_localized(error))
+        or (options is not None and any(is_localized(label) for label in options.values()))
+        or source is not None  # its labels may be lazy strings, said in the language
+        or (request_label is not None and is_localized(request_label))
+    )
+    shown = None if ui is None else _ui.check_ui(ui, "step(ui=...)")
+
+    prompt_needs = NOTHING
+    if callable(prompt) and not isinstance(prompt, (str, Text, LazyProxy)):
+        prompt_needs = needs_of(prompt, 1, owner=f"the prompt of {state!r}")
+
+    picker = ch.make_picker(
+        source,
+        where=f"@step({state!r})",
+        static=cast("Mapping[str, str] | None", options),
+        keyboard=keyboard,
+        multi=multi,
+        min=min,
+        max=max,
+        per_page=per_page,
+        columns=columns,
+    )
+    if request is not None:
+        request_kind(request)
+        if options is not None:
+            raise TypeError(
+                f"step {state!r}: request= shows its own reply keyboard and cannot be combined "
+                "with choices=; ask for the choice in a step of its own"
+            )
+    sources = {"photo": photo, "document": document, "video": video, "animation": animation}
+    given = [(kind, source) for kind, source in sources.items() if source is not None]
+    if len(given) > 1:
+        raise TypeError(
+            f"step {state!r}: one medium per prompt; got {' and '.join(k for k, _ in given)}"
+        )
+    media = Media.of(given[0][0], given[0][1]) if given else None  # type: ignore[arg-type]
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
+            state=state,
+            method=fn,
+            prompt=prompt,
+            validate=chain,
+            error=error,
+            choices=options,
+            keyboard=keyboard,
+            optional=optional,
+            default=default,
+            max_attempts=max_attempts,
+            branches=tuple(branches),
+            needs=needs_of(fn, 2, owner=getattr(fn, "__qualname__", repr(fn))),
+            prompt_needs=prompt_needs,
+            ui=shown,
+            picker=picker,
+            request=request,
+            request_label=request_label,
+            media=media,
+            localized=localized,
+            timeout=timeout,
+            remind_after=(
+                tuple(remind_after)
+                if remind_after is not None
+                and not isinstance(remind_after, (int, float, timedelta))
+                else remind_after
+            ),
+            reminder=reminder,
+        )
+        return fn
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class Commands:
+    """Navigation command names (without ``/``); ``None`` turns one off."""
+
+    back: str | None = "back"
+    cancel: str | None = "cancel"
+    skip: str | None = "skip"
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Every text a wizard says on its own; override per wizard (``texts = Texts(...)``).
+
+    The defaults are said in the user's language (English, Russian, Spanish, Persian; else
+    English). A text you give may be a plain string, or depend on the language: see
+    [`Localized`][aiostep_dialogs.i18n.Localized].
+    """
+
+    cancelled: Localized = N_("Cancelled.")
+    gave_up: Localized = N_("Too many attempts; let's stop here. You can start again any time.")
+    cannot_go_back: Localized = N_("This is the first step; there is nothing to go back to.")
+    cannot_skip: Localized = N_("This step can't be skipped.")
+    stale_button: Localized = N_("This button is no longer active.")
+    progress: Localized = N_("Step {index} of {total}")
+    interrupted: Localized = N_("Sorry, I was interrupted and lost your last message.")
+    #: the toast for a press on a button of another user's wizard
+    not_yours: Localized = N_("This button is not for you.")
+    #: multi-select and pages (see the dynamic and multi choices guide)
+    done: Localized = N_("Done")
+    previous_page: Localized = N_("« Previous")
+    next_page: Localized = N_("Next »")
+    selected_mark: Localized = "✅ "  # the same in every language
+    too_few: Localized = N_("Choose at least {min}.")
+    too_many: Localized = N_("You can choose at most {max}.")
+    use_buttons: Localized = N_("Please use the buttons.")
+    # the labels of request buttons (`@step(request=...)`), and the reason for another answer
+    request_contact: Localized = N_("Share my phone number")
+    request_location: Localized = N_("Send my location")
+    request_poll: Localized = N_("Create a poll")
+    request_users: Localized = N_("Choose a user")
+    request_chat: Localized = N_("Choose a chat")
+    use_button: Localized = N_('Please use the "{label}" button below.')
+    #: a step's reminder (above its prompt again) and what the default on_timeout says
+    reminder: Localized = N_("Still there?")
+    timed_out: Localized = N_("Time is up; let's stop here. You can start again any time.")
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Returned by ``self.finish(result)``: end the wizard with ``result``."""
+
+    result: Any = None
+
+
+#: Hooks a subclass overrides with plain methods (never with a step).
+_HOOKS = frozenset(
+    ("on_start", "on_finish", "on_cancel", "on_give_up", "on_return", "on_leave", "on_timeout")
+)
+
+
+#: How many arguments the runtime passes a hook after ``self``; handler data may follow them.
+_HOOK_ARGS = {"on_return": 2, "on_leave": 1}
+
+
+def is_wizard_class(obj: object) -> TypeGuard[type[Wizard]]:
+    """Whether ``obj`` is the `Wizard` class or a subclass of it (told by a marker the base
+    class carries: the modules below `aiostep_dialogs.wizard` do not import it)."""
+    return isinstance(obj, type) and getattr(obj, "__aiostep_wizard__", False) is True
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def default_hook(fn: _F) -> _F:
+    """Mark ``fn`` as the `Wizard` base class's own hook (see `overrides_hook`)."""
+    fn.__wizard_default_hook__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def overrides_hook(hook: object) -> bool:
+    """Whether the hook function ``hook`` (looked up on a wizard class) is a subclass's own,
+    not the one the `Wizard` base class defines."""
+    return not getattr(hook, "__wizard_default_hook__", False)
+
+
+def _reserved_names(base: type[Wizard]) -> frozenset[str]:
+    """Every name the Wizard runtime itself uses on a wizard: the base class's attributes
+    and options, and what ``__init__`` sets on an instance. A step method named so would
+    replace it."""
+    probe = base(key=ConversationKey(0, 0, None, 0), bot=Bot.__new__(Bot))
+    return frozenset(dir(base)) | frozenset(base.__annotations__) | frozenset(vars(probe))
+
+
+def _check_step_method(
+    cls: type[Wizard],
+    klass: type,
+    attr: str,
+    spec: StepSpec,
+    declared: dict[enum.Enum, str],
+    reserved: frozenset[str],
+) -> None:
+    """Refuse, at class definition, a step method the runtime could not use as declared."""
+    where = f"{cls.__qualname__}.{attr}" if klass is cls else f"{klass.__qualname__}.{attr}"
+    if attr in _HOOKS:
+        raise TypeError(
+            f"{where}: {attr} is a Wizard hook, not a step: override it without @step, and "
+            f"give the step for {spec.state!r} another name"
+        )
+    if attr in reserved:
+        raise TypeError(
+            f"{where}: the step for {spec.state!r} is named {attr!r}, which the Wizard "
+            "runtime itself uses (a method, option or attribute of every wizard); rename the "
+            "step method"
+        )
+    if spec.state in declared:
+        raise TypeError(
+            f"{where}: {klass.__qualname__} declares two steps for {spec.state!r} "
+            f"({declared[spec.state]} and {attr}); keep one, or declare the other for "
+            "another state"
+        )
+    if not inspect.iscoroutinefunction(spec.method):
+        raise TypeError(
+            f"{where}: a step method must be `async def` (it is awaited with the user's "
+            f"answer); write `async def {attr}(self, value)`"
+        )
+
+
+def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
+    """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
+    without a step: the wizard would fail only when a user got there."""
+    with_step = {s.state.name for s in specs}
+    for spec in specs:
+        name = spec.method.__name__
+        for target in spec.branches:
+            if not isinstance(target, state_enum):
+                raise TypeError(
+                    f"{cls.__qualname__}.{name}: branches= names {target!r}, which is not a "
+                    f"member of {cls.__qualname__}.State"
+                )
+        named = [t.name for t in spec.branches] + [
+            n
+            for n in returned_names(spec.method) + call_then_names(spec.method)
+            if n in state_enum.__members__
+        ]
+        for target_name in named:
+            if target_name not in with_step:
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} can go to State.{target_name}, which has no "
+                    f"@step: declare a step for State.{target_name}, or go to another state"
+                )
+
+
+def _check_drift_options(cls: type[Wizard], state_enum: type[enum.Enum]) -> dict[str, str]:
+    """Refuse, at class definition, ``renamed``/``fallback``/``schema_version`` values a
+    redeploy could not use; return ``renamed`` as old name -> new name."""
+    where = cls.__qualname__
+    version = cls.schema_version
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TypeError(f"{where}.schema_version must be an int from 1, got {version!r}")
+    if cls.fallback is not None and not (
+        isinstance(cls.fallback, state_enum) and cls.fallback.name in cls._by_state
+    ):
+        raise TypeError(
+            f"{where}.fallback is {cls.fallback!r}: name a member of {where}.State that has "
+            "a @step (or leave it None)"
+        )
+    if not isinstance(cls.renamed, Mapping):
+        raise TypeError(f"{where}.renamed must be a dict {{'OLD_NAME': State.NEW}}")
+    renamed: dict[str, str] = {}
+    for old, new in cls.renamed.items():
+        if not isinstance(new, state_enum) or new.name not in cls._by_state:
+            raise TypeError(
+                f"{where}.renamed[{old!r}] is {new!r}: name a member of {where}.State that has "
+                "a @step"
+            )
+        if not isinstance(old, str) or not old or old in cls._by_state:
+            raise TypeError(
+                f"{where}.renamed has the key {old!r}: give the old state name, as a string, "
+                "of a state that has no step any more"
+            )
+        renamed[old] = new.name
+    return renamed
