@@ -69,8 +69,17 @@ async def sender_has_own_wizard(
     return (
         record is not None
         and record.callback is not None
-        and wizard_named(record.kwargs.get("w")) is not None
+        and wizard_named(listen_of(cls), record.kwargs.get("w")) is not None
     )
+
+
+def listen_of(cls: type[Wizard]) -> aiostep.Listen | None:
+    """The Listen of the Dispatcher handling the current update, else that of ``cls``'s
+    latest ``setup`` (``None`` before any)."""
+    ctx = aiostep.current_update.get()
+    if ctx is not None and ctx.listen.storage is not None:
+        return ctx.listen
+    return cls._listen
 
 
 def storage_or_fail(cls: type[Wizard]) -> BaseStorage:
@@ -357,6 +366,7 @@ async def park(self: Wizard, spec: StepSpec, *, step_only: bool = False) -> None
             bot_id=self.key.bot_id,
             kwargs=meta,
             storage=self._storage_or_fail(),
+            registry=_registry_of(self),
             timeout=timeout,
             on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
         )
@@ -371,9 +381,16 @@ async def park(self: Wizard, spec: StepSpec, *, step_only: bool = False) -> None
         state=spec.state,
         data=self.data,
         storage=self._storage_or_fail(),
+        registry=_registry_of(self),
         timeout=timeout,
         on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
     )
+
+
+def _registry_of(self: Wizard) -> aiostep.StepRegistry | None:
+    """Where this wizard's step names resolve: the registry of the Dispatcher it runs on."""
+    listen = listen_of(type(self))
+    return listen.registry if listen is not None else None
 
 
 async def park_and_prompt(

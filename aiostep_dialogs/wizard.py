@@ -64,13 +64,10 @@ from aiostep_dialogs.setup import (  # noqa: F401
     _FORGET_UNKNOWN,
     _find_listen,
     _forget_unknown_wizard,
-    _guards,
     _handled,
     _mark_handled,
     _Marker,
     _PromptGuard,
-    _resolve_stored_wizard,
-    _wizards,
 )
 from aiostep_dialogs.spec import (  # noqa: F401
     _HOOK_ARGS,
@@ -155,9 +152,14 @@ class Wizard:
     _timing: ClassVar[dict[str, Timing]] = {}
     _renamed: ClassVar[dict[str, str]] = {}
     _drift_step: ClassVar[aiostep.RegisteredStep | None] = None
+    # its compiled steps (set at class definition), registered by each setup
+    _step_entries: ClassVar[tuple[aiostep.RegisteredStep, ...]] = ()
     _by_state: ClassVar[dict[str, StepSpec]] = {}
     _fingerprint: ClassVar[str] = ""
+    # the storage and Listen of the latest setup: what start/forget use outside an update
+    # (in one, the Listen handling it)
     _storage: ClassVar[BaseStorage | None] = None
+    _listen: ClassVar[aiostep.Listen | None] = None
     _hook_needs: ClassVar[dict[str, Needs]] = {}
     #: the handler data of the update being handled (empty outside one): what aiogram would
     #: pass a handler (``bot``, ``event_from_user``, middleware data, ``dp["..."]`` values)
@@ -251,7 +253,7 @@ class Wizard:
         if cls._timing:
             # a reminder or a timeout speaks with no update: the user's language is stored
             cls._stores_locale = True
-        _setup.register(cls)
+        _setup.prepare(cls)
 
     def __init__(
         self,
@@ -526,7 +528,7 @@ class Wizard:
             record = await storage.read(storage_key(key))
         running_cls = None
         if record is not None and record.callback is not None:
-            running_cls = _setup.wizard_named(record.kwargs.get("w"))
+            running_cls = _setup.wizard_named(_runtime.listen_of(cls), record.kwargs.get("w"))
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
             if running is not None:
