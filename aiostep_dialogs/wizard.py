@@ -508,6 +508,10 @@ class Wizard:
         Args:
             middleware_data: the handler data hooks and prompts may ask for by name; by
                 default that of the update being handled (what Listen saw), else none.
+
+        Raises:
+            WizardNotSetUpError: called in an update of a Dispatcher this wizard is not set
+                up on.
         """
         _mark_handled()
         key = cls._key(event)
@@ -516,9 +520,19 @@ class Wizard:
         bot = bot or event.bot
         if bot is None:
             raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
+        ctx = aiostep.current_update.get()
+        if (
+            ctx is not None
+            and ctx.listen.storage is not None
+            and not _setup.is_installed(ctx.listen, cls.wizard_id)
+        ):
+            raise _calls.WizardNotSetUpError(
+                f"{cls.__qualname__}.start(...): {cls.__qualname__} is not set up on the "
+                f"Dispatcher handling this update; call {cls.__qualname__}.setup(dp) on it "
+                "(entry= may be left out)"
+            )
         storage = cls._storage_or_fail()
         # the routing of this update already read the record: reuse it (one round trip less)
-        ctx = aiostep.current_update.get()
         if middleware_data is None:
             middleware_data = ctx.data if ctx is not None else {"bot": bot}
         seen = ctx.data.get("aiostep_seen") if ctx is not None else None
