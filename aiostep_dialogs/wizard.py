@@ -480,6 +480,11 @@ class Wizard:
     ) -> Router:
         """Install this wizard: entry handler, navigation commands, and aiostep's ``Listen``.
 
+        Its steps are registered in the registry of that Dispatcher's Listen (a wizard id is
+        unique per Dispatcher; a `ValueError` names the other class). One wizard may be set up
+        on several Dispatchers, each with its own storage; code outside an update
+        (``start(..., bot=)``, ``forget``) uses the Dispatcher set up last.
+
         Args:
             dp: the Dispatcher (or pass a Router and ``dispatcher=`` the root Dispatcher).
             entry: the filter of the message that starts the wizard, e.g.
