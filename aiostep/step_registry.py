@@ -90,9 +90,18 @@ _markers: dict[tuple[tuple[str, ...], bool, bool], str] = {}
 
 
 class StepRegistry:
-    """Maps step names to functions; a name is registered once per process."""
+    """Maps step names to functions; a name is registered once per registry.
 
-    def __init__(self) -> None:
+    Args:
+        parent: a registry asked for what this one does not register (a Dispatcher's own
+            registry over the process-wide one that
+            [`persisted_step`][aiostep.persisted_step] fills at import). A name registered
+            here costs one lookup, as with no parent.
+    """
+
+    def __init__(self, parent: StepRegistry | None = None) -> None:
+        #: the registry asked for names (and functions) this one does not register
+        self.parent = parent
         self._by_name: dict[str, RegisteredStep] = {}
         self._by_callback: dict[Any, RegisteredStep] = {}
         self._resolvers: dict[str, StepResolver] = {}
@@ -143,8 +152,11 @@ class StepRegistry:
             self._by_callback.pop(entry.callback, None)
 
     def get(self, name: str) -> RegisteredStep | None:
-        """The step registered as ``name``, or ``None``."""
-        return self._by_name.get(name)
+        """The step registered as ``name`` (here, else in the parent), or ``None``."""
+        entry = self._by_name.get(name)
+        if entry is None and self.parent is not None:
+            return self.parent.get(name)
+        return entry
 
     def add_resolver(self, prefix: str, resolver: StepResolver) -> None:
         """Let ``resolver`` supply the step of a stored name that starts with ``prefix`` and
@@ -176,28 +188,37 @@ class StepRegistry:
     def resolve(self, name: str, record: StateContext) -> RegisteredStep | None:
         """The step to run for the stored ``name`` of ``record``: the one registered under
         ``name``, else the first answer of a resolver whose prefix ``name`` starts with
-        (longest prefix first), else ``None``."""
+        (longest prefix first), else ``None``. With a parent: a name registered there comes
+        before this registry's resolvers, and the parent's resolvers after them."""
         entry = self._by_name.get(name)
-        if entry is not None or not self._resolvers:
+        if entry is not None:
             return entry
+        parent = self.parent
+        if parent is not None:
+            entry = parent.get(name)
+            if entry is not None:
+                return entry
         for prefix in self._resolver_order:
             if name.startswith(prefix):
                 found = self._resolvers[prefix](name, record)
                 if found is not None:
                     return found
-        return None
+        return None if parent is None else parent.resolve(name, record)
 
     def find(self, callback: Any) -> RegisteredStep | None:
         """The registration of ``callback`` (a function or a registered name), or ``None``."""
         if isinstance(callback, str):
-            return self._by_name.get(callback)
+            return self.get(callback)
         try:
-            return self._by_callback.get(callback)
+            entry = self._by_callback.get(callback)
         except TypeError:  # unhashable callable
             return None
+        if entry is None and self.parent is not None:
+            return self.parent.find(callback)
+        return entry
 
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        return name in self._by_name or (self.parent is not None and name in self.parent)
 
     def __len__(self) -> int:
         return len(self._by_name)

@@ -20,7 +20,9 @@ from aiostep.step_registry import (
     RegisteredStep,
     StepRegistry,
     check_updates,
-    registry,
+)
+from aiostep.step_registry import (
+    registry as default_registry,
 )
 from aiostep.storage.base import (
     UNSET,
@@ -107,6 +109,7 @@ async def register_next_step(
     state: Any = UNSET,
     data: dict[str, Any] | None = None,
     bot_id: int | None = None,
+    registry: StepRegistry | None = None,
 ) -> None:
     """Route the next update of ``user_id`` in this conversation to ``_next(update, **kwargs)``.
 
@@ -138,6 +141,9 @@ async def register_next_step(
         data: for a persisted step, also replace the conversation's data in that write: a
             conversation's whole transition costs one storage round trip.
         bot_id: the bot (default: that of the update being handled, or the only one seen).
+        registry: where a step or ``on_timeout`` given by name or function is looked up
+            (default: that of the Listen handling the current update, else the process-wide
+            `aiostep.registry`); pass the Listen's from code outside an update.
 
     Raises:
         TypeError: non-JSON ``kwargs`` for a persisted step, naming the key; a ``timeout``
@@ -165,7 +171,13 @@ async def register_next_step(
     request = _Request(
         key=key,
         fn=_next,
-        registry=listen.registry if listen is not None else registry,
+        registry=(
+            registry
+            if registry is not None
+            else listen.registry
+            if listen is not None
+            else default_registry
+        ),
         args=tuple(args),
         kwargs=kwargs,
         timeout=timeout,

@@ -95,10 +95,9 @@ def check_target(caller: Wizard, target: Any, what: str) -> type[Wizard]:
             "conversation, so give them the same scope"
         )
     ctx = aiostep.current_update.get()
-    if ctx is not None:
-        installed = is_installed(ctx.listen, target.wizard_id)
-    else:
-        installed = target._storage is not None
+    installed = is_installed(
+        ctx.listen if ctx is not None else type(caller)._listen, target.wizard_id
+    )
     if not installed:
         raise WizardNotSetUpError(
             f"{here}.{what}({target.__qualname__}): {target.__qualname__} is not set up on this "
@@ -162,7 +161,8 @@ def _caller_of(child: Wizard) -> tuple[Wizard | None, dict[str, Any]]:
     """The caller waiting for ``child`` (the top frame), as this deploy's class reads it, and
     the frame; ``None`` when that wizard is gone from this deploy or its frame is unreadable."""
     frame = child._stack[-1]
-    cls = wizard_named(frame["w"])
+    ctx = aiostep.current_update.get()
+    cls = wizard_named(ctx.listen if ctx is not None else type(child)._listen, frame["w"])
     caller = None
     if cls is not None:
         record = StateContext(current_state=frame["s"], data=frame["d"], kwargs=frame)

@@ -314,7 +314,7 @@ class _Playground:
                 break
         else:
             return
-        wizard_cls = wizard_named(record.kwargs.get("w"))
+        wizard_cls = wizard_named(listen, record.kwargs.get("w"))
         wizard = wizard_cls._restore(record, key, self.sim.bot, None) if wizard_cls else None
         if wizard is not None and wizard.state is not None:
             # no update: what the Dispatcher was given is what its prompts may ask for

@@ -69,8 +69,17 @@ async def sender_has_own_wizard(
     return (
         record is not None
         and record.callback is not None
-        and wizard_named(record.kwargs.get("w")) is not None
+        and wizard_named(listen_of(cls), record.kwargs.get("w")) is not None
     )
+
+
+def listen_of(cls: type[Wizard]) -> aiostep.Listen | None:
+    """The Listen of the Dispatcher handling the current update, else that of ``cls``'s
+    latest ``setup`` (``None`` before any)."""
+    ctx = aiostep.current_update.get()
+    if ctx is not None and ctx.listen.storage is not None:
+        return ctx.listen
+    return cls._listen
 
 
 def storage_or_fail(cls: type[Wizard]) -> BaseStorage:
@@ -346,6 +355,7 @@ async def park(self: Wizard, spec: StepSpec, *, step_only: bool = False) -> None
     """Persist: the next step is ``spec``, with state, data and navigation, in one write
     (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
     meta, timeout = park_meta(self, spec)
+    storage, registry = _target(type(self))
     if step_only:
         # a press that is not an answer (a toggle, a page turn) shows the user is there:
         # the step's deadline starts again, as for a new prompt
@@ -356,7 +366,8 @@ async def park(self: Wizard, spec: StepSpec, *, step_only: bool = False) -> None
             thread_id=self.key.thread_id,
             bot_id=self.key.bot_id,
             kwargs=meta,
-            storage=self._storage_or_fail(),
+            storage=storage,
+            registry=registry,
             timeout=timeout,
             on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
         )
@@ -370,10 +381,23 @@ async def park(self: Wizard, spec: StepSpec, *, step_only: bool = False) -> None
         kwargs=meta,
         state=spec.state,
         data=self.data,
-        storage=self._storage_or_fail(),
+        storage=storage,
+        registry=registry,
         timeout=timeout,
         on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
     )
+
+
+def _target(cls: type[Wizard]) -> tuple[BaseStorage, aiostep.StepRegistry | None]:
+    """Where a step of ``cls`` is written, and where its name resolves: those of the
+    Dispatcher handling the current update, else of the latest ``setup``."""
+    ctx = aiostep.current_update.get()
+    if ctx is not None and ctx.listen.storage is not None:
+        return ctx.listen.storage, ctx.listen.registry
+    listen = cls._listen
+    if listen is None or listen.storage is None:
+        raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
+    return listen.storage, listen.registry
 
 
 async def park_and_prompt(

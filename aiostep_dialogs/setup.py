@@ -1,6 +1,6 @@
-"""Installing wizards on a Dispatcher: the registries of defined wizards and of installed
-Dispatchers, the entry, navigation and stale-button handlers, the prompt guard, and the
-resolver of stored conversations whose step this deploy does not register.
+"""Installing wizards on a Dispatcher: its registry of wizards and their steps (`WizardSteps`,
+in its Listen's ``registry``), the entry, navigation and stale-button handlers, the prompt
+guard, and the resolver of stored conversations whose step that registry does not register.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 from aiogram import Dispatcher, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
@@ -50,62 +49,130 @@ _handled: contextvars.ContextVar[_Marker | None] = contextvars.ContextVar(
 )
 
 
-_wizards: dict[str, type[Wizard]] = {}
-
-
-_guards: WeakKeyDictionary[Dispatcher, _PromptGuard] = WeakKeyDictionary()
-
-
 def _mark_handled() -> None:
     marker = _handled.get()
     if marker is not None:
         marker.handled = True
 
 
-def wizard_named(wizard_id: object) -> type[Wizard] | None:
-    """The defined wizard whose ``wizard_id`` a stored record names (``"w"``), or ``None``."""
-    return _wizards.get(str(wizard_id))
+class WizardSteps(aiostep.StepRegistry):
+    """A Dispatcher's step registry with its wizards: the steps of the wizards set up on it
+    (``"<wizard>:<STATE>"``), over the registry its Listen had (the process-wide one, that
+    `aiostep.persisted_step` fills, unless the Listen was given another).
+
+    `install` puts one in its Listen's ``registry``; defining a Wizard subclass registers
+    nothing anywhere, so two Dispatchers in one process run different wizard sets, or one
+    wizard class with two storages.
+    """
+
+    def __init__(self, parent: aiostep.StepRegistry | None) -> None:
+        super().__init__(parent)
+        #: the wizards set up on this Dispatcher, by ``wizard_id``
+        self.wizards: dict[str, type[Wizard]] = {}
+        self._base: type[Wizard] | None = None  # the Wizard class, from the first one added
+        self.add_resolver("", self._resolve_stored_wizard)
+
+    def add(self, cls: type[Wizard]) -> None:
+        """Register ``cls``'s steps here; the same class (or its redefinition under the same
+        qualified name, a reload) again replaces it.
+
+        Raises:
+            ValueError: another wizard class with the same ``wizard_id`` is set up here.
+        """
+        previous = self.wizards.get(cls.wizard_id)
+        if previous is not None and previous.__qualname__ != cls.__qualname__:
+            raise ValueError(
+                f"wizard name {cls.wizard_id!r} of {cls.__qualname__} is already used by "
+                f"{previous.__qualname__} on this Dispatcher; give one of them another name="
+            )
+        if previous is not None:
+            # the same wizard defined again (a reload): its steps that are gone are gone
+            for name in previous._registered_names() - cls._registered_names():
+                self.unregister(name)
+        self.wizards[cls.wizard_id] = cls
+        if self._base is None:
+            self._base = next(c for c in reversed(cls.__mro__) if "_steps" in c.__dict__)
+        for entry in cls._step_entries:
+            self.register(entry.callback, entry.name, updates=entry.updates, replace=True)
+
+    def _resolve_stored_wizard(
+        self, name: str, record: StateContext
+    ) -> aiostep.RegisteredStep | None:
+        """The step of a wizard conversation whose stored step name is not registered here:
+        its wizard's, when the state was removed by a redeploy; one that leaves it as it is,
+        when its wizard is defined but set up on another Dispatcher; one that removes it,
+        when this process defines no wizard of that id. ``None`` for any other record."""
+        meta = record.kwargs
+        wizard_id = meta.get("w")
+        if (
+            not isinstance(wizard_id, str)
+            or not name.startswith(wizard_id + ":")
+            or "fp" not in meta
+            or _record_version(meta) is None
+        ):
+            return None
+        cls = self.wizards.get(wizard_id)
+        if cls is not None:
+            return cls._drift_step
+        if self._base is not None and _is_defined(self._base, wizard_id):
+            return _NOT_HERE
+        return _FORGET_UNKNOWN
 
 
-def is_installed(listen: aiostep.Listen, wizard_id: str) -> bool:
+def _is_defined(base: type[Wizard], wizard_id: str) -> bool:
+    """Whether a subclass of ``base`` (the Wizard class) of this id is defined in this process
+    (found from the class tree, as Python keeps it: asked only for a record no registry here
+    resolves)."""
+    todo: list[type[Wizard]] = [base]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if sub.__dict__.get("_steps") and sub.wizard_id == wizard_id:
+                return True
+            todo.append(sub)
+    return False
+
+
+def wizards_of(listen: aiostep.Listen | None) -> dict[str, type[Wizard]]:
+    """The wizards set up on the Dispatcher that ``listen`` serves, by ``wizard_id``."""
+    registry = listen.registry if listen is not None else None
+    return registry.wizards if isinstance(registry, WizardSteps) else {}
+
+
+def wizard_named(listen: aiostep.Listen | None, wizard_id: object) -> type[Wizard] | None:
+    """The wizard set up on ``listen``'s Dispatcher whose ``wizard_id`` a stored record names
+    (``"w"``), or ``None``."""
+    return wizards_of(listen).get(str(wizard_id))
+
+
+def is_installed(listen: aiostep.Listen | None, wizard_id: str) -> bool:
     """Whether the wizard ``wizard_id`` is set up on the Dispatcher that ``listen`` serves."""
-    return any(
-        guard.listen is listen and wizard_id in guard.wizards for guard in list(_guards.values())
-    )
+    return wizard_id in wizards_of(listen)
 
 
-def register(cls: type[Wizard]) -> None:
-    """Register a defined wizard: by its id (a redefinition under the same class name
-    replaces it), and its steps in aiostep's registry, under ``"<wizard>:<STATE>"``."""
-    previous = _wizards.get(cls.wizard_id)
-    if previous is not None and previous.__qualname__ != cls.__qualname__:
-        raise ValueError(f"wizard name {cls.wizard_id!r} is already used by {previous!r}")
-    if previous is not None:
-        # the same wizard defined again (a reload): its steps that are gone are gone
-        for name in previous._registered_names() - cls._registered_names():
-            aiostep.registry.unregister(name)
-    _wizards[cls.wizard_id] = cls
+def prepare(cls: type[Wizard]) -> None:
+    """Compile a defined wizard's steps, once per class; this registers nothing anywhere
+    (`install` adds them to a Dispatcher's `WizardSteps`)."""
     # only its own buttons: the bot's other buttons keep working mid-wizard
     updates = ("message", f"callback_query={_BUTTON_PREFIX}:")
-    for spec in cls._steps:
-        aiostep.registry.register(
-            cls._compile(spec), cls._step_name(spec), updates=updates, replace=True
+    entries = [
+        aiostep.RegisteredStep(cls._step_name(spec), cls._compile(spec), updates=updates)
+        for spec in cls._steps
+    ]
+    # a conversation stored at the old name of a renamed state resolves to the renamed step
+    entries += [
+        aiostep.RegisteredStep(
+            f"{cls.wizard_id}:{old}", cls._compile(cls._by_state[new]), updates=updates
         )
-    for old, new in cls._renamed.items():
-        # a conversation stored at the old name resolves to the renamed step
-        aiostep.registry.register(
-            cls._compile(cls._by_state[new]),
-            f"{cls.wizard_id}:{old}",
-            updates=updates,
-            replace=True,
-        )
+        for old, new in cls._renamed.items()
+    ]
     # every wizard's deadlines (reminders, timeouts) fire through one registered step
-    aiostep.registry.register(compile_tick(cls), f"{cls.wizard_id}:{TICK}", replace=True)
-    # a conversation stored at a removed state: see _resolve_stored_wizard
+    entries.append(aiostep.RegisteredStep(f"{cls.wizard_id}:{TICK}", compile_tick(cls)))
+    cls._step_entries = tuple(entries)
+    # a conversation stored at a removed state: see WizardSteps._resolve_stored_wizard
     cls._drift_step = aiostep.RegisteredStep(
         name=f"{cls.wizard_id}:*", callback=cls._compile_moved(), updates=updates
     )
-    aiostep.registry.add_resolver("", _resolve_stored_wizard)
 
 
 def install(
@@ -130,7 +197,7 @@ def install(
     root = dispatcher if dispatcher is not None else dp
     if not isinstance(root, Dispatcher):
         raise TypeError("pass the root Dispatcher (dispatcher=dp) when dp is a Router")
-    guard = _guards.get(root)
+    guard = _find_guard(root)
     if guard is None:
         listen = _find_listen(root)
         store = as_async(storage) if storage is not None else None
@@ -154,14 +221,20 @@ def install(
         elif listen not in root.callback_query.outer_middleware:
             # installed the 0.3 way, on messages only: buttons must reach it too
             root.callback_query.outer_middleware(listen)
+        if not isinstance(listen.registry, WizardSteps):
+            # this Dispatcher's wizards register here; the steps the Listen resolved
+            # before (aiostep.persisted_step's, at import) still resolve through it
+            listen.registry = WizardSteps(listen.registry)
         guard = _PromptGuard(listen)
         root.message.outer_middleware(guard)
-        _guards[root] = guard
     elif storage is not None and as_async(storage) is not guard.listen.storage:
         raise ValueError("all wizards of one Dispatcher share one storage")
     assert guard.listen.storage is not None
+    assert isinstance(guard.listen.registry, WizardSteps)
+    guard.listen.registry.add(cls)  # what this Dispatcher runs, and what a call may run
+    # outside an update, start/forget use the latest setup's Dispatcher
     cls._storage = guard.listen.storage
-    guard.wizards.add(cls.wizard_id)  # what a call may run (aiostep_dialogs.calls)
+    cls._listen = guard.listen
     if cls.scope == "chat":
         # only this wizard's conversations are chat-wide: the Dispatcher's other
         # conversations keep their per-user routing, and cost nothing more
@@ -225,25 +298,6 @@ def registered_names(cls: type[Wizard]) -> set[str]:
     return names | {f"{cls.wizard_id}:{old}" for old in cls._renamed}
 
 
-def _resolve_stored_wizard(name: str, record: StateContext) -> aiostep.RegisteredStep | None:
-    """The step of a wizard conversation whose stored step name is not registered: its
-    wizard's, when the state was removed by a redeploy; one that removes the conversation,
-    when this deploy has no wizard of that id. ``None`` for any other record."""
-    meta = record.kwargs
-    wizard_id = meta.get("w")
-    if (
-        not isinstance(wizard_id, str)
-        or not name.startswith(wizard_id + ":")
-        or "fp" not in meta
-        or _record_version(meta) is None
-    ):
-        return None
-    cls = _wizards.get(wizard_id)
-    if cls is None:
-        return _FORGET_UNKNOWN
-    return cls._drift_step
-
-
 async def _forget_unknown_wizard(
     event: TelegramObject,
     step_context: StateContext,
@@ -278,6 +332,26 @@ _FORGET_UNKNOWN = aiostep.RegisteredStep(
 )
 
 
+async def _not_here(event: TelegramObject) -> None:
+    """A conversation of a wizard set up on another Dispatcher (sharing this storage): it is
+    not this one's to run, so it stays as it is and the update goes to the normal handlers."""
+    raise SkipHandler()
+
+
+_NOT_HERE = aiostep.RegisteredStep(
+    name="aiostep_dialogs:not-set-up-here",
+    callback=_not_here,
+    updates=("message", "callback_query"),
+)
+
+
+def _find_guard(dp: Dispatcher) -> _PromptGuard | None:
+    for middleware in dp.message.outer_middleware:
+        if isinstance(middleware, _PromptGuard):
+            return middleware
+    return None
+
+
 def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:
     for middleware in dp.message.outer_middleware:
         if isinstance(middleware, aiostep.Listen):
@@ -291,8 +365,6 @@ class _PromptGuard:
 
     def __init__(self, listen: aiostep.Listen) -> None:
         self.listen = listen
-        #: the ids of the wizards set up on this Dispatcher
-        self.wizards: set[str] = set()
 
     async def __call__(
         self,
@@ -322,7 +394,7 @@ class _PromptGuard:
             record = await read(storage_key(key))
         if record is None or record.callback is None:
             return result
-        cls = _wizards.get(str(record.kwargs.get("w")))
+        cls = wizard_named(self.listen, record.kwargs.get("w"))
         bot = data.get("bot")
         if cls is None or bot is None:
             return result

@@ -64,13 +64,10 @@ from aiostep_dialogs.setup import (  # noqa: F401
     _FORGET_UNKNOWN,
     _find_listen,
     _forget_unknown_wizard,
-    _guards,
     _handled,
     _mark_handled,
     _Marker,
     _PromptGuard,
-    _resolve_stored_wizard,
-    _wizards,
 )
 from aiostep_dialogs.spec import (  # noqa: F401
     _HOOK_ARGS,
@@ -155,9 +152,14 @@ class Wizard:
     _timing: ClassVar[dict[str, Timing]] = {}
     _renamed: ClassVar[dict[str, str]] = {}
     _drift_step: ClassVar[aiostep.RegisteredStep | None] = None
+    # its compiled steps (set at class definition), registered by each setup
+    _step_entries: ClassVar[tuple[aiostep.RegisteredStep, ...]] = ()
     _by_state: ClassVar[dict[str, StepSpec]] = {}
     _fingerprint: ClassVar[str] = ""
+    # the storage and Listen of the latest setup: what start/forget use outside an update
+    # (in one, the Listen handling it)
     _storage: ClassVar[BaseStorage | None] = None
+    _listen: ClassVar[aiostep.Listen | None] = None
     _hook_needs: ClassVar[dict[str, Needs]] = {}
     #: the handler data of the update being handled (empty outside one): what aiogram would
     #: pass a handler (``bot``, ``event_from_user``, middleware data, ``dp["..."]`` values)
@@ -251,7 +253,7 @@ class Wizard:
         if cls._timing:
             # a reminder or a timeout speaks with no update: the user's language is stored
             cls._stores_locale = True
-        _setup.register(cls)
+        _setup.prepare(cls)
 
     def __init__(
         self,
@@ -478,6 +480,11 @@ class Wizard:
     ) -> Router:
         """Install this wizard: entry handler, navigation commands, and aiostep's ``Listen``.
 
+        Its steps are registered in the registry of that Dispatcher's Listen (a wizard id is
+        unique per Dispatcher; a `ValueError` names the other class). One wizard may be set up
+        on several Dispatchers, each with its own storage; code outside an update
+        (``start(..., bot=)``, ``forget``) uses the Dispatcher set up last.
+
         Args:
             dp: the Dispatcher (or pass a Router and ``dispatcher=`` the root Dispatcher).
             entry: the filter of the message that starts the wizard, e.g.
@@ -506,6 +513,10 @@ class Wizard:
         Args:
             middleware_data: the handler data hooks and prompts may ask for by name; by
                 default that of the update being handled (what Listen saw), else none.
+
+        Raises:
+            WizardNotSetUpError: called in an update of a Dispatcher this wizard is not set
+                up on.
         """
         _mark_handled()
         key = cls._key(event)
@@ -514,9 +525,19 @@ class Wizard:
         bot = bot or event.bot
         if bot is None:
             raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
+        ctx = aiostep.current_update.get()
+        if (
+            ctx is not None
+            and ctx.listen.storage is not None
+            and not _setup.is_installed(ctx.listen, cls.wizard_id)
+        ):
+            raise _calls.WizardNotSetUpError(
+                f"{cls.__qualname__}.start(...): {cls.__qualname__} is not set up on the "
+                f"Dispatcher handling this update; call {cls.__qualname__}.setup(dp) on it "
+                "(entry= may be left out)"
+            )
         storage = cls._storage_or_fail()
         # the routing of this update already read the record: reuse it (one round trip less)
-        ctx = aiostep.current_update.get()
         if middleware_data is None:
             middleware_data = ctx.data if ctx is not None else {"bot": bot}
         seen = ctx.data.get("aiostep_seen") if ctx is not None else None
@@ -526,7 +547,7 @@ class Wizard:
             record = await storage.read(storage_key(key))
         running_cls = None
         if record is not None and record.callback is not None:
-            running_cls = _setup.wizard_named(record.kwargs.get("w"))
+            running_cls = _setup.wizard_named(_runtime.listen_of(cls), record.kwargs.get("w"))
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
             if running is not None:

@@ -123,3 +123,30 @@ async def test_a_resolver_continues_a_stored_step_that_a_deploy_removed(
     assert log == [f"{name} -> successor: Oslo hello", "normal again"]
     record = await stored(persistent, talk.user.id)
     assert record is None or record.callback is None
+
+
+def test_a_registry_with_a_parent_asks_it_for_what_it_does_not_register() -> None:
+    parent = aiostep.StepRegistry()
+
+    async def imported(message: Message) -> None: ...
+
+    async def own(message: Message) -> None: ...
+
+    async def gone(message: Message) -> None: ...
+
+    parent.register(imported, "app.imported")
+    child = aiostep.StepRegistry(parent)
+    child.register(own, "app.own")
+    parent.register(gone, "app.later")  # registered in the parent after the child was made
+    record = StateContext()
+    assert child.get("app.imported") is parent.get("app.imported")
+    assert child.find(imported) is parent.get("app.imported")
+    assert "app.later" in child and "app.own" in child and "app.own" not in parent
+    found = child.resolve("app.later", record)
+    assert found is not None and found.callback is gone
+    parent.add_resolver("app.", lambda name, rec: RegisteredStep(name=name, callback=gone))
+    child.add_resolver("app.v2.", lambda name, rec: RegisteredStep(name=name, callback=own))
+    v2, other = child.resolve("app.v2.X", record), child.resolve("app.X", record)
+    assert v2 is not None and v2.callback is own  # the child's resolvers first
+    assert other is not None and other.callback is gone  # then the parent's
+    assert len(child) == 1  # its own registrations

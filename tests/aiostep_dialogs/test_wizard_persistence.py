@@ -52,13 +52,18 @@ def pets(dp: Dispatcher, storage: object) -> None:
 
 
 async def test_each_step_is_registered_under_wizard_id_and_state_name() -> None:
+    dp = Dispatcher()
+    pets(dp, MemoryStateStorage())
+    Signup.setup(dp)
+    listen = next(m for m in dp.message.outer_middleware if isinstance(m, aiostep.Listen))
+    registry = listen.registry  # the Dispatcher's own: setup registers there
     for state in Pets.State:
-        entry = aiostep.registry.get(f"t_persist_pets:{state.name}")
+        entry = registry.get(f"t_persist_pets:{state.name}")
         assert entry is not None, state
         assert "message" in entry.updates
         assert any(u.startswith("callback_query") for u in entry.updates)  # its buttons
     for state in Signup.State:
-        assert f"signup:{state.name}" in aiostep.registry
+        assert f"signup:{state.name}" in registry
 
 
 async def test_progress_is_persisted_in_one_record(backend: Backend) -> None:

@@ -4,7 +4,7 @@ a conversation under one version of a wizard class, "redeploys" (``sim.restart()
 factory that installs the next version) and carries on.
 
 Two versions of one wizard have one id and one qualified name, as the same class in two
-deploys does; defining the second replaces the first in this process (``_deploy``)."""
+deploys does; each restart's Dispatcher sets up the version the factory installs."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ class Deploys:
     async def redeploy(self, sim: BotSimulator, cls: type[Wizard]) -> None:
         self.current = cls
         await sim.restart()
+
+
+def _registry(sim: BotSimulator) -> aiostep.StepRegistry:
+    """The registry of the simulated Dispatcher's Listen, where its wizards' steps are."""
+    dp = sim.dispatcher
+    return next(m for m in dp.message.outer_middleware if isinstance(m, aiostep.Listen)).registry
 
 
 def _record_key(talk: Conversation) -> str:
@@ -120,7 +126,7 @@ async def test_a_conversation_at_a_renamed_state_continues_at_the_new_one(
     talk.assert_last("Your name?")
 
     await deploys.redeploy(sim, _coffee_v2())
-    assert "t_redeploy_renamed:NAME" in aiostep.registry  # the old step name still resolves
+    assert "t_redeploy_renamed:NAME" in _registry(sim)  # the old step name still resolves
     await talk.send("Ann")
     talk.assert_last("large for Ann?", buttons=[["yes"]])
     # the history names the old states too: /back walks them, undoing each answer
@@ -218,7 +224,7 @@ async def test_a_conversation_at_a_removed_step_goes_back_to_the_latest_step_it_
 ) -> None:
     deploys, sim, talk = await _tea_at_note(persistent_backend)
     await deploys.redeploy(sim, _tea_v2())
-    assert "t_redeploy_removed:NOTE" not in aiostep.registry
+    assert "t_redeploy_removed:NOTE" not in _registry(sim)
 
     with caplog.at_level(logging.WARNING, logger="aiostep_dialogs"):
         await talk.send("no sugar")  # the answer to a question this deploy no longer asks
