@@ -183,17 +183,8 @@ def install(
     storage: Any = None,
     dispatcher: Dispatcher | None = None,
 ) -> Router:
-    """Install this wizard: entry handler, navigation commands, and aiostep's ``Listen``.
-
-    Args:
-        dp: the Dispatcher (or pass a Router and ``dispatcher=`` the root Dispatcher).
-        entry: the filter of the message that starts the wizard, e.g.
-            ``Command("signup")``, or a list of filters that must all pass (use
-            ``Command("start", "signup")`` for either command).
-        storage: Memory (default), File or Redis storage; shared by all wizards of ``dp``.
-    Returns:
-        the wizard's router (already included).
-    """
+    """The body of [`Wizard.setup`][aiostep_dialogs.Wizard.setup] (its arguments are
+    documented there): install ``cls`` on the root Dispatcher of ``dp``."""
     root = dispatcher if dispatcher is not None else dp
     if not isinstance(root, Dispatcher):
         raise TypeError("pass the root Dispatcher (dispatcher=dp) when dp is a Router")
