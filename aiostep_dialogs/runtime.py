@@ -104,6 +104,20 @@ def restore_stepping(
     return wizard
 
 
+def _restored_for(
+    cls: type[Wizard],
+    record: StateContext,
+    key: ConversationKey,
+    event: Message | CallbackQuery,
+    data: dict[str, Any],
+) -> Wizard | None:
+    """The wizard a compiled step runs for ``event``, holding the update's handler ``data``."""
+    wizard = cls._restore_stepping(record, key, data["bot"], event)
+    if wizard is not None:
+        wizard.middleware_data = data
+    return wizard
+
+
 def compile_step(cls: type[Wizard], spec: StepSpec) -> Callable[..., Awaitable[None]]:
     """The callback registered for ``spec``'s step: restore the wizard and handle the update."""
 
@@ -113,10 +127,9 @@ def compile_step(cls: type[Wizard], spec: StepSpec) -> Callable[..., Awaitable[N
         conversation: ConversationKey,
         **data: Any,
     ) -> None:
-        wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
+        wizard = _restored_for(cls, step_context, conversation, event, data)
         if wizard is None:
             return
-        wizard.middleware_data = data
         if step_context.claim is not None and isinstance(event, Message):
             # The process that ran this step last died before its outcome (the step was
             # offered again): the user's message it was handling is lost, and this one
@@ -139,10 +152,9 @@ def compile_moved(cls: type[Wizard]) -> Callable[..., Awaitable[None]]:
         conversation: ConversationKey,
         **data: Any,
     ) -> None:
-        wizard = cls._restore_stepping(step_context, conversation, data["bot"], event)
+        wizard = _restored_for(cls, step_context, conversation, event, data)
         if wizard is None:
             return
-        wizard.middleware_data = data
         spec = wizard._spec()
         if not wizard._moved:  # its state exists after all (stored under another name)
             await wizard._handle(spec, event)
