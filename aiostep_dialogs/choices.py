@@ -259,12 +259,21 @@ async def before_send(wizard: Wizard, spec: StepSpec) -> None:
     assert picker is not None
     if picker.source is None or wizard._labels is not None:
         return
+    if await _refetch(wizard, spec):
+        await wizard._park(spec, step_only=True)
+
+
+async def _refetch(wizard: Wizard, spec: StepSpec) -> bool:
+    """Ask the step's source for its options now; if they differ from those shown, they are
+    the ones shown from now on, under a new nonce (buttons sent with the old list go stale, so
+    no press can pick by an index into another list). Whether they changed (not yet stored)."""
     options = await fetch(wizard, spec)
     wizard._labels = options
-    if list(options) != wizard._shown:
-        wizard._shown = list(options)
-        wizard.nonce = secrets.token_hex(4)
-        await wizard._park(spec, step_only=True)
+    if list(options) == wizard._shown:
+        return False
+    wizard._shown = list(options)
+    wizard.nonce = secrets.token_hex(4)
+    return True
 
 
 def _options(wizard: Wizard, spec: StepSpec) -> tuple[list[OptionValue], Mapping[Any, str]]:
@@ -427,13 +436,7 @@ async def _turn_page(wizard: Wizard, spec: StepSpec, query: CallbackQuery, page:
     picker = spec.picker
     assert picker is not None
     if picker.source is not None:
-        # a page turn shows the options as they are now: stored with a new nonce, so a press
-        # on the keyboard it replaces cannot pick by an index into the other list
-        options = await fetch(wizard, spec)
-        wizard._labels = options
-        if list(options) != wizard._shown:
-            wizard._shown = list(options)
-            wizard.nonce = secrets.token_hex(4)
+        await _refetch(wizard, spec)  # a page turn shows the options as they are now
     await wizard._park(spec, step_only=True)
     await _quietly(query.answer())
     message = query.message
