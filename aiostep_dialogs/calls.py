@@ -24,7 +24,6 @@ import copy
 import enum
 import json
 import logging
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,7 +34,7 @@ from aiostep.storage import StateContext
 from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry
 from aiostep_dialogs.record import frame_of as _frame
 from aiostep_dialogs.setup import is_installed, wizard_named
-from aiostep_dialogs.spec import Finish, is_wizard_class, overrides_hook
+from aiostep_dialogs.spec import Finish, is_wizard_class, new_nonce, overrides_hook
 
 if TYPE_CHECKING:
     from aiostep_dialogs.spec import StepSpec
@@ -187,7 +186,7 @@ async def _show(wizard: Wizard, spec: StepSpec, previous: Wizard | None) -> None
     conversation ends; then the error goes on to ``dp.errors``."""
     wizard.state = spec.state
     wizard.attempts = 0
-    wizard.nonce = secrets.token_hex(4)
+    wizard.nonce = new_nonce(spec)
     await wizard._park(spec)
     try:
         await wizard._send_prompt(spec)
@@ -196,7 +195,7 @@ async def _show(wizard: Wizard, spec: StepSpec, previous: Wizard | None) -> None
             if previous is None:
                 await wizard._clear()
             else:
-                previous.nonce = secrets.token_hex(4)
+                previous.nonce = new_nonce(previous._spec())
                 await previous._park(previous._spec())
         except Exception:
             logger.exception("%s: could not undo a step whose prompt failed", wizard.key)

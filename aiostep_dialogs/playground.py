@@ -32,6 +32,7 @@ from aiostep.keys import ANYONE, ConversationKey, storage_key
 from aiostep.storage import MemoryStateStorage, StateContext
 from aiostep.testing import BotSimulator, Conversation, SettleTimeoutError
 from aiostep_dialogs.loading import Target, load_target
+from aiostep_dialogs.record import stored_wizard_id
 from aiostep_dialogs.setup import wizard_named
 from aiostep_dialogs.terminal import Console, open_console
 
@@ -314,7 +315,7 @@ class _Playground:
                 break
         else:
             return
-        wizard_cls = wizard_named(listen, record.kwargs.get("w"))
+        wizard_cls = wizard_named(listen, stored_wizard_id(record))
         wizard = wizard_cls._restore(record, key, self.sim.bot, None) if wizard_cls else None
         if wizard is not None and wizard.state is not None:
             # no update: what the Dispatcher was given is what its prompts may ask for

@@ -30,7 +30,10 @@ logger = logging.getLogger("aiostep_dialogs")
 
 #: Bumped when the stored layout of a running wizard changes. Stored as ``"v"`` with every
 #: running wizard; a record of a version above this one is not read (see ``_record_version``).
-RECORD_VERSION = 3
+#: Version 4 stores less: no ``"w"`` (the step's name, ``<wizard_id>:<STATE>``, says it), no
+#: ``"a"`` while no answer was refused, no ``"n"`` for a prompt without buttons. A deploy
+#: older than version 4 leaves such a record pending instead of misreading it.
+RECORD_VERSION = 4
 
 
 _HISTORY_LIMIT = 30
@@ -65,11 +68,27 @@ def _record_version(meta: Mapping[str, Any]) -> int | None:
     """The layout version of a running wizard's stored kwargs, or ``None`` when this code
     cannot read it (a newer version, or not a version at all). Versions 1 to 3 differ only in
     what a history entry holds (up to 2 the whole data before the answer, ``"d"``; from 3 the
-    answer's changes to undo, ``"r"`` and ``"x"``), which ``/back`` reads entry by entry."""
+    answer's changes to undo, ``"r"`` and ``"x"``), which ``/back`` reads entry by entry;
+    version 4 leaves out what can be worked out (see ``RECORD_VERSION``)."""
     version = meta.get("v", 1)
     if isinstance(version, bool) or not isinstance(version, int):
         return None
     return version if 1 <= version <= RECORD_VERSION else None
+
+
+def stored_wizard_id(record: StateContext) -> str | None:
+    """The ``wizard_id`` of the wizard running in ``record``, or ``None`` when it holds no
+    wizard: ``"w"`` up to version 3; from version 4 the part of the step's name before its
+    state (``<wizard_id>:<STATE>``), in a record that carries a wizard's fingerprint."""
+    meta = record.kwargs
+    if "w" in meta:
+        wizard_id = meta["w"]
+        return wizard_id if isinstance(wizard_id, str) else None
+    callback = record.callback
+    if callback is None or "fp" not in meta or "v" not in meta:
+        return None
+    wizard_id, colon, _ = callback.rpartition(":")
+    return wizard_id if colon else None
 
 
 def _schema_of(meta: Mapping[str, Any]) -> int | None:
@@ -85,22 +104,23 @@ def park_meta(self: Wizard, spec: StepSpec) -> tuple[dict[str, Any], float | Non
     """The step kwargs that store ``wizard`` paused at ``spec`` (every field of the record but
     the state and data, which the storage keeps beside them), and the step's timeout.
 
-    The fields: ``v`` the layout version, ``w`` the wizard id, ``fp`` the steps' fingerprint,
-    ``h`` the history (``_undo_entry``), ``n`` the buttons' nonce, ``a`` rejected attempts,
+    The fields: ``v`` the layout version, ``fp`` the steps' fingerprint, ``h`` the history
+    (``_undo_entry``), ``n`` the buttons' nonce (left out for a prompt without buttons),
+    ``a`` rejected attempts (left out at 0); the wizard's id is the step name's head
+    (`stored_wizard_id`),
     ``sv`` the data's ``schema_version`` (left out at 1), ``l`` the stored locale, ``m`` the
     prompt's message id (one-message mode), ``st`` the callers' stack
     (`aiostep_dialogs.calls`), ``c``/``p`` the options shown and picked
     (`aiostep_dialogs.choices`), ``t0``/``r`` when the step was asked and the reminders sent
     (`aiostep_dialogs.timeouts`). ``restore`` reads them back.
     """
-    meta: dict[str, Any] = {
-        "v": RECORD_VERSION,
-        "w": self.wizard_id,
-        "fp": self._fingerprint,
-        "h": self.history,
-        "n": self.nonce,
-        "a": self.attempts,
-    }
+    meta: dict[str, Any] = {"v": RECORD_VERSION, "fp": self._fingerprint}
+    if self.history:
+        meta["h"] = self.history
+    if self.nonce:
+        meta["n"] = self.nonce
+    if self.attempts:
+        meta["a"] = self.attempts
     if self.schema_version != 1:
         meta["sv"] = self.schema_version
     timeout: float | None = None
@@ -186,7 +206,7 @@ def restore(
             RECORD_VERSION,
         )
         return None
-    if meta.get("w") != cls.wizard_id or record.current_state is None:
+    if stored_wizard_id(record) != cls.wizard_id or record.current_state is None:
         return None
     schema = _schema_of(meta)
     if schema is None or schema > cls.schema_version:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import enum
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,9 +31,15 @@ from aiostep_dialogs.i18n import (
     Localized,
 )
 from aiostep_dialogs.injection import call
-from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry, park_meta
+from aiostep_dialogs.record import (
+    _HISTORY_LIMIT,
+    _undo,
+    _undo_entry,
+    park_meta,
+    stored_wizard_id,
+)
 from aiostep_dialogs.setup import wizard_named
-from aiostep_dialogs.spec import Finish, StepSpec
+from aiostep_dialogs.spec import Finish, StepSpec, new_nonce
 from aiostep_dialogs.timeouts import TICK
 from aiostep_dialogs.ui import quietly as _quietly
 from aiostep_dialogs.validators import ValidationError, Validator
@@ -69,7 +74,7 @@ async def sender_has_own_wizard(
     return (
         record is not None
         and record.callback is not None
-        and wizard_named(listen_of(cls), record.kwargs.get("w")) is not None
+        and wizard_named(listen_of(cls), stored_wizard_id(record)) is not None
     )
 
 
@@ -287,7 +292,7 @@ async def reject(self: Wizard, spec: StepSpec, reason: ValidationError | Localiz
         said = await self._say_error(spec.error if spec.error is not None else reason)
         await _ui.refuse_press(self, said)
         return
-    self.nonce = secrets.token_hex(4)
+    self.nonce = new_nonce(spec)
     if spec.picker is not None:
         await ch.prepare(self, spec)
     await self._park_and_prompt(spec, error=spec.error if spec.error is not None else reason)
@@ -340,7 +345,7 @@ async def enter(
     reach ``dp.errors``. The user's next message answers the question they saw."""
     self.state = spec.state
     self.attempts = 0
-    self.nonce = secrets.token_hex(4)
+    self.nonce = new_nonce(spec)
     if self._shown is not None or self._picked:
         self._shown, self._picked, self._labels = None, (), None  # the previous step's
     if spec.picker is not None:
@@ -355,7 +360,7 @@ async def enter(
                 await self._clear()
             else:
                 seen, self.data, self.history = back_to
-                self.state, self.nonce = seen.state, secrets.token_hex(4)
+                self.state, self.nonce = seen.state, new_nonce(seen)
                 self._shown, self._picked, self._labels = None, (), None
                 await self._park(seen)
         except Exception:

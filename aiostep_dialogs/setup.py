@@ -27,7 +27,7 @@ from aiostep_dialogs import button_data
 from aiostep_dialogs.i18n import (
     locale_of,
 )
-from aiostep_dialogs.record import _record_version
+from aiostep_dialogs.record import _record_version, stored_wizard_id
 from aiostep_dialogs.timeouts import TICK, compile_tick
 from aiostep_dialogs.ui import quietly as _quietly
 
@@ -103,9 +103,9 @@ class WizardSteps(aiostep.StepRegistry):
         when its wizard is defined but set up on another Dispatcher; one that removes it,
         when this process defines no wizard of that id. ``None`` for any other record."""
         meta = record.kwargs
-        wizard_id = meta.get("w")
+        wizard_id = stored_wizard_id(record)
         if (
-            not isinstance(wizard_id, str)
+            wizard_id is None
             or not name.startswith(wizard_id + ":")
             or "fp" not in meta
             or _record_version(meta) is None
@@ -141,7 +141,7 @@ def wizards_of(listen: aiostep.Listen | None) -> dict[str, type[Wizard]]:
 
 def wizard_named(listen: aiostep.Listen | None, wizard_id: object) -> type[Wizard] | None:
     """The wizard set up on ``listen``'s Dispatcher whose ``wizard_id`` a stored record names
-    (``"w"``), or ``None``."""
+    (`aiostep_dialogs.record.stored_wizard_id`), or ``None``."""
     return wizards_of(listen).get(str(wizard_id))
 
 
@@ -303,7 +303,7 @@ async def _forget_unknown_wizard(
         "state and data are removed, and the update goes to the normal handlers",
         conversation,
         step_context.callback,
-        step_context.kwargs.get("w"),
+        stored_wizard_id(step_context),
     )
     await aiostep.unregister_steps(
         conversation.user_id,
@@ -385,7 +385,7 @@ class _PromptGuard:
             record = await read(storage_key(key))
         if record is None or record.callback is None:
             return result
-        cls = wizard_named(self.listen, record.kwargs.get("w"))
+        cls = wizard_named(self.listen, stored_wizard_id(record))
         bot = data.get("bot")
         if cls is None or bot is None:
             return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,6 +80,18 @@ class StepSpec:
     timeout: Duration | None = None
     remind_after: Duration | tuple[Duration, ...] | None = None
     reminder: Localized | None = None
+
+    @property
+    def buttons(self) -> bool:
+        """Whether its prompt has inline buttons, whose data carries the prompt's nonce (a
+        prompt without them needs none stored)."""
+        return self.picker is not None or (bool(self.choices) and self.keyboard == "inline")
+
+
+def new_nonce(spec: StepSpec) -> str:
+    """A fresh nonce for the buttons of ``spec``'s prompt (``""`` when it has none: a press
+    of an older prompt's button is then stale, as with any other nonce)."""
+    return secrets.token_hex(4) if spec.buttons else ""
 
 
 def _takes_locale(fn: Callable[..., Any]) -> bool:

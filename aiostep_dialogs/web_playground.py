@@ -51,6 +51,7 @@ from aiostep.testing import BotSimulator, Conversation, MessageRecord, Recording
 from aiostep_dialogs.flowchart import parse_flowchart
 from aiostep_dialogs.loading import Target, load_target
 from aiostep_dialogs.playground import make_storage
+from aiostep_dialogs.record import stored_wizard_id
 from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["WebPlayground", "run_web_playground", "serve"]
@@ -477,7 +478,7 @@ def _state(record: StateContext | None) -> dict[str, Any]:
         return {"state": None, "wizard": None, "data": {}}
     return {
         "state": record.current_state.rpartition(":")[2],
-        "wizard": record.kwargs.get("w"),
+        "wizard": stored_wizard_id(record),
         "data": record.data,
     }
 

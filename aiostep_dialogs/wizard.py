@@ -547,7 +547,9 @@ class Wizard:
             record = await storage.read(storage_key(key))
         running_cls = None
         if record is not None and record.callback is not None:
-            running_cls = _setup.wizard_named(_runtime.listen_of(cls), record.kwargs.get("w"))
+            running_cls = _setup.wizard_named(
+                _runtime.listen_of(cls), _record.stored_wizard_id(record)
+            )
         if running_cls is not None and record is not None:
             running = running_cls._restore(record, key, bot, event)
             if running is not None:

@@ -388,7 +388,7 @@ async def test_a_send_wizard_stores_and_sends_what_it_did_before(backend: Backen
 
     record = await backend.record(talk)
     assert record is not None
-    assert set(record.kwargs) == {"v", "w", "fp", "h", "n", "a"}  # no message id
+    assert set(record.kwargs) == {"v", "fp", "h"}  # no message id
     assert sent(talk) == ["Which size?", "Name for the cup?"]
     assert not sim.session.calls_of(EditMessageText)
     assert Plain._edits is False and Order._edits is True

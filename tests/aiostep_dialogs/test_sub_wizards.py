@@ -150,7 +150,7 @@ async def test_callers_wait_in_the_one_record_and_a_record_without_a_call_has_no
     await talk.send("Ann")
     before_call = await backend.record(talk)
     assert before_call is not None
-    assert set(before_call.kwargs) == {"v", "w", "fp", "h", "n", "a"}  # the layout of today
+    assert set(before_call.kwargs) == {"v", "fp", "h", "n"}  # no "st": no caller waits
     await talk.click("deliver")
     await talk.send("Main St")
     record = await backend.record(talk)

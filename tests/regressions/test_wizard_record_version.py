@@ -97,3 +97,25 @@ async def test_a_record_of_an_older_known_version_is_read_as_before(backend: Bac
     await talk.send("dog")
     talk.assert_last("Rex the dog.")
     assert log == []
+
+
+async def test_a_version_3_record_naming_its_wizard_in_w_is_read_as_before(
+    backend: Backend,
+) -> None:
+    """Version 4 stopped storing ``"w"`` (the step's name says it), ``"a"`` at 0 and ``"n"``
+    for a prompt without buttons; a record written before, with all three, still runs."""
+    log: list[str] = []
+    sim = backend.simulator(setup(log))
+    talk = sim.chat()
+    await talk.send("/pet")
+    await talk.send("Rex")
+    key = ConversationKey(talk.chat.id, talk.user.id, talk.thread_id, sim.bot.id)
+    record = await backend.storage.read(storage_key(key))
+    assert record is not None
+    assert set(record.kwargs) == {"v", "fp", "h"}  # what version 4 writes here
+    old = {**record.kwargs, "v": 3, "w": Pet.wizard_id, "n": "0a1b2c3d", "a": 0}
+    await backend.storage.write(storage_key(key), Patch(kwargs=old))
+    await talk.send("dog")
+    talk.assert_last("Rex the dog.")
+    assert log == []
+    assert await backend.record(talk) is None
