@@ -115,4 +115,67 @@ def fill(template: str, values: Mapping[str, Any], parse_mode: str | None) -> st
     Raises:
         ValueError: the template is not a valid format string, or ``parse_mode`` is unknown.
     """
-    return _Escaping(parse_mode).vformat(template, (), _MissingKeys(values))
+    parts = _compiled.get(template)
+    if parts is None:
+        parts = _compile(template)
+    if parts is _COMPLEX:
+        return _Escaping(parse_mode).vformat(template, (), _MissingKeys(values))
+    if len(parts) == 1 and type(parts[0]) is str:
+        return parts[0]  # no placeholder: the template as str.format gives it
+    out: list[str] = []
+    for part in parts:
+        if type(part) is str:
+            out.append(part)
+            continue
+        name, conversion, spec = part
+        # no value: the placeholder stays as written (as _MissingKeys does)
+        value = values[name] if name in values else "{" + name + "}"
+        if conversion == "m":
+            value = Markup(value)
+        elif conversion == "r":
+            value = repr(value)
+        elif conversion == "s":
+            value = str(value)
+        elif conversion == "a":
+            value = ascii(value)
+        text = format(value, spec)
+        out.append(text if isinstance(value, Markup) else escape(text, parse_mode))
+    return "".join(out)
+
+
+#: a template whose placeholders need string.Formatter (attribute or index lookups, nested
+#: fields in a format spec, positional fields): filled by it, as before
+_COMPLEX: tuple[Any, ...] = ()
+_Part = Any  # a literal str, or (name, conversion, format spec)
+#: templates parsed once: a wizard has a few, filled on every prompt
+_compiled: dict[str, tuple[_Part, ...]] = {}
+
+
+def _compile(template: str) -> tuple[_Part, ...]:
+    """``template`` as literal text and simple named fields, or ``_COMPLEX``; remembered
+    (up to 4,096 templates: callables may make new ones, which are then parsed each time).
+
+    Raises:
+        ValueError: the template is not a valid format string.
+    """
+    parts: list[_Part] = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        if literal:
+            parts.append(literal)
+        if name is None:
+            continue
+        if (
+            not name.isidentifier()
+            or "{" in (spec or "")
+            or conversion not in (None, "r", "s", "a", "m")
+        ):
+            parts = list(_COMPLEX)
+            break
+        parts.append((name, conversion, spec or ""))
+    else:
+        if not parts:
+            parts.append("")
+    compiled = tuple(parts) if parts else _COMPLEX
+    if len(_compiled) < 4096:
+        _compiled[template] = compiled
+    return compiled

@@ -50,6 +50,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger("aiostep_dialogs")
 
 
+#: what a step with no validators and no choices takes: any text (made once, not per update)
+_ANY_TEXT: tuple[Validator, ...] = (v.text(),)
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def copy_data(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a wizard's ``data`` that a step method cannot change through ``data``:
+    shallow when every value is a str, number, bool or ``None`` (the usual case, and what a
+    deep copy would give), deep otherwise."""
+    for value in data.values():
+        if type(value) not in _ATOMIC:
+            return copy.deepcopy(data)
+    return dict(data)
+
+
 def key_for(cls: type[Wizard], event: TelegramObject) -> ConversationKey | None:
     """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
     key = key_of(event)
@@ -227,7 +242,7 @@ async def handle(self: Wizard, spec: StepSpec, event: Message | CallbackQuery) -
             if isinstance(event.message, Message):
                 await _quietly(event.message.edit_reply_markup(reply_markup=None))
         raw = value
-    snapshot = copy.deepcopy(self.data)
+    snapshot = copy_data(self.data)
     try:
         value = await self._validate(spec, raw)
         outcome = await call(spec.method, spec.needs, self.middleware_data, self, value)
@@ -262,6 +277,8 @@ async def validate(self: Wizard, spec: StepSpec, raw: Any) -> Any:
     if spec.picker is not None:
         value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
         return await v.run(spec.validate, value)
+    if spec.choices is None and spec.request is None:
+        return await v.run(spec.validate or _ANY_TEXT, raw)  # the common step: no list made
     chain: list[Validator] = []
     if spec.choices is not None:
         if spec.localized:
@@ -522,7 +539,7 @@ async def do_skip(self: Wizard) -> None:
         await self.answer(self._text(self.texts.cannot_skip))
         await self._send_prompt(spec)
         return
-    snapshot = copy.deepcopy(self.data)
+    snapshot = copy_data(self.data)
     try:
         outcome = await call(spec.method, spec.needs, self.middleware_data, self, spec.default)
     except ValidationError as exc:
