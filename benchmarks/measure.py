@@ -10,16 +10,17 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.filters import CommandStart
 from aiogram.types import Message, Update
-from contenders import Contender, Env
 from scenario import NAME_PROMPT, TEXTS, NullSession, interleaved, make_update
 
-import aiostep
-from aiostep.pending import root_store
+if TYPE_CHECKING:
+    # Not at run time: aiostep 0.3.7's subprocess (v037_run.py) times and weighs with this
+    # module, and there `aiostep` is 0.3.7; this project's aiostep is imported where used.
+    from contenders import Contender, Env
 
 WARM_USERS = range(1, 6)  # complete dialogs run first: imports, caches, Redis script loads
 USER_BASE = 1000
@@ -217,6 +218,9 @@ async def parked_waiter_heap(users: int) -> HeapSample:
     """tracemalloc: ``users`` handlers each parked in ``aiostep.wait_for`` (each a task of
     ``dp.feed_update``, as polling runs them), per waiter; and what is left after each got
     its answer and returned."""
+    import aiostep
+    from aiostep.pending import root_store
+
     tracemalloc.start()
     try:
         dp = Dispatcher()
