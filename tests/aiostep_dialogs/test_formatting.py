@@ -4,11 +4,14 @@ the test kit's copy of Telegram's parser)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from aiogram import Bot
 from aiogram.client.default import Default, DefaultBotProperties
 
 from aiostep.testing.entities import parse_entities
+from aiostep_dialogs import formatting
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 
 HOSTILE = [
@@ -78,3 +81,46 @@ async def test_effective_parse_mode_is_the_explicit_one_or_the_bots_default() ->
     finally:
         await plain.session.close()
         await html.session.close()
+
+
+@pytest.mark.parametrize("mode", [None, "HTML", "MarkdownV2", "Markdown"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "plain",
+        "",
+        "{name}, {age}. Correct?",
+        "{price:.2f}",
+        "{name!r} and {bold!m}",
+        "{{literal}} {name}",
+        "{missing} stays",
+        "{name!s:>8}|",
+        "{price:{width}}",  # a nested field: string.Formatter's path
+        "<b>{name}</b>",
+        "{name[1]}",  # an index: string.Formatter's path
+    ],
+)
+def test_fill_parses_a_template_once_and_fills_it_as_string_formatter_does(
+    template: str, mode: str | None
+) -> None:
+    values = {"name": "<Al_*>", "age": 33, "price": 1.5, "bold": "<i>x</i>", "width": 6}
+    expected = formatting._Escaping(mode).vformat(template, (), formatting._MissingKeys(values))
+    assert fill(template, values, mode) == expected
+    assert fill(template, values, mode) == expected  # the parsed form, reused
+
+
+@pytest.mark.parametrize("template", ["{a.b}", "{0}", "{}", "{unclosed"])
+def test_fill_raises_what_string_formatter_raises(template: str) -> None:
+    def error(run: Any) -> type[BaseException] | None:
+        try:
+            run()
+        except Exception as exc:
+            return type(exc)
+        return None
+
+    values = {"a": 1, "x": "yz"}
+    expected = error(
+        lambda: formatting._Escaping("HTML").vformat(template, (), formatting._MissingKeys(values))
+    )
+    assert expected is not None
+    assert error(lambda: fill(template, values, "HTML")) is expected
