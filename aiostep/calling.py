@@ -56,12 +56,14 @@ async def call_with_context(fn: Callable[..., Any], *args: Any, context: Mapping
     middleware data; a ``**kwargs`` parameter receives everything.
     """
     names, positional, varkw = _params(fn)
-    taken = set(positional[: len(args)])
+    given = positional[: len(args)]
     if varkw:
-        kwargs = {k: v for k, v in context.items() if k not in taken}
+        if any(name in context for name in given):
+            result = fn(*args, **{k: v for k, v in context.items() if k not in given})
+        else:
+            result = fn(*args, **context)  # everything, and nothing passed twice
     else:
-        kwargs = {k: context[k] for k in names if k in context and k not in taken}
-    result = fn(*args, **kwargs)
+        result = fn(*args, **{k: context[k] for k in names if k in context and k not in given})
     if inspect.isawaitable(result):
         result = await result
     return result

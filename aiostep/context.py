@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiostep.keys import ANYONE, ConversationKey, default_bot_id
+from aiostep.keys import ANYONE, ConversationKey, default_bot_id, storage_key
 
 if TYPE_CHECKING:
     from aiostep.middleware import Listen
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["UpdateContext", "current_update", "resolve_key"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class UpdateContext:
     """The update a ``Listen`` middleware is routing in this task."""
 
@@ -34,10 +34,23 @@ class UpdateContext:
     #: the conversation's turn across workers while this update holds it (storages with
     #: ``order_updates``): what renews it and names its owner; ``None`` otherwise
     turn: Any = field(default=None, repr=False)
+    #: the storage key of ``key`` (worked out once per update: see `storage_key_of`)
+    skey: str | None = field(default=None, repr=False)
 
     def owned_here(self) -> bool:
         """True when the running task is the one that holds this update's turn."""
         return self.holds and self.task is not None and asyncio.current_task() is self.task
+
+
+def storage_key_of(ctx: UpdateContext | None, key: ConversationKey) -> str:
+    """``storage_key(key)``, from the update's context when ``key`` is its conversation's
+    (the usual case: made once per update instead of at every step of its routing)."""
+    if ctx is not None and key is ctx.key:
+        skey = ctx.skey
+        if skey is None:
+            skey = ctx.skey = storage_key(key)
+        return skey
+    return storage_key(key)
 
 
 current_update: ContextVar[UpdateContext | None] = ContextVar("aiostep_update", default=None)
@@ -72,6 +85,18 @@ def resolve_key(
     if isinstance(user_id, bool) or not isinstance(user_id, int):
         raise TypeError(f"user_id must be an int, got {type(user_id).__name__}: {user_id!r}")
     ctx = current_update.get()
+    if ctx is not None:
+        key = ctx.key
+        if (
+            user_id == key.user_id
+            and (bot_id is None or bot_id == key.bot_id)
+            and (
+                # without chat_id, the update's chat and (unless given) its topic
+                (chat_id is None and (thread_id is None or thread_id == key.thread_id))
+                or (chat_id == key.chat_id and thread_id == key.thread_id)
+            )
+        ):
+            return key  # the update's own conversation (the same object: its storage key is kept)
     if chat_id is None:
         if ctx is not None and user_id in (ctx.key.user_id, ANYONE):
             chat_id = ctx.key.chat_id

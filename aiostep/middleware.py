@@ -16,7 +16,7 @@ from aiogram.types import CallbackQuery, TelegramObject, Update
 from aiostep import context
 from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import get_clock
-from aiostep.context import UpdateContext, current_update
+from aiostep.context import UpdateContext, current_update, storage_key_of
 from aiostep.conversation import Steps
 from aiostep.exceptions import ClaimLostError
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
@@ -351,7 +351,7 @@ class Listen(BaseMiddleware):
         those); ``_MISS`` when none takes its kind, ``_DECLINED`` when one let it through."""
         storage = self.storage
         assert storage is not None
-        skey = storage_key(key)
+        skey = storage_key_of(ctx, key)
         update = data.get("event_update")
         update_id = update.update_id if isinstance(update, Update) else None
         owner = new_owner()
@@ -534,7 +534,7 @@ class Listen(BaseMiddleware):
         waits, for ``busy_wait`` seconds at most (then go on without it)."""
         storage = self.storage
         assert storage is not None
-        skey = storage_key(ctx.key)
+        skey = storage_key_of(ctx, ctx.key)
         update = data.get("event_update")
         update_id = update.update_id if isinstance(update, Update) else None
         owner = new_owner()
@@ -579,14 +579,15 @@ class Listen(BaseMiddleware):
         """Call a step like the handler it stands in for: inside the observer's inner
         middlewares (a DB session middleware, ...), with what it asks for by name."""
 
+        router = data.get("event_router")
+        observer = router.observers.get(kind) if router is not None else None
+        if observer is None or not observer.middleware:
+            return await call_with_context(callback, event, *args, context={**data, **extra})
+
         async def as_handler(event: TelegramObject, **kwargs: Any) -> Any:
             return await call_with_context(callback, event, *args, context={**kwargs, **extra})
 
-        router = data.get("event_router")
-        observer = router.observers.get(kind) if router is not None else None
-        inner = list(observer.middleware) if observer is not None else []
-        if not inner:
-            return await as_handler(event, **data)
+        inner = list(observer.middleware)
         wrapped = MiddlewareManager.wrap_middlewares(inner, as_handler)
         return await wrapped(event, dict(data))
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiostep.calling import call_with_context
 from aiostep.clock import get_clock
-from aiostep.context import current_update, require_listen, resolve_key
+from aiostep.context import current_update, require_listen, resolve_key, storage_key_of
 from aiostep.exceptions import StepNotRegisteredError, WaitCancelled, WaitSuperseded
-from aiostep.keys import ConversationKey, storage_key
+from aiostep.keys import ConversationKey
 from aiostep.pending import LocalStep, MetaStore, discard, root_store
 from aiostep.step_registry import (
     DEFAULT_UPDATES,
@@ -153,8 +152,9 @@ async def register_next_step(
             function (a ``TypeError``).
     """
     require_listen("register_next_step")
-    timeout = _seconds(timeout)
-    if on_timeout is not None and timeout is None:
+    if timeout is not None:
+        timeout = _seconds(timeout)
+    elif on_timeout is not None:
         raise TypeError(f"on_timeout={on_timeout!r} needs a timeout= (seconds or a timedelta)")
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = _listen()
@@ -194,8 +194,7 @@ async def register_next_step(
     await _register_persisted(request, target, listen, state, data)
 
 
-@dataclass(frozen=True)
-class _Request:
+class _Request(NamedTuple):
     """What ``register_next_step`` was asked to register, for either kind of step."""
 
     key: ConversationKey
@@ -259,21 +258,21 @@ def _expire_local(
     asyncio.get_running_loop().create_task(expire())
 
 
-def _claimed_by(listen: Listen | None, storage: BaseStorage, key: ConversationKey) -> str | None:
+def _claimed_by(listen: Listen | None, storage: BaseStorage, skey: str) -> str | None:
     """The owner token of this update's claim on the conversation's pending step, if the
     update being routed claimed it (through ``storage``): a write there is that claim's
     outcome, applied only while the claim still owns the step."""
     ctx = current_update.get()
-    if ctx is None or listen is None or listen.storage is not storage:
+    if ctx is None or listen is None or listen.storage is not storage or not ctx.claims:
         return None
-    return ctx.claims.get(storage_key(key))
+    return ctx.claims.get(skey)
 
 
-def _resolved(key: ConversationKey) -> None:
-    """The claim on ``key`` has its outcome written: nothing is left for Listen to end."""
+def _resolved(skey: str) -> None:
+    """The claim on ``skey`` has its outcome written: nothing is left for Listen to end."""
     ctx = current_update.get()
     if ctx is not None:
-        ctx.claims.pop(storage_key(key), None)
+        ctx.claims.pop(skey, None)
 
 
 def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> RegisteredStep:
@@ -336,12 +335,13 @@ async def _register_persisted(
         patch.state = state_name(state)
     if data is not None:
         patch.data = data
-    owner = _claimed_by(listen, storage, key)
+    skey = storage_key_of(current_update.get(), key)
+    owner = _claimed_by(listen, storage, skey)
     if owner is not None:
         patch.owner = owner
-    await storage.write(storage_key(key), patch)
+    await storage.write(skey, patch)
     if owner is not None:
-        _resolved(key)
+        _resolved(skey)
     if timeout is not None and listen is not None:
         ctx = current_update.get()
         listen.arm_timer(key, token, timeout, ctx.data.get("bot") if ctx else None)
@@ -377,12 +377,13 @@ async def unregister_steps(
     target = as_async(storage) if storage is not None else (listen.storage if listen else None)
     if target is not None:
         patch = Patch(state=None, callback=None, data={}) if forget else Patch(callback=None)
-        owner = _claimed_by(listen, target, key)
+        skey = storage_key_of(current_update.get(), key)
+        owner = _claimed_by(listen, target, skey)
         if owner is not None:
             patch.owner = owner
-        await target.write(storage_key(key), patch)
+        await target.write(skey, patch)
         if owner is not None:
-            _resolved(key)
+            _resolved(skey)
         if listen is not None:
             listen.disarm_timer(key)
 
