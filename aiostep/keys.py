@@ -33,12 +33,14 @@ def _thread_of(message: Any) -> int | None:
     return None
 
 
-def _bot_id(event: Any) -> int | None:
-    bot = event.bot
+def _bot_id(event: Any, bot: Any = None) -> int | None:
     if bot is None:
-        return None
+        bot = event.bot  # a private attribute of the event: pydantic's slow path, so given if known
+        if bot is None:
+            return None
     bot_id: int = bot.id
-    seen_bots.add(bot_id)
+    if bot_id not in seen_bots:
+        seen_bots.add(bot_id)
     return bot_id
 
 
@@ -52,18 +54,20 @@ def default_bot_id() -> int | None:
     return next(iter(seen_bots)) if len(seen_bots) == 1 else None
 
 
-def key_of(event: Any) -> ConversationKey | None:
-    """The conversation key of a message or callback query, or ``None`` (no user or chat)."""
+def key_of(event: Any, bot: Any = None) -> ConversationKey | None:
+    """The conversation key of a message or callback query, or ``None`` (no user or chat).
+    ``bot``: the bot the update came to (handler data's ``bot``), when the caller has it."""
     if isinstance(event, Message):
-        if event.from_user is None:
+        user = event.from_user
+        if user is None:
             return None
-        return ConversationKey(event.chat.id, event.from_user.id, _thread_of(event), _bot_id(event))
+        return ConversationKey(event.chat.id, user.id, _thread_of(event), _bot_id(event, bot))
     if isinstance(event, CallbackQuery):
         message = event.message
         if message is None:  # a button under an inline-mode message: no chat to speak of
             return None
         return ConversationKey(
-            message.chat.id, event.from_user.id, _thread_of(message), _bot_id(event)
+            message.chat.id, event.from_user.id, _thread_of(message), _bot_id(event, bot)
         )
     return None
 

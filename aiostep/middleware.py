@@ -210,7 +210,7 @@ class Listen(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Route ``event``: to a waiter, a next step, or the normal ``handler``."""
-        key = key_of(event)
+        key = key_of(event, data.get("bot"))
         if key is None:
             return await handler(event, data)
         # the conversation's handle, for handlers and steps that ask for ``steps``
