@@ -21,7 +21,7 @@ from aiostep.conversation import Steps
 from aiostep.exceptions import ClaimLostError
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.ordering import Gates
-from aiostep.pending import LocalStep, MetaStore, Waiter, root_store
+from aiostep.pending import LocalStep, MetaStore, Waiter, _RootStore, root_store
 from aiostep.scheduler import Scheduler
 from aiostep.step_registry import StepRegistry
 from aiostep.step_registry import registry as default_registry
@@ -215,7 +215,8 @@ class Listen(BaseMiddleware):
             return await handler(event, data)
         # the conversation's handle, for handlers and steps that ask for ``steps``
         data["steps"] = Steps(key, self)
-        await self.gates.acquire(key)
+        if not self.gates.try_acquire(key):
+            await self.gates.acquire(key)
         ctx = UpdateContext(
             key=key, listen=self, event=event, data=data, task=asyncio.current_task()
         )
@@ -248,11 +249,11 @@ class Listen(BaseMiddleware):
                 return persisted
             if persisted is _DECLINED:
                 result = _DECLINED
-        if ctx.key.user_id != ANYONE:
+        if ctx.key.user_id != ANYONE and (self.chat_wide or self._chat_wide_steps):
             anyone = ctx.key._replace(user_id=ANYONE)
             if self.chat_wide:
                 result = await self._try_key(event, data, ctx, anyone, kind, command, callback_data)
-            elif self._chat_wide_steps and result is _MISS:
+            elif result is _MISS:
                 # only the named steps, and only when the sender has nothing of their own
                 result = await self._try_persisted(
                     event, data, ctx, anyone, kind, command, callback_data, self._chat_wide_steps
@@ -288,8 +289,11 @@ class Listen(BaseMiddleware):
         command: bool,
         callback_data: str | None,
     ) -> Any:
-        store = self.store
-        pending = await store.get_item(key)
+        store = self._store if self._store is not None else root_store()
+        # the default store read directly: most updates find nothing here, at no await
+        pending = store.cache.get(key) if type(store) is _RootStore else await store.get_item(key)
+        if pending is None:
+            return _MISS
         if not (
             isinstance(pending, (Waiter, LocalStep)) and pending.takes(kind, command, callback_data)
         ):
@@ -500,14 +504,14 @@ class Listen(BaseMiddleware):
         """Claim for an update; on a shared storage, wait while another worker runs this
         conversation's step (it renews its lease while alive), and hold the update for the
         ordering window so updates of one conversation are taken in ``update_id`` order."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.busy_wait
+        give_up: float | None = None  # worked out when a claim must wait (rarely)
+        shared = storage.shared
         # the storage applies the window only while other workers share it (Redis counts them)
-        window = self.order_window if storage.shared else 0.0
+        window = self.order_window if shared else 0.0
         delay = 0.005
         while True:
             now = get_clock().now()
-            lease = now + self.step_lease if storage.shared else None
+            lease = now + self.step_lease if shared else None
             claim = await storage.claim(
                 skey,
                 now=now,
@@ -520,7 +524,12 @@ class Listen(BaseMiddleware):
                 window=window,
                 turn=turn,
             )
-            if claim.status not in _WAIT or loop.time() >= give_up:
+            if claim.status not in _WAIT:
+                return claim, lease
+            loop = asyncio.get_running_loop()
+            if give_up is None:
+                give_up = loop.time() + self.busy_wait
+            if loop.time() >= give_up:
                 return claim, lease
             if claim.status is ClaimStatus.WAIT:
                 await asyncio.sleep(window)

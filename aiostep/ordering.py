@@ -32,6 +32,14 @@ class Gates:
     def __len__(self) -> int:
         return len(self._gates)
 
+    def try_acquire(self, key: Hashable) -> bool:
+        """Take ``key``'s turn if nobody holds it (the usual case: no await); ``False``
+        when somebody does (then ``await acquire(key)`` queues for it)."""
+        if key in self._gates:
+            return False
+        self._gates[key] = _Gate()
+        return True
+
     async def acquire(self, key: Hashable) -> None:
         """Wait for the turn of ``key``; returns holding it."""
         gate = self._gates.get(key)

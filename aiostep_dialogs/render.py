@@ -88,10 +88,7 @@ def choice_labels(self: Wizard, spec: StepSpec) -> dict[str, str] | None:
 
 def closing_markup(self: Wizard) -> ReplyKeyboardRemove | None:
     """What removes a reply keyboard the wizard showed (``None`` when it shows none)."""
-    uses_reply = any(
-        (s.choices and s.keyboard == "reply") or s.request is not None for s in self._steps
-    )
-    return ReplyKeyboardRemove() if uses_reply else None
+    return ReplyKeyboardRemove() if self._uses_reply else None
 
 
 def markup(self: Wizard, spec: StepSpec) -> Any:

@@ -67,7 +67,9 @@ def copy_data(data: dict[str, Any]) -> dict[str, Any]:
 
 def key_for(cls: type[Wizard], event: TelegramObject) -> ConversationKey | None:
     """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
-    key = key_of(event)
+    ctx = aiostep.current_update.get()
+    # the update being routed: its key is made (Listen knows its bot: event.bot is slow)
+    key = ctx.key if ctx is not None and ctx.event is event else key_of(event)
     if key is not None and cls.scope == "chat":
         return key._replace(user_id=ANYONE)
     return key

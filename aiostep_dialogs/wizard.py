@@ -180,6 +180,9 @@ class Wizard:
     # whether there is any (only then is the prompt's message id stored)
     _edit_states: ClassVar[frozenset[str]] = frozenset()
     _edits: ClassVar[bool] = False
+    #: whether a step shows a reply keyboard (choices or a request button), which the next
+    #: prompt without one removes
+    _uses_reply: ClassVar[bool] = False
     #: one-message mode: the id of the message showing the current prompt (stored as ``"m"``)
     prompt_message_id: int | None = None
     # one-message mode: the button press being handled, answered when its outcome is shown
@@ -242,6 +245,9 @@ class Wizard:
         shown = _ui.check_ui(cls.ui, f"{cls.__qualname__}.ui")
         cls._edit_states = frozenset(s.state.name for s in specs if (s.ui or shown) == "edit")
         cls._edits = bool(cls._edit_states)
+        cls._uses_reply = any(
+            (s.choices and s.keyboard == "reply") or s.request is not None for s in specs
+        )
         cls._requests = {
             s.state.name: compile_request(s, cls._step_name(s), cls.texts)
             for s in specs
@@ -522,6 +528,10 @@ class Wizard:
         key = cls._key(event)
         if key is None:
             raise ValueError("cannot start a wizard for an update without a user and a chat")
+        if bot is None:
+            ctx = aiostep.current_update.get()
+            # the update's bot, from its handler data (event.bot is pydantic's slow path)
+            bot = ctx.data.get("bot") if ctx is not None and ctx.event is event else None
         bot = bot or event.bot
         if bot is None:
             raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
