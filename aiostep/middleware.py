@@ -356,6 +356,10 @@ class Listen(BaseMiddleware):
         storage = self.storage
         assert storage is not None
         skey = storage_key_of(ctx, key)
+        if not storage.order_updates and storage.holds_nothing(skey):
+            # nothing to claim: the handlers may reuse what the routing found
+            self._seen(data, storage).remember(skey, None)
+            return _MISS
         update = data.get("event_update")
         update_id = update.update_id if isinstance(update, Update) else None
         owner = new_owner()
@@ -382,10 +386,7 @@ class Listen(BaseMiddleware):
                     None if record is None else record.seq,
                 )
             # hand what we read to the handlers, so they need not read it again
-            seen = data.get("aiostep_seen")
-            if not isinstance(seen, SeenRecords):
-                seen = data["aiostep_seen"] = SeenRecords(storage)
-            seen.remember(skey, record)
+            self._seen(data, storage).remember(skey, record)
             return _MISS if claim.status in _NOT_TAKEN or record is None else _DECLINED
         name = record.callback or ""
         entry = self.registry.resolve(name, record)
@@ -467,6 +468,14 @@ class Listen(BaseMiddleware):
             if ctx.claims.get(skey) == owner:
                 del ctx.claims[skey]
                 await self._end_claim(storage, skey, owner, failed)
+
+    @staticmethod
+    def _seen(data: dict[str, Any], storage: BaseStorage) -> SeenRecords:
+        """The records this update's routing read, handed to handlers as ``aiostep_seen``."""
+        seen = data.get("aiostep_seen")
+        if not isinstance(seen, SeenRecords):
+            seen = data["aiostep_seen"] = SeenRecords(storage)
+        return seen
 
     async def _hand_over(
         self, storage: BaseStorage, skey: str, claim: Claim, update: Update | None

@@ -768,6 +768,13 @@ class BaseStorage(ABC):
         return self.ex if ex is UNSET else expiry_seconds(ex)
 
     # -- primitives ---------------------------------------------------------------------------
+    def holds_nothing(self, key: str) -> bool:
+        """Whether no record at all is stored at ``key``, known at once (a storage kept in
+        this process); ``False`` when it is not (then `claim` finds out).
+        [`Listen`][aiostep.Listen] skips the claim of an update whose conversation holds
+        nothing: most updates of a bot."""
+        return False
+
     @abstractmethod
     async def read(self, key: StorageKey) -> StateContext | None:
         """The record at ``key``, or ``None``."""
