@@ -10,10 +10,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiostep.calling import call_with_context
 from aiostep.clock import get_clock
-from aiostep.context import current_update, require_listen, resolve_key, storage_key_of
+from aiostep.context import (
+    UpdateContext,
+    current_update,
+    require_listen,
+    resolve_key,
+    storage_key_of,
+)
 from aiostep.exceptions import StepNotRegisteredError, WaitCancelled, WaitSuperseded
 from aiostep.keys import ConversationKey
-from aiostep.pending import LocalStep, MetaStore, discard, root_store
+from aiostep.pending import LocalStep, MetaStore, _RootStore, discard, root_store
 from aiostep.step_registry import (
     DEFAULT_UPDATES,
     RegisteredStep,
@@ -157,14 +163,19 @@ async def register_next_step(
     elif on_timeout is not None:
         raise TypeError(f"on_timeout={on_timeout!r} needs a timeout= (seconds or a timedelta)")
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
-    listen = _listen()
+    ctx = current_update.get()
+    listen = None if ctx is None else ctx.listen
     target: BaseStorage | None = None
     if storage is not None:
         target = as_async(storage)
     elif listen is not None:
         target = listen.storage
     in_process = store if store is not None else (listen.store if listen else root_store())
-    previous = await in_process.get_item(key)
+    # the default store read directly: a waiter or local step here is rare, and found at once
+    if type(in_process) is _RootStore:
+        previous = in_process.cache.get(key)
+    else:
+        previous = await in_process.get_item(key)
     if previous is not None:
         await in_process.pop_item(key)
         discard(previous, WaitSuperseded(f"a next step was registered on conversation {key}"))
@@ -191,7 +202,7 @@ async def register_next_step(
             raise TypeError("state=/data= need a storage (given here or to Listen)")
         await _register_local(request, in_process)
         return
-    await _register_persisted(request, target, listen, state, data)
+    await _register_persisted(request, target, ctx, state, data)
 
 
 class _Request(NamedTuple):
@@ -258,21 +269,13 @@ def _expire_local(
     asyncio.get_running_loop().create_task(expire())
 
 
-def _claimed_by(listen: Listen | None, storage: BaseStorage, skey: str) -> str | None:
+def _claimed_by(ctx: UpdateContext | None, storage: BaseStorage, skey: str) -> str | None:
     """The owner token of this update's claim on the conversation's pending step, if the
-    update being routed claimed it (through ``storage``): a write there is that claim's
-    outcome, applied only while the claim still owns the step."""
-    ctx = current_update.get()
-    if ctx is None or listen is None or listen.storage is not storage or not ctx.claims:
+    update being routed (``ctx``) claimed it through ``storage``: a write there is that
+    claim's outcome, applied only while the claim still owns the step."""
+    if ctx is None or not ctx.claims or ctx.listen.storage is not storage:
         return None
     return ctx.claims.get(skey)
-
-
-def _resolved(skey: str) -> None:
-    """The claim on ``skey`` has its outcome written: nothing is left for Listen to end."""
-    ctx = current_update.get()
-    if ctx is not None:
-        ctx.claims.pop(skey, None)
 
 
 def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> RegisteredStep:
@@ -288,7 +291,7 @@ def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> R
 async def _register_persisted(
     request: _Request,
     storage: BaseStorage,
-    listen: Listen | None,
+    ctx: UpdateContext | None,
     state: Any,
     data: dict[str, Any] | None,
 ) -> None:
@@ -335,16 +338,16 @@ async def _register_persisted(
         patch.state = state_name(state)
     if data is not None:
         patch.data = data
-    skey = storage_key_of(current_update.get(), key)
-    owner = _claimed_by(listen, storage, skey)
+    skey = storage_key_of(ctx, key)
+    owner = _claimed_by(ctx, storage, skey)
     if owner is not None:
         patch.owner = owner
     await storage.write(skey, patch)
-    if owner is not None:
-        _resolved(skey)
-    if timeout is not None and listen is not None:
-        ctx = current_update.get()
-        listen.arm_timer(key, token, timeout, ctx.data.get("bot") if ctx else None)
+    if ctx is not None:
+        if owner is not None:
+            ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
+        if timeout is not None:
+            ctx.listen.arm_timer(key, token, timeout, ctx.data.get("bot"))
 
 
 async def unregister_steps(
@@ -377,13 +380,14 @@ async def unregister_steps(
     target = as_async(storage) if storage is not None else (listen.storage if listen else None)
     if target is not None:
         patch = Patch(state=None, callback=None, data={}) if forget else Patch(callback=None)
-        skey = storage_key_of(current_update.get(), key)
-        owner = _claimed_by(listen, target, skey)
+        ctx = current_update.get()
+        skey = storage_key_of(ctx, key)
+        owner = _claimed_by(ctx, target, skey)
         if owner is not None:
             patch.owner = owner
         await target.write(skey, patch)
-        if owner is not None:
-            _resolved(skey)
+        if owner is not None and ctx is not None:
+            ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
         if listen is not None:
             listen.disarm_timer(key)
 
