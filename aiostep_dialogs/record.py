@@ -31,7 +31,8 @@ logger = logging.getLogger("aiostep_dialogs")
 #: Bumped when the stored layout of a running wizard changes. Stored as ``"v"`` with every
 #: running wizard; a record of a version above this one is not read (see ``_record_version``).
 #: Version 4 stores less: no ``"w"`` (the step's name, ``<wizard_id>:<STATE>``, says it), no
-#: ``"a"`` while no answer was refused, no ``"n"`` for a prompt without buttons. A deploy
+#: ``"a"`` while no answer was refused, no ``"n"`` for a prompt without buttons, and a history
+#: entry that only added data names as text (``"NAME+name"``, see `packed_history`). A deploy
 #: older than version 4 leaves such a record pending instead of misreading it.
 RECORD_VERSION = 4
 
@@ -50,6 +51,34 @@ def _undo_entry(state: str, before: dict[str, Any], after: dict[str, Any]) -> di
     if added:
         entry["x"] = added
     return entry
+
+
+def packed_history(history: list[dict[str, Any]]) -> list[Any]:
+    """``history`` as it is stored: an entry of an answer that only added data names (the
+    usual one) as the text ``"STATE+name,name"`` (``"STATE"`` when it changed nothing), any
+    other as its dict. A state name never holds ``+``; a data name holding ``,`` keeps the
+    dict. Five answered steps fit in about 50 bytes, so a paused wizard's kwargs stay short
+    enough for Redis' compact hash encoding (values up to 64 bytes)."""
+    packed: list[Any] = []
+    for entry in history:
+        added = entry.get("x")
+        if len(entry) == 1:
+            packed.append(entry["s"])
+        elif len(entry) == 2 and added and all("," not in name for name in added):
+            packed.append(entry["s"] + "+" + ",".join(added))
+        else:
+            packed.append(entry)
+    return packed
+
+
+def _unpacked(entry: Any) -> dict[str, Any] | None:
+    """A stored history entry as the dict the runtime reads (``None``: not an entry)."""
+    if isinstance(entry, str):
+        state, plus, added = entry.partition("+")
+        return {"s": state, "x": added.split(",")} if plus else {"s": state}
+    if isinstance(entry, dict) and isinstance(entry.get("s"), str):
+        return entry
+    return None
 
 
 def _undo(entry: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +145,7 @@ def park_meta(self: Wizard, spec: StepSpec) -> tuple[dict[str, Any], float | Non
     """
     meta: dict[str, Any] = {"v": RECORD_VERSION, "fp": self._fingerprint}
     if self.history:
-        meta["h"] = self.history
+        meta["h"] = packed_history(self.history)
     if self.nonce:
         meta["n"] = self.nonce
     if self.attempts:
@@ -168,7 +197,7 @@ def frame_of(
         "fp": caller._fingerprint,
         "s": spec.state.name,
         "d": caller.data,
-        "h": history,
+        "h": packed_history(history),
         "k": call.key,
     }
     if caller.schema_version != 1:
@@ -223,10 +252,11 @@ def restore(
     stored = record.current_state.rpartition(":")[2]
     state_name = cls._renamed.get(stored, stored)
     data = dict(record.data)
+    stored_history = meta.get("h")
     history = [
-        {**h, "s": cls._renamed[h["s"]]} if h.get("s") in cls._renamed else h
-        for h in meta.get("h", [])
-        if isinstance(h, dict) and isinstance(h.get("s"), str)
+        {**h, "s": cls._renamed[h["s"]]} if h["s"] in cls._renamed else h
+        for h in map(_unpacked, stored_history if isinstance(stored_history, list) else ())
+        if h is not None
     ]
     if schema < cls.schema_version or any(h["s"] not in cls._by_state for h in history):
         data, history = cls._rebuild(data, history, schema)

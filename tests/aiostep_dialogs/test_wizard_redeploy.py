@@ -234,7 +234,7 @@ async def test_a_conversation_at_a_removed_step_goes_back_to_the_latest_step_it_
     assert record is not None
     assert record.callback == "t_redeploy_removed:NAME" and record.current_state == "NAME"
     assert record.data == {"kind": "green"}
-    assert record.kwargs["h"] == [{"s": "KIND", "x": ["kind"]}]
+    assert record.kwargs["h"] == ["KIND+kind"]
     await talk.send("Bo")
     talk.assert_last("A tip?")
     await talk.send("2")
