@@ -194,6 +194,12 @@ class FileStateStorage(BaseStorage):
         return self.path + ".compact"
 
     # -- primitives ---------------------------------------------------------------------------
+    def holds_nothing(self, key: str) -> bool:
+        """Whether the loaded journal holds no record at ``key`` (``False`` before it is
+        loaded: the claim loads it)."""
+        records = self._records
+        return records is not None and records.slot(key) is None
+
     async def read(self, key: StorageKey) -> StateContext | None:
         """The record at ``key`` (a copy), or ``None``."""
         k = _key(key)
