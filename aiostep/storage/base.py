@@ -551,6 +551,12 @@ def new_owner() -> str:
     return f"{_token_prefix}{next(_token_counter):x}"
 
 
+def owner_prefix() -> str:
+    """What every token `new_owner` makes in this process starts with (a forked child draws
+    its own): a storage may keep only the rest of such a token."""
+    return _token_prefix
+
+
 def claim_outcome(
     record: StateContext | None,
     status: ClaimStatus,
@@ -787,12 +793,7 @@ class BaseStorage(ABC):
                 ``max_record_bytes`` (see the class docstring); nothing is written.
             TypeError, ValueError: what `check_patch` refuses; nothing is written.
         """
-        # Measured here, once for every backend, with this storage's own limit; the backend's
-        # _write then runs check_patch (names what JSON cannot hold) before it writes.
-        size = patch_size(patch)
-        limit = self.max_record_bytes
-        if limit is not None and size > limit:
-            raise RecordTooLargeError(_key(key), size, limit, "the data and kwargs it writes")
+        self._refuse_oversize(key, patch)
         self.generation += 1
         before = await self._write(key, patch, ex=ex)
         if patch.owner is not UNSET and self._owners is not None:
@@ -807,6 +808,16 @@ class BaseStorage(ABC):
                 # (a bot without timeouts) this costs one length check
                 index.note(_key(key), None)
         return before
+
+    def _refuse_oversize(self, key: StorageKey, patch: Patch) -> None:
+        """Raise `RecordTooLargeError` if the data and kwargs ``patch`` writes exceed
+        ``max_record_bytes`` (a backend that encodes them anyway measures in its ``_write``)."""
+        # Measured here, once for every backend, with this storage's own limit; the backend's
+        # _write then runs check_patch (names what JSON cannot hold) before it writes.
+        size = patch_size(patch)
+        limit = self.max_record_bytes
+        if limit is not None and size > limit:
+            raise RecordTooLargeError(_key(key), size, limit, "the data and kwargs it writes")
 
     async def remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it as it was (or ``None``)."""
