@@ -261,6 +261,11 @@ def _check_json(value: Any, path: _Path, depth: int = 0) -> None:
         if depth >= _MAX_DEPTH:
             _too_deep(path)
         for i, v in enumerate(value):
+            item = type(v)
+            # plain ASCII text and ints need no call (most of a record): the rest, and every
+            # error, go through the one check that names the path
+            if (item is str and v.isascii()) or item is int or v is None or item is bool:
+                continue
             _check_json(v, (path, i), depth + 1)
         return
     if isinstance(value, enum.Enum):
@@ -293,6 +298,9 @@ def _check_object(value: dict[Any, Any], path: _Path, depth: int = 0) -> None:
             )
         if not k.isascii():
             _check_text(k, f"{_where(path)} has key {k!r}, which")
+        kind = type(v)
+        if (kind is str and v.isascii()) or kind is int or v is None or kind is bool:
+            continue  # as in _check_json's list loop
         _check_json(v, (path, k), depth)
 
 
