@@ -516,12 +516,15 @@ class AsyncMemoryStateStorage(BaseStorage):
             update_id=update_id,
         )
         if status is ClaimStatus.CLAIMED and before.claim != owner:
-            after = before.copy()
+            record = before.record()
+            # a row unpacked from its string is this call's own: marked as it is
+            after = before if type(self.cache.get(k)) is str else before.copy()
             after.claim, after.busy, after.inflight = owner, None, update_id
             self.cache[k] = after
             assert self._owners is not None  # a memory storage is never shared
             self._owners.add(owner)
-        elif status is ClaimStatus.EXPIRED:
+            return Claim(status, record, owner)
+        if status is ClaimStatus.EXPIRED:
             self._put(k, _apply(before, Patch(callback=None), None, None), None, before)
         return Claim(status, before.record(), owner)
 

@@ -77,6 +77,7 @@ def _cases() -> list[Any]:
         pytest.param("7:7", Patch(callback="a.b", token=prefix), id="token-is-the-prefix"),
         pytest.param("7:7", Patch(callback="a.b", token=prefix + "a\x1fb\nc"), id="token-seps"),
         pytest.param("7:7", Patch(callback="a.b", token=""), id="empty-token"),
+        pytest.param("7:7", Patch(callback="a.b", token=prefix + "x\ny"), id="token-nl"),
         pytest.param(
             "7:7",
             Patch(
