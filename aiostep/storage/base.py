@@ -684,6 +684,8 @@ def expiry_seconds(ex: ExpiryT) -> float | None:
 
 
 def _key(key: StorageKey) -> str:
+    if type(key) is str and key.isascii():
+        return key  # a conversation key: every storage call makes this check
     if isinstance(key, bool) or not isinstance(key, (int, str)):
         raise TypeError(f"storage key must be an int or str, got {type(key).__name__}: {key!r}")
     text = str(key)

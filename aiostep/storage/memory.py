@@ -52,6 +52,7 @@ _US = "\x1f"
 #: at most this many (state, step, accepts, on_timeout) combinations are shared by reference;
 #: beyond them (names made per user?) a record is kept unpacked, which is only larger
 _MAX_SHAPES = 4096
+_new_object = object.__new__
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -374,11 +375,18 @@ class AsyncMemoryStateStorage(BaseStorage):
         else:
             return row
         seq, deadline, expires_at = row.seq, row.deadline, row.expires_at
-        if (
-            (seq is not None and type(seq) is not int)
-            or (deadline is not None and type(deadline) is not float)
-            or (expires_at is not None and type(expires_at) is not float)
+        if seq is not None and type(seq) is not int:
+            return row
+        if deadline is None and expires_at is None:
+            times = "\x1f"  # the common case: no timeout, no expiry
+        elif (deadline is None or type(deadline) is float) and (
+            expires_at is None or type(expires_at) is float
         ):
+            times = (
+                f"{'' if deadline is None else repr(deadline)}\x1f"
+                f"{'' if expires_at is None else repr(expires_at)}"
+            )
+        else:
             return row
         shape = (row.current_state, row.callback, row.accepts, row.on_timeout)
         code = self._shape_codes.get(shape)
@@ -392,16 +400,17 @@ class AsyncMemoryStateStorage(BaseStorage):
             new_code = str(next(self._next_code))
             self._shapes[new_code] = shape
             code = self._shape_codes.setdefault(shape, new_code)
+        body = row.body
+        # US written out: the f-string spares six global lookups
         return (
-            f"{code}{_US}{tok}{_US}{'' if seq is None else seq}{_US}{chat}{_US}"
-            f"{'' if deadline is None else repr(deadline)}{_US}"
-            f"{'' if expires_at is None else repr(expires_at)}{_US}{row.body or ''}"
+            f"{code}\x1f{tok}\x1f{'' if seq is None else seq}\x1f{chat}\x1f{times}"
+            f"\x1f{'' if body is None else body}"
         )
 
     def _unpack(self, key: str, packed: str) -> _Row:
         """The row `_pack` packed into ``packed`` (a fresh one, the caller's to change)."""
         code, tok, seq, chat, deadline, expires_at, body = packed.split(_US, 6)
-        row = _Row.__new__(_Row)
+        row: _Row = _new_object(_Row)
         row.current_state, row.callback, row.accepts, row.on_timeout = self._shapes[code]
         row.token = self._prefix + tok if tok else None
         row.seq = int(seq) if seq else None
@@ -409,24 +418,28 @@ class AsyncMemoryStateStorage(BaseStorage):
             row.chat_id = None
         else:
             row.chat_id = int(key.partition(":")[0] if chat == "=" else chat)
-        row.deadline = float(deadline) if deadline else None
-        row.expires_at = float(expires_at) if expires_at else None
+        if deadline or expires_at:
+            row.deadline = float(deadline) if deadline else None
+            row.expires_at = float(expires_at) if expires_at else None
+        else:
+            row.deadline = row.expires_at = None
         row.body = body or None
         row.busy = row.claim = row.inflight = None
         return row
 
-    def _get(self, key: str) -> _Row | None:
-        row: _Row | str | None = self.cache.get(key)
+    def _get(self, key: str, kept: Any = None) -> _Row | None:
+        """The live row at ``key`` (a string unpacked); ``kept``: what the caller has just
+        looked up there."""
+        row = self.cache.get(key) if kept is None else kept
         if row is None:
             return None
         if type(row) is str:
             row = self._unpack(key, row)
-        assert isinstance(row, _Row)
         expires_at = row.expires_at
         if expires_at is not None and expires_at <= get_clock().now():
             self.cache.pop(key, None)
             return None
-        return row
+        return row  # type: ignore[no-any-return]
 
     def _put(self, key: str, row: _Row | None, ex: float | None, old: _Row | None) -> None:
         """Store ``row`` at ``key`` (``None``: delete); it expires in ``ex`` s, or when
@@ -499,7 +512,8 @@ class AsyncMemoryStateStorage(BaseStorage):
     ) -> Claim:
         """Claim the pending step at ``key`` for an update (see `decide_claim`)."""
         k = _key(key)
-        before = self._get(k)
+        kept = self.cache.get(k)
+        before = self._get(k, kept)
         if before is None:
             return Claim(ClaimStatus.NONE, None)
         if before.callback is None:
@@ -518,7 +532,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         if status is ClaimStatus.CLAIMED and before.claim != owner:
             record = before.record()
             # a row unpacked from its string is this call's own: marked as it is
-            after = before if type(self.cache.get(k)) is str else before.copy()
+            after = before if type(kept) is str else before.copy()
             after.claim, after.busy, after.inflight = owner, None, update_id
             self.cache[k] = after
             assert self._owners is not None  # a memory storage is never shared
