@@ -407,34 +407,30 @@ class AsyncMemoryStateStorage(BaseStorage):
             f"\x1f{'' if body is None else body}"
         )
 
-    def _unpack(self, key: str, packed: str) -> _Row:
-        """The row `_pack` packed into ``packed`` (a fresh one, the caller's to change)."""
-        code, tok, seq, chat, deadline, expires_at, body = packed.split(_US, 6)
-        row: _Row = _new_object(_Row)
-        row.current_state, row.callback, row.accepts, row.on_timeout = self._shapes[code]
-        row.token = self._prefix + tok if tok else None
-        row.seq = int(seq) if seq else None
-        if not chat:
-            row.chat_id = None
-        else:
-            row.chat_id = int(key.partition(":")[0] if chat == "=" else chat)
-        if deadline or expires_at:
+    def _get(self, key: str, kept: Any = None) -> _Row | None:
+        """The live row at ``key``, a string unpacked into a fresh row (the caller's to
+        change); ``kept``: what the caller has just looked up there."""
+        row = self.cache.get(key) if kept is None else kept
+        if type(row) is str:
+            # what _pack packed, unpacked here: every claim of a paused conversation does it
+            code, tok, seq, chat, deadline, expires_at, body = row.split(_US, 6)
+            row = _new_object(_Row)
+            row.current_state, row.callback, row.accepts, row.on_timeout = self._shapes[code]
+            row.token = self._prefix + tok if tok else None
+            row.seq = int(seq) if seq else None
+            if not chat:
+                row.chat_id = None
+            else:
+                row.chat_id = int(key.partition(":")[0] if chat == "=" else chat)
+            row.body = body or None
+            row.busy = row.claim = row.inflight = None
+            if not deadline and not expires_at:
+                row.deadline = row.expires_at = None
+                return row
             row.deadline = float(deadline) if deadline else None
             row.expires_at = float(expires_at) if expires_at else None
-        else:
-            row.deadline = row.expires_at = None
-        row.body = body or None
-        row.busy = row.claim = row.inflight = None
-        return row
-
-    def _get(self, key: str, kept: Any = None) -> _Row | None:
-        """The live row at ``key`` (a string unpacked); ``kept``: what the caller has just
-        looked up there."""
-        row = self.cache.get(key) if kept is None else kept
-        if row is None:
+        elif row is None:
             return None
-        if type(row) is str:
-            row = self._unpack(key, row)
         expires_at = row.expires_at
         if expires_at is not None and expires_at <= get_clock().now():
             self.cache.pop(key, None)
