@@ -261,6 +261,11 @@ def _check_json(value: Any, path: _Path, depth: int = 0) -> None:
         if depth >= _MAX_DEPTH:
             _too_deep(path)
         for i, v in enumerate(value):
+            item = type(v)
+            # plain ASCII text and ints need no call (most of a record): the rest, and every
+            # error, go through the one check that names the path
+            if (item is str and v.isascii()) or item is int or v is None or item is bool:
+                continue
             _check_json(v, (path, i), depth + 1)
         return
     if isinstance(value, enum.Enum):
@@ -293,6 +298,9 @@ def _check_object(value: dict[Any, Any], path: _Path, depth: int = 0) -> None:
             )
         if not k.isascii():
             _check_text(k, f"{_where(path)} has key {k!r}, which")
+        kind = type(v)
+        if (kind is str and v.isascii()) or kind is int or v is None or kind is bool:
+            continue  # as in _check_json's list loop
         _check_json(v, (path, k), depth)
 
 
@@ -551,6 +559,12 @@ def new_owner() -> str:
     return f"{_token_prefix}{next(_token_counter):x}"
 
 
+def owner_prefix() -> str:
+    """What every token `new_owner` makes in this process starts with (a forked child draws
+    its own): a storage may keep only the rest of such a token."""
+    return _token_prefix
+
+
 def claim_outcome(
     record: StateContext | None,
     status: ClaimStatus,
@@ -670,6 +684,8 @@ def expiry_seconds(ex: ExpiryT) -> float | None:
 
 
 def _key(key: StorageKey) -> str:
+    if type(key) is str and key.isascii():
+        return key  # a conversation key: every storage call makes this check
     if isinstance(key, bool) or not isinstance(key, (int, str)):
         raise TypeError(f"storage key must be an int or str, got {type(key).__name__}: {key!r}")
     text = str(key)
@@ -794,12 +810,7 @@ class BaseStorage(ABC):
                 ``max_record_bytes`` (see the class docstring); nothing is written.
             TypeError, ValueError: what `check_patch` refuses; nothing is written.
         """
-        # Measured here, once for every backend, with this storage's own limit; the backend's
-        # _write then runs check_patch (names what JSON cannot hold) before it writes.
-        size = patch_size(patch)
-        limit = self.max_record_bytes
-        if limit is not None and size > limit:
-            raise RecordTooLargeError(_key(key), size, limit, "the data and kwargs it writes")
+        self._refuse_oversize(key, patch)
         self.generation += 1
         before = await self._write(key, patch, ex=ex)
         if patch.owner is not UNSET and self._owners is not None:
@@ -814,6 +825,16 @@ class BaseStorage(ABC):
                 # (a bot without timeouts) this costs one length check
                 index.note(_key(key), None)
         return before
+
+    def _refuse_oversize(self, key: StorageKey, patch: Patch) -> None:
+        """Raise `RecordTooLargeError` if the data and kwargs ``patch`` writes exceed
+        ``max_record_bytes`` (a backend that encodes them anyway measures in its ``_write``)."""
+        # Measured here, once for every backend, with this storage's own limit; the backend's
+        # _write then runs check_patch (names what JSON cannot hold) before it writes.
+        size = patch_size(patch)
+        limit = self.max_record_bytes
+        if limit is not None and size > limit:
+            raise RecordTooLargeError(_key(key), size, limit, "the data and kwargs it writes")
 
     async def remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it as it was (or ``None``)."""
