@@ -407,6 +407,10 @@ class AsyncMemoryStateStorage(BaseStorage):
             f"\x1f{'' if body is None else body}"
         )
 
+    def holds_nothing(self, key: str) -> bool:
+        """Whether no record is kept at ``key`` (one cache lookup, no await)."""
+        return self.cache.get(key) is None
+
     def _get(self, key: str, kept: Any = None) -> _Row | None:
         """The live row at ``key``, a string unpacked into a fresh row (the caller's to
         change); ``kept``: what the caller has just looked up there."""

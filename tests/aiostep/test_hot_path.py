@@ -4,6 +4,7 @@ per user is left behind once a conversation ends."""
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from aiogram.types import Message
 import aiostep
 from aiostep import pending
 from aiostep.pending import MetaStore, root_store
+from aiostep.storage import FileStateStorage
+from aiostep.storage.memory import AsyncMemoryStateStorage
 from aiostep.testing import BotSimulator
 
 
@@ -203,3 +206,62 @@ async def test_nothing_is_left_after_many_users_talk_at_once() -> None:
             await talk.send("answer")
         assert len(log) == 5
         assert leftovers(listen) == (0, 0)
+
+
+class _CountingClaims:
+    """A storage that counts its claims (the real storage does the work)."""
+
+    claims = 0
+
+    async def claim(self, key: Any, **kwargs: Any) -> Any:
+        self.claims += 1
+        return await super().claim(key, **kwargs)  # type: ignore[misc]
+
+
+class CountingMemory(_CountingClaims, AsyncMemoryStateStorage):
+    pass
+
+
+class CountingFile(_CountingClaims, FileStateStorage):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+async def test_an_update_of_a_conversation_that_holds_nothing_makes_no_claim(
+    kind: str, tmp_path: Path
+) -> None:
+    """A storage kept in this process knows at once that nothing is stored for the sender:
+    the update goes to the handlers without a claim, and a handler asking what the routing
+    found (`aiostep_seen`) is told "nothing" without a read."""
+    storage: Any = CountingMemory() if kind == "memory" else CountingFile(tmp_path / "s.jsonl")
+    dp = Dispatcher()
+    listen = aiostep.setup(dp, storage=storage)
+    seen: list[Any] = []
+
+    async def step(message: Message) -> None:
+        seen.append(f"step {message.text}")
+
+    listen.registry.register(step, "t_hot.step", replace=True)
+
+    @dp.message(Command("ask"))
+    async def ask(message: Message) -> None:
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, "t_hot.step")
+
+    @dp.message()
+    async def normal(message: Message, aiostep_seen: aiostep.SeenRecords) -> None:
+        assert message.from_user is not None
+        seen.append(await aiostep_seen.read(f"{message.chat.id}:{message.from_user.id}@42"))
+
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await talk.send("hello")  # File: this first claim loads the journal
+        before = storage.claims
+        await talk.send("hello again")
+        assert storage.claims == before  # nothing stored for this user: no claim
+        assert seen == [None, None]
+        await talk.send("/ask")
+        await talk.send("an answer")  # a step is stored now: the update claims it
+        assert storage.claims > before
+        assert seen[-1] == "step an answer"
+    await storage.close()
