@@ -134,12 +134,21 @@ async def test_updates_cost_one_lookup_when_no_chat_scoped_wizard_is_installed()
     Profile.setup(dp, entry=Command("profile"))
     assert listen.storage is not None
     claim = listen.storage.claim
+    holds_nothing = listen.storage.holds_nothing
 
     async def counting(key: Any, **kwargs: Any) -> Any:
         claims.append(str(key))
         return await claim(key, **kwargs)
 
+    def looked_up(key: str) -> bool:
+        # the lookup that tells an empty conversation at once (then no claim is made)
+        found_nothing = holds_nothing(key)
+        if found_nothing:
+            claims.append(key)
+        return found_nothing
+
     listen.storage.claim = counting  # type: ignore[method-assign]
+    listen.storage.holds_nothing = looked_up  # type: ignore[method-assign]
     async with BotSimulator(dp) as sim:
         talk = sim.chat(sim.user(), sim.group())
         await talk.send("hello")
