@@ -33,14 +33,14 @@ from aiostep.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from aiostep.middleware import Listen
+    from aiostep.context import ListenLike
 
 __all__ = ["clear", "register_next_step", "unregister_steps"]
 
 logger = logging.getLogger("aiostep")
 
 
-def _listen() -> Listen | None:
+def _listen() -> ListenLike | None:
     ctx = current_update.get()
     return None if ctx is None else ctx.listen
 
@@ -258,7 +258,7 @@ def _expire_local(
     asyncio.get_running_loop().create_task(expire())
 
 
-def _claimed_by(listen: Listen | None, storage: BaseStorage, skey: str) -> str | None:
+def _claimed_by(listen: ListenLike | None, storage: BaseStorage, skey: str) -> str | None:
     """The owner token of this update's claim on the conversation's pending step, if the
     update being routed claimed it (through ``storage``): a write there is that claim's
     outcome, applied only while the claim still owns the step."""
@@ -288,7 +288,7 @@ def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> R
 async def _register_persisted(
     request: _Request,
     storage: BaseStorage,
-    listen: Listen | None,
+    listen: ListenLike | None,
     state: Any,
     data: dict[str, Any] | None,
 ) -> None:
