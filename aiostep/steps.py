@@ -13,7 +13,8 @@ from aiostep.clock import get_clock
 from aiostep.context import current_update, require_listen, resolve_key, storage_key_of
 from aiostep.exceptions import StepNotRegisteredError, WaitCancelled, WaitSuperseded
 from aiostep.keys import ConversationKey
-from aiostep.pending import LocalStep, MetaStore, discard, root_store
+from aiostep.meta_store import MetaStore, root_store
+from aiostep.pending import LocalStep, discard
 from aiostep.step_registry import (
     DEFAULT_UPDATES,
     RegisteredStep,
