@@ -19,10 +19,10 @@ from aiostep.exceptions import (
 )
 from aiostep.filters import IsState
 from aiostep.keys import ANYONE, ConversationKey
+from aiostep.meta_store import MetaStore as MetaStore
+from aiostep.meta_store import change_root_store
 from aiostep.middleware import Listen, setup
 from aiostep.middleware import SeenRecords as SeenRecords
-from aiostep.pending import MetaStore as MetaStore
-from aiostep.pending import change_root_store
 from aiostep.scheduler import Scheduler
 from aiostep.step_registry import RegisteredStep, StepRegistry, persisted_step, registry
 from aiostep.step_registry import step as step

@@ -6,14 +6,66 @@ from __future__ import annotations
 import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiostep.keys import ANYONE, ConversationKey, default_bot_id, storage_key
 
 if TYPE_CHECKING:
-    from aiostep.middleware import Listen
+    from aiostep.meta_store import MetaStore
+    from aiostep.ordering import Gates
+    from aiostep.step_registry import StepRegistry
+    from aiostep.storage.base import BaseStorage, StateContext
 
-__all__ = ["UpdateContext", "current_update", "resolve_key"]
+__all__ = ["ListenLike", "UpdateContext", "current_update", "resolve_key"]
+
+
+class ListenLike(Protocol):
+    """What the code under [`Listen`][aiostep.Listen] uses of the Listen routing an update
+    (``wait_for``, next steps, the conversation handle, the scheduler), so that it need not
+    import the middleware that imports it."""
+
+    @property
+    def store(self) -> MetaStore:
+        """The in-process store of waiters and steps."""
+        ...
+
+    @property
+    def storage(self) -> BaseStorage | None:
+        """Where next steps are persisted, if anywhere."""
+        ...
+
+    @property
+    def registry(self) -> StepRegistry:
+        """Resolves persisted step names."""
+        ...
+
+    @property
+    def gates(self) -> Gates:
+        """The conversations' ordering gates in this process."""
+        ...
+
+    @property
+    def step_lease(self) -> float:
+        """Seconds a claim on a shared storage lives without renewal."""
+        ...
+
+    def arm_timer(self, key: ConversationKey, token: str, timeout: float, bot: Any) -> None:
+        """Have the scheduler look at a step's deadline, due in ``timeout`` seconds."""
+        ...
+
+    def disarm_timer(self, key: ConversationKey) -> None:
+        """Forget the deadline of ``key``'s step."""
+        ...
+
+    async def run_timeout(
+        self, key: ConversationKey, record: StateContext, bot: Any, owner: str
+    ) -> None:
+        """Run the ``on_timeout`` of the step of ``record``, claimed as ``owner``."""
+        ...
+
+    async def leave_turn(self, ctx: UpdateContext) -> None:
+        """Give the conversation's turn across workers back."""
+        ...
 
 
 @dataclass(eq=False, slots=True)
@@ -21,7 +73,7 @@ class UpdateContext:
     """The update a ``Listen`` middleware is routing in this task."""
 
     key: ConversationKey
-    listen: Listen
+    listen: ListenLike
     event: Any
     data: dict[str, Any] = field(repr=False)
     #: the task routing the update: a task it spawns copies this context, but holds nothing

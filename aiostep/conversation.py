@@ -20,7 +20,7 @@ from aiostep.storage.base import UNSET
 from aiostep.waiters import wait_for
 
 if TYPE_CHECKING:
-    from aiostep.middleware import Listen
+    from aiostep.context import ListenLike
 
 __all__ = ["Steps"]
 
@@ -43,7 +43,7 @@ class Steps:
 
     __slots__ = ("key", "listen")
 
-    def __init__(self, key: ConversationKey, listen: Listen) -> None:
+    def __init__(self, key: ConversationKey, listen: ListenLike) -> None:
         #: the conversation: chat, user (or `aiostep.ANYONE`), forum topic, bot
         self.key = key
         #: the middleware whose store and storage this handle uses

@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from aiogram.types import Update
 
-    from aiostep.pending import Waiter
-
 __all__ = ["RemoteWaiter", "WaiterHandover"]
 
 
@@ -35,9 +33,10 @@ class RemoteWaiter(Protocol):
 class WaiterHandover(Protocol):
     """How workers sharing a storage pass a ``wait_for`` answer to the worker that waits."""
 
-    async def park(self, key: str, waiter: Waiter, bot: Any) -> RemoteWaiter:
-        """Register ``waiter`` (parked in this process for storage key ``key``, answering with
-        events bound to ``bot``) so that other workers hand it the answer."""
+    async def park(self, key: str, waiter: Any, bot: Any) -> RemoteWaiter:
+        """Register ``waiter`` (an `aiostep.pending.Waiter` parked in this process for storage
+        key ``key``, answering with events bound to ``bot``) so that other workers hand it the
+        answer."""
         ...
 
     async def offer(self, key: str, waiter: str, update: Update) -> bool:

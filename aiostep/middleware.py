@@ -20,8 +20,9 @@ from aiostep.context import UpdateContext, current_update, storage_key_of
 from aiostep.conversation import Steps
 from aiostep.exceptions import ClaimLostError
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
+from aiostep.meta_store import MetaStore, _RootStore, root_store
 from aiostep.ordering import Gates
-from aiostep.pending import LocalStep, MetaStore, Waiter, _RootStore, root_store
+from aiostep.pending import LocalStep, Waiter
 from aiostep.scheduler import Scheduler
 from aiostep.step_registry import StepRegistry
 from aiostep.step_registry import registry as default_registry

@@ -19,7 +19,7 @@ from aiostep.storage.base import new_owner
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher
 
-    from aiostep.middleware import Listen
+    from aiostep.context import ListenLike
 
 __all__ = ["Scheduler"]
 
@@ -45,7 +45,7 @@ class Scheduler:
         batch: deadlines taken per look.
     """
 
-    def __init__(self, listen: Listen, *, poll: float = 1.0, batch: int = 100) -> None:
+    def __init__(self, listen: ListenLike, *, poll: float = 1.0, batch: int = 100) -> None:
         self.listen = listen
         self.poll = poll
         self.batch = batch

@@ -11,10 +11,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from aiostep.storage.base import StateContext
+from typing import Any, TypeVar
 
 __all__ = [
     "DEFAULT_UPDATES",
@@ -28,8 +25,10 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: ``resolver(name, record)``: the step to run for a stored ``name`` that has no registration
-#: (``record`` is the conversation's stored record), or ``None`` to leave it unresolved.
-StepResolver = Callable[[str, "StateContext"], "RegisteredStep | None"]
+#: (``record`` is the conversation's stored record, an `aiostep.storage.StateContext`), or
+#: ``None`` to leave it unresolved. (The storage layer imports this module, so the record's
+#: class is not named here.)
+StepResolver = Callable[[str, Any], "RegisteredStep | None"]
 
 #: Update kinds a waiter or step accepts when it does not say otherwise.
 DEFAULT_UPDATES: tuple[str, ...] = ("message",)
@@ -185,8 +184,9 @@ class StepRegistry:
         if self._resolvers.pop(prefix, None) is not None:
             self._resolver_order = sorted(self._resolvers, key=len, reverse=True)
 
-    def resolve(self, name: str, record: StateContext) -> RegisteredStep | None:
-        """The step to run for the stored ``name`` of ``record``: the one registered under
+    def resolve(self, name: str, record: Any) -> RegisteredStep | None:
+        """The step to run for the stored ``name`` of ``record`` (the conversation's stored
+        `aiostep.storage.StateContext`): the one registered under
         ``name``, else the first answer of a resolver whose prefix ``name`` starts with
         (longest prefix first), else ``None``. With a parent: a name registered there comes
         before this registry's resolvers, and the parent's resolvers after them."""

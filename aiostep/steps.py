@@ -19,7 +19,8 @@ from aiostep.context import (
 )
 from aiostep.exceptions import StepNotRegisteredError, WaitCancelled, WaitSuperseded
 from aiostep.keys import ConversationKey
-from aiostep.pending import LocalStep, MetaStore, _RootStore, discard, root_store
+from aiostep.meta_store import MetaStore, _RootStore, root_store
+from aiostep.pending import LocalStep, discard
 from aiostep.step_registry import (
     DEFAULT_UPDATES,
     RegisteredStep,
@@ -39,14 +40,14 @@ from aiostep.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from aiostep.middleware import Listen
+    from aiostep.context import ListenLike
 
 __all__ = ["clear", "register_next_step", "unregister_steps"]
 
 logger = logging.getLogger("aiostep")
 
 
-def _listen() -> Listen | None:
+def _listen() -> ListenLike | None:
     ctx = current_update.get()
     return None if ctx is None else ctx.listen
 

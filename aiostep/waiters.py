@@ -12,7 +12,8 @@ from aiostep.context import current_update, require_listen, resolve_key
 from aiostep.exceptions import WaitSuperseded
 from aiostep.handover import RemoteWaiter
 from aiostep.keys import ConversationKey, storage_key
-from aiostep.pending import MetaStore, Waiter, discard, root_store
+from aiostep.meta_store import MetaStore, root_store
+from aiostep.pending import Waiter, discard
 from aiostep.step_registry import DEFAULT_UPDATES, check_updates
 
 __all__ = ["parked_tasks", "wait_for"]

@@ -20,6 +20,7 @@ from aiogram.types import (
 )
 
 import aiostep
+from aiostep.context import ListenLike
 from aiostep.keys import ANYONE, ConversationKey, key_of, storage_key
 from aiostep.storage import BaseStorage, StateContext
 from aiostep_dialogs import button_data
@@ -95,7 +96,7 @@ async def sender_has_own_wizard(
     )
 
 
-def listen_of(cls: type[Wizard]) -> aiostep.Listen | None:
+def listen_of(cls: type[Wizard]) -> ListenLike | None:
     """The Listen of the Dispatcher handling the current update, else that of ``cls``'s
     latest ``setup`` (``None`` before any)."""
     ctx = aiostep.current_update.get()

@@ -21,6 +21,7 @@ from aiogram.types import (
 )
 
 import aiostep
+from aiostep.context import ListenLike
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.storage import BaseStorage, MemoryStateStorage, StateContext, as_async
 from aiostep_dialogs import button_data
@@ -133,19 +134,19 @@ def _is_defined(base: type[Wizard], wizard_id: str) -> bool:
     return False
 
 
-def wizards_of(listen: aiostep.Listen | None) -> dict[str, type[Wizard]]:
+def wizards_of(listen: ListenLike | None) -> dict[str, type[Wizard]]:
     """The wizards set up on the Dispatcher that ``listen`` serves, by ``wizard_id``."""
     registry = listen.registry if listen is not None else None
     return registry.wizards if isinstance(registry, WizardSteps) else {}
 
 
-def wizard_named(listen: aiostep.Listen | None, wizard_id: object) -> type[Wizard] | None:
+def wizard_named(listen: ListenLike | None, wizard_id: object) -> type[Wizard] | None:
     """The wizard set up on ``listen``'s Dispatcher whose ``wizard_id`` a stored record names
     (`aiostep_dialogs.record.stored_wizard_id`), or ``None``."""
     return wizards_of(listen).get(str(wizard_id))
 
 
-def is_installed(listen: aiostep.Listen | None, wizard_id: str) -> bool:
+def is_installed(listen: ListenLike | None, wizard_id: str) -> bool:
     """Whether the wizard ``wizard_id`` is set up on the Dispatcher that ``listen`` serves."""
     return wizard_id in wizards_of(listen)
 

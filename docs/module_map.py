@@ -23,8 +23,8 @@ TARGET = ROOT / "docs" / "snippets" / "module_map.txt"
 DRAWN = {
     "aiostep": (
         "middleware", "conversation", "waiters", "steps", "handover", "scheduler", "context",
-        "pending", "step_registry", "storage", "filters", "keys", "deadlines", "ordering",
-        "calling", "clock", "exceptions",
+        "pending", "meta_store", "step_registry", "storage", "filters", "keys", "deadlines",
+        "ordering", "calling", "clock", "exceptions",
     ),
     "aiostep_dialogs": (
         "wizard", "setup", "runtime", "render", "record", "calls", "graph", "spec",

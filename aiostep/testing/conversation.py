@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from aiogram.types import (
     CallbackQuery,
@@ -22,15 +22,51 @@ from aiostep.testing.telegram import ChatLog, MessageRecord
 from aiostep.testing.updates import entities as _entities
 
 if TYPE_CHECKING:
-    from aiostep.testing.simulator import BotSimulator
+    from aiogram import Bot
+    from aiogram.types import Update
 
-__all__ = ["Conversation", "MessageRef"]
+    from aiostep.testing.session import RecordingSession
+
+__all__ = ["Conversation", "MessageRef", "SimulatorLike"]
 
 #: A message given to
 #: [`Conversation.edit`][aiostep.testing.Conversation.edit]/``click``/``send(reply_to=...)``: the
 #: ``Message`` a send returned, or a [`MessageRecord`][aiostep.testing.MessageRecord] from
 #: [`Conversation.messages`][aiostep.testing.Conversation.messages].
 MessageRef: TypeAlias = Message | MessageRecord
+
+
+class SimulatorLike(Protocol):
+    """What a `Conversation` uses of its [`BotSimulator`][aiostep.testing.BotSimulator] (which
+    makes conversations, so this module does not import it)."""
+
+    @property
+    def bot(self) -> Bot:
+        """The bot under test."""
+        ...
+
+    @property
+    def session(self) -> RecordingSession:
+        """The recording session: every Bot API call, and the simulated chats."""
+        ...
+
+    async def feed(self, update: Update, *, chat_id: int | None = None) -> None:
+        """Feed ``update`` to the Dispatcher and wait until the bot is idle."""
+        ...
+
+    def user(self) -> User:
+        """A new simulated user."""
+        ...
+
+    def group(self) -> Chat:
+        """A new supergroup with the bot in it."""
+        ...
+
+    def _update(self, **event: Any) -> Update: ...
+
+    def _file_id(self, kind: str) -> str: ...
+
+    def _callback_id(self) -> str: ...
 
 
 class Conversation:
@@ -48,7 +84,7 @@ class Conversation:
     """
 
     def __init__(
-        self, sim: BotSimulator, user: User, chat: Chat, thread_id: int | None = None
+        self, sim: SimulatorLike, user: User, chat: Chat, thread_id: int | None = None
     ) -> None:
         self.sim = sim
         self.user = user
