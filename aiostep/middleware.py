@@ -299,11 +299,12 @@ class Listen(BaseMiddleware):
             isinstance(pending, (Waiter, LocalStep)) and pending.takes(kind, command, callback_data)
         ):
             return _MISS
-        if not await check_filter(pending.filter, event, data):
-            return _DECLINED
-        # an async filter may have let the wait time out, or another update take it, meanwhile
-        if await store.get_item(key) is not pending:
-            return _DECLINED
+        if pending.filter is not None:
+            if not await check_filter(pending.filter, event, data):
+                return _DECLINED
+            # an async filter may have let the wait time out, or another update take it
+            if await store.get_item(key) is not pending:
+                return _DECLINED
         if isinstance(pending, Waiter) and pending.future.done():
             return _DECLINED
         storage = self.storage
@@ -325,7 +326,10 @@ class Listen(BaseMiddleware):
             )
         ):
             return _DECLINED
-        await store.pop_item(key)
+        if type(store) is _RootStore:
+            store.cache.pop(key)
+        else:
+            await store.pop_item(key)
         if isinstance(pending, Waiter):
             owner = pending.owner
             if owner is not None and owner.listen is self and owner.key == ctx.key:

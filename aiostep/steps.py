@@ -238,7 +238,12 @@ async def _register_local(request: _Request, store: MetaStore) -> None:
         allow_commands = entry.allow_commands if entry else False
     step = LocalStep(
         filter=request.filter if request.filter is not None else (entry.filter if entry else None),
-        updates=check_updates(request.updates or (entry.updates if entry else DEFAULT_UPDATES)),
+        # a registration's updates were checked when it was registered
+        updates=(
+            check_updates(request.updates)
+            if request.updates
+            else (entry.updates if entry else DEFAULT_UPDATES)
+        ),
         allow_commands=allow_commands,
         callback=fn,
         args=request.args,
@@ -250,7 +255,10 @@ async def _register_local(request: _Request, store: MetaStore) -> None:
         step.timer = get_clock().call_later(
             request.timeout, _expire_local, store, key, step, on_timeout, bot
         )
-    await store.set_item(key, step)
+    if type(store) is _RootStore:
+        store.cache[key] = step  # the default store, written directly (no await)
+    else:
+        await store.set_item(key, step)
 
 
 def _expire_local(
