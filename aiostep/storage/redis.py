@@ -25,7 +25,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiostep.clock import get_clock
@@ -76,6 +76,13 @@ _STEP_FIELDS = (
     "inflight",
 )
 
+# The scripts an update runs (write, claim, claim by token) answer with one JSON string
+# (``cjson.encode``) instead of a Lua table: redis-py's parser reads a table's every element
+# apart (a line and a read each, in Python: ~2 µs an element without hiredis), and a record
+# is 10 to 30 of them, twice per update; one bulk string is one element, and ``json.loads``
+# (C) splits it. The JSON is ``[status, [name, value, ...]]`` (a record's hash as HGETALL
+# lists it; an empty one encodes as ``{}``).
+
 # Shared Lua: drop the pending step (and its claim); forget chat_id when no state is left either.
 _DROP = """
 local function drop(key)
@@ -94,8 +101,9 @@ end
 # KEYS[1]=key; ARGV: ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' = none), size limit
 # of the merged record ('' = none), ndel, del fields..., pairs... Returns {1, record before};
 # or writes nothing and returns {0, the claim's current owner or ''} when owner no longer holds
-# the claim, {2, size} when the record would exceed the limit.
+# the claim, {2, size} when the record would exceed the limit (as JSON: see `_json_reply`).
 _WRITE = """
+local function run()
 local key = KEYS[1]
 if ARGV[3] ~= '' then
   local holder = redis.call('HGET', key, 'claim')
@@ -170,6 +178,8 @@ if not has_state and redis.call('HEXISTS', key, 'callback') == 0 then
 end
 if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
 return {1, before}
+end
+return cjson.encode(run())
 """
 
 # The conversation's turn (order_updates), in the companion hash tk: 'run' = the owner of the
@@ -228,6 +238,7 @@ _CLAIM = (
     + _TURN
     + handover.CLAIM_CHECK
     + """
+local function run()
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local rec = redis.call('HGETALL', key)
@@ -291,6 +302,8 @@ if ARGV[5] ~= '' then redis.call('HSET', key, 'busy', ARGV[5]) end
 if uid then redis.call('HSET', key, 'inflight', ARGV[7])
 else redis.call('HDEL', key, 'inflight') end
 return {1, rec}
+end
+return cjson.encode(run())
 """
 )
 
@@ -312,7 +325,7 @@ else
   if ARGV[5] ~= '' then redis.call('HSET', key, 'inflight', ARGV[5])
   else redis.call('HDEL', key, 'inflight') end
 end
-return rec
+return cjson.encode(rec)
 """
 )
 
@@ -355,57 +368,62 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: a record's plain fields: hash field -> (StateContext attribute, how the value is read;
+#: ``None``: the text itself)
+_PLAIN: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+    "state": ("current_state", None),
+    "callback": ("callback", None),
+    "chat_id": ("chat_id", json.loads),
+    "kwargs": ("kwargs", json.loads),
+    "deadline": ("deadline", float),
+    "on_timeout": ("on_timeout", None),
+    "token": ("token", None),
+    "accepts": ("accepts", None),
+    "busy": ("busy", float),
+    "claim": ("claim", None),
+    "seq": ("seq", int),
+    "inflight": ("inflight", int),
+}
+
+
 def _decode(raw_record: Any) -> StateContext | None:
-    """A record from a hash, given as a mapping (HGETALL) or a flat list (scripts)."""
+    """A record from a hash: a mapping (``HGETALL``; bytes, or text with ``decode_responses``)
+    or the flat list of names and values of a script's JSON reply (text)."""
     if not raw_record:
         return None
     if isinstance(raw_record, dict):
-        items = list(raw_record.items())
+        pairs: Iterable[tuple[Any, Any]] = (
+            (_text(name), _text(value)) for name, value in raw_record.items()
+        )
     else:
-        items = [(raw_record[i], raw_record[i + 1]) for i in range(0, len(raw_record), 2)]
+        flat = iter(raw_record)
+        pairs = zip(flat, flat, strict=False)  # a hash lists names and values in pairs
     record = StateContext()
-    order: list[str] = []
-    kept = 0
-    for raw_name, raw_value in items:
-        name, raw = _text(raw_name), _text(raw_value)
-        if name in handover.FIELDS:  # a wait_for's registration, not part of the record
-            continue
-        kept += 1
-        if name == "order":
-            order = raw.split("\0")[:-1]
-            continue
-        if name.startswith("d:"):
+    order: list[str] | None = None
+    kept = False
+    plain = _PLAIN
+    for name, raw in pairs:
+        if name[:2] == "d:":
             record.data[name[2:]] = json.loads(raw)
-        elif name == "state":
-            record.current_state = raw
-        elif name == "callback":
-            record.callback = raw
-        elif name == "chat_id":
-            record.chat_id = json.loads(raw)
-        elif name == "kwargs":
-            record.kwargs = json.loads(raw)
-        elif name == "deadline":
-            record.deadline = float(raw)
-        elif name == "on_timeout":
-            record.on_timeout = raw
-        elif name == "token":
-            record.token = raw
-        elif name == "accepts":
-            record.accepts = raw
-        elif name == "busy":
-            record.busy = float(raw)
-        elif name == "claim":
-            record.claim = raw
-        elif name == "seq":
-            record.seq = int(raw)
-        elif name == "inflight":
-            record.inflight = int(raw)
+        elif name in plain:
+            attribute, read = plain[name]
+            setattr(record, attribute, raw if read is None else read(raw))
+        elif name == "order":
+            order = raw.split("\0")[:-1]
+        elif name in handover.FIELDS:  # a wait_for's registration, not part of the record
+            continue
+        kept = True
     if not kept:
         return None
-    if order and record.data:
+    if order and len(record.data) > 1:
         ranked = {name: i for i, name in enumerate(order)}
         record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
     return record
+
+
+def _reply(raw: Any) -> Any:
+    """A script's JSON reply (see the scripts above), parsed."""
+    return json.loads(raw)
 
 
 def _dumps(value: Any) -> str:
@@ -579,16 +597,16 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         if patch.deadline is not UNSET and patch.deadline is not None:
             ok, result = await self._write_with_deadline(key, args, patch.deadline)
         else:
-            ok, result = await self._call(self._write_script, key, args)
-        if int(ok) == 0:
+            ok, result = _reply(await self._call(self._write_script, key, args))
+        if ok == 0:
             from aiostep.exceptions import ClaimLostError
 
-            raise ClaimLostError(_key(key), owner, _text(result) or None)
-        if int(ok) == 2:
+            raise ClaimLostError(_key(key), owner, result or None)
+        if ok == 2:
             assert self.max_record_bytes is not None
             raise RecordTooLargeError(
                 _key(key),
-                int(_text(result)),
+                int(result),
                 self.max_record_bytes,
                 "its data and kwargs, with this update merged in",
             )
@@ -629,33 +647,34 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         turn_window = (repr(window) if self._peers > 1 else "0") if turn else ""
         # the turn's key only when the script takes it: no extra work on the common path
         more = (_companion(self._k(key), ":turn"),) if turn else ()
-        status, flat = await self._call(
-            self._claim_script,
-            key,
-            [
-                repr(now),
-                kind,
-                "1" if is_command else "0",
-                callback_data or "",
-                "" if lease is None else repr(lease),
-                owner,
-                "" if update_id is None else str(update_id),
-                repr(window),
-                repr(horizon),
-                str(self._peers),
-                turn_window,
-                # the turn's lease: the step's (Listen's step_lease)
-                (repr(lease - now) if lease is not None else "5.0") if turn else "",
-                self._worker,
-                self._dead_text,
-            ],
-            *more,
+        status, flat = _reply(
+            await self._call(
+                self._claim_script,
+                key,
+                [
+                    repr(now),
+                    kind,
+                    "1" if is_command else "0",
+                    callback_data or "",
+                    "" if lease is None else repr(lease),
+                    owner,
+                    "" if update_id is None else str(update_id),
+                    repr(window),
+                    repr(horizon),
+                    str(self._peers),
+                    turn_window,
+                    # the turn's lease: the step's (Listen's step_lease)
+                    (repr(lease - now) if lease is not None else "5.0") if turn else "",
+                    self._worker,
+                    self._dead_text,
+                ],
+                *more,
+            )
         )
-        if int(status) == ClaimStatus.WAITER:
-            raw = dict(zip(flat[::2], flat[1::2], strict=True))
-            waiter = _text(raw.get(b"waiter", raw.get("waiter", "")))
+        if status == ClaimStatus.WAITER:
+            waiter = dict(zip(flat[::2], flat[1::2], strict=True)).get("waiter", "")
             return Claim(ClaimStatus.WAITER, _decode(flat), owner, waiter)
-        return Claim(ClaimStatus(int(status)), _decode(flat), owner)
+        return Claim(ClaimStatus(status), _decode(flat), owner)
 
     async def _claim_token(
         self,
@@ -678,7 +697,7 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 "" if update_id is None else str(update_id),
             ],
         )
-        return _decode(flat) if flat else None
+        return _decode(_reply(flat)) if flat else None
 
     async def renew(self, key: StorageKey, owner: str, lease: float) -> bool:
         """Extend claim ``owner``'s lease while its step runs (one script call)."""
@@ -735,7 +754,7 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                     self._call(self._write_script, key, args),
                     self._deadline_add(_key(key), deadline),
                 )
-            ok, result = written
+            ok, result = _reply(written)
             return ok, result
         with self._reachable():
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -746,7 +765,7 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
             written = await self._call(self._write_script, key, args)
         elif isinstance(written, Exception):
             raise written
-        ok, result = written
+        ok, result = _reply(written)
         return ok, result
 
     async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
