@@ -50,7 +50,7 @@ from aiostep.storage.redis_deadlines import RedisDeadlines
 from aiostep.storage.redis_keys import companion as _companion
 
 try:
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
     from redis.exceptions import ClusterDownError, NoScriptError, RedisClusterException
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -60,9 +60,20 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "RedisStateStorage needs the redis package: pip install 'aiostep[redis]'"
     ) from exc
 
+# after the check above: it imports redis
+from aiostep.storage.redis_client import client_from_url
+
 __all__ = ["RedisStateStorage"]
 
 logger = logging.getLogger("aiostep")
+
+#: what a client raises when it cannot reach Redis (see ``RedisStateStorage._reachable``)
+_UNREACHABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisClusterException,  # a cluster client that reaches no node
+    ClusterDownError,
+)
 
 _STEP_FIELDS = (
     "callback",
@@ -493,15 +504,15 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
             )
         elif isinstance(redis, str):
             # redis-py's default pool raises MaxConnectionsError past 100 connections at once,
-            # dropping the update; a blocking pool makes a burst wait for a free connection.
-            pool = BlockingConnectionPool.from_url(
+            # dropping the update; a blocking pool makes a burst wait for a free connection
+            # (one without redis-py's per-command costs of blocking and timeouts: see
+            # redis_client.py).
+            self.redis = client_from_url(
                 redis,
                 max_connections=max_connections,
-                timeout=pool_timeout,
+                pool_timeout=pool_timeout,
                 socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
             )
-            self.redis = Redis(connection_pool=pool)
         else:
             self.redis = redis
         _companion(prefix + "0", "")  # a prefix whose braces would split a conversation's slot
@@ -769,11 +780,25 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         return ok, result
 
     async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
-        """Run a script on ``key`` (and the raw keys ``more``): one round trip."""
+        """Run a script on ``key`` (and the raw keys ``more``): one round trip (an
+        ``EVALSHA``; a Redis that lacks the script, fresh or flushed, gets it loaded first).
+
+        The hot path of every update: redis-py's ``Script.__call__`` and a context manager
+        per call are left out (plain ``try``), which is all that differs from them."""
         if self._unready:
             await self._connect()
-        with self._reachable():
-            return await script(keys=[self._k(key), *more], args=args)
+        try:
+            try:
+                return await self.redis.execute_command(
+                    "EVALSHA", script.sha, 1 + len(more), self._k(key), *more, *args
+                )
+            except NoScriptError:
+                script.sha = await self.redis.script_load(script.script)
+                return await self.redis.execute_command(
+                    "EVALSHA", script.sha, 1 + len(more), self._k(key), *more, *args
+                )
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from exc
 
     async def _connect(self) -> None:
         """Initialize a cluster client (its slot map) before this storage's first command.
@@ -794,16 +819,14 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         `StorageUnavailableError` that names this Redis."""
         try:
             yield
-        except (
-            RedisConnectionError,
-            RedisTimeoutError,
-            RedisClusterException,  # a cluster client that reaches no node
-            ClusterDownError,
-        ) as exc:
-            raise StorageUnavailableError(
-                f"Redis at {self._where()} is unavailable ({type(exc).__name__}: {exc}); "
-                "this call failed; stored conversations keep their progress"
-            ) from exc
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> StorageUnavailableError:
+        return StorageUnavailableError(
+            f"Redis at {self._where()} is unavailable ({type(exc).__name__}: {exc}); "
+            "this call failed; stored conversations keep their progress"
+        )
 
     def _where(self) -> str:
         if isinstance(self.redis, RedisCluster):
