@@ -61,7 +61,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 # after the check above: it imports redis
-from aiostep.storage.redis_client import client_from_url
+from aiostep.storage.redis_client import QuickBlockingPool, client_from_url, execute
 
 __all__ = ["RedisStateStorage"]
 
@@ -504,6 +504,9 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         self.cluster = isinstance(redis, RedisCluster) or (isinstance(redis, str) and cluster)
         #: a cluster client not yet initialized by this storage (see ``_connect``)
         self._unready = self.cluster
+        #: the pool the scripts go through directly (``redis_client.execute``): only that of
+        #: the client this storage built, whose pool and connections it knows
+        self._pool: QuickBlockingPool | None = None
         if isinstance(redis, str) and cluster:
             # a cluster client keeps a pool per node; it finds the other nodes from this one
             self.redis = RedisCluster.from_url(
@@ -523,6 +526,8 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 pool_timeout=pool_timeout,
                 socket_timeout=socket_timeout,
             )
+            pool = self.redis.connection_pool
+            self._pool = pool if isinstance(pool, QuickBlockingPool) else None
         else:
             self.redis = redis
         _companion(prefix + "0", "")  # a prefix whose braces would split a conversation's slot
@@ -801,20 +806,21 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         """Run a script on ``key`` (and the raw keys ``more``): one round trip (an
         ``EVALSHA``; a Redis that lacks the script, fresh or flushed, gets it loaded first).
 
-        The hot path of every update: redis-py's ``Script.__call__`` and a context manager
-        per call are left out (plain ``try``), which is all that differs from them."""
+        The hot path of every update: on the client this storage built from a URL it goes
+        through `redis_client.execute`, else through ``execute_command``; redis-py's
+        ``Script.__call__`` and a context manager per call are left out (plain ``try``)."""
         if self._unready:
             await self._connect()
+        command = ("EVALSHA", script.sha, 1 + len(more), self._k(key), *more, *args)
+        pool = self._pool
         try:
             try:
-                return await self.redis.execute_command(
-                    "EVALSHA", script.sha, 1 + len(more), self._k(key), *more, *args
-                )
+                if pool is not None:
+                    return await execute(pool, *command)
+                return await self.redis.execute_command(*command)
             except NoScriptError:
                 script.sha = await self.redis.script_load(script.script)
-                return await self.redis.execute_command(
-                    "EVALSHA", script.sha, 1 + len(more), self._k(key), *more, *args
-                )
+                return await self.redis.execute_command("EVALSHA", script.sha, *command[2:])
         except _UNREACHABLE as exc:
             raise self._unavailable(exc) from exc
 

@@ -116,3 +116,122 @@ async def test_a_client_that_decodes_responses_reads_the_same_records(redis_url:
     finally:
         await storage.close()
         await client.aclose()
+
+
+# -- what an update's round trip costs the client: each shortcut, shown to be taken ----------
+async def test_a_free_connection_is_handed_out_while_the_pool_condition_is_held(
+    redis_url: str,
+) -> None:
+    """redis-py's blocking pool takes its condition for every connection; this pool only
+    when none is free (or someone waits)."""
+    pool = QuickBlockingPool.from_url(redis_url, max_connections=2)
+    try:
+        await pool.release(await pool.get_connection())  # one free connection
+        async with pool._condition:
+            async with asyncio.timeout(1):
+                connection = await pool.get_connection()
+        await pool.release(connection)
+    finally:
+        await pool.aclose()
+
+
+async def test_a_small_command_is_written_without_a_write_timeout_task(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``socket_timeout`` redis-py wraps each write in ``asyncio.wait_for`` (a task on
+    Python 3.11); a small command on a `QuickConnection` is written directly."""
+    import redis.asyncio.connection as connection_module
+
+    storage = RedisStateStorage(redis_url, socket_timeout=5.0)
+    try:
+        await park(storage)  # connected
+        waited: list[object] = []
+        wait_for = asyncio.wait_for
+
+        def counting(awaitable: object, timeout: float | None) -> object:
+            waited.append(awaitable)
+            return wait_for(awaitable, timeout)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(connection_module.asyncio, "wait_for", counting)
+        claim = await storage.claim(KEY, now=time.time(), kind="message", is_command=False)
+        monkeypatch.undo()
+        assert claim.status is ClaimStatus.CLAIMED
+        assert waited == []
+    finally:
+        await storage.close()
+
+
+async def test_scripts_go_around_execute_command_on_the_storages_own_client_only(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scripts on the client built from a URL skip ``Redis.execute_command``'s per-command
+    extras; a client passed in is used through redis-py's API as it is."""
+    executed: list[object] = []
+    execute_command = Redis.execute_command
+
+    async def counting(self: Redis, *args: object, **options: object) -> object:
+        executed.append(args[0])
+        return await execute_command(self, *args, **options)
+
+    own = RedisStateStorage(redis_url)
+    passed_client = Redis.from_url(redis_url)
+    passed = RedisStateStorage(passed_client)
+    try:
+        for storage in (own, passed):
+            await park(storage)  # scripts loaded
+        monkeypatch.setattr(Redis, "execute_command", counting)
+        await own.claim(KEY, now=time.time(), kind="message", is_command=False)
+        assert executed == []
+        await passed.claim("11:21@42", now=time.time(), kind="message", is_command=False)
+        assert executed == ["EVALSHA"]
+    finally:
+        monkeypatch.undo()
+        await own.close()
+        await passed.close()
+        await passed_client.aclose()
+
+
+async def test_an_update_s_scripts_take_one_argument_and_answer_one_string(
+    redis_url: str, client: Redis
+) -> None:
+    """redis-py packs a command's arguments and parses a reply's elements one by one in
+    Python: the claim and the write send their arguments as one JSON array and answer with
+    one JSON string, however large the record."""
+    storage = RedisStateStorage(redis_url)
+    try:
+        await park(storage, "1:1@42")  # connected, the scripts loaded
+        await storage.claim("1:1@42", now=time.time(), kind="message", is_command=False)
+        sent: list[list[str]] = []
+        async with client.monitor() as monitor:
+            await client.echo("start")
+            await storage.write(
+                KEY,
+                Patch(state="S", data={"a": 1, "b": [2]}, callback="s.one", token="t", chat_id=1),
+            )
+            claim = await storage.claim(KEY, now=time.time(), kind="message", is_command=False)
+            await client.echo("end")
+            started = False
+            while True:
+                entry = await monitor.next_command()
+                command = str(entry["command"])
+                if command == "ECHO start":
+                    started = True
+                elif command == "ECHO end":
+                    break
+                elif started and entry["client_type"] != "lua":
+                    sent.append(command.split(" "))
+        # EVALSHA sha numkeys key packed-arguments
+        assert [(words[0], words[2], len(words)) for words in sent] == [
+            ("EVALSHA", "1", 5),
+            ("EVALSHA", "1", 5),
+        ]
+        assert claim.record is not None and claim.record.data == {"a": 1, "b": [2]}
+        raw = await client.evalsha(
+            storage._claim_script.sha,
+            1,
+            storage._k(KEY),
+            '["0","message","0","","","o","","0.0","1.0","1","","","w",""]',
+        )
+        assert isinstance(raw, bytes)  # one bulk string, not a table
+    finally:
+        await storage.close()
