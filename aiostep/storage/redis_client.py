@@ -67,7 +67,7 @@ def _size(command: bytes | str | Iterable[bytes]) -> int:
     if isinstance(command, (bytes, str)):
         return len(command)
     if isinstance(command, list):
-        return sum(len(chunk) for chunk in command)
+        return sum(map(len, command))
     return _QUICK_WRITE + 1  # an iterator: measuring it would consume it
 
 
