@@ -385,12 +385,21 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _chat_id(raw: str) -> int | str:
+    """A stored ``chat_id`` (JSON): nearly always an int, which ``int`` reads 5× faster."""
+    try:
+        return int(raw)
+    except ValueError:
+        value: int | str = json.loads(raw)
+        return value
+
+
 #: a record's plain fields: hash field -> (StateContext attribute, how the value is read;
 #: ``None``: the text itself)
 _PLAIN: dict[str, tuple[str, Callable[[str], Any] | None]] = {
     "state": ("current_state", None),
     "callback": ("callback", None),
-    "chat_id": ("chat_id", json.loads),
+    "chat_id": ("chat_id", _chat_id),
     "kwargs": ("kwargs", json.loads),
     "deadline": ("deadline", float),
     "on_timeout": ("on_timeout", None),
@@ -432,7 +441,8 @@ def _decode(raw_record: Any) -> StateContext | None:
         kept = True
     if not kept:
         return None
-    if order and len(record.data) > 1:
+    # a small hash (listpack) lists its fields in insertion order already: no sort then
+    if order and len(record.data) > 1 and list(record.data) != order:
         ranked = {name: i for i, name in enumerate(order)}
         record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
     return record
