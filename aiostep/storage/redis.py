@@ -457,8 +457,8 @@ def _reply(raw: Any) -> Any:
     return json.loads(raw)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+#: a value as stored: compact JSON (one encoder: ``json.dumps`` with options builds one per call)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 class RedisStateStorage(RedisDeadlines, BaseStorage):
