@@ -25,7 +25,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiostep.clock import get_clock
@@ -50,7 +50,7 @@ from aiostep.storage.redis_deadlines import RedisDeadlines
 from aiostep.storage.redis_keys import companion as _companion
 
 try:
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
     from redis.exceptions import ClusterDownError, NoScriptError, RedisClusterException
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -60,9 +60,20 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "RedisStateStorage needs the redis package: pip install 'aiostep[redis]'"
     ) from exc
 
+# after the check above: it imports redis
+from aiostep.storage.redis_client import QuickBlockingPool, client_from_url, execute
+
 __all__ = ["RedisStateStorage"]
 
 logger = logging.getLogger("aiostep")
+
+#: what a client raises when it cannot reach Redis (see ``RedisStateStorage._reachable``)
+_UNREACHABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisClusterException,  # a cluster client that reaches no node
+    ClusterDownError,
+)
 
 _STEP_FIELDS = (
     "callback",
@@ -75,6 +86,16 @@ _STEP_FIELDS = (
     "claim",
     "inflight",
 )
+
+# The scripts an update runs (write, claim, claim by token) answer with one JSON string
+# (``cjson.encode``) instead of a Lua table: redis-py's parser reads a table's every element
+# apart (a line and a read each, in Python: ~2 µs an element without hiredis), and a record
+# is 10 to 30 of them, twice per update; one bulk string is one element, and ``json.loads``
+# (C) splits it. The JSON is ``[status, [name, value, ...]]`` (a record's hash as HGETALL
+# lists it; an empty one encodes as ``{}``). The same way, write and claim take their
+# arguments as one JSON array in ARGV[1] (``_pack``; the script's first line decodes it into a
+# local ``ARGV``): redis-py packs each argument of a command apart, ~0.6 µs each, and these
+# have 15 to 30.
 
 # Shared Lua: drop the pending step (and its claim); forget chat_id when no state is left either.
 _DROP = """
@@ -91,11 +112,14 @@ local function alive(key, now)
 end
 """
 
-# KEYS[1]=key; ARGV: ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' = none), size limit
-# of the merged record ('' = none), ndel, del fields..., pairs... Returns {1, record before};
-# or writes nothing and returns {0, the claim's current owner or ''} when owner no longer holds
-# the claim, {2, size} when the record would exceed the limit.
+# KEYS[1]=key; ARGV (packed): ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' = none),
+# size limit of the merged record ('' = none), ndel, del fields..., pairs... Returns {1,
+# record before}; or writes nothing and returns {0, the claim's current owner or ''} when
+# owner no longer holds the claim, {2, size} when the record would exceed the limit (as JSON,
+# see above).
 _WRITE = """
+local function run()
+local ARGV = cjson.decode(ARGV[1])
 local key = KEYS[1]
 if ARGV[3] ~= '' then
   local holder = redis.call('HGET', key, 'claim')
@@ -170,6 +194,8 @@ if not has_state and redis.call('HEXISTS', key, 'callback') == 0 then
 end
 if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
 return {1, before}
+end
+return cjson.encode(run())
 """
 
 # The conversation's turn (order_updates), in the companion hash tk: 'run' = the owner of the
@@ -214,12 +240,12 @@ local function turn(tk, me, uid, window, lease)
 end
 """
 
-# KEYS[1]=key, KEYS[2]=its turn (companion; only with a turn); ARGV: now, kind, is_command
-# ('1'/'0'), callback data, lease ('' = none), owner, update_id ('' = none), ordering window
-# (seconds), queue horizon (seconds), live workers (the heartbeat's count), turn ('' = none,
-# else its window in seconds), turn lease (seconds), this worker's id, the workers this one
-# saw stop beating (",a,b," or ''; from its heartbeat, so the script reads no key outside the
-# conversation's slot).
+# KEYS[1]=key, KEYS[2]=its turn (companion; only with a turn); ARGV (packed): now, kind,
+# is_command ('1'/'0'), callback data, lease ('' = none), owner, update_id ('' = none),
+# ordering window (seconds), queue horizon (seconds), live workers (the heartbeat's count),
+# turn ('' = none, else its window in seconds), turn lease (seconds), this worker's id, the
+# workers this one saw stop beating (",a,b," or ''; from its heartbeat, so the script reads no
+# key outside the conversation's slot).
 # Mirrors base.decide_claim, plus the ordering queue 'q' of a shared storage: entries
 # "update_id:arrival," of the updates waiting for this conversation's step. After the turn, a
 # ``wait_for`` parked in another worker comes first (redis_handover.py).
@@ -228,6 +254,8 @@ _CLAIM = (
     + _TURN
     + handover.CLAIM_CHECK
     + """
+local function run()
+local ARGV = cjson.decode(ARGV[1])
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local rec = redis.call('HGETALL', key)
@@ -291,6 +319,8 @@ if ARGV[5] ~= '' then redis.call('HSET', key, 'busy', ARGV[5]) end
 if uid then redis.call('HSET', key, 'inflight', ARGV[7])
 else redis.call('HDEL', key, 'inflight') end
 return {1, rec}
+end
+return cjson.encode(run())
 """
 )
 
@@ -312,7 +342,7 @@ else
   if ARGV[5] ~= '' then redis.call('HSET', key, 'inflight', ARGV[5])
   else redis.call('HDEL', key, 'inflight') end
 end
-return rec
+return cjson.encode(rec)
 """
 )
 
@@ -355,61 +385,80 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _chat_id(raw: str) -> int | str:
+    """A stored ``chat_id`` (JSON): nearly always an int, which ``int`` reads 5× faster."""
+    try:
+        return int(raw)
+    except ValueError:
+        value: int | str = json.loads(raw)
+        return value
+
+
+#: a record's plain fields: hash field -> (StateContext attribute, how the value is read;
+#: ``None``: the text itself)
+_PLAIN: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+    "state": ("current_state", None),
+    "callback": ("callback", None),
+    "chat_id": ("chat_id", _chat_id),
+    "kwargs": ("kwargs", json.loads),
+    "deadline": ("deadline", float),
+    "on_timeout": ("on_timeout", None),
+    "token": ("token", None),
+    "accepts": ("accepts", None),
+    "busy": ("busy", float),
+    "claim": ("claim", None),
+    "seq": ("seq", int),
+    "inflight": ("inflight", int),
+}
+
+
 def _decode(raw_record: Any) -> StateContext | None:
-    """A record from a hash, given as a mapping (HGETALL) or a flat list (scripts)."""
+    """A record from a hash: a mapping (``HGETALL``; bytes, or text with ``decode_responses``)
+    or the flat list of names and values of a script's JSON reply (text)."""
     if not raw_record:
         return None
     if isinstance(raw_record, dict):
-        items = list(raw_record.items())
+        pairs: Iterable[tuple[Any, Any]] = (
+            (_text(name), _text(value)) for name, value in raw_record.items()
+        )
     else:
-        items = [(raw_record[i], raw_record[i + 1]) for i in range(0, len(raw_record), 2)]
+        flat = iter(raw_record)
+        pairs = zip(flat, flat, strict=False)  # a hash lists names and values in pairs
     record = StateContext()
-    order: list[str] = []
-    kept = 0
-    for raw_name, raw_value in items:
-        name, raw = _text(raw_name), _text(raw_value)
-        if name in handover.FIELDS:  # a wait_for's registration, not part of the record
-            continue
-        kept += 1
-        if name == "order":
-            order = raw.split("\0")[:-1]
-            continue
-        if name.startswith("d:"):
+    order: list[str] | None = None
+    kept = False
+    plain = _PLAIN
+    for name, raw in pairs:
+        if name[:2] == "d:":
             record.data[name[2:]] = json.loads(raw)
-        elif name == "state":
-            record.current_state = raw
-        elif name == "callback":
-            record.callback = raw
-        elif name == "chat_id":
-            record.chat_id = json.loads(raw)
-        elif name == "kwargs":
-            record.kwargs = json.loads(raw)
-        elif name == "deadline":
-            record.deadline = float(raw)
-        elif name == "on_timeout":
-            record.on_timeout = raw
-        elif name == "token":
-            record.token = raw
-        elif name == "accepts":
-            record.accepts = raw
-        elif name == "busy":
-            record.busy = float(raw)
-        elif name == "claim":
-            record.claim = raw
-        elif name == "seq":
-            record.seq = int(raw)
-        elif name == "inflight":
-            record.inflight = int(raw)
+        elif name in plain:
+            attribute, read = plain[name]
+            setattr(record, attribute, raw if read is None else read(raw))
+        elif name == "order":
+            order = raw.split("\0")[:-1]
+        elif name in handover.FIELDS:  # a wait_for's registration, not part of the record
+            continue
+        kept = True
     if not kept:
         return None
-    if order and record.data:
+    # a small hash (listpack) lists its fields in insertion order already: no sort then
+    if order and len(record.data) > 1 and list(record.data) != order:
         ranked = {name: i for i, name in enumerate(order)}
         record.data = dict(sorted(record.data.items(), key=lambda kv: ranked.get(kv[0], 1 << 30)))
     return record
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+#: the arguments of the write and claim scripts, as their ARGV[1] (see the scripts above)
+_pack = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _reply(raw: Any) -> Any:
+    """A script's JSON reply (see the scripts above), parsed."""
+    return json.loads(raw)
+
+
+#: a value as stored: compact JSON (one encoder: ``json.dumps`` with options builds one per call)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 class RedisStateStorage(RedisDeadlines, BaseStorage):
@@ -465,6 +514,9 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         self.cluster = isinstance(redis, RedisCluster) or (isinstance(redis, str) and cluster)
         #: a cluster client not yet initialized by this storage (see ``_connect``)
         self._unready = self.cluster
+        #: the pool the scripts go through directly (``redis_client.execute``): only that of
+        #: the client this storage built, whose pool and connections it knows
+        self._pool: QuickBlockingPool | None = None
         if isinstance(redis, str) and cluster:
             # a cluster client keeps a pool per node; it finds the other nodes from this one
             self.redis = RedisCluster.from_url(
@@ -475,15 +527,17 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
             )
         elif isinstance(redis, str):
             # redis-py's default pool raises MaxConnectionsError past 100 connections at once,
-            # dropping the update; a blocking pool makes a burst wait for a free connection.
-            pool = BlockingConnectionPool.from_url(
+            # dropping the update; a blocking pool makes a burst wait for a free connection
+            # (one without redis-py's per-command costs of blocking and timeouts: see
+            # redis_client.py).
+            self.redis = client_from_url(
                 redis,
                 max_connections=max_connections,
-                timeout=pool_timeout,
+                pool_timeout=pool_timeout,
                 socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
             )
-            self.redis = Redis(connection_pool=pool)
+            pool = self.redis.connection_pool
+            self._pool = pool if isinstance(pool, QuickBlockingPool) else None
         else:
             self.redis = redis
         _companion(prefix + "0", "")  # a prefix whose braces would split a conversation's slot
@@ -575,20 +629,24 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
             patch.data is UNSET and (patch.data_update is not UNSET or patch.kwargs is not UNSET)
         ) or (patch.kwargs is UNSET and patch.data is not UNSET)
         limit = "" if self.max_record_bytes is None or not merges else str(self.max_record_bytes)
-        args = [ttl_ms, "1" if replace else "0", owner, limit, str(len(delete)), *delete, *pairs]
+        args = [
+            _pack(
+                [ttl_ms, "1" if replace else "0", owner, limit, str(len(delete)), *delete, *pairs]
+            )
+        ]
         if patch.deadline is not UNSET and patch.deadline is not None:
             ok, result = await self._write_with_deadline(key, args, patch.deadline)
         else:
-            ok, result = await self._call(self._write_script, key, args)
-        if int(ok) == 0:
+            ok, result = _reply(await self._call(self._write_script, key, args))
+        if ok == 0:
             from aiostep.exceptions import ClaimLostError
 
-            raise ClaimLostError(_key(key), owner, _text(result) or None)
-        if int(ok) == 2:
+            raise ClaimLostError(_key(key), owner, result or None)
+        if ok == 2:
             assert self.max_record_bytes is not None
             raise RecordTooLargeError(
                 _key(key),
-                int(_text(result)),
+                int(result),
                 self.max_record_bytes,
                 "its data and kwargs, with this update merged in",
             )
@@ -629,33 +687,38 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         turn_window = (repr(window) if self._peers > 1 else "0") if turn else ""
         # the turn's key only when the script takes it: no extra work on the common path
         more = (_companion(self._k(key), ":turn"),) if turn else ()
-        status, flat = await self._call(
-            self._claim_script,
-            key,
-            [
-                repr(now),
-                kind,
-                "1" if is_command else "0",
-                callback_data or "",
-                "" if lease is None else repr(lease),
-                owner,
-                "" if update_id is None else str(update_id),
-                repr(window),
-                repr(horizon),
-                str(self._peers),
-                turn_window,
-                # the turn's lease: the step's (Listen's step_lease)
-                (repr(lease - now) if lease is not None else "5.0") if turn else "",
-                self._worker,
-                self._dead_text,
-            ],
-            *more,
+        status, flat = _reply(
+            await self._call(
+                self._claim_script,
+                key,
+                [
+                    _pack(
+                        [
+                            repr(now),
+                            kind,
+                            "1" if is_command else "0",
+                            callback_data or "",
+                            "" if lease is None else repr(lease),
+                            owner,
+                            "" if update_id is None else str(update_id),
+                            repr(window),
+                            repr(horizon),
+                            str(self._peers),
+                            turn_window,
+                            # the turn's lease: the step's (Listen's step_lease)
+                            (repr(lease - now) if lease is not None else "5.0") if turn else "",
+                            self._worker,
+                            self._dead_text,
+                        ]
+                    )
+                ],
+                *more,
+            )
         )
-        if int(status) == ClaimStatus.WAITER:
-            raw = dict(zip(flat[::2], flat[1::2], strict=True))
-            waiter = _text(raw.get(b"waiter", raw.get("waiter", "")))
+        if status == ClaimStatus.WAITER:
+            waiter = dict(zip(flat[::2], flat[1::2], strict=True)).get("waiter", "")
             return Claim(ClaimStatus.WAITER, _decode(flat), owner, waiter)
-        return Claim(ClaimStatus(int(status)), _decode(flat), owner)
+        return Claim(ClaimStatus(status), _decode(flat), owner)
 
     async def _claim_token(
         self,
@@ -678,7 +741,7 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 "" if update_id is None else str(update_id),
             ],
         )
-        return _decode(flat) if flat else None
+        return _decode(_reply(flat)) if flat else None
 
     async def renew(self, key: StorageKey, owner: str, lease: float) -> bool:
         """Extend claim ``owner``'s lease while its step runs (one script call)."""
@@ -735,7 +798,7 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                     self._call(self._write_script, key, args),
                     self._deadline_add(_key(key), deadline),
                 )
-            ok, result = written
+            ok, result = _reply(written)
             return ok, result
         with self._reachable():
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -746,15 +809,30 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
             written = await self._call(self._write_script, key, args)
         elif isinstance(written, Exception):
             raise written
-        ok, result = written
+        ok, result = _reply(written)
         return ok, result
 
     async def _call(self, script: Any, key: StorageKey, args: list[str], *more: str) -> Any:
-        """Run a script on ``key`` (and the raw keys ``more``): one round trip."""
+        """Run a script on ``key`` (and the raw keys ``more``): one round trip (an
+        ``EVALSHA``; a Redis that lacks the script, fresh or flushed, gets it loaded first).
+
+        The hot path of every update: on the client this storage built from a URL it goes
+        through `redis_client.execute`, else through ``execute_command``; redis-py's
+        ``Script.__call__`` and a context manager per call are left out (plain ``try``)."""
         if self._unready:
             await self._connect()
-        with self._reachable():
-            return await script(keys=[self._k(key), *more], args=args)
+        command = ("EVALSHA", script.sha, 1 + len(more), self._k(key), *more, *args)
+        pool = self._pool
+        try:
+            try:
+                if pool is not None:
+                    return await execute(pool, *command)
+                return await self.redis.execute_command(*command)
+            except NoScriptError:
+                script.sha = await self.redis.script_load(script.script)
+                return await self.redis.execute_command("EVALSHA", script.sha, *command[2:])
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from exc
 
     async def _connect(self) -> None:
         """Initialize a cluster client (its slot map) before this storage's first command.
@@ -775,16 +853,14 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         `StorageUnavailableError` that names this Redis."""
         try:
             yield
-        except (
-            RedisConnectionError,
-            RedisTimeoutError,
-            RedisClusterException,  # a cluster client that reaches no node
-            ClusterDownError,
-        ) as exc:
-            raise StorageUnavailableError(
-                f"Redis at {self._where()} is unavailable ({type(exc).__name__}: {exc}); "
-                "this call failed; stored conversations keep their progress"
-            ) from exc
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> StorageUnavailableError:
+        return StorageUnavailableError(
+            f"Redis at {self._where()} is unavailable ({type(exc).__name__}: {exc}); "
+            "this call failed; stored conversations keep their progress"
+        )
 
     def _where(self) -> str:
         if isinstance(self.redis, RedisCluster):

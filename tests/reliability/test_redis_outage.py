@@ -19,6 +19,7 @@ from aiogram.types import ErrorEvent
 
 import aiostep
 from aiostep.exceptions import StorageUnavailableError
+from aiostep.storage.base import Patch
 from aiostep.storage.redis import RedisStateStorage
 from aiostep.testing import BotSimulator
 from aiostep.testing.redis_server import _answers_ping, _free_port, find_redis_server
@@ -234,3 +235,23 @@ async def test_a_claim_that_timed_out_on_the_client_blocks_nobody_for_long(
         talk.assert_last("Age?")
         await talk.send("30")
         talk.assert_last("Done: Ann Paris 30")
+
+
+async def test_a_write_too_large_for_the_socket_fails_on_a_frozen_redis_after_the_timeout(
+    server: Server,
+) -> None:
+    """A small command is written without a timeout (the transport takes it whole, see
+    aiostep/storage/redis_client.py); one larger than the kernel's socket buffers waits for a
+    frozen Redis to read it, so it keeps redis-py's write timeout and fails naming Redis."""
+    storage = RedisStateStorage(server.url, socket_timeout=0.5, max_record_bytes=None)
+    try:
+        await storage.write("1:1@42", Patch(state="S"))  # connected
+        server.freeze()
+        blob = "x" * (24 << 20)  # beyond loopback's send and receive buffers
+        with pytest.raises(StorageUnavailableError) as failed:
+            async with asyncio.timeout(10):  # not forever: this is what is tested
+                await storage.write("1:1@42", Patch(data={"blob": blob}))
+        assert f"Redis at 127.0.0.1:{server.port}" in str(failed.value)
+    finally:
+        server.thaw()
+        await storage.close()
