@@ -31,8 +31,9 @@ import asyncio
 import json
 import logging
 import secrets
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiogram.types import Update
 
@@ -43,9 +44,30 @@ from aiostep.storage.redis_keys import companion
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
 
-    from aiostep.storage.redis import RedisStateStorage
+__all__ = ["HandoverHost", "RedisHandover"]
 
-__all__ = ["RedisHandover"]
+
+class HandoverHost(Protocol):
+    """What `RedisHandover` uses of the `RedisStateStorage` it serves (which makes it): its
+    client and key prefix, its script calls, and what it knows of the workers alive."""
+
+    redis: Any
+    prefix: str
+    cluster: bool
+    _unready: bool
+    _worker: str
+    _live: frozenset[str]
+
+    def _k(self, key: Any) -> str: ...
+
+    async def _call(self, script: Any, key: Any, args: list[str], *more: str) -> Any: ...
+
+    async def _connect(self) -> None: ...
+
+    def _reachable(self) -> AbstractContextManager[None]: ...
+
+    async def peers(self, *, fresh: bool = False) -> int: ...
+
 
 logger = logging.getLogger("aiostep")
 
@@ -216,7 +238,7 @@ class RedisHandover:
             update; past it the offer is withdrawn and the update handled where it arrived.
     """
 
-    def __init__(self, storage: RedisStateStorage, *, ack_timeout: float = 5.0) -> None:
+    def __init__(self, storage: HandoverHost, *, ack_timeout: float = 5.0) -> None:
         self.storage = storage
         self.ack_timeout = ack_timeout
         self.channel = self.channel_of(storage._worker)
