@@ -351,7 +351,7 @@ async def _register_persisted(
     owner = _claimed_by(ctx, storage, skey)
     if owner is not None:
         patch.owner = owner
-    await storage.write(skey, patch)
+    await storage.apply(skey, patch)
     if ctx is not None:
         if owner is not None:
             ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
@@ -394,7 +394,7 @@ async def unregister_steps(
         owner = _claimed_by(ctx, target, skey)
         if owner is not None:
             patch.owner = owner
-        await target.write(skey, patch)
+        await target.apply(skey, patch)
         if owner is not None and ctx is not None:
             ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
         if listen is not None:

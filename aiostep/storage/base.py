@@ -20,7 +20,7 @@ import os
 import secrets
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
@@ -810,9 +810,32 @@ class BaseStorage(ABC):
                 ``max_record_bytes`` (see the class docstring); nothing is written.
             TypeError, ValueError: what `check_patch` refuses; nothing is written.
         """
+        return await self._committed(key, patch, ex, self._write)
+
+    async def apply(self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET) -> None:
+        """`write` for a caller that does not read the record as it was (a step's outcome, the
+        end of a conversation): a backend may then skip sending it back (Redis does: a
+        smaller reply and nothing to decode). Raises what `write` raises."""
+        await self._committed(key, patch, ex, self._write_blind)
+
+    async def _write_blind(
+        self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
+    ) -> StateContext | None:
+        """`_write`, for `apply`: what it returns is not read (a backend overrides it when it
+        can skip building that)."""
+        return await self._write(key, patch, ex=ex)
+
+    async def _committed(
+        self,
+        key: StorageKey,
+        patch: Patch,
+        ex: ExpiryT | _Unset,
+        write: Callable[..., Awaitable[StateContext | None]],
+    ) -> StateContext | None:
+        """`write`/`apply`: the size check, then ``write``, and what every write notes."""
         self._refuse_oversize(key, patch)
         self.generation += 1
-        before = await self._write(key, patch, ex=ex)
+        before = await write(key, patch, ex=ex)
         if patch.owner is not UNSET and self._owners is not None:
             self._owners.discard(patch.owner)
         index = self.deadlines
@@ -910,7 +933,7 @@ class BaseStorage(ABC):
 
         patch = Patch(owner=owner) if keep_step else Patch(owner=owner, callback=None)
         try:
-            await self.write(key, patch)
+            await self.apply(key, patch)
         except ClaimLostError:
             return False
         return True
@@ -1045,7 +1068,7 @@ class BaseStorage(ABC):
         name = callback_name(callback)
         if name is not None:
             patch.callback = name
-        await self.write(user_id, patch, ex=ex)
+        await self.apply(user_id, patch, ex=ex)
 
     async def get_state(self, user_id: StorageKey, default: Any = None) -> StateContext | Any:
         """The record at ``user_id`` (``.current_state``, ``.callback``, ...), or ``default``."""
@@ -1061,7 +1084,7 @@ class BaseStorage(ABC):
         self, user_id: StorageKey, data: Mapping[str, Any], *, ex: ExpiryT | _Unset = UNSET
     ) -> None:
         """Replace the data at ``user_id``. Raises ``TypeError`` for non-JSON data."""
-        await self.write(user_id, Patch(data=ensure_json(data, "data")), ex=ex)
+        await self.apply(user_id, Patch(data=ensure_json(data, "data")), ex=ex)
 
     async def get_data(self, user_id: StorageKey) -> dict[str, Any]:
         """A copy of the data at ``user_id`` (``{}`` when there is none)."""
@@ -1085,7 +1108,7 @@ class BaseStorage(ABC):
 
     async def clear_data(self, user_id: StorageKey) -> None:
         """Remove all data at ``user_id`` (the state is kept)."""
-        await self.write(user_id, Patch(data={}))
+        await self.apply(user_id, Patch(data={}))
 
     async def delete_data(self, user_id: StorageKey) -> dict[str, Any]:
         """Remove all data at ``user_id`` and return what was removed."""

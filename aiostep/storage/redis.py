@@ -112,12 +112,13 @@ local function alive(key, now)
 end
 """
 
-# KEYS[1]=key; ARGV (packed): ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' = none),
-# size limit of the merged record ('' = none), ndel, del fields..., pairs... Returns {1,
-# record before}; or writes nothing and returns {0, the claim's current owner or ''} when
-# owner no longer holds the claim, {2, size} when the record would exceed the limit (as JSON,
-# see above).
+# KEYS[1]=key; ARGV[1] (packed): ttl_ms ('' = keep), replace_data ('1'/'0'), owner ('' =
+# none), size limit of the merged record ('' = none), ndel, del fields..., pairs...; ARGV[2]
+# '1' (optional): the record before is not sent back. Returns {1, record before}; or writes
+# nothing and returns {0, the claim's current owner or ''} when owner no longer holds the
+# claim, {2, size} when the record would exceed the limit (as JSON, see above).
 _WRITE = """
+local blind = ARGV[2] == '1'  -- the caller does not read the record as it was
 local function run()
 local ARGV = cjson.decode(ARGV[1])
 local key = KEYS[1]
@@ -193,6 +194,7 @@ if not has_state and redis.call('HEXISTS', key, 'callback') == 0 then
   if empty and redis.call('HEXISTS', key, 'waiter') == 0 then redis.call('DEL', key) end
 end
 if ARGV[1] ~= '' and redis.call('EXISTS', key) == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+if blind then return {1, {}} end
 return {1, before}
 end
 return cjson.encode(run())
@@ -580,9 +582,10 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
             return _decode(await self.redis.hgetall(self._k(key)))
 
     async def _write(
-        self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
+        self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET, blind: bool = False
     ) -> StateContext | None:
-        """Apply ``patch`` atomically in one script call; return the record as it was."""
+        """Apply ``patch`` atomically in one script call; return the record as it was (with
+        ``blind``: ``None``, and the script does not send it back)."""
         check_patch(patch)
         delete: list[str] = []
         pairs: list[str] = []
@@ -634,6 +637,8 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 [ttl_ms, "1" if replace else "0", owner, limit, str(len(delete)), *delete, *pairs]
             )
         ]
+        if blind:
+            args.append("1")
         if patch.deadline is not UNSET and patch.deadline is not None:
             ok, result = await self._write_with_deadline(key, args, patch.deadline)
         else:
@@ -650,7 +655,13 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 self.max_record_bytes,
                 "its data and kwargs, with this update merged in",
             )
-        return _decode(result)
+        return None if blind else _decode(result)
+
+    async def _write_blind(
+        self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
+    ) -> StateContext | None:
+        """`_write` without the record as it was: the script sends back only its status."""
+        return await self._write(key, patch, ex=ex, blind=True)
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key``; return it (one ``MULTI``: ``HGETALL`` + ``DEL``)."""
