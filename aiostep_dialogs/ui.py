@@ -22,12 +22,12 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardRemove
 from aiogram.utils.formatting import Text
 
-from aiostep_dialogs.spec import UI, check_ui
+from aiostep_dialogs.spec import UI
 
 if TYPE_CHECKING:
     from aiostep_dialogs.running import RunningWizard
 
-__all__ = ["UI", "check_ui", "closing_markup"]
+__all__ = ["UI"]  # declared in aiostep_dialogs.spec; named here too, where it was first
 
 logger = logging.getLogger("aiostep_dialogs")
 
