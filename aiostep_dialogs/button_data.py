@@ -19,7 +19,7 @@ from aiostep.keys import ANYONE
 from aiostep_dialogs.i18n import Localized
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import Wizard
+    from aiostep_dialogs.running import RunningWizard
 
 BUTTON_PREFIX = "aw"
 
@@ -34,7 +34,7 @@ class Press:
     code: str
 
 
-def encode(wizard: Wizard, code: str) -> str:
+def encode(wizard: RunningWizard, code: str) -> str:
     """The callback data of a button of ``wizard``'s current prompt."""
     return f"{BUTTON_PREFIX}:{wizard.key.user_id}:{wizard._fingerprint}:{wizard.nonce}:{code}"
 
@@ -68,7 +68,7 @@ def index_of(code: str, prefix: str, count: int) -> int | None:
     return int(digits)
 
 
-def is_current(wizard: Wizard, press: Press) -> bool:
+def is_current(wizard: RunningWizard, press: Press) -> bool:
     """Whether ``press`` is on a button of ``wizard``'s current prompt."""
     if press.owner is not None and press.owner != wizard.key.user_id:
         return False

@@ -9,9 +9,10 @@ the ``then`` state, ``"k"`` the data key of the result, ``"c"`` what ``/cancel``
 with no callers has no ``"st"`` at all: it is byte for byte what a wizard stored before calls
 existed.
 
-A frame is read back through the caller class's own ``_restore``, so a redeploy treats a
-waiting caller as it treats a running wizard (``renamed`` states, ``schema_version`` and
-``migrate``, ``fallback`` for a removed state), when the child returns or is left.
+A frame is read back as the caller class's own record (`aiostep_dialogs.record.restore`), so a
+redeploy treats a waiting caller as it treats a running wizard (``renamed`` states,
+``schema_version`` and ``migrate``, ``fallback`` for a removed state), when the child returns
+or is left.
 
 ``self.goto(OtherWizard)`` is a jump, not a call: the running wizard ends (its ``on_leave``
 runs) and the other one starts in its place, in the same conversation (and, if the one that
@@ -25,20 +26,21 @@ import enum
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import aiostep
 from aiostep.exceptions import AiostepError
 from aiostep.storage import StateContext
-from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry
+from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry, clear, park, restore
 from aiostep_dialogs.record import frame_of as _frame
-from aiostep_dialogs.setup import is_installed, wizard_named
-from aiostep_dialogs.spec import Finish, is_wizard_class, new_nonce, overrides_hook
+from aiostep_dialogs.registry import is_installed, wizard_named
+from aiostep_dialogs.render import send_prompt
+from aiostep_dialogs.running import Call, Jump, is_wizard_class
+from aiostep_dialogs.spec import Finish, new_nonce, overrides_hook
 
 if TYPE_CHECKING:
+    from aiostep_dialogs.running import RunningWizard
     from aiostep_dialogs.spec import StepSpec
-    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["MAX_CALL_DEPTH", "Call", "CallDepthError", "Jump", "WizardNotSetUpError"]
 
@@ -57,28 +59,10 @@ class WizardNotSetUpError(AiostepError, RuntimeError):
     """A wizard called (or jumped to) a wizard that is not set up on the update's Dispatcher."""
 
 
-@dataclass(frozen=True)
-class Call:
-    """Returned by ``self.call(...)`` from a step: run ``wizard``, then come back."""
-
-    wizard: type[Wizard]
-    then: enum.Enum | None = None
-    key: str = ""
-    cancel: Literal["both", "child"] = "both"
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Jump:
-    """Returned by ``self.goto(OtherWizard)`` from a step: end this wizard, start ``wizard``."""
-
-    wizard: type[Wizard]
-
-
 # -- checks, when a step makes the call -----------------------------------------------------------
 
 
-def check_target(caller: Wizard, target: Any, what: str) -> type[Wizard]:
+def check_target(caller: RunningWizard, target: Any, what: str) -> type[RunningWizard]:
     """``target`` as a wizard class that can run in ``caller``'s conversation on this
     Dispatcher, or a specific error saying what to change."""
     here = type(caller).__qualname__
@@ -108,7 +92,7 @@ def check_target(caller: Wizard, target: Any, what: str) -> type[Wizard]:
 
 
 def make_call(
-    caller: Wizard,
+    caller: RunningWizard,
     wizard: Any,
     then: enum.Enum | None,
     key: str | None,
@@ -156,7 +140,7 @@ def make_call(
 # -- the stack in a record -----------------------------------------------------------------------
 
 
-def _caller_of(child: Wizard) -> tuple[Wizard | None, dict[str, Any]]:
+def _caller_of(child: RunningWizard) -> tuple[RunningWizard | None, dict[str, Any]]:
     """The caller waiting for ``child`` (the top frame), as this deploy's class reads it, and
     the frame; ``None`` when that wizard is gone from this deploy or its frame is unreadable."""
     frame = child._stack[-1]
@@ -165,7 +149,7 @@ def _caller_of(child: Wizard) -> tuple[Wizard | None, dict[str, Any]]:
     caller = None
     if cls is not None:
         record = StateContext(current_state=frame["s"], data=frame["d"], kwargs=frame)
-        caller = cls._restore(record, child.key, child.bot, child.event)
+        caller = restore(cls, record, child.key, child.bot, child.event)
     if caller is None:
         logger.error(
             "conversation %s: the wizard %r that called %s cannot be restored (not defined by "
@@ -180,35 +164,35 @@ def _caller_of(child: Wizard) -> tuple[Wizard | None, dict[str, Any]]:
     return caller, frame
 
 
-async def _show(wizard: Wizard, spec: StepSpec, previous: Wizard | None) -> None:
+async def _show(wizard: RunningWizard, spec: StepSpec, previous: RunningWizard | None) -> None:
     """Park ``wizard`` at ``spec`` and send its prompt. If the prompt cannot be sent, the user
     never saw it: ``previous`` (the wizard at the step they did see) is parked again, or the
     conversation ends; then the error goes on to ``dp.errors``."""
     wizard.state = spec.state
     wizard.attempts = 0
     wizard.nonce = new_nonce(spec)
-    await wizard._park(spec)
+    await park(wizard, spec)
     try:
-        await wizard._send_prompt(spec)
+        await send_prompt(wizard, spec)
     except Exception:
         try:
             if previous is None:
-                await wizard._clear()
+                await clear(wizard)
             else:
                 previous.nonce = new_nonce(previous._spec())
-                await previous._park(previous._spec())
+                await park(previous, previous._spec())
         except Exception:
             logger.exception("%s: could not undo a step whose prompt failed", wizard.key)
         raise
 
 
-def _calling(caller: Wizard, frame: Mapping[str, Any]) -> str:
+def _calling(caller: RunningWizard, frame: Mapping[str, Any]) -> str:
     """The name, in this deploy, of the state whose step made the call (``renamed`` applied)."""
     stored = str(frame["s"])
     return caller._renamed.get(stored, stored)
 
 
-def _at_calling_step(caller: Wizard, frame: Mapping[str, Any]) -> Wizard:
+def _at_calling_step(caller: RunningWizard, frame: Mapping[str, Any]) -> RunningWizard:
     """``caller`` moved back to the step that made the call, with that answer undone."""
     if caller._moved or not caller.history or caller.history[-1]["s"] != _calling(caller, frame):
         return caller  # the calling step was removed by a redeploy: it stays at its fallback
@@ -223,7 +207,7 @@ def _at_calling_step(caller: Wizard, frame: Mapping[str, Any]) -> Wizard:
 
 
 async def follow(
-    caller: Wizard, spec: StepSpec, outcome: Call | Jump, before: dict[str, Any]
+    caller: RunningWizard, spec: StepSpec, outcome: Call | Jump, before: dict[str, Any]
 ) -> None:
     """Run the ``Call`` or ``Jump`` that ``caller``'s step at ``spec`` returned; ``before`` is
     the caller's data before that answer."""
@@ -257,7 +241,7 @@ async def follow(
     await _show(child, child._steps[0], seen)
 
 
-async def give_back(child: Wizard, result: Any) -> None:
+async def give_back(child: RunningWizard, result: Any) -> None:
     """``child`` finished with ``result``: its ``on_finish`` runs, the result is stored in the
     caller's data, the caller's ``on_return`` runs and the caller goes on (at ``then``)."""
     frame = child._stack[-1]
@@ -274,7 +258,7 @@ async def give_back(child: Wizard, result: Any) -> None:
     await child._hook("on_finish")
     caller, frame = _caller_of(child)
     if caller is None:
-        await child._clear()
+        await clear(child)
         return
     calling = _calling(caller, frame)
     before = _undo(caller.history[-1], caller.data) if caller.history else None
@@ -284,12 +268,12 @@ async def give_back(child: Wizard, result: Any) -> None:
         caller.history = [*caller.history[:-1], _undo_entry(calling, before, caller.data)]
     outcome = await caller._hook("on_return", child, result)
     if isinstance(outcome, Finish):
-        await caller._finish(outcome.result)
+        await finish(caller, outcome.result)
         return
     if outcome is None:
         target = _then(caller, frame)
         if target is None:
-            await caller._finish(None)
+            await finish(caller, None)
             return
     elif isinstance(outcome, enum.Enum) and outcome.name in caller._by_state:
         target = caller._by_state[outcome.name]
@@ -303,7 +287,7 @@ async def give_back(child: Wizard, result: Any) -> None:
     await _show(caller, target, None if fresh is None else _at_calling_step(fresh, frame))
 
 
-def _then(caller: Wizard, frame: Mapping[str, Any]) -> StepSpec | None:
+def _then(caller: RunningWizard, frame: Mapping[str, Any]) -> StepSpec | None:
     """Where ``caller`` goes on after the call: ``then``, else the step after the calling one
     (``None``: the calling step was the last, the caller finishes)."""
     then = frame.get("t")
@@ -324,26 +308,26 @@ def _then(caller: Wizard, frame: Mapping[str, Any]) -> StepSpec | None:
     return caller._steps[index + 1] if index + 1 < len(caller._steps) else None
 
 
-async def back_to_caller(child: Wizard) -> None:
+async def back_to_caller(child: RunningWizard) -> None:
     """``/back`` on the called wizard's first step: the caller's calling step is asked again
     (the answer that made the call undone); the child ends with no hook."""
     caller, frame = _caller_of(child)
     if caller is None:
         await child.answer(child._text(child.texts.cannot_go_back))
-        await child._send_prompt(child._spec())
+        await send_prompt(child, child._spec())
         return
     caller = _at_calling_step(caller, frame)
     await _show(caller, caller._spec(), child)
 
 
-async def cancel(wizard: Wizard) -> None:
+async def cancel(wizard: RunningWizard) -> None:
     """``/cancel`` in a called wizard: it ends, and so does each caller up the stack whose call
     said ``cancel="both"``; the first caller that said ``cancel="child"`` asks its calling step
     again. Every wizard that ends gets its ``on_cancel``; the default one (which says
     ``texts.cancelled``) speaks only for the wizard that ends last, so the user hears it once."""
     ended = [wizard]
     current = wizard
-    resume: Wizard | None = None
+    resume: RunningWizard | None = None
     while current._stack:
         caller, frame = _caller_of(current)
         if caller is None:
@@ -356,16 +340,16 @@ async def cancel(wizard: Wizard) -> None:
     try:
         for index, gone in enumerate(ended):
             last = index == len(ended) - 1
-            if last or overrides_hook(type(gone).on_cancel):
+            if last or overrides_hook(getattr(type(gone), "on_cancel", None)):
                 await gone._hook("on_cancel")
     finally:
         if resume is None:
-            await wizard._clear()
+            await clear(wizard)
     if resume is not None:
         await _show(resume, resume._spec(), wizard)
 
 
-async def give_way(running: Wizard) -> None:
+async def give_way(running: RunningWizard) -> None:
     """Another wizard was started over a called one: the callers give way too (their
     ``on_cancel`` runs, quietly unless overridden, the outermost's last, as on ``/cancel``)."""
     chain = [running]
@@ -375,5 +359,18 @@ async def give_way(running: Wizard) -> None:
             break
         chain.append(caller)
     for index, gone in enumerate(chain):
-        if index == len(chain) - 1 or overrides_hook(type(gone).on_cancel):
+        if index == len(chain) - 1 or overrides_hook(getattr(type(gone), "on_cancel", None)):
             await gone._hook("on_cancel")
+
+
+async def finish(self: RunningWizard, result: Any) -> None:
+    """End the wizard with ``result``: ``on_finish`` then the record goes, or, for a called
+    wizard, the result goes back to its caller."""
+    self.result = result
+    if self._stack:  # a called wizard: its result goes to its caller
+        await give_back(self, result)
+        return
+    try:
+        await self._hook("on_finish")
+    finally:
+        await clear(self)

@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiostep_dialogs.i18n import DEFAULT_LOCALE, LazyProxy, localize
+from aiostep_dialogs.running import is_wizard_class
 from aiostep_dialogs.sources import call_then_names, returned_names
-from aiostep_dialogs.spec import is_wizard_class, overrides_hook
+from aiostep_dialogs.spec import overrides_hook
 from aiostep_dialogs.timeouts import describe
 
 if TYPE_CHECKING:
+    from aiostep_dialogs.running import RunningWizard
     from aiostep_dialogs.spec import StepSpec
-    from aiostep_dialogs.wizard import Wizard
 
 __all__ = [
     "WizardCall",
@@ -35,11 +36,11 @@ class WizardCall(NamedTuple):
     step method's source; ``then`` is the state name a call's ``then=`` names, if any."""
 
     kind: str
-    wizard: type[Wizard]
+    wizard: type[RunningWizard]
     then: str | None
 
 
-def branch_targets(wizard: type[Wizard], spec: StepSpec) -> list[str]:
+def branch_targets(wizard: type[RunningWizard], spec: StepSpec) -> list[str]:
     """State names a step can jump to: its ``branches=`` plus any ``State.X`` it returns or
     passes to ``goto`` (found by reading the method's source); ``"finish"`` when it returns
     ``self.finish(...)``."""
@@ -51,7 +52,7 @@ def branch_targets(wizard: type[Wizard], spec: StepSpec) -> list[str]:
     return found
 
 
-def called_wizards(wizard: type[Wizard], spec: StepSpec) -> list[WizardCall]:
+def called_wizards(wizard: type[RunningWizard], spec: StepSpec) -> list[WizardCall]:
     """The wizards a step's source calls (``self.call(Other, then=State.X)``) or jumps to
     (``self.goto(Other)``), resolved through the method's module globals; a name that does
     not resolve to a Wizard class is left out. Empty when the source cannot be read."""
@@ -99,7 +100,7 @@ def _resolve(method: Any, node: ast.expr) -> Any:
     return None
 
 
-def _node_id(kind: str, target: type[Wizard]) -> str:
+def _node_id(kind: str, target: type[RunningWizard]) -> str:
     return f"{kind}_" + re.sub(r"\W", "_", target.wizard_id)
 
 
@@ -127,7 +128,7 @@ def _label(spec: StepSpec) -> str:
     return f'{spec.state.name}["{spec.state.name}<br/><i>{prompt}</i>"]'
 
 
-def to_mermaid(wizard: type[Wizard]) -> str:
+def to_mermaid(wizard: type[RunningWizard]) -> str:
     """The wizard's flow as Mermaid ``flowchart`` source."""
     steps = wizard._steps
     if not steps:
@@ -162,7 +163,7 @@ def to_mermaid(wizard: type[Wizard]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _deadline_lines(wizard: type[Wizard]) -> list[str]:
+def _deadline_lines(wizard: type[RunningWizard]) -> list[str]:
     """Reminders (a loop back to the step) and timeouts (to where ``on_timeout`` goes)."""
     if not wizard._timing:
         return []

@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiogram import Bot
 from aiogram.client.default import Default
@@ -22,13 +22,8 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import FSInputFile, InputFile, Message
 from aiogram.utils.formatting import Text
 
+from aiostep.keys import ConversationKey
 from aiostep_dialogs.formatting import effective_parse_mode, escape
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from aiostep_dialogs.spec import StepSpec
-    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["CAPTION_LIMIT", "Media", "MediaKind", "MediaSource", "send_media", "send_media_prompt"]
 
@@ -131,26 +126,6 @@ def static_caption_length(prompt: object) -> int | None:
     return len(literal)
 
 
-def check_captions(owner: str, specs: Iterable[StepSpec]) -> None:
-    """Refuse, at class definition, a media prompt whose static text is longer than a
-    caption may be.
-
-    Raises:
-        ValueError: naming the step, the length and the limit.
-    """
-    for spec in specs:
-        if spec.media is None:
-            continue
-        length = static_caption_length(spec.prompt)
-        if length is not None and length > CAPTION_LIMIT:
-            raise ValueError(
-                f"{owner}.{spec.method.__name__}: the prompt is the caption of a "
-                f"{spec.media.kind}, and it is {length} characters long; Telegram takes at "
-                f"most {CAPTION_LIMIT}: shorten it, or send the long text as a message of its "
-                "own (in on_start or the previous step)"
-            )
-
-
 async def send_media(
     bot: Bot,
     chat_id: int,
@@ -185,8 +160,23 @@ async def send_media(
     return message
 
 
+class Speaker(Protocol):
+    """What `send_media_prompt` uses of the wizard it speaks for (a running wizard has it)."""
+
+    @property
+    def bot(self) -> Bot: ...
+
+    @property
+    def key(self) -> ConversationKey: ...
+
+    @property
+    def parse_mode(self) -> str | Default | None: ...
+
+    async def answer(self, text: str | Text, **kwargs: Any) -> Message: ...
+
+
 async def send_media_prompt(
-    wizard: Wizard, media: Media, prompt: str | Text, error: str | None, reply_markup: Any
+    wizard: Speaker, media: Media, prompt: str | Text, error: str | None, reply_markup: Any
 ) -> Message:
     """Send a wizard's media prompt, with a rejection's ``error`` (plain text) above the
     caption: one message, like a text prompt. A reason that would make the caption too long

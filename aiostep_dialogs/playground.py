@@ -32,8 +32,9 @@ from aiostep.keys import ANYONE, ConversationKey, storage_key
 from aiostep.storage import MemoryStateStorage, StateContext
 from aiostep.testing import BotSimulator, Conversation, SettleTimeoutError
 from aiostep_dialogs.loading import Target, load_target
-from aiostep_dialogs.record import stored_wizard_id
-from aiostep_dialogs.setup import wizard_named
+from aiostep_dialogs.record import restore, stored_wizard_id
+from aiostep_dialogs.registry import wizard_named
+from aiostep_dialogs.render import send_prompt
 from aiostep_dialogs.terminal import Console, open_console
 
 __all__ = ["make_storage", "run_playground", "storage_spec"]
@@ -316,14 +317,14 @@ class _Playground:
         else:
             return
         wizard_cls = wizard_named(listen, stored_wizard_id(record))
-        wizard = wizard_cls._restore(record, key, self.sim.bot, None) if wizard_cls else None
+        wizard = restore(wizard_cls, record, key, self.sim.bot, None) if wizard_cls else None
         if wizard is not None and wizard.state is not None:
             # no update: what the Dispatcher was given is what its prompts may ask for
             wizard.middleware_data = {**self.sim.dispatcher.workflow_data, "bot": self.sim.bot}
             self.console.show(
                 f"--- resumed: {wizard.wizard_id}, step {wizard.state.name}; its prompt again ---"
             )
-            await self.act(lambda: wizard._send_prompt(wizard._spec()))
+            await self.act(lambda: send_prompt(wizard, wizard._spec()))
             return
         parts = [f"next step {record.callback}" if record.callback else ""]
         parts.append(f"state {record.current_state}" if record.current_state else "")

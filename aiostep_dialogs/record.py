@@ -1,5 +1,6 @@
 """The stored record of a running wizard, in one place: how its step kwargs are written
-(`park_meta`) and read back (`restore`), and the versions it may come in.
+(`park_meta`) and read back (`restore`), the versions it may come in, and the storage calls
+that write it (`park`, the one write of an update) and remove it (`clear`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from aiogram.types import (
     TelegramObject,
 )
 
+import aiostep
+from aiostep.clock import get_clock
 from aiostep.keys import ConversationKey
-from aiostep.storage import StateContext
-from aiostep_dialogs import choices as ch
-from aiostep_dialogs import ui as _ui
+from aiostep.storage import BaseStorage, StateContext
+from aiostep_dialogs.choices import OptionValue
 from aiostep_dialogs.spec import StepSpec
-from aiostep_dialogs.timeouts import park_options
+from aiostep_dialogs.timeouts import TICK
+from aiostep_dialogs.ui import close, stored_message_id
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.calls import Call
-    from aiostep_dialogs.wizard import Wizard
+    from aiostep_dialogs.running import Call, RunningWizard
 
 logger = logging.getLogger("aiostep_dialogs")
 
@@ -129,7 +131,7 @@ def _schema_of(meta: Mapping[str, Any]) -> int | None:
     return schema
 
 
-def park_meta(self: Wizard, spec: StepSpec) -> tuple[dict[str, Any], float | None]:
+def park_meta(self: RunningWizard, spec: StepSpec) -> tuple[dict[str, Any], float | None]:
     """The step kwargs that store ``wizard`` paused at ``spec`` (every field of the record but
     the state and data, which the storage keeps beside them), and the step's timeout.
 
@@ -188,7 +190,7 @@ def read_stack(stored: Any) -> tuple[dict[str, Any], ...]:
 
 
 def frame_of(
-    caller: Wizard, spec: StepSpec, history: list[dict[str, Any]], call: Call
+    caller: RunningWizard, spec: StepSpec, history: list[dict[str, Any]], call: Call
 ) -> dict[str, Any]:
     """What the caller's own record holds, and how it called: its frame on the stack."""
     frame: dict[str, Any] = {
@@ -212,12 +214,12 @@ def frame_of(
 
 
 def restore(
-    cls: type[Wizard],
+    cls: type[RunningWizard],
     record: StateContext,
     key: ConversationKey,
     bot: Bot,
     event: TelegramObject | None,
-) -> Wizard | None:
+) -> RunningWizard | None:
     """The running wizard stored in ``record``, as this deploy's class sees it: a renamed
     state under its new name, data of an older ``schema_version`` migrated, a removed
     state moved to the fallback (``_moved``; written by the next write). ``None`` when
@@ -259,11 +261,11 @@ def restore(
         if h is not None
     ]
     if schema < cls.schema_version or any(h["s"] not in cls._by_state for h in history):
-        data, history = cls._rebuild(data, history, schema)
+        data, history = rebuild(cls, data, history, schema)
     spec = cls._by_state.get(state_name)
     moved = spec is None
     if spec is None:
-        spec, data, history = cls._fall_back(data, history)
+        spec, data, history = fall_back(cls, data, history)
         logger.warning(
             "%s: stored state %r has no step any more; conversation %s goes on at %s",
             cls.wizard_id,
@@ -290,16 +292,16 @@ def restore(
     if isinstance(stored_locale, str):
         wizard._stored_locale = stored_locale
     if cls._edits:
-        wizard.prompt_message_id = _ui.stored_message_id(meta)
+        wizard.prompt_message_id = stored_message_id(meta)
     if "st" in meta:
         wizard._stack = read_stack(meta["st"])
     if spec.picker is not None and not moved:
-        ch.restore(wizard, meta)
+        restore_picker(wizard, meta)
     return wizard
 
 
 def rebuild(
-    cls: type[Wizard], data: dict[str, Any], history: list[dict[str, Any]], schema: int
+    cls: type[RunningWizard], data: dict[str, Any], history: list[dict[str, Any]], schema: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``data`` and ``history`` after a deploy that removed steps or changed the data's
     schema: every version of the data ``/back`` can return to is migrated, and the
@@ -310,7 +312,7 @@ def rebuild(
         versions.append(_undo(entry, versions[-1]))
     versions.reverse()
     if schema < cls.schema_version:
-        versions = [cls._migrated(version, schema) for version in versions]
+        versions = [migrated(cls, version, schema) for version in versions]
     kept = [k for k, entry in enumerate(history) if entry["s"] in cls._by_state]
     rebuilt = [
         _undo_entry(
@@ -323,7 +325,7 @@ def rebuild(
     return versions[-1], rebuilt
 
 
-def migrated(cls: type[Wizard], data: dict[str, Any], schema: int) -> dict[str, Any]:
+def migrated(cls: type[RunningWizard], data: dict[str, Any], schema: int) -> dict[str, Any]:
     """``data`` of schema ``schema`` after ``cls.migrate``, which must return a dict."""
     migrated = cls.migrate(copy.deepcopy(data), schema)
     if not isinstance(migrated, dict):
@@ -335,7 +337,7 @@ def migrated(cls: type[Wizard], data: dict[str, Any], schema: int) -> dict[str, 
 
 
 def fall_back(
-    cls: type[Wizard], data: dict[str, Any], history: list[dict[str, Any]]
+    cls: type[RunningWizard], data: dict[str, Any], history: list[dict[str, Any]]
 ) -> tuple[StepSpec, dict[str, Any], list[dict[str, Any]]]:
     """Where a conversation stored at a removed state goes on: ``fallback``, else the
     latest step it answered, else the first step. A step it answered is gone back to as
@@ -356,10 +358,122 @@ def fall_back(
     return cls._by_state[target], data, history
 
 
-def left_for_newer(cls: type[Wizard], meta: Mapping[str, Any]) -> bool:
+def left_for_newer(cls: type[RunningWizard], meta: Mapping[str, Any]) -> bool:
     """Whether a stored conversation was written by a newer deploy (a layout or a data
     schema this one does not read): it is left pending for that deploy."""
     if _record_version(meta) is None:
         return True
     schema = _schema_of(meta)
     return schema is None or schema > cls.schema_version
+
+
+def _stored_values(raw: Any) -> list[OptionValue] | None:
+    """A stored list of option values, or ``None`` when it is not one (never trusted blindly)."""
+    if not isinstance(raw, list):
+        return None
+    for value in raw:
+        if not (isinstance(value, (str, int)) and not isinstance(value, bool)):
+            return None
+    return raw
+
+
+def restore_picker(wizard: RunningWizard, meta: Mapping[str, Any]) -> None:
+    """Read what a picker step stored with the conversation (shown values, picks)."""
+    shown = _stored_values(meta.get("c"))
+    if shown is not None:
+        wizard._shown = shown
+    picked = _stored_values(meta.get("p"))
+    if picked:
+        wizard._picked = tuple(picked)
+
+
+def park_options(
+    wizard: RunningWizard, spec: StepSpec, wake: tuple[float, int] | None
+) -> tuple[float | None, dict[str, Any]]:
+    """The ``timeout`` to register ``spec`` with and what its kwargs add: a step asked now,
+    or (``wake``: its ``t0`` and the reminders sent) one re-parked by a reminder."""
+    found = wizard._timing.get(spec.state.name)
+    if found is None:
+        return None, {}
+    now = get_clock().now()
+    t0, sent = wake if wake is not None else (now, 0)
+    due = found.next_due(t0, sent)
+    extra: dict[str, Any] = {"t0": t0, "r": sent} if found.reminders else {}
+    if due is None:
+        return None, extra
+    return max(due - now, 0.001), extra
+
+
+def storage_or_fail(cls: type[RunningWizard]) -> BaseStorage:
+    """The storage of the Dispatcher handling the current update (each bot keeps its own
+    conversations), else that of the latest ``setup``."""
+    ctx = aiostep.current_update.get()
+    if ctx is not None and ctx.listen.storage is not None:
+        return ctx.listen.storage
+    if cls._storage is None:
+        raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
+    return cls._storage
+
+
+async def park(self: RunningWizard, spec: StepSpec, *, step_only: bool = False) -> None:
+    """Persist: the next step is ``spec``, with state, data and navigation, in one write
+    (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
+    meta, timeout = park_meta(self, spec)
+    storage, registry = _target(type(self))
+    if step_only:
+        # a press that is not an answer (a toggle, a page turn) shows the user is there:
+        # the step's deadline starts again, as for a new prompt
+        await aiostep.register_next_step(
+            self.key.user_id,
+            self._step_name(spec),
+            chat_id=self.key.chat_id,
+            thread_id=self.key.thread_id,
+            bot_id=self.key.bot_id,
+            kwargs=meta,
+            storage=storage,
+            registry=registry,
+            timeout=timeout,
+            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
+        )
+        return
+    await aiostep.register_next_step(
+        self.key.user_id,
+        self._step_name(spec),
+        chat_id=self.key.chat_id,
+        thread_id=self.key.thread_id,
+        bot_id=self.key.bot_id,
+        kwargs=meta,
+        state=spec.state,
+        data=self.data,
+        storage=storage,
+        registry=registry,
+        timeout=timeout,
+        on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
+    )
+
+
+def _target(cls: type[RunningWizard]) -> tuple[BaseStorage, aiostep.StepRegistry | None]:
+    """Where a step of ``cls`` is written, and where its name resolves: those of the
+    Dispatcher handling the current update, else of the latest ``setup``."""
+    ctx = aiostep.current_update.get()
+    if ctx is not None and ctx.listen.storage is not None:
+        return ctx.listen.storage, ctx.listen.registry
+    listen = cls._listen
+    if listen is None or listen.storage is None:
+        raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
+    return listen.storage, listen.registry
+
+
+async def clear(self: RunningWizard) -> None:
+    """End the conversation: its whole record goes (the outcome of this update's claim,
+    so it is refused if another worker took the step over meanwhile)."""
+    if self._edits:
+        await close(self, None)  # the last prompt's buttons go, unless closed already
+    await aiostep.unregister_steps(
+        self.key.user_id,
+        chat_id=self.key.chat_id,
+        thread_id=self.key.thread_id,
+        bot_id=self.key.bot_id,
+        storage=storage_or_fail(type(self)),
+        forget=True,
+    )

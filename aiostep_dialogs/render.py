@@ -13,12 +13,10 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     KeyboardButton,
     ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
 )
 from aiogram.utils.formatting import Text
 
 from aiostep_dialogs import button_data
-from aiostep_dialogs import choices as ch
 from aiostep_dialogs import ui as _ui
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
 from aiostep_dialogs.i18n import (
@@ -28,17 +26,22 @@ from aiostep_dialogs.i18n import (
 )
 from aiostep_dialogs.injection import call
 from aiostep_dialogs.media import send_media_prompt
+from aiostep_dialogs.picking import before_send
+from aiostep_dialogs.picking import markup as picker_markup
+from aiostep_dialogs.record import park as _park
+from aiostep_dialogs.requests import CompiledRequest
 from aiostep_dialogs.spec import StepSpec
+from aiostep_dialogs.ui import closing_markup
 from aiostep_dialogs.validators import ValidationError
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import Wizard
+    from aiostep_dialogs.running import RunningWizard
 
 logger = logging.getLogger("aiostep_dialogs")
 _BUTTON_PREFIX = button_data.BUTTON_PREFIX
 
 
-async def render(self: Wizard, spec: StepSpec) -> str | Text:
+async def render(self: RunningWizard, spec: StepSpec) -> str | Text:
     """The prompt of ``spec``: markup for the wizard's parse mode, or a formatting node.
 
     Values formatted into a template come from users: they are escaped. ``texts.progress``
@@ -50,7 +53,7 @@ async def render(self: Wizard, spec: StepSpec) -> str | Text:
     if isinstance(prompt, Text):
         body = prompt
     elif spec.localized:  # a callable prompt too: it may read self.locale
-        body = await self._render_localized(spec, mode)
+        body = await render_localized(self, spec, mode)
     else:
         body = fill(cast(str, prompt), self.data, mode)
     if not self.show_progress:
@@ -65,7 +68,7 @@ async def render(self: Wizard, spec: StepSpec) -> str | Text:
     return f"{escape(progress, mode)}\n{body}"
 
 
-async def render_localized(self: Wizard, spec: StepSpec, mode: str | None) -> str | Text:
+async def render_localized(self: RunningWizard, spec: StepSpec, mode: str | None) -> str | Text:
     """A prompt in the user's language: a template from a ``{locale: template}`` dict or a
     lazy string (filled like a string prompt), or what a callable returns."""
     language = await self._language()
@@ -78,27 +81,14 @@ async def render_localized(self: Wizard, spec: StepSpec, mode: str | None) -> st
     return fill(language.say(prompt), self.data, mode)
 
 
-def choice_labels(self: Wizard, spec: StepSpec) -> dict[str, str] | None:
-    """``spec``'s choices with their labels in the user's language (worked out by the
-    caller: ``await self._language()`` first)."""
-    if spec.choices is None:
-        return None
-    return {value: self._say(label) for value, label in spec.choices.items()}
-
-
-def closing_markup(self: Wizard) -> ReplyKeyboardRemove | None:
-    """What removes a reply keyboard the wizard showed (``None`` when it shows none)."""
-    return ReplyKeyboardRemove() if self._uses_reply else None
-
-
-def markup(self: Wizard, spec: StepSpec) -> Any:
+def markup(self: RunningWizard, spec: StepSpec) -> Any:
     """The keyboard of ``spec``'s prompt: choices, a request button, or the closing markup."""
     if spec.picker is not None:
-        return ch.markup(self, spec)
+        return picker_markup(self, spec)
     if spec.request is not None:
-        return self._requests[spec.state.name].markup_for(self)
+        return _request_markup(self, self._requests[spec.state.name])
     if not spec.choices:
-        return self._closing_markup()
+        return closing_markup(self)
     choices = self._choice_labels(spec) if spec.localized else spec.choices
     labels = cast("list[str]", list((choices or {}).values()))  # plain, or said
     if spec.keyboard == "reply":
@@ -120,8 +110,18 @@ def markup(self: Wizard, spec: StepSpec) -> Any:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
+def _request_markup(self: RunningWizard, compiled: CompiledRequest) -> ReplyKeyboardMarkup:
+    """A request step's keyboard with the label in the user's language (the compiled one
+    when the label is a plain string)."""
+    if compiled.label is None:
+        return compiled.markup
+    button = compiled.markup.keyboard[0][0]
+    said = button.model_copy(update={"text": self._say(compiled.label)})
+    return compiled.markup.model_copy(update={"keyboard": [[said]]})
+
+
 async def send_prompt(
-    self: Wizard,
+    self: RunningWizard,
     spec: StepSpec,
     error: ValidationError | Localized | None = None,
     *,
@@ -130,17 +130,17 @@ async def send_prompt(
     """Show the prompt of ``spec``. One-message mode: with ``park`` (the caller did not
     store the step), or when the prompt's message changed, the step is stored after it."""
     if spec.picker is not None:
-        await ch.before_send(self, spec)
+        await before_send(self, spec)
     if spec.localized or spec.picker is not None or spec.request is not None:
         await self._language()  # its labels are said in it (by the sync _markup)
-    prompt = await self._render(spec)
+    prompt = await render(self, spec)
     # a rejection's reason, ``error=`` or ``texts.interrupted``, in the user's language
-    reason = None if error is None else await self._say_error(error)
+    reason = None if error is None else await say_error(self, error)
     if spec.media is not None:
-        sent = await send_media_prompt(self, spec.media, prompt, reason, self._markup(spec))
+        sent = await send_media_prompt(self, spec.media, prompt, reason, markup(self, spec))
         # one-message mode: a medium is always a new message (text cannot become one)
         if self._edits and (await _ui.sent_anew(self, sent) or park):
-            await self._park(spec)
+            await _park(self, spec)
         return
     if reason:
         # A rejection's reason is plain text: it often quotes what the user sent.
@@ -150,14 +150,14 @@ async def send_prompt(
             mode = effective_parse_mode(self.bot, self.parse_mode)
             prompt = f"{escape(reason, mode)}\n\n{prompt}"
     if not self._edits:
-        await self.answer(prompt, reply_markup=self._markup(spec))
+        await self.answer(prompt, reply_markup=markup(self, spec))
         return
     edit = spec.state.name in self._edit_states
-    if await _ui.show_prompt(self, prompt, self._markup(spec), edit=edit) or park:
-        await self._park(spec)
+    if await _ui.show_prompt(self, prompt, markup(self, spec), edit=edit) or park:
+        await _park(self, spec)
 
 
-async def say_error(self: Wizard, error: ValidationError | Localized) -> str:
+async def say_error(self: RunningWizard, error: ValidationError | Localized) -> str:
     """A rejection's reason (or ``error=``, ``texts.interrupted``) in the user's language."""
     if isinstance(error, ValidationError):
         text, params = error.message, error.params

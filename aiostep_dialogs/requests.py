@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal, cast
 
 from aiogram.types import (
     KeyboardButton,
@@ -26,10 +26,6 @@ from aiogram.types import (
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.i18n import Localized, is_localized, localize
 from aiostep_dialogs.validators import Validator
-
-if TYPE_CHECKING:
-    from aiostep_dialogs.spec import StepSpec, Texts
-    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["Request", "RequestKind"]
 
@@ -74,15 +70,6 @@ class CompiledRequest:
     #: the button's label when it depends on the language (``None``: ``markup`` is said as is)
     label: Localized | None = None
 
-    def markup_for(self, wizard: Wizard) -> ReplyKeyboardMarkup:
-        """The keyboard with the label in ``wizard``'s language (the compiled one when the
-        label is a plain string)."""
-        if self.label is None:
-            return self.markup
-        button = self.markup.keyboard[0][0]
-        said = button.model_copy(update={"text": wizard._say(self.label)})
-        return self.markup.model_copy(update={"keyboard": [[said]]})
-
 
 def _hint(use_button: Localized, label: Localized) -> Localized:
     """The reason for an answer that is not the button's: ``use_button`` with the label, in
@@ -102,12 +89,13 @@ def _request_id(step_name: str) -> int:
     return int.from_bytes(hashlib.sha1(step_name.encode()).digest()[:4], "big") >> 1
 
 
-def compile_request(spec: StepSpec, step_name: str, texts: Texts) -> CompiledRequest:
-    """The button, keyboard and default validator of the step ``spec`` (``spec.request`` set)."""
-    request = spec.request
+def compile_request(
+    request: Request, step_name: str, given: Localized, use_button: Localized
+) -> CompiledRequest:
+    """The button, keyboard and default validator of the step ``step_name`` that asks for
+    ``request`` with the label ``given``; ``use_button`` says why another answer is refused."""
     kind = request_kind(request)
-    given: Localized = spec.request_label or getattr(texts, f"request_{kind}")
-    hint = _hint(texts.use_button, given)
+    hint = _hint(use_button, given)
     # the compiled button carries the English (or plain) label; markup_for says it per user
     label = localize(given, "en") if is_localized(given) else cast(str, given)
     button: KeyboardButton

@@ -1,6 +1,8 @@
 """The per-update machinery of a wizard: the compiled step that restores the wizard from its
 record and handles the answer (validate, step method, advance), navigation (back, skip,
-cancel), timeouts, and the one storage write per update (`park`), or the end (`clear`).
+cancel), timeouts and reminders. It writes through `aiostep_dialogs.record` and shows
+through `aiostep_dialogs.render`, both below it; a called wizard's return is in
+`aiostep_dialogs.calls`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from aiogram.types import (
 )
 
 import aiostep
+from aiostep.clock import get_clock
 from aiostep.context import ListenLike
 from aiostep.keys import ANYONE, ConversationKey, key_of, storage_key
-from aiostep.storage import BaseStorage, StateContext
+from aiostep.storage import StateContext
 from aiostep_dialogs import button_data
-from aiostep_dialogs import calls as _calls
-from aiostep_dialogs import choices as ch
+from aiostep_dialogs import picking as ch
 from aiostep_dialogs import ui as _ui
 from aiostep_dialogs import validators as v
+from aiostep_dialogs.calls import back_to_caller, cancel, finish, follow
+from aiostep_dialogs.choices import Picked
 from aiostep_dialogs.i18n import (
     Localized,
 )
@@ -36,17 +40,23 @@ from aiostep_dialogs.record import (
     _HISTORY_LIMIT,
     _undo,
     _undo_entry,
-    park_meta,
+    clear,
+    left_for_newer,
+    park,
+    restore,
+    storage_or_fail,
     stored_wizard_id,
 )
-from aiostep_dialogs.setup import wizard_named
+from aiostep_dialogs.registry import wizard_named
+from aiostep_dialogs.render import say_error, send_prompt
+from aiostep_dialogs.running import Call, Jump
 from aiostep_dialogs.spec import Finish, StepSpec, new_nonce
-from aiostep_dialogs.timeouts import TICK
+from aiostep_dialogs.ui import answer_in_place
 from aiostep_dialogs.ui import quietly as _quietly
 from aiostep_dialogs.validators import ValidationError, Validator
 
 if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import Wizard
+    from aiostep_dialogs.running import RunningWizard
 
 logger = logging.getLogger("aiostep_dialogs")
 
@@ -66,7 +76,7 @@ def copy_data(data: dict[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def key_for(cls: type[Wizard], event: TelegramObject) -> ConversationKey | None:
+def key_for(cls: type[RunningWizard], event: TelegramObject) -> ConversationKey | None:
     """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
     ctx = aiostep.current_update.get()
     # the update being routed: its key is made (Listen knows its bot: event.bot is slow)
@@ -77,14 +87,14 @@ def key_for(cls: type[Wizard], event: TelegramObject) -> ConversationKey | None:
 
 
 async def sender_has_own_wizard(
-    cls: type[Wizard], event: TelegramObject, seen: aiostep.SeenRecords | None
+    cls: type[RunningWizard], event: TelegramObject, seen: aiostep.SeenRecords | None
 ) -> bool:
     """Whether the sender of ``event`` runs a wizard of their own in this chat (routing
     already read that record: no round trip)."""
     own = key_of(event)
     if own is None:
         return False
-    storage = cls._storage_or_fail()
+    storage = storage_or_fail(cls)
     if seen is not None and seen.storage is storage:
         record = await seen.read(storage_key(own))
     else:
@@ -96,7 +106,7 @@ async def sender_has_own_wizard(
     )
 
 
-def listen_of(cls: type[Wizard]) -> ListenLike | None:
+def listen_of(cls: type[RunningWizard]) -> ListenLike | None:
     """The Listen of the Dispatcher handling the current update, else that of ``cls``'s
     latest ``setup`` (``None`` before any)."""
     ctx = aiostep.current_update.get()
@@ -105,43 +115,36 @@ def listen_of(cls: type[Wizard]) -> ListenLike | None:
     return cls._listen
 
 
-def storage_or_fail(cls: type[Wizard]) -> BaseStorage:
-    """The storage of the Dispatcher handling the current update (each bot keeps its own
-    conversations), else that of the latest ``setup``."""
-    ctx = aiostep.current_update.get()
-    if ctx is not None and ctx.listen.storage is not None:
-        return ctx.listen.storage
-    if cls._storage is None:
-        raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
-    return cls._storage
-
-
 def restore_stepping(
-    cls: type[Wizard], record: StateContext, key: ConversationKey, bot: Bot, event: TelegramObject
-) -> Wizard | None:
+    cls: type[RunningWizard],
+    record: StateContext,
+    key: ConversationKey,
+    bot: Bot,
+    event: TelegramObject,
+) -> RunningWizard | None:
     """The wizard a claimed step runs, or ``None`` (nothing to do). A newer deploy's
     record is left pending for it: ``SkipHandler`` sends the update on to the handlers."""
-    wizard = cls._restore(record, key, bot, event)
-    if wizard is None and cls._left_for_newer(record.kwargs):
+    wizard = restore(cls, record, key, bot, event)
+    if wizard is None and left_for_newer(cls, record.kwargs):
         raise SkipHandler()
     return wizard
 
 
 def _restored_for(
-    cls: type[Wizard],
+    cls: type[RunningWizard],
     record: StateContext,
     key: ConversationKey,
     event: Message | CallbackQuery,
     data: dict[str, Any],
-) -> Wizard | None:
+) -> RunningWizard | None:
     """The wizard a compiled step runs for ``event``, holding the update's handler ``data``."""
-    wizard = cls._restore_stepping(record, key, data["bot"], event)
+    wizard = restore_stepping(cls, record, key, data["bot"], event)
     if wizard is not None:
         wizard.middleware_data = data
     return wizard
 
 
-def compile_step(cls: type[Wizard], spec: StepSpec) -> Callable[..., Awaitable[None]]:
+def compile_step(cls: type[RunningWizard], spec: StepSpec) -> Callable[..., Awaitable[None]]:
     """The callback registered for ``spec``'s step: restore the wizard and handle the update."""
 
     async def on_update(
@@ -157,15 +160,15 @@ def compile_step(cls: type[Wizard], spec: StepSpec) -> Callable[..., Awaitable[N
             # The process that ran this step last died before its outcome (the step was
             # offered again): the user's message it was handling is lost, and this one
             # may not be an answer ("hello?"). Ask again, so they know what is asked.
-            await wizard._park_and_prompt(spec, error=cls.texts.interrupted)
+            await park_and_prompt(wizard, spec, error=cls.texts.interrupted)
             return
-        await wizard._handle(spec, event)
+        await handle(wizard, spec, event)
 
     on_update.__qualname__ = f"{cls.__qualname__}.<step {spec.state.name}>"
     return on_update
 
 
-def compile_moved(cls: type[Wizard]) -> Callable[..., Awaitable[None]]:
+def compile_moved(cls: type[RunningWizard]) -> Callable[..., Awaitable[None]]:
     """The step of a conversation stored at a state this deploy removed: it goes on at
     the fallback, whose prompt is sent (the update answered a question that is gone)."""
 
@@ -180,49 +183,49 @@ def compile_moved(cls: type[Wizard]) -> Callable[..., Awaitable[None]]:
             return
         spec = wizard._spec()
         if not wizard._moved:  # its state exists after all (stored under another name)
-            await wizard._handle(spec, event)
+            await handle(wizard, spec, event)
             return
         if isinstance(event, CallbackQuery):
             stale = (await wizard._language()).say(cls.texts.stale_button)
             await _quietly(event.answer(stale))
         wizard._moved = False
-        await wizard._park_and_prompt(spec)
+        await park_and_prompt(wizard, spec)
 
     on_moved.__qualname__ = f"{cls.__qualname__}.<moved step>"
     return on_moved
 
 
-async def settle(self: Wizard) -> None:
+async def settle(self: RunningWizard) -> None:
     """Store where a restored conversation was moved (its stored state was removed) before
     its prompt is shown, so the user's answer reaches that step."""
     if self._moved:
         self._moved = False
-        await self._park(self._spec())
+        await park(self, self._spec())
 
 
 async def load(
-    cls: type[Wizard],
+    cls: type[RunningWizard],
     key: ConversationKey,
     bot: Bot,
     event: TelegramObject | None,
     seen: aiostep.SeenRecords | None = None,
-) -> Wizard | None:
+) -> RunningWizard | None:
     """The wizard running in conversation ``key`` (from the record routing already read, if
     it did), settled where a redeploy moved it; ``None`` when none runs there."""
-    storage = cls._storage_or_fail()
+    storage = storage_or_fail(cls)
     if seen is not None and seen.storage is storage:
         record = await seen.read(storage_key(key))
     else:
         record = await storage.read(storage_key(key))
     if record is None or record.callback is None:
         return None
-    wizard = cls._restore(record, key, bot, event)
+    wizard = restore(cls, record, key, bot, event)
     if wizard is not None:
-        await wizard._settle()
+        await settle(wizard)
     return wizard
 
 
-async def handle(self: Wizard, spec: StepSpec, event: Message | CallbackQuery) -> None:
+async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQuery) -> None:
     """Handle an answer (a message or a button press) to ``spec``'s step."""
     raw: Any = event
     if isinstance(event, CallbackQuery):
@@ -232,11 +235,11 @@ async def handle(self: Wizard, spec: StepSpec, event: Message | CallbackQuery) -
             if value is None:
                 return  # a toggle, a page turn or a refused press: answered there
         else:
-            value = self._pressed(spec, event.data)
+            value = pressed(self, spec, event.data)
             if value is None:
                 refused = await self._said(button_data.refusal(self.texts, event))
                 await _quietly(event.answer(refused))
-                await self._park(spec)  # the claim took the step; put it back unchanged
+                await park(self, spec)  # the claim took the step; put it back unchanged
                 return
         if self._edits:
             self._press = event  # answered, and its message edited, with the outcome
@@ -247,23 +250,23 @@ async def handle(self: Wizard, spec: StepSpec, event: Message | CallbackQuery) -
         raw = value
     snapshot = copy_data(self.data)
     try:
-        value = await self._validate(spec, raw)
+        value = await validate(self, spec, raw)
         outcome = await call(spec.method, spec.needs, self.middleware_data, self, value)
     except ValidationError as exc:
         self.data = snapshot  # rejected input is not stored
-        await self._reject(spec, exc)
+        await reject(self, spec, exc)
         return
     except Exception:
         # A bug in a validator or step method: the claim took the step, so put it back as
         # it was (the user can answer again) and let aiogram's error handlers see it.
         self.data = snapshot
-        await self._park(spec)
+        await park(self, spec)
         await _ui.drop_press(self)
         raise
-    await self._advance(spec, outcome, snapshot)
+    await advance(self, spec, outcome, snapshot)
 
 
-def pressed(self: Wizard, spec: StepSpec, data: str | None) -> str | None:
+def pressed(self: RunningWizard, spec: StepSpec, data: str | None) -> str | None:
     """The choice value of a pressed button, or ``None`` if it is stale, forged or another
     conversation's."""
     if not spec.choices:
@@ -275,10 +278,10 @@ def pressed(self: Wizard, spec: StepSpec, data: str | None) -> str | None:
     return None if index is None else list(spec.choices)[index]
 
 
-async def validate(self: Wizard, spec: StepSpec, raw: Any) -> Any:
+async def validate(self: RunningWizard, spec: StepSpec, raw: Any) -> Any:
     """The value of ``raw`` after ``spec``'s validators (and its choices or request check)."""
     if spec.picker is not None:
-        value = raw.value if isinstance(raw, ch.Picked) else await ch.typed(self, spec, raw)
+        value = raw.value if isinstance(raw, Picked) else await ch.typed(self, spec, raw)
         return await v.run(spec.validate, value)
     if spec.choices is None and spec.request is None:
         return await v.run(spec.validate or _ANY_TEXT, raw)  # the common step: no list made
@@ -296,7 +299,7 @@ async def validate(self: Wizard, spec: StepSpec, raw: Any) -> Any:
     return await v.run(chain, raw)
 
 
-async def reject(self: Wizard, spec: StepSpec, reason: ValidationError | Localized) -> None:
+async def reject(self: RunningWizard, spec: StepSpec, reason: ValidationError | Localized) -> None:
     """An answer was refused for ``reason``: ask again, or give up after ``max_attempts``."""
     self.attempts += 1
     limit = spec.max_attempts if spec.max_attempts is not None else self.max_attempts
@@ -304,30 +307,32 @@ async def reject(self: Wizard, spec: StepSpec, reason: ValidationError | Localiz
         try:
             await self._hook("on_give_up")
         finally:
-            await self._clear()
+            await clear(self)
         return
     if self._press is not None and spec.state.name in self._edit_states:
         # a refused press: its reason as a toast; the message and its buttons stay
-        await self._park(spec)
-        said = await self._say_error(spec.error if spec.error is not None else reason)
+        await park(self, spec)
+        said = await say_error(self, spec.error if spec.error is not None else reason)
         await _ui.refuse_press(self, said)
         return
     self.nonce = new_nonce(spec)
     if spec.picker is not None:
         await ch.prepare(self, spec)
-    await self._park_and_prompt(spec, error=spec.error if spec.error is not None else reason)
+    await park_and_prompt(self, spec, error=spec.error if spec.error is not None else reason)
 
 
-async def advance(self: Wizard, spec: StepSpec, outcome: Any, before: dict[str, Any]) -> None:
+async def advance(
+    self: RunningWizard, spec: StepSpec, outcome: Any, before: dict[str, Any]
+) -> None:
     """Go where ``outcome`` says; ``before`` is the data as it was before this answer,
     kept in the history so ``/back`` undoes the answer too."""
     if isinstance(outcome, Finish):
-        await self._finish(outcome.result)
+        await finish(self, outcome.result)
         return
     if outcome is None:
         index = self._steps.index(spec)
         if index + 1 >= len(self._steps):
-            await self._finish(None)
+            await finish(self, None)
             return
         target = self._steps[index + 1]
     elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
@@ -338,8 +343,8 @@ async def advance(self: Wizard, spec: StepSpec, outcome: Any, before: dict[str, 
             f"State.{outcome.name}, which has no @step; declare one or return another state"
         )
     else:
-        if isinstance(outcome, (_calls.Call, _calls.Jump)):
-            await _calls.follow(self, spec, outcome, before)
+        if isinstance(outcome, (Call, Jump)):
+            await follow(self, spec, outcome, before)
             return
         raise TypeError(
             f"{type(self).__qualname__}.{spec.method.__name__} returned {outcome!r}; "
@@ -350,11 +355,11 @@ async def advance(self: Wizard, spec: StepSpec, outcome: Any, before: dict[str, 
     self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
         -_HISTORY_LIMIT:
     ]
-    await self._enter(target, back_to=(spec, before, history))
+    await enter(self, target, back_to=(spec, before, history))
 
 
 async def enter(
-    self: Wizard,
+    self: RunningWizard,
     spec: StepSpec,
     *,
     back_to: tuple[StepSpec, dict[str, Any], list[dict[str, Any]]] | None = None,
@@ -371,83 +376,34 @@ async def enter(
     if spec.picker is not None:
         await ch.prepare(self, spec)  # the options to show, stored by the park below
     if not self._edits:
-        await self._park(spec)
+        await park(self, spec)
     try:
-        await self._send_prompt(spec, park=True)
+        await send_prompt(self, spec, park=True)
     except Exception:
         try:
             if back_to is None:
-                await self._clear()
+                await clear(self)
             else:
                 seen, self.data, self.history = back_to
                 self.state, self.nonce = seen.state, new_nonce(seen)
                 self._shown, self._picked, self._labels = None, (), None
-                await self._park(seen)
+                await park(self, seen)
         except Exception:
             logger.exception("%s: could not undo a step whose prompt failed", self.key)
         raise
 
 
-async def park(self: Wizard, spec: StepSpec, *, step_only: bool = False) -> None:
-    """Persist: the next step is ``spec``, with state, data and navigation, in one write
-    (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
-    meta, timeout = park_meta(self, spec)
-    storage, registry = _target(type(self))
-    if step_only:
-        # a press that is not an answer (a toggle, a page turn) shows the user is there:
-        # the step's deadline starts again, as for a new prompt
-        await aiostep.register_next_step(
-            self.key.user_id,
-            self._step_name(spec),
-            chat_id=self.key.chat_id,
-            thread_id=self.key.thread_id,
-            bot_id=self.key.bot_id,
-            kwargs=meta,
-            storage=storage,
-            registry=registry,
-            timeout=timeout,
-            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
-        )
-        return
-    await aiostep.register_next_step(
-        self.key.user_id,
-        self._step_name(spec),
-        chat_id=self.key.chat_id,
-        thread_id=self.key.thread_id,
-        bot_id=self.key.bot_id,
-        kwargs=meta,
-        state=spec.state,
-        data=self.data,
-        storage=storage,
-        registry=registry,
-        timeout=timeout,
-        on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
-    )
-
-
-def _target(cls: type[Wizard]) -> tuple[BaseStorage, aiostep.StepRegistry | None]:
-    """Where a step of ``cls`` is written, and where its name resolves: those of the
-    Dispatcher handling the current update, else of the latest ``setup``."""
-    ctx = aiostep.current_update.get()
-    if ctx is not None and ctx.listen.storage is not None:
-        return ctx.listen.storage, ctx.listen.registry
-    listen = cls._listen
-    if listen is None or listen.storage is None:
-        raise RuntimeError(f"{cls.__qualname__}.setup(dp, ...) was not called")
-    return listen.storage, listen.registry
-
-
 async def park_and_prompt(
-    self: Wizard, spec: StepSpec, error: ValidationError | Localized | None = None
+    self: RunningWizard, spec: StepSpec, error: ValidationError | Localized | None = None
 ) -> None:
     """Store ``spec`` as the next step and show its prompt (in one-message mode the prompt
     first: its message id is part of the write, still this update's claim's outcome)."""
     if not self._edits:
-        await self._park(spec)
-    await self._send_prompt(spec, error, park=True)
+        await park(self, spec)
+    await send_prompt(self, spec, error, park=True)
 
 
-async def time_out(self: Wizard) -> None:
+async def time_out(self: RunningWizard) -> None:
     """The step's timeout passed: go where ``on_timeout`` says (a failing hook ends the
     conversation, which nobody is answering, and the error is logged). In a called wizard
     the default (``None``) cancels through the stack, so every caller's ``on_cancel`` runs,
@@ -455,7 +411,7 @@ async def time_out(self: Wizard) -> None:
     try:
         outcome = await self._hook("on_timeout")
     except Exception:
-        await self._clear()
+        await clear(self)
         raise
     if outcome is None:
         await self._language()
@@ -463,90 +419,105 @@ async def time_out(self: Wizard) -> None:
             try:
                 await self.answer(self._text(self.texts.timed_out))
             finally:
-                await _calls.cancel(self)
+                await cancel(self)
             return
         try:
-            await self.answer_in_place(self._text(self.texts.timed_out))
+            await answer_in_place(self, self._text(self.texts.timed_out))
         finally:
-            await self._clear()
+            await clear(self)
     elif isinstance(outcome, Finish):
-        await self._finish(outcome.result)
+        await finish(self, outcome.result)
     elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
-        await self._enter(self._by_state[outcome.name])
+        await enter(self, self._by_state[outcome.name])
     else:
-        await self._clear()
+        await clear(self)
         raise TypeError(
             f"{type(self).__qualname__}.on_timeout returned {outcome!r}; return None, a "
             "State member with a @step, or self.finish(...)"
         )
 
 
-async def finish(self: Wizard, result: Any) -> None:
-    """End the wizard with ``result``: ``on_finish`` then the record goes, or, for a called
-    wizard, the result goes back to its caller."""
-    self.result = result
-    if self._stack:  # a called wizard: its result goes to its caller
-        await _calls.give_back(self, result)
-        return
-    try:
-        await self._hook("on_finish")
-    finally:
-        await self._clear()
-
-
-async def clear(self: Wizard) -> None:
-    """End the conversation: its whole record goes (the outcome of this update's claim,
-    so it is refused if another worker took the step over meanwhile)."""
-    if self._edits:
-        await _ui.close(self, None)  # the last prompt's buttons go, unless closed already
-    await aiostep.unregister_steps(
-        self.key.user_id,
-        chat_id=self.key.chat_id,
-        thread_id=self.key.thread_id,
-        bot_id=self.key.bot_id,
-        storage=self._storage_or_fail(),
-        forget=True,
-    )
-
-
-async def do_back(self: Wizard) -> None:
+async def do_back(self: RunningWizard) -> None:
     """The back command: undo the last answer and ask that step again."""
     if not self.history and self._stack:
-        await _calls.back_to_caller(self)
+        await back_to_caller(self)
         return
     if not self.history:
         await self.answer(self._text(self.texts.cannot_go_back))
-        await self._send_prompt(self._spec())
+        await send_prompt(self, self._spec())
         return
     back_to = (self._spec(), self.data, list(self.history))
     entry = self.history.pop()
     self.data = _undo(entry, self.data)  # the answer given there is undone with it
-    await self._enter(self._by_state[entry["s"]], back_to=back_to)
+    await enter(self, self._by_state[entry["s"]], back_to=back_to)
 
 
-async def do_cancel(self: Wizard) -> None:
+async def do_cancel(self: RunningWizard) -> None:
     """The cancel command: ``on_cancel``, then the conversation ends."""
     if self._stack:
-        await _calls.cancel(self)
+        await cancel(self)
         return
     try:
         await self._hook("on_cancel")
     finally:
-        await self._clear()
+        await clear(self)
 
 
-async def do_skip(self: Wizard) -> None:
+async def do_skip(self: RunningWizard) -> None:
     """The skip command: an optional step gets its ``default``."""
     spec = self._spec()
     if not spec.optional:
         await self.answer(self._text(self.texts.cannot_skip))
-        await self._send_prompt(spec)
+        await send_prompt(self, spec)
         return
     snapshot = copy_data(self.data)
     try:
         outcome = await call(spec.method, spec.needs, self.middleware_data, self, spec.default)
     except ValidationError as exc:
         self.data = snapshot
-        await self._reject(spec, exc)
+        await reject(self, spec, exc)
         return
-    await self._advance(spec, outcome, snapshot)
+    await advance(self, spec, outcome, snapshot)
+
+
+def compile_tick(cls: type[RunningWizard]) -> Callable[..., Any]:
+    """The registered ``on_timeout`` of the wizard's steps: send the reminder that is due, or
+    time the step out (``on_timeout``)."""
+
+    async def on_deadline(
+        bot: Bot, conversation: ConversationKey, step_context: StateContext
+    ) -> None:
+        wizard = restore(cls, step_context, conversation, bot, None)
+        if wizard is None:
+            return
+        ctx = aiostep.current_update.get()
+        by_update = ctx is not None and ctx.event is not None
+        # handler data: the update's, else what the scheduler has (the Dispatcher's
+        # workflow data and the bot), so prompts and hooks that ask for ``db`` still get it
+        wizard.middleware_data = ctx.data if ctx is not None else {"bot": bot}
+        await settle(wizard)
+        spec = wizard._spec()
+        meta = step_context.kwargs
+        found = cls._timing.get(spec.state.name)
+        sent, t0 = meta.get("r"), meta.get("t0")
+        if (
+            found is not None
+            and isinstance(sent, int)
+            and isinstance(t0, (int, float))
+            and sent < len(found.reminders)
+            and not found.timed_out(float(t0), get_clock().now())
+        ):
+            # after a restart several reminders may be overdue: one is sent, for all of them
+            wizard._wake = (float(t0), found.sent_by(float(t0), get_clock().now(), sent + 1))
+            if by_update:  # an answer that came just as the reminder was due needs none
+                await park(wizard, spec)
+                return
+            # the prompt again, as a new message under the reminder (in one-message mode the
+            # old prompt loses its keyboard, as after a typed answer, and the new id is stored)
+            text = spec.reminder if spec.reminder is not None else cls.texts.reminder
+            await park_and_prompt(wizard, spec, error=text)
+            return
+        await time_out(wizard)
+
+    on_deadline.__qualname__ = f"{cls.__qualname__}.<deadline>"
+    return on_deadline

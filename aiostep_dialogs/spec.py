@@ -1,7 +1,8 @@
 """What a wizard declares, as data: its steps (`StepSpec`, made by the `step` decorator),
-`Commands`, `Texts`, `Finish`, and the checks a class gets at definition.
+`Commands`, `Texts`, `Finish`, and how a prompt is shown (`UI`).
 
-Nothing here runs an update: the runtime (`aiostep_dialogs.runtime`), the stored record
+Nothing here knows a wizard class or runs an update: the class checks
+(`aiostep_dialogs.compiling`), the runtime (`aiostep_dialogs.runtime`), the stored record
 (`aiostep_dialogs.record`) and the prompts (`aiostep_dialogs.render`) read these declarations.
 """
 
@@ -14,14 +15,11 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
-from aiogram import Bot
 from aiogram.utils.formatting import Text
 
-from aiostep.keys import ConversationKey
 from aiostep_dialogs import choices as ch
-from aiostep_dialogs import ui as _ui
 from aiostep_dialogs.i18n import (
     N_,
     LazyProxy,
@@ -32,20 +30,30 @@ from aiostep_dialogs.i18n import (
 from aiostep_dialogs.injection import NOTHING, Needs, needs_of
 from aiostep_dialogs.media import Media, MediaSource
 from aiostep_dialogs.requests import Request, request_kind
-from aiostep_dialogs.sources import call_then_names, returned_names
 from aiostep_dialogs.timeouts import Duration
 from aiostep_dialogs.validators import Validator
 
-if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import Wizard
-
 logger = logging.getLogger("aiostep_dialogs")
 
-__all__ = ["Commands", "Finish", "StepSpec", "Texts", "step"]
+__all__ = ["UI", "Commands", "Finish", "StepSpec", "Texts", "step"]
 
 Prompt = (
     str | Text | Mapping[str, str] | LazyProxy | Callable[[Any], str | Text | Awaitable[str | Text]]
 )
+
+
+#: How a step's prompt is shown: ``"send"`` a new message each time, or ``"edit"`` the
+#: message whose button was pressed.
+UI = Literal["send", "edit"]
+
+
+def check_ui(value: object, where: str) -> UI:
+    """``value`` as a ``UI``; a ``ValueError`` naming ``where`` if it is not one."""
+    if value == "send":
+        return "send"
+    if value == "edit":
+        return "edit"
+    raise ValueError(f"{where} must be 'send' or 'edit', got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class StepSpec:
     needs: Needs = NOTHING
     #: what a prompt callable asks for, after the wizard
     prompt_needs: Needs = NOTHING
-    ui: _ui.UI | None = None
+    ui: UI | None = None
     #: options from a callable, multi-select, pages or layout (``None``: a plain fixed list)
     picker: ch.Picker | None = None
     request: Request | None = None
@@ -126,7 +134,7 @@ def step(
     default: Any = None,
     max_attempts: int | None = None,
     branches: Sequence[enum.Enum] = (),
-    ui: _ui.UI | None = None,
+    ui: UI | None = None,
     multi: bool = False,
     min: int | None = None,
     max: int | None = None,
@@ -239,7 +247,7 @@ def step(
         or source is not None  # its labels may be lazy strings, said in the language
         or (request_label is not None and is_localized(request_label))
     )
-    shown = None if ui is None else _ui.check_ui(ui, "step(ui=...)")
+    shown = None if ui is None else check_ui(ui, "step(ui=...)")
 
     prompt_needs = NOTHING
     if callable(prompt) and not isinstance(prompt, (str, Text, LazyProxy)):
@@ -370,12 +378,6 @@ _HOOKS = frozenset(
 _HOOK_ARGS = {"on_return": 2, "on_leave": 1}
 
 
-def is_wizard_class(obj: object) -> TypeGuard[type[Wizard]]:
-    """Whether ``obj`` is the `Wizard` class or a subclass of it (told by a marker the base
-    class carries: the modules below `aiostep_dialogs.wizard` do not import it)."""
-    return isinstance(obj, type) and getattr(obj, "__aiostep_wizard__", False) is True
-
-
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -389,102 +391,3 @@ def overrides_hook(hook: object) -> bool:
     """Whether the hook function ``hook`` (looked up on a wizard class) is a subclass's own,
     not the one the `Wizard` base class defines."""
     return not getattr(hook, "__wizard_default_hook__", False)
-
-
-def _reserved_names(base: type[Wizard]) -> frozenset[str]:
-    """Every name the Wizard runtime itself uses on a wizard: the base class's attributes
-    and options, and what ``__init__`` sets on an instance. A step method named so would
-    replace it."""
-    probe = base(key=ConversationKey(0, 0, None, 0), bot=Bot.__new__(Bot))
-    return frozenset(dir(base)) | frozenset(base.__annotations__) | frozenset(vars(probe))
-
-
-def _check_step_method(
-    cls: type[Wizard],
-    klass: type,
-    attr: str,
-    spec: StepSpec,
-    declared: dict[enum.Enum, str],
-    reserved: frozenset[str],
-) -> None:
-    """Refuse, at class definition, a step method the runtime could not use as declared."""
-    where = f"{cls.__qualname__}.{attr}" if klass is cls else f"{klass.__qualname__}.{attr}"
-    if attr in _HOOKS:
-        raise TypeError(
-            f"{where}: {attr} is a Wizard hook, not a step: override it without @step, and "
-            f"give the step for {spec.state!r} another name"
-        )
-    if attr in reserved:
-        raise TypeError(
-            f"{where}: the step for {spec.state!r} is named {attr!r}, which the Wizard "
-            "runtime itself uses (a method, option or attribute of every wizard); rename the "
-            "step method"
-        )
-    if spec.state in declared:
-        raise TypeError(
-            f"{where}: {klass.__qualname__} declares two steps for {spec.state!r} "
-            f"({declared[spec.state]} and {attr}); keep one, or declare the other for "
-            "another state"
-        )
-    if not inspect.iscoroutinefunction(spec.method):
-        raise TypeError(
-            f"{where}: a step method must be `async def` (it is awaited with the user's "
-            f"answer); write `async def {attr}(self, value)`"
-        )
-
-
-def _check_targets(cls: type[Wizard], state_enum: type[enum.Enum], specs: list[StepSpec]) -> None:
-    """Refuse a step whose ``branches=``, or a ``State.X`` its source returns, names a state
-    without a step: the wizard would fail only when a user got there."""
-    with_step = {s.state.name for s in specs}
-    for spec in specs:
-        name = spec.method.__name__
-        for target in spec.branches:
-            if not isinstance(target, state_enum):
-                raise TypeError(
-                    f"{cls.__qualname__}.{name}: branches= names {target!r}, which is not a "
-                    f"member of {cls.__qualname__}.State"
-                )
-        named = [t.name for t in spec.branches] + [
-            n
-            for n in returned_names(spec.method) + call_then_names(spec.method)
-            if n in state_enum.__members__
-        ]
-        for target_name in named:
-            if target_name not in with_step:
-                raise TypeError(
-                    f"{cls.__qualname__}.{name} can go to State.{target_name}, which has no "
-                    f"@step: declare a step for State.{target_name}, or go to another state"
-                )
-
-
-def _check_drift_options(cls: type[Wizard], state_enum: type[enum.Enum]) -> dict[str, str]:
-    """Refuse, at class definition, ``renamed``/``fallback``/``schema_version`` values a
-    redeploy could not use; return ``renamed`` as old name -> new name."""
-    where = cls.__qualname__
-    version = cls.schema_version
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise TypeError(f"{where}.schema_version must be an int from 1, got {version!r}")
-    if cls.fallback is not None and not (
-        isinstance(cls.fallback, state_enum) and cls.fallback.name in cls._by_state
-    ):
-        raise TypeError(
-            f"{where}.fallback is {cls.fallback!r}: name a member of {where}.State that has "
-            "a @step (or leave it None)"
-        )
-    if not isinstance(cls.renamed, Mapping):
-        raise TypeError(f"{where}.renamed must be a dict {{'OLD_NAME': State.NEW}}")
-    renamed: dict[str, str] = {}
-    for old, new in cls.renamed.items():
-        if not isinstance(new, state_enum) or new.name not in cls._by_state:
-            raise TypeError(
-                f"{where}.renamed[{old!r}] is {new!r}: name a member of {where}.State that has "
-                "a @step"
-            )
-        if not isinstance(old, str) or not old or old in cls._by_state:
-            raise TypeError(
-                f"{where}.renamed has the key {old!r}: give the old state name, as a string, "
-                "of a state that has no step any more"
-            )
-        renamed[old] = new.name
-    return renamed

@@ -7,26 +7,18 @@ The record stays small: the one deadline, plus, for a step with reminders, when 
 asked (``"t0"``) and how many reminders were sent (``"r"``) in the step's kwargs. A reminder
 re-parks the step with the same ``t0`` (the timeout does not move); an answer parks it afresh.
 A step without either stores nothing more and costs nothing more.
+
+This module holds what is declared (durations, a step's `Timing`); the deadline's step is
+compiled by `aiostep_dialogs.runtime.compile_tick`, and the timings of a class by
+`aiostep_dialogs.compiling.timings_of`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
-
-from aiogram import Bot
-
-import aiostep
-from aiostep.clock import get_clock
-from aiostep.keys import ConversationKey
-from aiostep.storage import StateContext
-
-if TYPE_CHECKING:
-    from aiostep_dialogs.spec import StepSpec
-    from aiostep_dialogs.wizard import Wizard
 
 __all__ = ["Duration", "Timing", "describe", "seconds"]
 
@@ -111,91 +103,6 @@ def timing(
     if total is None and not reminders:
         return None
     return Timing(total, reminders)
-
-
-def timings_of(cls: type[Wizard], specs: Iterable[StepSpec]) -> dict[str, Timing]:
-    """The timing of each step of ``cls`` that has one: the step's own, else the wizard's.
-
-    Resolved once, when the class is defined."""
-    default = timing(cls.__qualname__, cls.timeout, cls.remind_after)
-    found: dict[str, Timing] = {}
-    for spec in specs:
-        where = f"{cls.__qualname__}.{spec.method.__name__}"
-        own = timing(where, spec.timeout, spec.remind_after)
-        if own is not None and default is not None:
-            # a step may set only one of the two: the other comes from the wizard (the
-            # wizard's reminders that would come after a shorter step timeout are left out)
-            limit = own.timeout if spec.timeout is not None else default.timeout
-            inherited = tuple(r for r in default.reminders if limit is None or r < limit)
-            own = timing(
-                where,
-                spec.timeout if spec.timeout is not None else default.timeout,
-                spec.remind_after if spec.remind_after is not None else inherited,
-            )
-        chosen = own if own is not None else default
-        if chosen is not None:
-            found[spec.state.name] = chosen
-    return found
-
-
-def park_options(
-    wizard: Wizard, spec: StepSpec, wake: tuple[float, int] | None
-) -> tuple[float | None, dict[str, Any]]:
-    """The ``timeout`` to register ``spec`` with and what its kwargs add: a step asked now,
-    or (``wake``: its ``t0`` and the reminders sent) one re-parked by a reminder."""
-    found = wizard._timing.get(spec.state.name)
-    if found is None:
-        return None, {}
-    now = get_clock().now()
-    t0, sent = wake if wake is not None else (now, 0)
-    due = found.next_due(t0, sent)
-    extra: dict[str, Any] = {"t0": t0, "r": sent} if found.reminders else {}
-    if due is None:
-        return None, extra
-    return max(due - now, 0.001), extra
-
-
-def compile_tick(cls: type[Wizard]) -> Callable[..., Any]:
-    """The registered ``on_timeout`` of the wizard's steps: send the reminder that is due, or
-    time the step out (``on_timeout``)."""
-
-    async def on_deadline(
-        bot: Bot, conversation: ConversationKey, step_context: StateContext
-    ) -> None:
-        wizard = cls._restore(step_context, conversation, bot, None)
-        if wizard is None:
-            return
-        ctx = aiostep.current_update.get()
-        by_update = ctx is not None and ctx.event is not None
-        # handler data: the update's, else what the scheduler has (the Dispatcher's
-        # workflow data and the bot), so prompts and hooks that ask for ``db`` still get it
-        wizard.middleware_data = ctx.data if ctx is not None else {"bot": bot}
-        await wizard._settle()
-        spec = wizard._spec()
-        meta = step_context.kwargs
-        found = cls._timing.get(spec.state.name)
-        sent, t0 = meta.get("r"), meta.get("t0")
-        if (
-            found is not None
-            and isinstance(sent, int)
-            and isinstance(t0, (int, float))
-            and sent < len(found.reminders)
-            and not found.timed_out(float(t0), get_clock().now())
-        ):
-            # after a restart several reminders may be overdue: one is sent, for all of them
-            wizard._wake = (float(t0), found.sent_by(float(t0), get_clock().now(), sent + 1))
-            if by_update:  # an answer that came just as the reminder was due needs none
-                await wizard._park(spec)
-                return
-            # the prompt again, as a new message under the reminder (in one-message mode the
-            # old prompt loses its keyboard, as after a typed answer, and the new id is stored)
-            text = spec.reminder if spec.reminder is not None else cls.texts.reminder
-            await wizard._park_and_prompt(spec, error=text)
-            return
-        await wizard._time_out()
-
-    on_deadline.__qualname__ = f"{cls.__qualname__}.<deadline>"
-    return on_deadline
 
 
 def describe(value: float) -> str:

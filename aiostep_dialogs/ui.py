@@ -16,31 +16,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardRemove
 from aiogram.utils.formatting import Text
 
-if TYPE_CHECKING:
-    from aiostep_dialogs.wizard import Wizard
+from aiostep_dialogs.spec import UI
 
-__all__ = ["UI"]
+if TYPE_CHECKING:
+    from aiostep_dialogs.running import RunningWizard
+
+__all__ = ["UI"]  # declared in aiostep_dialogs.spec; named here too, where it was first
 
 logger = logging.getLogger("aiostep_dialogs")
-
-#: How a step's prompt is shown: ``"send"`` a new message each time, or ``"edit"`` the
-#: message whose button was pressed.
-UI = Literal["send", "edit"]
-
-
-def check_ui(value: object, where: str) -> UI:
-    """``value`` as a ``UI``; a ``ValueError`` naming ``where`` if it is not one."""
-    if value == "send":
-        return "send"
-    if value == "edit":
-        return "edit"
-    raise ValueError(f"{where} must be 'send' or 'edit', got {value!r}")
 
 
 def stored_message_id(meta: Mapping[str, Any]) -> int | None:
@@ -56,7 +45,7 @@ def _editable(markup: Any) -> bool:
     return markup is None or isinstance(markup, InlineKeyboardMarkup)
 
 
-async def _edit(wizard: Wizard, message_id: int, text: str | Text, markup: Any) -> bool:
+async def _edit(wizard: RunningWizard, message_id: int, text: str | Text, markup: Any) -> bool:
     """Edit the wizard's message ``message_id`` to ``text`` and ``markup``. ``True`` when the
     message now shows them (an edit that changes nothing included), ``False`` when Telegram
     refused the edit (deleted, too old, not editable): the caller sends a new message."""
@@ -81,7 +70,7 @@ async def _edit(wizard: Wizard, message_id: int, text: str | Text, markup: Any) 
     return True
 
 
-async def _clear_keyboard(wizard: Wizard, message_id: int) -> None:
+async def _clear_keyboard(wizard: RunningWizard, message_id: int) -> None:
     """Take the inline keyboard off the wizard's message ``message_id``. Cosmetic: a message
     that has none, is gone or is too old is left as it is."""
     try:
@@ -94,7 +83,7 @@ async def _clear_keyboard(wizard: Wizard, message_id: int) -> None:
         logger.warning("%s: keyboard of message %d left: %s", wizard.key, message_id, exc)
 
 
-async def _take_press(wizard: Wizard, toast: str | None = None) -> int | None:
+async def _take_press(wizard: RunningWizard, toast: str | None = None) -> int | None:
     """Answer the button press being handled, if any (with ``toast``); the id of the message
     the wizard shows now: the pressed one, else the stored one."""
     press, wizard._press = wizard._press, None
@@ -110,7 +99,7 @@ async def _take_press(wizard: Wizard, toast: str | None = None) -> int | None:
     return current  # too old for Telegram to include it
 
 
-async def show_prompt(wizard: Wizard, text: str | Text, markup: Any, *, edit: bool) -> bool:
+async def show_prompt(wizard: RunningWizard, text: str | Text, markup: Any, *, edit: bool) -> bool:
     """Show a prompt of a wizard that has ``"edit"`` steps; whether its stored message id
     changed (the caller stores it).
 
@@ -137,7 +126,7 @@ async def show_prompt(wizard: Wizard, text: str | Text, markup: Any, *, edit: bo
     return message.message_id != stored
 
 
-async def sent_anew(wizard: Wizard, message: Message) -> bool:
+async def sent_anew(wizard: RunningWizard, message: Message) -> bool:
     """A prompt of a wizard with ``"edit"`` steps that could only be sent as a new message
     (a photo, say: a text message cannot be edited into one): the press is answered, the
     previous prompt loses its keyboard, and ``message`` is the prompt's message now. Whether
@@ -150,7 +139,7 @@ async def sent_anew(wizard: Wizard, message: Message) -> bool:
     return message.message_id != stored
 
 
-async def refuse_press(wizard: Wizard, reason: str) -> bool:
+async def refuse_press(wizard: RunningWizard, reason: str) -> bool:
     """Answer a rejected button press of an ``"edit"`` step with a toast saying ``reason``,
     leaving the message (and its buttons) as it is; ``False`` if no press is being handled."""
     if wizard._press is None:
@@ -159,7 +148,7 @@ async def refuse_press(wizard: Wizard, reason: str) -> bool:
     return True
 
 
-async def close(wizard: Wizard, text: str | Text | None) -> None:
+async def close(wizard: RunningWizard, text: str | Text | None) -> None:
     """End a wizard's message: edit it to ``text`` without buttons (sent as a new message if it
     cannot be edited), or with ``text=None`` only take its buttons off. Runs once: the wizard
     has no message afterwards."""
@@ -169,7 +158,7 @@ async def close(wizard: Wizard, text: str | Text | None) -> None:
         if current is not None:
             await _clear_keyboard(wizard, current)
         return
-    closing = wizard._closing_markup()  # a reply keyboard is removed only by a new message
+    closing = closing_markup(wizard)  # a reply keyboard is removed only by a new message
     if current is not None and closing is None and await _edit(wizard, current, text, None):
         return
     await wizard.answer(text, reply_markup=closing)
@@ -177,7 +166,7 @@ async def close(wizard: Wizard, text: str | Text | None) -> None:
         await _clear_keyboard(wizard, current)
 
 
-async def drop_press(wizard: Wizard) -> None:
+async def drop_press(wizard: RunningWizard) -> None:
     """Answer a pending button press without showing anything (its step failed)."""
     if wizard._press is not None:
         await _take_press(wizard)
@@ -189,3 +178,17 @@ async def quietly(call: Awaitable[Any]) -> None:
         await call
     except TelegramAPIError as exc:
         logger.warning("cosmetic Bot API call failed: %s", exc)
+
+
+def closing_markup(self: RunningWizard) -> ReplyKeyboardRemove | None:
+    """What removes a reply keyboard the wizard showed (``None`` when it shows none)."""
+    return ReplyKeyboardRemove() if self._uses_reply else None
+
+
+async def answer_in_place(wizard: RunningWizard, text: str | Text) -> None:
+    """The body of [`Wizard.answer_in_place`][aiostep_dialogs.Wizard.answer_in_place]: say a
+    closing ``text``, in the wizard's message in one-message mode, else as a new message."""
+    if wizard._edits:
+        await close(wizard, text)
+    else:
+        await wizard.answer(text, reply_markup=closing_markup(wizard))

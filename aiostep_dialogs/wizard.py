@@ -6,48 +6,47 @@ state and collected data (one storage write). The pending step's JSON kwargs car
 a running wizard: navigation history, the prompt's button nonce, attempts and a schema
 fingerprint. Nothing lives only in process memory.
 
-This module is the class you subclass: its options, hooks and the API of step methods. The
-work is done by modules that never import this one when they run: `aiostep_dialogs.spec` (the
-declarations), `aiostep_dialogs.record` (the stored record), `aiostep_dialogs.render`
-(prompts and keyboards), `aiostep_dialogs.runtime` (the per-update machinery) and
-`aiostep_dialogs.setup` (installing wizards on a Dispatcher); see the Architecture page.
+This module is the class you subclass: its options, hooks and the API of step methods. Its
+base, `aiostep_dialogs.running.RunningWizard`, holds a running conversation's state; the work
+is done by modules below it that take that base and never import this one:
+`aiostep_dialogs.spec` (the declarations), `aiostep_dialogs.record` (the stored record),
+`aiostep_dialogs.render` (prompts and keyboards), `aiostep_dialogs.runtime` (the per-update
+machinery) and `aiostep_dialogs.setup` (installing wizards on a Dispatcher); see the
+Architecture page.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal, cast, overload
+from collections.abc import Mapping
+from typing import Any, Literal, cast, overload
 
 from aiogram import Bot, Dispatcher, Router
-from aiogram.client.default import Default
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.formatting import Text
 
 import aiostep
-from aiostep.keys import ANYONE, ConversationKey, storage_key
-from aiostep.storage import BaseStorage
+from aiostep.keys import ANYONE, storage_key
 from aiostep_dialogs import calls as _calls
 from aiostep_dialogs import graph as _graph
 from aiostep_dialogs import record as _record
+from aiostep_dialogs import registry as _registry
 from aiostep_dialogs import render as _rendering
 from aiostep_dialogs import runtime as _runtime
 from aiostep_dialogs import setup as _setup
 from aiostep_dialogs import ui as _ui
-from aiostep_dialogs.calls import Call, Jump
-from aiostep_dialogs.formatting import effective_parse_mode, escape
-from aiostep_dialogs.i18n import (
-    DEFAULT_LOCALE,
-    Language,
-    Localized,
-    is_localized,
-    locale_now,
-    locale_of,
+from aiostep_dialogs.compiling import (
+    _check_drift_options,
+    _check_step_method,
+    _check_targets,
+    _reserved_names,
+    check_captions,
+    requests_of,
+    timings_of,
 )
-from aiostep_dialogs.injection import Needs, needs_of
-from aiostep_dialogs.media import check_captions
+from aiostep_dialogs.i18n import DEFAULT_LOCALE, Language, locale_now, locale_of
+from aiostep_dialogs.injection import needs_of
 
 # re-exported: the declarations, the record and the setup helpers were defined here before
 # they got modules of their own, and code (tests, users' tools) imports them from here
@@ -59,11 +58,10 @@ from aiostep_dialogs.record import (  # noqa: F401
     _undo,
     _undo_entry,
 )
-from aiostep_dialogs.requests import CompiledRequest, compile_request
+from aiostep_dialogs.registry import _FORGET_UNKNOWN, _forget_unknown_wizard  # noqa: F401
+from aiostep_dialogs.running import Call, Jump, RunningWizard
 from aiostep_dialogs.setup import (  # noqa: F401
-    _FORGET_UNKNOWN,
     _find_listen,
-    _forget_unknown_wizard,
     _handled,
     _mark_handled,
     _Marker,
@@ -77,22 +75,18 @@ from aiostep_dialogs.spec import (  # noqa: F401
     Prompt,
     StepSpec,
     Texts,
-    _check_drift_options,
-    _check_step_method,
-    _check_targets,
     _given_the_locale,
-    _reserved_names,
     _takes_locale,
+    check_ui,
     default_hook,
     step,
 )
-from aiostep_dialogs.timeouts import Duration, Timing, timings_of
 from aiostep_dialogs.ui import quietly as _quietly  # noqa: F401
 
 __all__ = ["Commands", "Finish", "StepSpec", "Texts", "Wizard", "step"]
 
 
-class Wizard:
+class Wizard(RunningWizard):
     """Base class of a multi-step conversation.
 
     Subclass it, declare ``class State(Enum)`` and decorate one method per state with
@@ -129,73 +123,6 @@ class Wizard:
     mode) edits the message whose button was pressed into the next prompt (a typed answer
     gets a new message, and the old one loses its buttons); a step's ``ui=`` overrides it.
     """
-
-    #: tells `aiostep_dialogs.spec.is_wizard_class` a wizard class from any other
-    __aiostep_wizard__: ClassVar[bool] = True
-    State: ClassVar[type[enum.Enum]]
-    wizard_id: ClassVar[str]
-    commands: ClassVar[Commands] = Commands()
-    texts: ClassVar[Texts] = Texts()
-    show_progress: ClassVar[bool] = False
-    on_reentry: ClassVar[Literal["resume", "restart"]] = "resume"
-    scope: ClassVar[Literal["user", "chat"]] = "user"
-    max_attempts: ClassVar[int | None] = None
-    parse_mode: ClassVar[str | Default | None] = Default("parse_mode")
-    renamed: ClassVar[Mapping[str, enum.Enum]] = {}
-    fallback: ClassVar[enum.Enum | None] = None
-    schema_version: ClassVar[int] = 1
-    ui: ClassVar[_ui.UI] = "send"
-    timeout: ClassVar[Duration | None] = None
-    remind_after: ClassVar[Duration | Sequence[Duration] | None] = None
-
-    _steps: ClassVar[tuple[StepSpec, ...]] = ()
-    _timing: ClassVar[dict[str, Timing]] = {}
-    _renamed: ClassVar[dict[str, str]] = {}
-    _drift_step: ClassVar[aiostep.RegisteredStep | None] = None
-    # its compiled steps (set at class definition), registered by each setup
-    _step_entries: ClassVar[tuple[aiostep.RegisteredStep, ...]] = ()
-    _by_state: ClassVar[dict[str, StepSpec]] = {}
-    _fingerprint: ClassVar[str] = ""
-    # the storage and Listen of the latest setup: what start/forget use outside an update
-    # (in one, the Listen handling it)
-    _storage: ClassVar[BaseStorage | None] = None
-    _listen: ClassVar[aiostep.Listen | None] = None
-    _hook_needs: ClassVar[dict[str, Needs]] = {}
-    #: the handler data of the update being handled (empty outside one): what aiogram would
-    #: pass a handler (``bot``, ``event_from_user``, middleware data, ``dp["..."]`` values)
-    middleware_data: Mapping[str, Any] = MappingProxyType({})
-    _requests: ClassVar[dict[str, CompiledRequest]] = {}
-    # set on a restored wizard: its stored state was removed, and it was moved (not yet
-    # written); the fingerprint its last prompt's buttons were sent with
-    _moved: bool = False
-    _sent_fp: str = ""
-    # the language of this update once worked out (only when a text depends on it), and the
-    # locale stored with the conversation (kept for what is said with no update to answer)
-    _language_now: Language | None = None
-    _stored_locale: str | None = None
-    # whether conversations store their user's language: only when the wizard has texts that
-    # depend on it (set at class definition; a wizard that speaks with no update sets it too)
-    _stores_locale: ClassVar[bool] = False
-    # one-message mode (see aiostep_dialogs.ui): the states whose prompt edits in place, and
-    # whether there is any (only then is the prompt's message id stored)
-    _edit_states: ClassVar[frozenset[str]] = frozenset()
-    _edits: ClassVar[bool] = False
-    #: whether a step shows a reply keyboard (choices or a request button), which the next
-    #: prompt without one removes
-    _uses_reply: ClassVar[bool] = False
-    #: one-message mode: the id of the message showing the current prompt (stored as ``"m"``)
-    prompt_message_id: int | None = None
-    # one-message mode: the button press being handled, answered when its outcome is shown
-    _press: CallbackQuery | None = None
-    # the callers waiting for this wizard, outermost first (see aiostep_dialogs.calls)
-    _stack: tuple[dict[str, Any], ...] = ()
-    # a picker step's option values shown (stored), values picked (stored), and the labels
-    # of the options shown by this update (not stored); see aiostep_dialogs.choices
-    _shown: list[Any] | None = None
-    _picked: tuple[Any, ...] = ()
-    _labels: Mapping[Any, str] | None = None
-    # set by a reminder re-parking its step: when the step was asked, and reminders sent
-    _wake: tuple[float, int] | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -242,17 +169,13 @@ class Wizard:
         cls._by_state = {s.state.name: s for s in specs}
         cls._stores_locale = cls._stores_locale or any(s.localized for s in specs)
         cls._renamed = _check_drift_options(cls, state_enum)
-        shown = _ui.check_ui(cls.ui, f"{cls.__qualname__}.ui")
+        shown = check_ui(cls.ui, f"{cls.__qualname__}.ui")
         cls._edit_states = frozenset(s.state.name for s in specs if (s.ui or shown) == "edit")
         cls._edits = bool(cls._edit_states)
         cls._uses_reply = any(
             (s.choices and s.keyboard == "reply") or s.request is not None for s in specs
         )
-        cls._requests = {
-            s.state.name: compile_request(s, cls._step_name(s), cls.texts)
-            for s in specs
-            if s.request is not None
-        }
+        cls._requests = requests_of(cls, specs)
         shape = cls.wizard_id + "|" + ",".join(s.state.name for s in specs)
         cls._fingerprint = hashlib.sha1(shape.encode()).hexdigest()[:8]
         cls._timing = timings_of(cls, specs)
@@ -260,32 +183,6 @@ class Wizard:
             # a reminder or a timeout speaks with no update: the user's language is stored
             cls._stores_locale = True
         _setup.prepare(cls)
-
-    def __init__(
-        self,
-        *,
-        key: ConversationKey,
-        bot: Bot,
-        event: TelegramObject | None = None,
-        data: dict[str, Any] | None = None,
-        state: enum.Enum | None = None,
-        history: list[dict[str, Any]] | None = None,
-        nonce: str = "",
-        attempts: int = 0,
-    ) -> None:
-        self.key = key
-        self.bot = bot
-        self.event = event
-        #: the data collected so far (JSON values); persisted after each step
-        self.data: dict[str, Any] = data if data is not None else {}
-        self.state = state
-        #: the steps answered so far, newest last: ``{"s": state name, "r": {name: value the
-        #: answer replaced}, "x": [names the answer added]}`` (empty parts left out)
-        self.history: list[dict[str, Any]] = history if history is not None else []
-        self.nonce = nonce
-        self.attempts = attempts
-        #: what ``finish(result)`` carried, for ``on_finish``
-        self.result: Any = None
 
     # -- API for step methods and hooks --------------------------------------------------------
     def finish(self, result: Any = None) -> Finish:
@@ -347,33 +244,8 @@ class Wizard:
         """This wizard's flow as a Mermaid flowchart (see `aiostep_dialogs.graph`)."""
         return _graph.to_mermaid(cls)
 
-    async def answer(self, text: str | Text | Localized, **kwargs: Any) -> Message:
-        """Send ``text`` to the wizard's chat (and forum topic).
-
-        A string is markup for the wizard's ``parse_mode`` (escape user data in it with
-        [`aiostep_dialogs.formatting.escape`][aiostep_dialogs.escape]); an aiogram formatting node
-        (``Text``, ``Bold``...) is sent as text and entities, with nothing to escape. A text in
-        the user's language (a [`Localized`][aiostep_dialogs.i18n.Localized]) is said in
-        [`locale`][aiostep_dialogs.Wizard.locale], as markup like a string.
-        """
-        if self.key.thread_id is not None:
-            kwargs.setdefault("message_thread_id", self.key.thread_id)
-        if isinstance(text, Text):
-            return await self.bot.send_message(self.key.chat_id, **{**text.as_kwargs(), **kwargs})
-        if type(text) is not str and is_localized(text):
-            text = (await self._language()).say(text)
-        kwargs.setdefault("parse_mode", self.parse_mode)
-        return await self.bot.send_message(self.key.chat_id, cast(str, text), **kwargs)
-
-    @property
-    def locale(self) -> str:
-        """The language this wizard speaks to the user now: the choice of aiogram's i18n
-        middleware if the bot installed one, else the sender's Telegram ``language_code``,
-        else the one stored with the conversation (a message sent with no update), else
-        ``"en"``."""
-        return self._language_sync().locale
-
     def _language_sync(self) -> Language:
+        """The language of this update, found without awaiting."""
         if self._language_now is not None:
             return self._language_now
         return locale_now(self.event, self.middleware_data, self._stored_locale)
@@ -388,48 +260,12 @@ class Wizard:
                 self._stored_locale = language.locale if language.locale != DEFAULT_LOCALE else None
         return self._language_now
 
-    def _keep_locale(self) -> None:
-        """At a wizard's start: keep its user's language with the conversation, for what is
-        said with no update (only a wizard with texts in several languages stores one)."""
-        if self._stores_locale:
-            locale = self.locale
-            self._stored_locale = locale if locale != DEFAULT_LOCALE else None
-
-    def _text(self, text: Localized) -> str:
-        """One of ``texts`` in the user's language, escaped for the parse mode in effect unless
-        it is ``Markup``: the defaults are plain text, and MarkdownV2 reserves the ``.`` they
-        end in."""
-        said = self._language_sync().say(text)
-        return escape(said, effective_parse_mode(self.bot, self.parse_mode))
-
-    def _say(self, text: Localized, **params: Any) -> str:
-        """``text`` (a label, a toast) in the language of this update: the one worked out
-        already, else found without awaiting. A plain string is said as it is."""
-        if type(text) is str:
-            return text.format(**params) if params else text
-        return self._language_sync().say(text, **params)
-
-    async def _said(self, text: Localized, **params: Any) -> str:
-        """``text`` in the language of this update (asking a late i18n middleware once)."""
-        if type(text) is str:
-            return text.format(**params) if params else text
-        return (await self._language()).say(text, **params)
-
     async def answer_in_place(self, text: str | Text) -> None:
         """Say a closing ``text`` (a summary, "Cancelled."): in one-message mode (``ui =
         "edit"``) the wizard's message is edited to it and loses its buttons (a new message if
         it can no longer be edited); otherwise it is sent like
         [`answer`][aiostep_dialogs.Wizard.answer]."""
-        if self._edits:
-            await _ui.close(self, text)
-        else:
-            await self.answer(text, reply_markup=self._closing_markup())
-
-    async def _hook(self, name: str, *args: Any) -> Any:
-        """Run the hook ``name`` with ``args`` and the handler data it asks for by name."""
-        needs = self._hook_needs.get(name)
-        hook = getattr(self, name)
-        return await (hook(*args, **needs.kwargs(self.middleware_data)) if needs else hook(*args))
+        await _ui.answer_in_place(self, text)
 
     @default_hook
     async def on_start(self) -> None:
@@ -500,7 +336,9 @@ class Wizard:
         Returns:
             the wizard's router (already included).
         """
-        return _setup.install(cls, dp, entry=entry, storage=storage, dispatcher=dispatcher)
+        return _setup.install(
+            cls, dp, entry=entry, storage=storage, dispatcher=dispatcher, start=cls.start
+        )
 
     @classmethod
     async def start(
@@ -525,7 +363,7 @@ class Wizard:
                 up on.
         """
         _mark_handled()
-        key = cls._key(event)
+        key = _runtime.key_for(cls, event)
         if key is None:
             raise ValueError("cannot start a wizard for an update without a user and a chat")
         if bot is None:
@@ -539,14 +377,14 @@ class Wizard:
         if (
             ctx is not None
             and ctx.listen.storage is not None
-            and not _setup.is_installed(ctx.listen, cls.wizard_id)
+            and not _registry.is_installed(ctx.listen, cls.wizard_id)
         ):
             raise _calls.WizardNotSetUpError(
                 f"{cls.__qualname__}.start(...): {cls.__qualname__} is not set up on the "
                 f"Dispatcher handling this update; call {cls.__qualname__}.setup(dp) on it "
                 "(entry= may be left out)"
             )
-        storage = cls._storage_or_fail()
+        storage = _record.storage_or_fail(cls)
         # the routing of this update already read the record: reuse it (one round trip less)
         if middleware_data is None:
             middleware_data = ctx.data if ctx is not None else {"bot": bot}
@@ -557,20 +395,20 @@ class Wizard:
             record = await storage.read(storage_key(key))
         running_cls = None
         if record is not None and record.callback is not None:
-            running_cls = _setup.wizard_named(
+            running_cls = _registry.wizard_named(
                 _runtime.listen_of(cls), _record.stored_wizard_id(record)
             )
         if running_cls is not None and record is not None:
-            running = running_cls._restore(record, key, bot, event)
+            running = _record.restore(running_cls, record, key, bot, event)
             if running is not None:
                 running.middleware_data = middleware_data
             resumes = running is not None and (
                 running_cls is cls or any(f["w"] == cls.wizard_id for f in running._stack)
             )  # this wizard runs here, or waits for a wizard it called: that one goes on
             if running is not None and resumes and cls.on_reentry == "resume":
-                await running._settle()
-                await running._send_prompt(running._spec())
-                return running
+                await _runtime.settle(running)
+                await _rendering.send_prompt(running, running._spec())
+                return cast("Wizard", running)  # a class set up as a Wizard
             if running is not None and running_cls is not cls:
                 # another wizard was running here: it gives way (and so do its callers)
                 if running._stack:
@@ -581,7 +419,7 @@ class Wizard:
         wizard.middleware_data = middleware_data
         wizard._keep_locale()
         await wizard._hook("on_start")
-        await wizard._enter(cls._steps[0])
+        await _runtime.enter(wizard, cls._steps[0])
         return wizard
 
     @classmethod
@@ -611,7 +449,7 @@ class Wizard:
             chat_id=chat_id,
             thread_id=thread_id,
             bot_id=bot.id,
-            storage=cls._storage_or_fail(),
+            storage=_record.storage_or_fail(cls),
             forget=True,
         )
 
@@ -633,56 +471,11 @@ class Wizard:
         """
         return data
 
-    @classmethod
-    def _step_name(cls, spec: StepSpec) -> str:
-        return f"{cls.wizard_id}:{spec.state.name}"
-
-    def _spec(self) -> StepSpec:
-        assert self.state is not None
-        return self._by_state[self.state.name]
-
-    # -- the framework's runtime, in its own modules (bound here as methods: no extra call) ---
-    # the stored record (aiostep_dialogs.record)
+    # the runtime's functions, bound for code that calls them on a wizard (the playgrounds,
+    # tests); the runtime itself calls the functions directly
     _restore = classmethod(_record.restore)
-    _rebuild = classmethod(_record.rebuild)
-    _migrated = classmethod(_record.migrated)
-    _fall_back = classmethod(_record.fall_back)
-    _left_for_newer = classmethod(_record.left_for_newer)
-    # installing on a Dispatcher (aiostep_dialogs.setup)
-    _router = classmethod(_setup.router_for)
-    _nav_handler = classmethod(_setup.nav_handler)
-    _registered_names = classmethod(_setup.registered_names)
-    # per update (aiostep_dialogs.runtime)
-    _key = classmethod(_runtime.key_for)
-    _sender_has_own_wizard = classmethod(_runtime.sender_has_own_wizard)
-    _storage_or_fail = classmethod(_runtime.storage_or_fail)
-    _restore_stepping = classmethod(_runtime.restore_stepping)
-    _compile = classmethod(_runtime.compile_step)
-    _compile_moved = classmethod(_runtime.compile_moved)
-    _load = classmethod(_runtime.load)
-    _settle = _runtime.settle
-    _handle = _runtime.handle
-    _pressed = _runtime.pressed
-    _validate = _runtime.validate
-    _reject = _runtime.reject
-    _advance = _runtime.advance
-    _enter = _runtime.enter
-    _park = _runtime.park
-    _park_and_prompt = _runtime.park_and_prompt
-    _time_out = _runtime.time_out
-    _finish = _runtime.finish
-    _clear = _runtime.clear
-    _do_back = _runtime.do_back
-    _do_cancel = _runtime.do_cancel
-    _do_skip = _runtime.do_skip
-    # what is shown (aiostep_dialogs.render)
-    _render = _rendering.render
-    _render_localized = _rendering.render_localized
-    _choice_labels = _rendering.choice_labels
-    _closing_markup = _rendering.closing_markup
-    _markup = _rendering.markup
+    _park = _record.park
     _send_prompt = _rendering.send_prompt
-    _say_error = _rendering.say_error
 
 
 _RESERVED = _reserved_names(Wizard)

@@ -27,8 +27,9 @@ DRAWN = {
         "ordering", "calling", "clock", "exceptions",
     ),
     "aiostep_dialogs": (
-        "wizard", "setup", "runtime", "render", "record", "calls", "graph", "spec",
-        "sources", "choices", "requests", "media", "timeouts", "button_data", "ui",
+        "wizard", "setup", "runtime", "calls", "render", "picking", "registry", "record",
+        "ui", "button_data", "graph", "compiling", "running", "spec", "sources", "choices",
+        "requests", "media", "timeouts",
     ),
     "aiostep.testing": (
         "pytest_plugin", "simulator", "conversation", "updates", "session", "emulation",
