@@ -421,12 +421,13 @@ def _json_size(value: Any, where: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def _unencodable(value: Any, where: str, exc: BaseException) -> NoReturn:
-    """Raise the error that names what in ``value`` JSON could not write (the slow path)."""
+def _unencodable(value: Any, where: _Path, exc: BaseException) -> NoReturn:
+    """Raise the error that names what in ``value`` JSON could not write (the slow path);
+    ``where``: the value's path (``"kwargs"``, or ``("data", name)`` for one data item)."""
     if type(value) is dict:
         _check_object(value, where)
     _check_long_ints(value, where)
-    raise TypeError(f"{where} is not JSON-serializable: {exc}") from exc
+    raise TypeError(f"{_where(where)} is not JSON-serializable: {exc}") from exc
 
 
 def _check_long_ints(value: Any, path: _Path) -> None:

@@ -42,9 +42,11 @@ from aiostep.storage.base import (
     StateContext,
     StorageKey,
     _key,
+    _unencodable,
     _Unset,
     check_patch,
     new_owner,
+    patch_size,
 )
 from aiostep.storage.redis_deadlines import RedisDeadlines
 from aiostep.storage.redis_keys import companion as _companion
@@ -463,6 +465,26 @@ def _reply(raw: Any) -> Any:
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
+def _encoded(value: Any, where: Any) -> str:
+    """``value`` (passed by `check_patch`) as stored; what JSON cannot write after all (an
+    int too long for text) raises the `TypeError` that names where it is."""
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        _unencodable(value, where, exc)
+
+
+def _utf8(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _name_size(name: str) -> int:
+    """UTF-8 bytes of ``"name":`` in compact JSON (a plain name: its length and three)."""
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        return len(name) + 3
+    return _utf8(_dumps(name)) + 1
+
+
 class RedisStateStorage(RedisDeadlines, BaseStorage):
     """Storage in Redis: use it when conversations must survive restarts and be shared by
     several worker processes.
@@ -603,9 +625,12 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 delete.extend(_STEP_FIELDS)
             else:
                 pairs.extend(("callback", patch.callback))
+        size = 0  # of the data and kwargs the patch writes, as compact JSON (patch_size)
         if patch.kwargs is not UNSET:
             if patch.kwargs:
-                pairs.extend(("kwargs", _dumps(patch.kwargs)))
+                encoded = _encoded(patch.kwargs, "kwargs")
+                size = _utf8(encoded)
+                pairs.extend(("kwargs", encoded))
             else:
                 delete.append("kwargs")
         if patch.deadline is not UNSET:
@@ -623,7 +648,20 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         if patch.data_update is not UNSET:
             items.update(patch.data_update)
         for name, value in items.items():
-            pairs.extend(("d:" + name, _dumps(value)))
+            encoded = _encoded(value, ("data", name))
+            pairs.extend(("d:" + name, encoded))
+            size += _utf8(encoded) + _name_size(name)
+        if items:
+            size += len(items) + 1  # a dict's braces and the commas between its items
+        limit_bytes = self.max_record_bytes
+        if limit_bytes is not None and size > limit_bytes:
+            if patch.data is not UNSET and patch.data_update is not UNSET:
+                # both (no caller of ours gives both): measured as two dicts, as patch_size does
+                size = patch_size(patch)
+            if size > limit_bytes:
+                raise RecordTooLargeError(
+                    _key(key), size, limit_bytes, "the data and kwargs it writes"
+                )
         ttl = self._ex(ex)
         ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
         owner = "" if patch.owner is UNSET else patch.owner
@@ -656,6 +694,9 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 "its data and kwargs, with this update merged in",
             )
         return None if blind else _decode(result)
+
+    def _refuse_oversize(self, key: StorageKey, patch: Patch) -> None:
+        """Nothing here: `_write` measures the JSON it encodes for the script (once)."""
 
     async def _write_blind(
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET

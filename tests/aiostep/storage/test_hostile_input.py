@@ -21,7 +21,7 @@ import pytest
 
 from aiostep.exceptions import AiostepError, RecordTooLargeError
 from aiostep.keys import ConversationKey, storage_key
-from aiostep.storage.base import MAX_RECORD_BYTES, BaseStorage, Patch, StateContext
+from aiostep.storage.base import MAX_RECORD_BYTES, BaseStorage, Patch, StateContext, patch_size
 from aiostep.storage.file import FileStateStorage
 from aiostep.storage.memory import MemoryStateStorage
 from tests.aiostep.storage import test_conformance as conformance
@@ -590,3 +590,25 @@ async def test_nul_is_fine_in_values_nested_names_and_kwargs(storage: BaseStorag
     assert record is not None
     assert record.data == {"v": "a\x00b", "nested": {"a\x00b": ["\x00"]}}
     assert record.kwargs == {"a\x00b": "\x00"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": 1, "b": "x"},
+        {"é": "ü" * 40, 'q"': [1, {"x": None}], "back\\slash": 1.5},
+        {"line\nbreak": "v" * 90, "\x7f": True},
+    ],
+    ids=["plain", "escaped-names", "control-chars"],
+)
+async def test_a_refused_write_names_the_size_patch_size_measures(
+    storage: BaseStorage, data: dict[str, Any]
+) -> None:
+    """Every backend measures a patch as `patch_size` does (compact JSON, UTF-8), whether it
+    encodes once for itself (Memory, Redis) or measures first (File)."""
+    limited(storage, 10)
+    patch = Patch(data=data, kwargs={"k": "v", "é": [1, 2]})
+    with pytest.raises(RecordTooLargeError) as excinfo:
+        await storage.write(KEY, patch)
+    assert excinfo.value.size == patch_size(patch)
+    assert await storage.read(KEY) is None  # nothing written
