@@ -1,9 +1,14 @@
 """Redis storage on ``redis.asyncio``: shared by several workers, one round trip per operation.
 
 Layout: one hash per key, ``{prefix}{key}``, with fields ``state``, ``callback``, ``chat_id``,
-``kwargs``, ``deadline``, ``on_timeout``, ``token``, ``accepts``, ``busy`` (the lease of a
-claimed step, so other workers wait for its outcome), one ``d:<name>`` field per data item
-(its JSON) and ``order`` (the data names in insertion order, as on the other backends).
+``deadline``, ``on_timeout``, ``token``, ``accepts``, ``busy`` (the lease of a claimed step,
+so other workers wait for its outcome), one ``k:<name>`` field per item of the step's kwargs
+and one ``d:<name>`` field per data item (their JSON), and ``order`` (the data names in
+insertion order, as on the other backends). Short fields keep a small hash in Redis' compact
+encoding (values up to ``hash-max-listpack-value``, 64 bytes by default): one value over it
+makes the whole hash a hashtable, about three times the bytes. A record written before the
+kwargs had fields of their own keeps them in one ``kwargs`` field; it is read as before, and
+the next write of its step replaces it.
 ``update_data`` is an ``HSET`` of the changed items, so concurrent updates never lose each
 other; writes and claims are Lua scripts (atomic, one round trip).
 
@@ -101,9 +106,15 @@ _STEP_FIELDS = (
 
 # Shared Lua: drop the pending step (and its claim); forget chat_id when no state is left either.
 _DROP = """
+local function drop_kwargs(key)
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'k:' then redis.call('HDEL', key, f) end
+  end
+end
 local function drop(key)
   redis.call('HDEL', key, 'callback', 'kwargs', 'deadline', 'on_timeout', 'token', 'accepts',
     'busy', 'claim', 'inflight')
+  drop_kwargs(key)
   if redis.call('HEXISTS', key, 'state') == 0 then redis.call('HDEL', key, 'chat_id') end
 end
 -- a claim is alive while its lease runs
@@ -133,24 +144,29 @@ local ndel = tonumber(ARGV[5])
 if ARGV[4] ~= '' then
   -- the record's data and kwargs after this merge, measured as JSON (as the Python side does;
   -- a data name JSON would escape counts unescaped): over the limit, nothing is written
-  local data, kw = {}, nil
+  local data, kws, kw = {}, {}, nil
   for i = 1, #before, 2 do
     local f = before[i]
-    if f == 'kwargs' then kw = #before[i + 1]
-    elseif ARGV[2] ~= '1' and string.sub(f, 1, 2) == 'd:' then
+    local head = string.sub(f, 1, 2)
+    if f == 'kwargs' then kw = #before[i + 1]  -- a record written before kwargs had fields
+    elseif head == 'k:' then kws[string.sub(f, 3)] = #before[i + 1]
+    elseif ARGV[2] ~= '1' and head == 'd:' then
       data[string.sub(f, 3)] = #before[i + 1]
     end
   end
-  for i = 6, 5 + ndel do if ARGV[i] == 'kwargs' then kw = nil end end
+  for i = 6, 5 + ndel do if ARGV[i] == 'kwargs' then kw = nil; kws = {} end end
   for i = 6 + ndel, #ARGV, 2 do
     local f = ARGV[i]
-    if f == 'kwargs' then kw = #ARGV[i + 1]
-    elseif string.sub(f, 1, 2) == 'd:' then data[string.sub(f, 3)] = #ARGV[i + 1] end
+    local head = string.sub(f, 1, 2)
+    if head == 'k:' then kws[string.sub(f, 3)] = #ARGV[i + 1]
+    elseif head == 'd:' then data[string.sub(f, 3)] = #ARGV[i + 1] end
   end
-  local size, n = 0, 0
-  for name, len in pairs(data) do size = size + #name + 3 + len; n = n + 1 end
-  if n > 0 then size = size + n + 1 end  -- the braces, and a comma between items
-  size = size + (kw or 0)
+  local size = kw or 0
+  for _, items in ipairs({data, kws}) do
+    local n = 0
+    for name, len in pairs(items) do size = size + #name + 3 + len; n = n + 1 end
+    if n > 0 then size = size + n + 1 end  -- the braces, and a comma between items
+  end
   if size > tonumber(ARGV[4]) then return {2, tostring(size)} end
 end
 if ARGV[3] ~= '' then
@@ -167,7 +183,14 @@ if ARGV[2] == '1' then
     if string.sub(before[i], 1, 2) == 'd:' then redis.call('HDEL', key, before[i]) end
   end
 end
-for i = 6, 5 + ndel do redis.call('HDEL', key, ARGV[i]) end
+for i = 6, 5 + ndel do
+  redis.call('HDEL', key, ARGV[i])
+  if ARGV[i] == 'kwargs' then  -- the step's kwargs are replaced: each of its fields goes
+    for j = 1, #before, 2 do
+      if string.sub(before[j], 1, 2) == 'k:' then redis.call('HDEL', key, before[j]) end
+    end
+  end
+end
 -- 'order' lists the data names, NUL-terminated, in insertion order: a hash has none of its own
 local order = ''
 if ARGV[2] ~= '1' then order = redis.call('HGET', key, 'order') or '' end
@@ -435,6 +458,8 @@ def _decode(raw_record: Any) -> StateContext | None:
     for name, raw in pairs:
         if name[:2] == "d:":
             record.data[name[2:]] = json.loads(raw)
+        elif name[:2] == "k:":
+            record.kwargs[name[2:]] = json.loads(raw)
         elif name in plain:
             attribute, read = plain[name]
             setattr(record, attribute, raw if read is None else read(raw))
@@ -627,12 +652,16 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
                 pairs.extend(("callback", patch.callback))
         size = 0  # of the data and kwargs the patch writes, as compact JSON (patch_size)
         if patch.kwargs is not UNSET:
+            # one field per item ("k:name"), as data has: short values keep a small hash in
+            # Redis' compact encoding, which one value over 64 bytes would end. Deleting
+            # "kwargs" deletes every "k:" field too (the write script).
+            delete.append("kwargs")
+            for name, value in patch.kwargs.items():
+                encoded = _encoded(value, ("kwargs", name))
+                pairs.extend(("k:" + name, encoded))
+                size += _utf8(encoded) + _name_size(name)
             if patch.kwargs:
-                encoded = _encoded(patch.kwargs, "kwargs")
-                size = _utf8(encoded)
-                pairs.extend(("kwargs", encoded))
-            else:
-                delete.append("kwargs")
+                size += len(patch.kwargs) + 1  # its braces and commas
         if patch.deadline is not UNSET:
             put("deadline", patch.deadline, repr(patch.deadline))
         for name in ("on_timeout", "token", "accepts"):
