@@ -90,15 +90,24 @@ class QuickBlockingPool(BlockingConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         """A connected connection: a free one at once, else wait as `BlockingConnectionPool`."""
-        free = self._available_connections if _CONDITION_POOL else None
-        if not free or self._waiting or getattr(self, "_in_maintenance", False):
+        # redis-py's own attributes, read only where they are what this shortcut expects (a
+        # redis-py that renames them gets its own blocking path, slower, never wrong)
+        free = getattr(self, "_available_connections", None) if _CONDITION_POOL else None
+        in_use = getattr(self, "_in_use_connections", None)
+        if (
+            not isinstance(free, list)
+            or not free
+            or not isinstance(in_use, set)
+            or self._waiting
+            or getattr(self, "_in_maintenance", False)
+        ):
             self._waiting += 1
             try:
                 return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
             finally:
                 self._waiting -= 1
         connection = free.pop()
-        self._in_use_connections.add(connection)
+        in_use.add(connection)
         try:
             # as redis-py's pools do: connected, and nothing left unread on it
             await self.ensure_connection(connection)
