@@ -4,7 +4,7 @@ history, the callers waiting for it...) and the class-level declarations the run
 (its steps, texts, options and what was compiled from them at class definition), with the
 language it speaks. Also the outcomes a step may return besides a ``State`` (`Call`, `Jump`).
 
-The runtime's modules (`aiostep_dialogs.record`, `render`, `stepping`, `calls`, `runtime`,
+The runtime's modules (`aiostep_dialogs.record`, `render`, `picking`, `calls`, `runtime`,
 `setup`...) take a `RunningWizard` and call each other as plain functions, downward only;
 none of them imports `aiostep_dialogs.wizard`, which is the class users subclass.
 """
