@@ -20,6 +20,7 @@ import aiostep
 from aiostep.clock import get_clock
 from aiostep.keys import ConversationKey
 from aiostep.storage import BaseStorage, StateContext
+from aiostep.storage.base import UNSET
 from aiostep_dialogs.choices import OptionValue
 from aiostep_dialogs.spec import StepSpec
 from aiostep_dialogs.timeouts import TICK
@@ -420,22 +421,8 @@ async def park(self: RunningWizard, spec: StepSpec, *, step_only: bool = False) 
     (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
     meta, timeout = park_meta(self, spec)
     storage, registry = _target(type(self))
-    if step_only:
-        # a press that is not an answer (a toggle, a page turn) shows the user is there:
-        # the step's deadline starts again, as for a new prompt
-        await aiostep.register_next_step(
-            self.key.user_id,
-            self._step_name(spec),
-            chat_id=self.key.chat_id,
-            thread_id=self.key.thread_id,
-            bot_id=self.key.bot_id,
-            kwargs=meta,
-            storage=storage,
-            registry=registry,
-            timeout=timeout,
-            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
-        )
-        return
+    # step_only: a press that is not an answer (a toggle, a page turn) shows the user is
+    # there: the step's deadline starts again, as for a new prompt, and state and data stay
     await aiostep.register_next_step(
         self.key.user_id,
         self._step_name(spec),
@@ -443,8 +430,8 @@ async def park(self: RunningWizard, spec: StepSpec, *, step_only: bool = False) 
         thread_id=self.key.thread_id,
         bot_id=self.key.bot_id,
         kwargs=meta,
-        state=spec.state,
-        data=self.data,
+        state=UNSET if step_only else spec.state,
+        data=None if step_only else self.data,
         storage=storage,
         registry=registry,
         timeout=timeout,
