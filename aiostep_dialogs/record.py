@@ -226,7 +226,9 @@ def restore(
     state moved to the fallback (``_moved``; written by the next write). ``None`` when
     ``record`` is not this wizard's, or was written by a newer deploy."""
     meta = record.kwargs
-    if _record_version(meta) is None:
+    version = meta.get("v")
+    # the usual record (this version's, written by this class's deploy) is told at a glance
+    if (version != RECORD_VERSION or type(version) is not int) and _record_version(meta) is None:
         # its layout may mean anything: not misread, treated as not running, kept as is
         logger.error(
             "%s: conversation %s is stored as wizard record version %r, and this code reads "
@@ -238,9 +240,10 @@ def restore(
             RECORD_VERSION,
         )
         return None
-    if stored_wizard_id(record) != cls.wizard_id or record.current_state is None:
+    current = record.current_state
+    if current is None or stored_wizard_id(record) != cls.wizard_id:
         return None
-    schema = _schema_of(meta)
+    schema = _schema_of(meta) if "sv" in meta else 1
     if schema is None or schema > cls.schema_version:
         logger.error(
             "%s: conversation %s holds data of schema_version %r, and this class is "
@@ -252,18 +255,27 @@ def restore(
             cls.schema_version,
         )
         return None
-    stored = record.current_state.rpartition(":")[2]
-    state_name = cls._renamed.get(stored, stored)
+    stored = current.rpartition(":")[2]
+    renamed = cls._renamed
+    by_state = cls._by_state
+    state_name = renamed.get(stored, stored) if renamed else stored
     data = dict(record.data)
     stored_history = meta.get("h")
-    history = [
-        {**h, "s": cls._renamed[h["s"]]} if h["s"] in cls._renamed else h
-        for h in map(_unpacked, stored_history if isinstance(stored_history, list) else ())
-        if h is not None
-    ]
-    if schema < cls.schema_version or any(h["s"] not in cls._by_state for h in history):
+    history: list[dict[str, Any]] = []
+    rebuilt = schema < cls.schema_version
+    if isinstance(stored_history, list):
+        for packed in stored_history:
+            h = _unpacked(packed)
+            if h is None:
+                continue
+            if renamed and h["s"] in renamed:
+                h = {**h, "s": renamed[h["s"]]}
+            if h["s"] not in by_state:
+                rebuilt = True
+            history.append(h)
+    if rebuilt:
         data, history = rebuild(cls, data, history, schema)
-    spec = cls._by_state.get(state_name)
+    spec = by_state.get(state_name)
     moved = spec is None
     if spec is None:
         spec, data, history = fall_back(cls, data, history)

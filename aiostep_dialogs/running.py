@@ -73,6 +73,9 @@ class RunningWizard:
     # its compiled steps (set at class definition), registered by each setup
     _step_entries: ClassVar[tuple[aiostep.RegisteredStep, ...]] = ()
     _by_state: ClassVar[dict[str, StepSpec]] = {}
+    # the step after each state's in declaration order (the last has none): found once, as
+    # ``_steps.index`` compares frozen dataclasses field by field
+    _after: ClassVar[dict[str, StepSpec]] = {}
     _fingerprint: ClassVar[str] = ""
     # the storage and Listen of the latest setup: what start/forget use outside an update
     # (in one, the Listen handling it)

@@ -330,11 +330,11 @@ async def advance(
         await finish(self, outcome.result)
         return
     if outcome is None:
-        index = self._steps.index(spec)
-        if index + 1 >= len(self._steps):
+        after = self._after.get(spec.state.name)
+        if after is None:
             await finish(self, None)
             return
-        target = self._steps[index + 1]
+        target = after
     elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
         target = self._by_state[outcome.name]
     elif isinstance(outcome, self.State):
