@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 from collections.abc import Mapping
 from typing import Any, Literal, cast, overload
 
@@ -167,7 +168,7 @@ class Wizard(RunningWizard):
         check_captions(cls.__qualname__, specs)
         cls._steps = tuple(specs)
         cls._by_state = {s.state.name: s for s in specs}
-        cls._after = {a.state.name: b for a, b in zip(specs, specs[1:])}
+        cls._after = {a.state.name: b for a, b in itertools.pairwise(specs)}
         cls._stores_locale = cls._stores_locale or any(s.localized for s in specs)
         cls._renamed = _check_drift_options(cls, state_enum)
         shown = check_ui(cls.ui, f"{cls.__qualname__}.ui")
