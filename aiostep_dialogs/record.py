@@ -64,13 +64,17 @@ def packed_history(history: list[dict[str, Any]]) -> list[Any]:
     enough for Redis' compact hash encoding (values up to 64 bytes)."""
     packed: list[Any] = []
     for entry in history:
-        added = entry.get("x")
-        if len(entry) == 1:
+        size = len(entry)
+        if size == 1:
             packed.append(entry["s"])
-        elif len(entry) == 2 and added and all("," not in name for name in added):
-            packed.append(entry["s"] + "+" + ",".join(added))
-        else:
-            packed.append(entry)
+            continue
+        added = entry.get("x") if size == 2 else None
+        if added:
+            joined = ",".join(added)
+            if joined.count(",") == len(added) - 1:  # no name holds a ","
+                packed.append(entry["s"] + "+" + joined)
+                continue
+        packed.append(entry)
     return packed
 
 

@@ -133,7 +133,12 @@ async def send_prompt(
         await before_send(self, spec)
     if spec.localized or spec.picker is not None or spec.request is not None:
         await self._language()  # its labels are said in it (by the sync _markup)
-    prompt = await render(self, spec)
+    prompt: str | Text
+    if type(spec.prompt) is str and not spec.localized and not self.show_progress:
+        # render()'s common case, without its coroutine
+        prompt = fill(spec.prompt, self.data, effective_parse_mode(self.bot, self.parse_mode))
+    else:
+        prompt = await render(self, spec)
     # a rejection's reason, ``error=`` or ``texts.interrupted``, in the user's language
     reason = None if error is None else await say_error(self, error)
     if spec.media is not None:

@@ -11,6 +11,7 @@ import copy
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, cast
 
 from aiogram import Bot
@@ -153,9 +154,13 @@ def compile_step(cls: type[RunningWizard], spec: StepSpec) -> Callable[..., Awai
         conversation: ConversationKey,
         **data: Any,
     ) -> None:
-        wizard = _restored_for(cls, step_context, conversation, event, data)
+        # restore_stepping and _restored_for, inlined: this is every answer's path
+        wizard = restore(cls, step_context, conversation, data["bot"], event)
         if wizard is None:
+            if left_for_newer(cls, step_context.kwargs):
+                raise SkipHandler()
             return
+        wizard.middleware_data = data
         if step_context.claim is not None and isinstance(event, Message):
             # The process that ran this step last died before its outcome (the step was
             # offered again): the user's message it was handling is lost, and this one
@@ -250,8 +255,20 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
         raw = value
     snapshot = copy_data(self.data)
     try:
-        value = await validate(self, spec, raw)
-        outcome = await call(spec.method, spec.needs, self.middleware_data, self, value)
+        if spec.picker is None and spec.choices is None and spec.request is None:
+            # the common step, as validate() and v.run() do it, two coroutines fewer
+            value = raw
+            for validator in spec.validate or _ANY_TEXT:
+                result = validator(value)
+                value = await result if isawaitable(result) else result
+        else:
+            value = await validate(self, spec, raw)
+        needs = spec.needs  # injection.call, inlined; a step method is async (compiling)
+        outcome = await (
+            spec.method(self, value, **needs.kwargs(self.middleware_data))
+            if needs
+            else spec.method(self, value)
+        )
     except ValidationError as exc:
         self.data = snapshot  # rejected input is not stored
         await reject(self, spec, exc)
@@ -352,9 +369,9 @@ async def advance(
             "self.goto(...)"
         )
     history = self.history
-    self.history = [*self.history, _undo_entry(spec.state.name, before, self.data)][
-        -_HISTORY_LIMIT:
-    ]
+    self.history = [*history, _undo_entry(spec.state.name, before, self.data)]
+    if len(self.history) > _HISTORY_LIMIT:
+        self.history = self.history[-_HISTORY_LIMIT:]
     await enter(self, target, back_to=(spec, before, history))
 
 
