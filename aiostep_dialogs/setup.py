@@ -246,9 +246,12 @@ class _PromptGuard:
             result = await handler(event, data)
         finally:
             _handled.reset(reset)
-        key = key_of(event)
+        if marker.handled:
+            return result  # (the usual case, as an entry command: no key worked out)
+        # the bot from the handler data: event.bot is pydantic's slow path
+        key = key_of(event, data.get("bot"))
         storage = self.listen.storage
-        if marker.handled or key is None or storage is None:
+        if key is None or storage is None:
             return result
         seen = data.get("aiostep_seen")
         read = seen.read if isinstance(seen, aiostep.SeenRecords) else storage.read
