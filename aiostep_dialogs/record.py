@@ -269,9 +269,14 @@ def restore(
     rebuilt = schema < cls.schema_version
     if isinstance(stored_history, list):
         for packed in stored_history:
-            h = _unpacked(packed)
-            if h is None:
-                continue
+            if type(packed) is str:  # _unpacked's usual case, inlined
+                state, plus, added = packed.partition("+")
+                h = {"s": state, "x": added.split(",")} if plus else {"s": state}
+            else:
+                found = _unpacked(packed)
+                if found is None:
+                    continue
+                h = found
             if renamed and h["s"] in renamed:
                 h = {**h, "s": renamed[h["s"]]}
             if h["s"] not in by_state:
@@ -300,11 +305,14 @@ def restore(
         state=spec.state,
         history=history,
         # a moved conversation gets the fallback's prompt anew: the old one's buttons die
-        nonce=secrets.token_hex(4) if moved else str(meta.get("n", "")),
-        attempts=0 if moved else int(meta.get("a", 0)),
+        # "n" and "a" are left out of most records (see park_meta)
+        nonce=secrets.token_hex(4) if moved else str(meta["n"]) if "n" in meta else "",
+        attempts=0 if moved else int(meta["a"]) if "a" in meta else 0,
     )
-    wizard._moved = moved
-    wizard._sent_fp = str(meta.get("fp", ""))
+    if moved:
+        wizard._moved = True
+    fingerprint = meta.get("fp", "")
+    wizard._sent_fp = fingerprint if type(fingerprint) is str else str(fingerprint)
     stored_locale = meta.get("l")
     if isinstance(stored_locale, str):
         wizard._stored_locale = stored_locale

@@ -266,7 +266,7 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
         needs = spec.needs  # injection.call, inlined; a step method is async (compiling)
         outcome = await (
             spec.method(self, value, **needs.kwargs(self.middleware_data))
-            if needs
+            if needs.required or needs.optional or needs.everything  # bool(needs), no call
             else spec.method(self, value)
         )
     except ValidationError as exc:
