@@ -134,9 +134,13 @@ async def send_prompt(
     if spec.localized or spec.picker is not None or spec.request is not None:
         await self._language()  # its labels are said in it (by the sync _markup)
     prompt: str | Text
-    if type(spec.prompt) is str and not spec.localized and not self.show_progress:
-        # render()'s common case, without its coroutine
-        prompt = fill(spec.prompt, self.data, effective_parse_mode(self.bot, self.parse_mode))
+    text = spec.prompt
+    if type(text) is str and not spec.localized and not self.show_progress:
+        # render()'s common case, without its coroutine; a template with no braces is
+        # what fill() would return, with no parse mode to work out
+        if "{" in text or "}" in text:
+            text = fill(text, self.data, effective_parse_mode(self.bot, self.parse_mode))
+        prompt = text
     else:
         prompt = await render(self, spec)
     # a rejection's reason, ``error=`` or ``texts.interrupted``, in the user's language
