@@ -186,6 +186,11 @@ def _bounds(value: float, low: float | None, high: float | None, error: Localize
         raise ValidationError(N_("Please send a number of at most {high}."), high=high)
 
 
+# compiled once: re.fullmatch(pattern, ...) looks its pattern up in re's cache on every answer
+_INTEGER = re.compile(r"[+-]?\d{1,18}")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
 def integer(
     *, min: int | None = None, max: int | None = None, error: Localized | None = None
 ) -> Validator:
@@ -196,7 +201,7 @@ def integer(
             result = value
         else:
             raw = _text_of(value, "a number").strip().replace(" ", "")
-            if not re.fullmatch(r"[+-]?\d{1,18}", raw):
+            if not _INTEGER.fullmatch(raw):
                 raise _rejected(error, N_("Please send a whole number."))
             result = int(raw)
         _bounds(result, min, max, error)
@@ -215,7 +220,7 @@ def number(
             result = float(value)
         else:
             raw = _text_of(value, "a number").strip().replace(" ", "").replace(",", ".")
-            if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", raw) or len(raw) > 40:
+            if not _NUMBER.fullmatch(raw) or len(raw) > 40:
                 raise _rejected(error, N_("Please send a number, like 12.5."))
             result = float(raw)
         _bounds(result, min, max, error)
