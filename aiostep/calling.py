@@ -49,8 +49,14 @@ def _params(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], b
     return found
 
 
-async def call_with_context(fn: Callable[..., Any], *args: Any, context: Mapping[str, Any]) -> Any:
-    """Call ``fn(*args, **kw)`` where ``kw`` is what ``fn`` asks for by name out of ``context``.
+async def call_with_context(
+    fn: Callable[..., Any],
+    *args: Any,
+    context: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Any:
+    """Call ``fn(*args, **kw)`` where ``kw`` is what ``fn`` asks for by name out of ``context``
+    and ``extra`` (``extra`` wins: it is looked up first, so the two need not be merged).
 
     Like an aiogram handler, a callback may take ``bot``, ``state``, ``event_from_user`` or any
     middleware data; a ``**kwargs`` parameter receives everything.
@@ -58,10 +64,22 @@ async def call_with_context(fn: Callable[..., Any], *args: Any, context: Mapping
     names, positional, varkw = _params(fn)
     given = positional[: len(args)]
     if varkw:
+        if extra:
+            context = {**context, **extra}
         if any(name in context for name in given):
             result = fn(*args, **{k: v for k, v in context.items() if k not in given})
         else:
             result = fn(*args, **context)  # everything, and nothing passed twice
+    elif extra:
+        kw: dict[str, Any] = {}
+        for k in names:
+            if k in extra:
+                kw[k] = extra[k]
+            elif k in context:
+                kw[k] = context[k]
+        for k in given:
+            kw.pop(k, None)
+        result = fn(*args, **kw)
     else:
         result = fn(*args, **{k: context[k] for k in names if k in context and k not in given})
     if inspect.isawaitable(result):

@@ -218,11 +218,14 @@ class Listen(BaseMiddleware):
         data["steps"] = Steps(key, self)
         if not self.gates.try_acquire(key):
             await self.gates.acquire(key)
-        ctx = UpdateContext(
-            key=key, listen=self, event=event, data=data, task=asyncio.current_task()
-        )
+        ctx = UpdateContext(key, self, event, data, asyncio.current_task())
         reset = current_update.set(ctx)
         try:
+            if self.storage is None and not self.chat_wide:
+                store = self._store if self._store is not None else root_store()
+                if type(store) is _RootStore and key not in store.cache:
+                    # nothing pending and nowhere else to look: the normal handlers, at once
+                    return await handler(event, data)
             return await self._route(handler, event, data, ctx)
         finally:
             current_update.reset(reset)
@@ -239,9 +242,13 @@ class Listen(BaseMiddleware):
         command = is_command(event)
         callback_data = event.data if isinstance(event, CallbackQuery) else None
         # the sender's own conversation (inline, not _try_key: this is every update's path)
-        result = await self._try_local(event, data, ctx, ctx.key, kind, command, callback_data)
-        if result is not _MISS and result is not _DECLINED:
-            return result
+        store = self._store if self._store is not None else root_store()
+        if type(store) is _RootStore and ctx.key not in store.cache:
+            result = _MISS  # the default store read directly: no await when nothing is here
+        else:
+            result = await self._try_local(event, data, ctx, ctx.key, kind, command, callback_data)
+            if result is not _MISS and result is not _DECLINED:
+                return result
         if self.storage is not None:
             persisted = await self._try_persisted(
                 event, data, ctx, ctx.key, kind, command, callback_data
@@ -451,13 +458,16 @@ class Listen(BaseMiddleware):
         }
         # The step stays stored while it runs: its outcome (a next step, or the end) is a
         # write that names this claim. Until then a dead process loses nothing.
-        ctx.claims[skey] = owner
+        claims = ctx.claims
+        if claims is None:
+            claims = ctx.claims = {}
+        claims[skey] = owner
         renewal = _Renewal(self, storage, skey, owner) if lease is not None else None
         failed = False
         try:
             return await self._run_step(entry.callback, event, data, kind, extra)
         except ClaimLostError:
-            ctx.claims.pop(skey, None)  # another update owns the step now: leave it alone
+            claims.pop(skey, None)  # another update owns the step now: leave it alone
             raise
         except SkipHandler:
             # the step declines this update, as a handler does: it stays pending as it was
@@ -470,8 +480,8 @@ class Listen(BaseMiddleware):
         finally:
             if renewal is not None:
                 renewal.cancel()
-            if ctx.claims.get(skey) == owner:
-                del ctx.claims[skey]
+            if claims.get(skey) == owner:
+                del claims[skey]
                 await self._end_claim(storage, skey, owner, failed)
 
     @staticmethod
@@ -605,10 +615,11 @@ class Listen(BaseMiddleware):
         router = data.get("event_router")
         observer = router.observers.get(kind) if router is not None else None
         if observer is None or not observer.middleware:
-            return await call_with_context(callback, event, *args, context={**data, **extra})
+            # no merged copy of data: the step's few parameters are looked up in both
+            return await call_with_context(callback, event, *args, context=data, extra=extra)
 
         async def as_handler(event: TelegramObject, **kwargs: Any) -> Any:
-            return await call_with_context(callback, event, *args, context={**kwargs, **extra})
+            return await call_with_context(callback, event, *args, context=kwargs, extra=extra)
 
         inner = list(observer.middleware)
         wrapped = MiddlewareManager.wrap_middlewares(inner, as_handler)
@@ -639,7 +650,7 @@ class Listen(BaseMiddleware):
         ctx = UpdateContext(
             key=key, listen=self, event=None, data=data, task=asyncio.current_task()
         )
-        ctx.claims[skey] = owner
+        ctx.claims = {skey: owner}
         reset = current_update.set(ctx)
         renewal = _Renewal(self, storage, skey, owner) if storage.shared else None
         try:
@@ -648,7 +659,7 @@ class Listen(BaseMiddleware):
             current_update.reset(reset)
             if renewal is not None:
                 renewal.cancel()
-            if ctx.claims.get(skey) == owner:
+            if ctx.claims is not None and ctx.claims.get(skey) == owner:
                 await storage.end_claim(skey, owner)
 
     def arm_timer(self, key: ConversationKey, token: str, timeout: float, bot: Any) -> None:

@@ -180,16 +180,39 @@ async def register_next_step(
     if previous is not None:
         await in_process.pop_item(key)
         discard(previous, WaitSuperseded(f"a next step was registered on conversation {key}"))
+    reg = (
+        registry
+        if registry is not None
+        else listen.registry
+        if listen is not None
+        else default_registry
+    )
+    if target is None:
+        if state is not UNSET or data is not None:
+            raise TypeError("state=/data= need a storage (given here or to Listen)")
+        step = _local_step(
+            key,
+            _next,
+            reg,
+            in_process,
+            ctx,
+            args,
+            kwargs,
+            timeout,
+            on_timeout,
+            filter,
+            updates,
+            allow_commands,
+        )
+        if type(in_process) is _RootStore:
+            in_process.cache[key] = step  # the default store, written directly (no await)
+        else:
+            await in_process.set_item(key, step)
+        return
     request = _Request(
         key=key,
         fn=_next,
-        registry=(
-            registry
-            if registry is not None
-            else listen.registry
-            if listen is not None
-            else default_registry
-        ),
+        registry=reg,
         args=tuple(args),
         kwargs=kwargs,
         timeout=timeout,
@@ -198,11 +221,6 @@ async def register_next_step(
         updates=updates,
         allow_commands=allow_commands,
     )
-    if target is None:
-        if state is not UNSET or data is not None:
-            raise TypeError("state=/data= need a storage (given here or to Listen)")
-        await _register_local(request, in_process)
-        return
     await _register_persisted(request, target, ctx, state, data)
 
 
@@ -221,8 +239,22 @@ class _Request(NamedTuple):
     allow_commands: bool | None
 
 
-async def _register_local(request: _Request, store: MetaStore) -> None:
-    key, fn, reg, on_timeout = request.key, request.fn, request.registry, request.on_timeout
+def _local_step(
+    key: ConversationKey,
+    fn: Callable[..., Any] | str,
+    reg: StepRegistry,
+    store: MetaStore,
+    ctx: UpdateContext | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    timeout: float | None,
+    on_timeout: Callable[..., Any] | str | None,
+    filter: Any,
+    updates: Iterable[str] | None,
+    allow_commands: bool | None,
+) -> LocalStep:
+    """The in-process step ``register_next_step`` was asked for (made without an await: this
+    is every in-process step's path), its timeout timer armed."""
     entry = reg.find(fn)
     if isinstance(fn, str):
         if entry is None:
@@ -233,32 +265,23 @@ async def _register_local(request: _Request, store: MetaStore) -> None:
         if timeout_entry is None:
             raise StepNotRegisteredError(f"no step is registered as {on_timeout!r}")
         on_timeout = timeout_entry.callback
-    allow_commands = request.allow_commands
     if allow_commands is None:
         allow_commands = entry.allow_commands if entry else False
     step = LocalStep(
-        filter=request.filter if request.filter is not None else (entry.filter if entry else None),
+        filter if filter is not None else (entry.filter if entry else None),
         # a registration's updates were checked when it was registered
-        updates=(
-            check_updates(request.updates)
-            if request.updates
-            else (entry.updates if entry else DEFAULT_UPDATES)
-        ),
-        allow_commands=allow_commands,
-        callback=fn,
-        args=request.args,
-        kwargs=dict(request.kwargs or {}),
+        check_updates(updates) if updates else (entry.updates if entry else DEFAULT_UPDATES),
+        allow_commands,
+        fn,
+        args if type(args) is tuple else tuple(args),
+        dict(kwargs) if kwargs else {},
     )
-    if request.timeout is not None:
-        ctx = current_update.get()
+    if timeout is not None:
         bot = ctx.data.get("bot") if ctx is not None else None
         step.timer = get_clock().call_later(
-            request.timeout, _expire_local, store, key, step, on_timeout, bot
+            timeout, _expire_local, store, key, step, on_timeout, bot
         )
-    if type(store) is _RootStore:
-        store.cache[key] = step  # the default store, written directly (no await)
-    else:
-        await store.set_item(key, step)
+    return step
 
 
 def _expire_local(
@@ -282,9 +305,12 @@ def _claimed_by(ctx: UpdateContext | None, storage: BaseStorage, skey: str) -> s
     """The owner token of this update's claim on the conversation's pending step, if the
     update being routed (``ctx``) claimed it through ``storage``: a write there is that
     claim's outcome, applied only while the claim still owns the step."""
-    if ctx is None or not ctx.claims or ctx.listen.storage is not storage:
+    if ctx is None:
         return None
-    return ctx.claims.get(skey)
+    claims = ctx.claims
+    if not claims or ctx.listen.storage is not storage:
+        return None
+    return claims.get(skey)
 
 
 def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> RegisteredStep:
@@ -353,7 +379,7 @@ async def _register_persisted(
         patch.owner = owner
     await storage.apply(skey, patch)
     if ctx is not None:
-        if owner is not None:
+        if owner is not None and ctx.claims is not None:
             ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
         if timeout is not None:
             ctx.listen.arm_timer(key, token, timeout, ctx.data.get("bot"))
@@ -395,7 +421,7 @@ async def unregister_steps(
         if owner is not None:
             patch.owner = owner
         await target.apply(skey, patch)
-        if owner is not None and ctx is not None:
+        if owner is not None and ctx is not None and ctx.claims is not None:
             ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
         if listen is not None:
             listen.disarm_timer(key)
