@@ -223,9 +223,26 @@ class Listen(BaseMiddleware):
         try:
             if self.storage is None and not self.chat_wide:
                 store = self._store if self._store is not None else root_store()
-                if type(store) is _RootStore and key not in store.cache:
-                    # nothing pending and nowhere else to look: the normal handlers, at once
-                    return await handler(event, data)
+                if type(store) is _RootStore:
+                    # in-process only, the default store: its common cases without _route
+                    pending = store.cache.get(key)
+                    if pending is None:
+                        # nothing pending and nowhere else to look: the normal handlers
+                        return await handler(event, data)
+                    if type(pending) is LocalStep and pending.filter is None:
+                        kind = _kind(event, data)
+                        if pending.takes(
+                            kind,
+                            is_command(event),
+                            event.data if isinstance(event, CallbackQuery) else None,
+                        ):
+                            # what _try_local does with a step that has no filter
+                            store.cache.pop(key)
+                            pending.cancel_timer()
+                            extra = {**pending.kwargs, "conversation": key}
+                            return await self._run_step(
+                                pending.callback, event, data, kind, extra, pending.args
+                            )
             return await self._route(handler, event, data, ctx)
         finally:
             current_update.reset(reset)
@@ -377,9 +394,30 @@ class Listen(BaseMiddleware):
         owner = new_owner()
         # the sender's conversation takes its turn across workers in this same call
         turn = storage.order_updates and ctx.turn is None and key == ctx.key
-        claim, lease = await self._claim(
-            storage, skey, kind, command, callback_data, owner, update_id, turn
-        )
+        if storage.shared:
+            claim, lease = await self._claim(
+                storage, skey, kind, command, callback_data, owner, update_id, turn
+            )
+        else:
+            # one process (memory, File): no lease, no ordering window; claimed in place, the
+            # retry loop of _claim only for a step another update runs right now
+            lease = None
+            claim = await storage.claim(
+                skey,
+                now=get_clock().now(),
+                kind=kind,
+                is_command=command,
+                callback_data=callback_data,
+                lease=None,
+                owner=owner,
+                update_id=update_id,
+                window=0.0,
+                turn=turn,
+            )
+            if claim.status in _WAIT:
+                claim, lease = await self._claim(
+                    storage, skey, kind, command, callback_data, owner, update_id, turn
+                )
         if turn:
             ctx.turn = _Renewal(self, storage, skey, owner, turn=True)
         if claim.status is ClaimStatus.WAITER:
@@ -600,7 +638,7 @@ class Listen(BaseMiddleware):
             # the turn lapses with its lease; the update itself was handled
             logger.warning("conversation %s: could not give its turn back", renewal.skey)
 
-    async def _run_step(
+    def _run_step(
         self,
         callback: Callable[..., Any],
         event: TelegramObject,
@@ -608,22 +646,24 @@ class Listen(BaseMiddleware):
         kind: str,
         extra: dict[str, Any],
         args: tuple[Any, ...] = (),
-    ) -> Any:
+    ) -> Awaitable[Any]:
         """Call a step like the handler it stands in for: inside the observer's inner
-        middlewares (a DB session middleware, ...), with what it asks for by name."""
+        middlewares (a DB session middleware, ...), with what it asks for by name. Returns
+        what to await (no coroutine of its own around it: one frame fewer per step)."""
 
         router = data.get("event_router")
         observer = router.observers.get(kind) if router is not None else None
         if observer is None or not observer.middleware:
             # no merged copy of data: the step's few parameters are looked up in both
-            return await call_with_context(callback, event, *args, context=data, extra=extra)
+            return call_with_context(callback, event, *args, context=data, extra=extra)
 
         async def as_handler(event: TelegramObject, **kwargs: Any) -> Any:
             return await call_with_context(callback, event, *args, context=kwargs, extra=extra)
 
         inner = list(observer.middleware)
         wrapped = MiddlewareManager.wrap_middlewares(inner, as_handler)
-        return await wrapped(event, dict(data))
+        result: Awaitable[Any] = wrapped(event, dict(data))
+        return result
 
     async def _fire_timeout(self, key: ConversationKey, record: StateContext, bot: Any) -> None:
         """Call the ``on_timeout`` of an expired step (the step is already removed)."""

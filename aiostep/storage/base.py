@@ -837,6 +837,11 @@ class BaseStorage(ABC):
         self._refuse_oversize(key, patch)
         self.generation += 1
         before = await write(key, patch, ex=ex)
+        self._noted(key, patch)
+        return before
+
+    def _noted(self, key: StorageKey, patch: Patch) -> None:
+        """What every write notes once it is written: the claim it ends, the deadline it sets."""
         if patch.owner is not UNSET and self._owners is not None:
             self._owners.discard(patch.owner)
         index = self.deadlines
@@ -848,7 +853,6 @@ class BaseStorage(ABC):
                 # the step ended or has no deadline now; with no deadline pending anywhere
                 # (a bot without timeouts) this costs one length check
                 index.note(_key(key), None)
-        return before
 
     def _refuse_oversize(self, key: StorageKey, patch: Patch) -> None:
         """Raise `RecordTooLargeError` if the data and kwargs ``patch`` writes exceed
