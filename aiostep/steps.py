@@ -158,13 +158,24 @@ async def register_next_step(
         StepNotRegisteredError: a persisted step or ``on_timeout`` given as an unregistered
             function (a ``TypeError``).
     """
-    require_listen("register_next_step")
+    ctx = current_update.get()
+    if ctx is None:
+        require_listen("register_next_step")  # (an update being routed: a Listen exists)
     if timeout is not None:
         timeout = _seconds(timeout)
     elif on_timeout is not None:
         raise TypeError(f"on_timeout={on_timeout!r} needs a timeout= (seconds or a timedelta)")
-    key = resolve_key(user_id, chat_id, thread_id, bot_id)
-    ctx = current_update.get()
+    if (
+        ctx is not None
+        and type(user_id) is int
+        and user_id == ctx.key.user_id
+        and chat_id is None
+        and thread_id is None
+        and bot_id is None
+    ):
+        key = ctx.key  # the sender's own conversation (what resolve_key answers, at once)
+    else:
+        key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = None if ctx is None else ctx.listen
     target: BaseStorage | None = None
     if storage is not None:
