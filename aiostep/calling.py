@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Mapping
+from types import CodeType, CoroutineType, FunctionType
 from typing import Any
 
 from aiogram.filters.base import Filter
@@ -23,6 +24,8 @@ _ACCEPTED = (
     inspect.Parameter.KEYWORD_ONLY,
 )
 # Weak keys: a filter or step made per conversation (a closure) must not outlive it.
+# Plain functions by their code object (bounded by the ``def``s of the program).
+_by_code: dict[CodeType, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
 _signatures: weakref.WeakKeyDictionary[Any, tuple[tuple[str, ...], tuple[str, ...], bool]] = (
     weakref.WeakKeyDictionary()
 )
@@ -30,23 +33,36 @@ _signatures: weakref.WeakKeyDictionary[Any, tuple[tuple[str, ...], tuple[str, ..
 
 def _params(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     """(parameter names, positional parameter names in order, takes **kwargs) of ``fn``."""
+    if type(fn) is FunctionType:
+        attrs = fn.__dict__
+        if "__wrapped__" not in attrs and "__signature__" not in attrs:
+            # a plain function's parameters are its code's: one entry per ``def`` (closures
+            # made per conversation share it), found without making a weak reference
+            code = fn.__code__
+            found = _by_code.get(code)
+            if found is None:
+                found = _by_code[code] = _signature_of(fn)
+            return found
     try:
         return _signatures[fn]
     except (KeyError, TypeError):
         pass
-    try:
-        sig = inspect.signature(inspect.unwrap(fn))
-    except (TypeError, ValueError):
-        found: tuple[tuple[str, ...], tuple[str, ...], bool] = ((), (), True)
-    else:
-        params = list(sig.parameters.values())
-        names = tuple(p.name for p in params if p.kind in _ACCEPTED)
-        positional = tuple(p.name for p in params if p.kind in _ACCEPTED[:2])
-        varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-        found = (names, positional, varkw)
+    found = _signature_of(fn)
     with contextlib.suppress(TypeError):  # an unhashable or unweakrefable one is not cached
         _signatures[fn] = found
     return found
+
+
+def _signature_of(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    try:
+        sig = inspect.signature(inspect.unwrap(fn))
+    except (TypeError, ValueError):
+        return ((), (), True)
+    params = list(sig.parameters.values())
+    names = tuple(p.name for p in params if p.kind in _ACCEPTED)
+    positional = tuple(p.name for p in params if p.kind in _ACCEPTED[:2])
+    varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return (names, positional, varkw)
 
 
 async def call_with_context(
@@ -62,7 +78,7 @@ async def call_with_context(
     middleware data; a ``**kwargs`` parameter receives everything.
     """
     names, positional, varkw = _params(fn)
-    given = positional[: len(args)]
+    given = positional[: len(args)] if args else ()
     if varkw:
         if extra:
             context = {**context, **extra}
@@ -70,20 +86,23 @@ async def call_with_context(
             result = fn(*args, **{k: v for k, v in context.items() if k not in given})
         else:
             result = fn(*args, **context)  # everything, and nothing passed twice
-    elif extra:
-        kw: dict[str, Any] = {}
-        for k in names:
-            if k in extra:
-                kw[k] = extra[k]
-            elif k in context:
-                kw[k] = context[k]
-        for k in given:
-            kw.pop(k, None)
-        result = fn(*args, **kw)
     else:
-        result = fn(*args, **{k: context[k] for k in names if k in context and k not in given})
-    if inspect.isawaitable(result):
-        result = await result
+        kw: dict[str, Any] = {}
+        if extra:
+            for k in names:
+                if k in given:
+                    continue
+                if k in extra:
+                    kw[k] = extra[k]
+                elif k in context:
+                    kw[k] = context[k]
+        else:
+            for k in names:
+                if k in context and k not in given:
+                    kw[k] = context[k]
+        result = fn(*args, **kw)
+    if type(result) is CoroutineType or inspect.isawaitable(result):
+        return await result
     return result
 
 
