@@ -243,6 +243,22 @@ class Listen(BaseMiddleware):
                             return await self._run_step(
                                 pending.callback, event, data, kind, extra, pending.args
                             )
+            elif not self.chat_wide and not self._chat_wide_steps:
+                store = self._store if self._store is not None else root_store()
+                if type(store) is _RootStore and key not in store.cache:
+                    # what _route does when only the sender's persisted step can take it
+                    result = await self._try_persisted(
+                        event,
+                        data,
+                        ctx,
+                        key,
+                        _kind(event, data),
+                        is_command(event),
+                        event.data if isinstance(event, CallbackQuery) else None,
+                    )
+                    if result is not _MISS and result is not _DECLINED:
+                        return result
+                    return await handler(event, data)
             return await self._route(handler, event, data, ctx)
         finally:
             current_update.reset(reset)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aiostep.calling import call_with_context
 from aiostep.clock import get_clock
@@ -220,34 +220,28 @@ async def register_next_step(
         else:
             await in_process.set_item(key, step)
         return
-    request = _Request(
-        key=key,
-        fn=_next,
-        registry=reg,
-        args=tuple(args),
-        kwargs=kwargs,
-        timeout=timeout,
-        on_timeout=on_timeout,
-        filter=filter,
-        updates=updates,
-        allow_commands=allow_commands,
+    skey, patch, owner, token = _persisted_patch(
+        key,
+        _next,
+        reg,
+        args,
+        kwargs,
+        timeout,
+        on_timeout,
+        filter,
+        updates,
+        allow_commands,
+        target,
+        ctx,
+        state,
+        data,
     )
-    await _register_persisted(request, target, ctx, state, data)
-
-
-class _Request(NamedTuple):
-    """What ``register_next_step`` was asked to register, for either kind of step."""
-
-    key: ConversationKey
-    fn: Callable[..., Any] | str
-    registry: StepRegistry
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] | None
-    timeout: float | None
-    on_timeout: Callable[..., Any] | str | None
-    filter: Any
-    updates: Iterable[str] | None
-    allow_commands: bool | None
+    await target.apply(skey, patch)
+    if ctx is not None:
+        if owner is not None and ctx.claims is not None:
+            ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
+        if timeout is not None:
+            ctx.listen.arm_timer(key, token, timeout, ctx.data.get("bot"))
 
 
 def _local_step(
@@ -334,29 +328,34 @@ def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> R
     return entry
 
 
-async def _register_persisted(
-    request: _Request,
+def _persisted_patch(
+    key: ConversationKey,
+    fn: Callable[..., Any] | str,
+    reg: StepRegistry,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    timeout: float | None,
+    on_timeout: Callable[..., Any] | str | None,
+    filter: Any,
+    updates: Iterable[str] | None,
+    allow_commands: bool | None,
     storage: BaseStorage,
     ctx: UpdateContext | None,
     state: Any,
     data: dict[str, Any] | None,
-) -> None:
-    key, reg, on_timeout, timeout = (
-        request.key,
-        request.registry,
-        request.on_timeout,
-        request.timeout,
-    )
-    updates, allow_commands = request.updates, request.allow_commands
-    entry = _registered(reg, request.fn, "step")
-    if request.args:
+) -> tuple[str, Patch, str | None, str]:
+    """The write that registers a persisted step (made without an await: the caller's one
+    await is the storage's): its storage key, its patch, the claim it is the outcome of, and
+    the registration's token."""
+    entry = _registered(reg, fn, "step")
+    if args:
         raise TypeError("a persisted next step takes keyword arguments only (kwargs=...), not args")
-    if request.filter is not None:
+    if filter is not None:
         raise TypeError(
             f"a persisted step's filter is declared once, at registration: "
             f"@aiostep.persisted_step({entry.name!r}, filter=...)"
         )
-    stored_kwargs = request.kwargs or {}
+    stored_kwargs = kwargs or {}
     # checked (and copied) by the storage's write: every backend runs check_patch first
     timeout_name = (
         _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
@@ -388,12 +387,7 @@ async def _register_persisted(
     owner = _claimed_by(ctx, storage, skey)
     if owner is not None:
         patch.owner = owner
-    await storage.apply(skey, patch)
-    if ctx is not None:
-        if owner is not None and ctx.claims is not None:
-            ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
-        if timeout is not None:
-            ctx.listen.arm_timer(key, token, timeout, ctx.data.get("bot"))
+    return skey, patch, owner, token
 
 
 async def unregister_steps(
