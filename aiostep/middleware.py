@@ -59,6 +59,12 @@ _PASS = frozenset(
 _WAIT = frozenset((ClaimStatus.BUSY, ClaimStatus.WAIT))
 # claim answers that mean no pending step takes this kind of update
 _NOT_TAKEN = frozenset((ClaimStatus.NONE, ClaimStatus.SKIPPED))
+# the members _try_persisted compares with, read once (an Enum attribute lookup is ~50 ns)
+_CHECK = ClaimStatus.CHECK
+_CLAIMED = ClaimStatus.CLAIMED
+_EXPIRED = ClaimStatus.EXPIRED
+_STALE = ClaimStatus.STALE
+_WAITER = ClaimStatus.WAITER
 
 
 def _kind(event: Any, data: dict[str, Any]) -> str:
@@ -436,14 +442,14 @@ class Listen(BaseMiddleware):
                 )
         if turn:
             ctx.turn = _Renewal(self, storage, skey, owner, turn=True)
-        if claim.status is ClaimStatus.WAITER:
+        if claim.status is _WAITER:
             # (with a turn, it is given back once the hand-over ends: Listen.__call__)
             return await self._hand_over(
                 storage, skey, claim, update if isinstance(update, Update) else None
             )
         record = claim.record
         if claim.status in _PASS or record is None:
-            if claim.status is ClaimStatus.STALE:
+            if claim.status is _STALE:
                 logger.info(
                     "conversation %s: update %s is at or below the last one applied (%s): a "
                     "redelivery or a late arrival; it goes to the normal handlers",
@@ -456,7 +462,7 @@ class Listen(BaseMiddleware):
             return _MISS if claim.status in _NOT_TAKEN or record is None else _DECLINED
         name = record.callback or ""
         entry = self.registry.resolve(name, record)
-        if claim.status is ClaimStatus.EXPIRED:
+        if claim.status is _EXPIRED:
             # the deadline passed before the scheduler fired it: this update fires it
             generation = storage.generation
             await self._fire_timeout(key, record, data.get("bot"))
@@ -472,7 +478,7 @@ class Listen(BaseMiddleware):
             return _DECLINED
         if only is not None and name not in only:
             # someone else's chat-wide step: not ours to route here, so leave it as it was
-            if claim.status is ClaimStatus.CLAIMED:
+            if claim.status is _CLAIMED:
                 await storage.end_claim(skey, owner, keep_step=True)
             logger.warning(
                 "conversation %s: chat-wide step %r is pending, but this Listen routes only "
@@ -483,7 +489,7 @@ class Listen(BaseMiddleware):
             )
             return _MISS
         if entry is None:
-            if claim.status is ClaimStatus.CHECK and record.token:
+            if claim.status is _CHECK and record.token:
                 await storage.claim_token(skey, record.token)
             else:
                 await storage.end_claim(skey, owner)
@@ -494,7 +500,7 @@ class Listen(BaseMiddleware):
                 name,
             )
             return _DECLINED
-        if claim.status is ClaimStatus.CHECK:
+        if claim.status is _CHECK:
             context = {**data, "step_context": record, "conversation": key}
             if not await check_filter(entry.filter, event, context):
                 return _DECLINED
