@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Mapping
+from types import CodeType, CoroutineType, FunctionType
 from typing import Any
 
 from aiogram.filters.base import Filter
@@ -23,6 +24,8 @@ _ACCEPTED = (
     inspect.Parameter.KEYWORD_ONLY,
 )
 # Weak keys: a filter or step made per conversation (a closure) must not outlive it.
+# Plain functions by their code object (bounded by the ``def``s of the program).
+_by_code: dict[CodeType, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
 _signatures: weakref.WeakKeyDictionary[Any, tuple[tuple[str, ...], tuple[str, ...], bool]] = (
     weakref.WeakKeyDictionary()
 )
@@ -30,42 +33,76 @@ _signatures: weakref.WeakKeyDictionary[Any, tuple[tuple[str, ...], tuple[str, ..
 
 def _params(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     """(parameter names, positional parameter names in order, takes **kwargs) of ``fn``."""
+    if type(fn) is FunctionType:
+        attrs = fn.__dict__
+        if "__wrapped__" not in attrs and "__signature__" not in attrs:
+            # a plain function's parameters are its code's: one entry per ``def`` (closures
+            # made per conversation share it), found without making a weak reference
+            code = fn.__code__
+            found = _by_code.get(code)
+            if found is None:
+                found = _by_code[code] = _signature_of(fn)
+            return found
     try:
         return _signatures[fn]
     except (KeyError, TypeError):
         pass
-    try:
-        sig = inspect.signature(inspect.unwrap(fn))
-    except (TypeError, ValueError):
-        found: tuple[tuple[str, ...], tuple[str, ...], bool] = ((), (), True)
-    else:
-        params = list(sig.parameters.values())
-        names = tuple(p.name for p in params if p.kind in _ACCEPTED)
-        positional = tuple(p.name for p in params if p.kind in _ACCEPTED[:2])
-        varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-        found = (names, positional, varkw)
+    found = _signature_of(fn)
     with contextlib.suppress(TypeError):  # an unhashable or unweakrefable one is not cached
         _signatures[fn] = found
     return found
 
 
-async def call_with_context(fn: Callable[..., Any], *args: Any, context: Mapping[str, Any]) -> Any:
-    """Call ``fn(*args, **kw)`` where ``kw`` is what ``fn`` asks for by name out of ``context``.
+def _signature_of(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    try:
+        sig = inspect.signature(inspect.unwrap(fn))
+    except (TypeError, ValueError):
+        return ((), (), True)
+    params = list(sig.parameters.values())
+    names = tuple(p.name for p in params if p.kind in _ACCEPTED)
+    positional = tuple(p.name for p in params if p.kind in _ACCEPTED[:2])
+    varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return (names, positional, varkw)
+
+
+async def call_with_context(
+    fn: Callable[..., Any],
+    *args: Any,
+    context: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Any:
+    """Call ``fn(*args, **kw)`` where ``kw`` is what ``fn`` asks for by name out of ``context``
+    and ``extra`` (``extra`` wins: it is looked up first, so the two need not be merged).
 
     Like an aiogram handler, a callback may take ``bot``, ``state``, ``event_from_user`` or any
     middleware data; a ``**kwargs`` parameter receives everything.
     """
     names, positional, varkw = _params(fn)
-    given = positional[: len(args)]
+    given = positional[: len(args)] if args else ()
     if varkw:
+        if extra:
+            context = {**context, **extra}
         if any(name in context for name in given):
             result = fn(*args, **{k: v for k, v in context.items() if k not in given})
         else:
             result = fn(*args, **context)  # everything, and nothing passed twice
     else:
-        result = fn(*args, **{k: context[k] for k in names if k in context and k not in given})
-    if inspect.isawaitable(result):
-        result = await result
+        kw: dict[str, Any] = {}
+        if extra:
+            for k in names:
+                if k in given:
+                    continue
+                if k in extra:
+                    kw[k] = extra[k]
+                elif k in context:
+                    kw[k] = context[k]
+        else:
+            for k in names:
+                if k in context and k not in given:
+                    kw[k] = context[k]
+        result = fn(*args, **kw)
+    if type(result) is CoroutineType or inspect.isawaitable(result):
+        return await result
     return result
 
 

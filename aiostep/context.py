@@ -81,8 +81,9 @@ class UpdateContext:
     #: whether ``task`` holds the conversation's ordering gate right now
     holds: bool = True
     #: storage keys whose pending step this update claimed (through ``listen.storage``) and
-    #: has not written the outcome of yet, with the claim's owner token
-    claims: dict[str, str] = field(default_factory=dict, repr=False)
+    #: has not written the outcome of yet, with the claim's owner token (``None`` until the
+    #: update claims one: most updates never do, and allocate nothing for it)
+    claims: dict[str, str] | None = field(default=None, repr=False)
     #: the conversation's turn across workers while this update holds it (storages with
     #: ``order_updates``): what renews it and names its owner; ``None`` otherwise
     turn: Any = field(default=None, repr=False)

@@ -59,6 +59,12 @@ _PASS = frozenset(
 _WAIT = frozenset((ClaimStatus.BUSY, ClaimStatus.WAIT))
 # claim answers that mean no pending step takes this kind of update
 _NOT_TAKEN = frozenset((ClaimStatus.NONE, ClaimStatus.SKIPPED))
+# the members _try_persisted compares with, read once (an Enum attribute lookup is ~50 ns)
+_CHECK = ClaimStatus.CHECK
+_CLAIMED = ClaimStatus.CLAIMED
+_EXPIRED = ClaimStatus.EXPIRED
+_STALE = ClaimStatus.STALE
+_WAITER = ClaimStatus.WAITER
 
 
 def _kind(event: Any, data: dict[str, Any]) -> str:
@@ -218,11 +224,47 @@ class Listen(BaseMiddleware):
         data["steps"] = Steps(key, self)
         if not self.gates.try_acquire(key):
             await self.gates.acquire(key)
-        ctx = UpdateContext(
-            key=key, listen=self, event=event, data=data, task=asyncio.current_task()
-        )
+        ctx = UpdateContext(key, self, event, data, asyncio.current_task())
         reset = current_update.set(ctx)
         try:
+            if self.storage is None and not self.chat_wide:
+                store = self._store if self._store is not None else root_store()
+                if type(store) is _RootStore:
+                    # in-process only, the default store: its common cases without _route
+                    pending = store.cache.get(key)
+                    if pending is None:
+                        # nothing pending and nowhere else to look: the normal handlers
+                        return await handler(event, data)
+                    if type(pending) is LocalStep and pending.filter is None:
+                        kind = _kind(event, data)
+                        if pending.takes(
+                            kind,
+                            is_command(event),
+                            event.data if isinstance(event, CallbackQuery) else None,
+                        ):
+                            # what _try_local does with a step that has no filter
+                            store.cache.pop(key)
+                            pending.cancel_timer()
+                            extra = {**pending.kwargs, "conversation": key}
+                            return await self._run_step(
+                                pending.callback, event, data, kind, extra, pending.args
+                            )
+            elif not self.chat_wide and not self._chat_wide_steps:
+                store = self._store if self._store is not None else root_store()
+                if type(store) is _RootStore and key not in store.cache:
+                    # what _route does when only the sender's persisted step can take it
+                    result = await self._try_persisted(
+                        event,
+                        data,
+                        ctx,
+                        key,
+                        _kind(event, data),
+                        is_command(event),
+                        event.data if isinstance(event, CallbackQuery) else None,
+                    )
+                    if result is not _MISS and result is not _DECLINED:
+                        return result
+                    return await handler(event, data)
             return await self._route(handler, event, data, ctx)
         finally:
             current_update.reset(reset)
@@ -239,9 +281,13 @@ class Listen(BaseMiddleware):
         command = is_command(event)
         callback_data = event.data if isinstance(event, CallbackQuery) else None
         # the sender's own conversation (inline, not _try_key: this is every update's path)
-        result = await self._try_local(event, data, ctx, ctx.key, kind, command, callback_data)
-        if result is not _MISS and result is not _DECLINED:
-            return result
+        store = self._store if self._store is not None else root_store()
+        if type(store) is _RootStore and ctx.key not in store.cache:
+            result = _MISS  # the default store read directly: no await when nothing is here
+        else:
+            result = await self._try_local(event, data, ctx, ctx.key, kind, command, callback_data)
+            if result is not _MISS and result is not _DECLINED:
+                return result
         if self.storage is not None:
             persisted = await self._try_persisted(
                 event, data, ctx, ctx.key, kind, command, callback_data
@@ -370,19 +416,40 @@ class Listen(BaseMiddleware):
         owner = new_owner()
         # the sender's conversation takes its turn across workers in this same call
         turn = storage.order_updates and ctx.turn is None and key == ctx.key
-        claim, lease = await self._claim(
-            storage, skey, kind, command, callback_data, owner, update_id, turn
-        )
+        if storage.shared:
+            claim, lease = await self._claim(
+                storage, skey, kind, command, callback_data, owner, update_id, turn
+            )
+        else:
+            # one process (memory, File): no lease, no ordering window; claimed in place, the
+            # retry loop of _claim only for a step another update runs right now
+            lease = None
+            claim = await storage.claim(
+                skey,
+                now=get_clock().now(),
+                kind=kind,
+                is_command=command,
+                callback_data=callback_data,
+                lease=None,
+                owner=owner,
+                update_id=update_id,
+                window=0.0,
+                turn=turn,
+            )
+            if claim.status in _WAIT:
+                claim, lease = await self._claim(
+                    storage, skey, kind, command, callback_data, owner, update_id, turn
+                )
         if turn:
             ctx.turn = _Renewal(self, storage, skey, owner, turn=True)
-        if claim.status is ClaimStatus.WAITER:
+        if claim.status is _WAITER:
             # (with a turn, it is given back once the hand-over ends: Listen.__call__)
             return await self._hand_over(
                 storage, skey, claim, update if isinstance(update, Update) else None
             )
         record = claim.record
         if claim.status in _PASS or record is None:
-            if claim.status is ClaimStatus.STALE:
+            if claim.status is _STALE:
                 logger.info(
                     "conversation %s: update %s is at or below the last one applied (%s): a "
                     "redelivery or a late arrival; it goes to the normal handlers",
@@ -395,7 +462,7 @@ class Listen(BaseMiddleware):
             return _MISS if claim.status in _NOT_TAKEN or record is None else _DECLINED
         name = record.callback or ""
         entry = self.registry.resolve(name, record)
-        if claim.status is ClaimStatus.EXPIRED:
+        if claim.status is _EXPIRED:
             # the deadline passed before the scheduler fired it: this update fires it
             generation = storage.generation
             await self._fire_timeout(key, record, data.get("bot"))
@@ -411,7 +478,7 @@ class Listen(BaseMiddleware):
             return _DECLINED
         if only is not None and name not in only:
             # someone else's chat-wide step: not ours to route here, so leave it as it was
-            if claim.status is ClaimStatus.CLAIMED:
+            if claim.status is _CLAIMED:
                 await storage.end_claim(skey, owner, keep_step=True)
             logger.warning(
                 "conversation %s: chat-wide step %r is pending, but this Listen routes only "
@@ -422,7 +489,7 @@ class Listen(BaseMiddleware):
             )
             return _MISS
         if entry is None:
-            if claim.status is ClaimStatus.CHECK and record.token:
+            if claim.status is _CHECK and record.token:
                 await storage.claim_token(skey, record.token)
             else:
                 await storage.end_claim(skey, owner)
@@ -433,7 +500,7 @@ class Listen(BaseMiddleware):
                 name,
             )
             return _DECLINED
-        if claim.status is ClaimStatus.CHECK:
+        if claim.status is _CHECK:
             context = {**data, "step_context": record, "conversation": key}
             if not await check_filter(entry.filter, event, context):
                 return _DECLINED
@@ -451,13 +518,16 @@ class Listen(BaseMiddleware):
         }
         # The step stays stored while it runs: its outcome (a next step, or the end) is a
         # write that names this claim. Until then a dead process loses nothing.
-        ctx.claims[skey] = owner
+        claims = ctx.claims
+        if claims is None:
+            claims = ctx.claims = {}
+        claims[skey] = owner
         renewal = _Renewal(self, storage, skey, owner) if lease is not None else None
         failed = False
         try:
             return await self._run_step(entry.callback, event, data, kind, extra)
         except ClaimLostError:
-            ctx.claims.pop(skey, None)  # another update owns the step now: leave it alone
+            claims.pop(skey, None)  # another update owns the step now: leave it alone
             raise
         except SkipHandler:
             # the step declines this update, as a handler does: it stays pending as it was
@@ -470,8 +540,8 @@ class Listen(BaseMiddleware):
         finally:
             if renewal is not None:
                 renewal.cancel()
-            if ctx.claims.get(skey) == owner:
-                del ctx.claims[skey]
+            if claims.get(skey) == owner:
+                del claims[skey]
                 await self._end_claim(storage, skey, owner, failed)
 
     @staticmethod
@@ -590,7 +660,7 @@ class Listen(BaseMiddleware):
             # the turn lapses with its lease; the update itself was handled
             logger.warning("conversation %s: could not give its turn back", renewal.skey)
 
-    async def _run_step(
+    def _run_step(
         self,
         callback: Callable[..., Any],
         event: TelegramObject,
@@ -598,21 +668,24 @@ class Listen(BaseMiddleware):
         kind: str,
         extra: dict[str, Any],
         args: tuple[Any, ...] = (),
-    ) -> Any:
+    ) -> Awaitable[Any]:
         """Call a step like the handler it stands in for: inside the observer's inner
-        middlewares (a DB session middleware, ...), with what it asks for by name."""
+        middlewares (a DB session middleware, ...), with what it asks for by name. Returns
+        what to await (no coroutine of its own around it: one frame fewer per step)."""
 
         router = data.get("event_router")
         observer = router.observers.get(kind) if router is not None else None
         if observer is None or not observer.middleware:
-            return await call_with_context(callback, event, *args, context={**data, **extra})
+            # no merged copy of data: the step's few parameters are looked up in both
+            return call_with_context(callback, event, *args, context=data, extra=extra)
 
         async def as_handler(event: TelegramObject, **kwargs: Any) -> Any:
-            return await call_with_context(callback, event, *args, context={**kwargs, **extra})
+            return await call_with_context(callback, event, *args, context=kwargs, extra=extra)
 
         inner = list(observer.middleware)
         wrapped = MiddlewareManager.wrap_middlewares(inner, as_handler)
-        return await wrapped(event, dict(data))
+        result: Awaitable[Any] = wrapped(event, dict(data))
+        return result
 
     async def _fire_timeout(self, key: ConversationKey, record: StateContext, bot: Any) -> None:
         """Call the ``on_timeout`` of an expired step (the step is already removed)."""
@@ -639,7 +712,7 @@ class Listen(BaseMiddleware):
         ctx = UpdateContext(
             key=key, listen=self, event=None, data=data, task=asyncio.current_task()
         )
-        ctx.claims[skey] = owner
+        ctx.claims = {skey: owner}
         reset = current_update.set(ctx)
         renewal = _Renewal(self, storage, skey, owner) if storage.shared else None
         try:
@@ -648,7 +721,7 @@ class Listen(BaseMiddleware):
             current_update.reset(reset)
             if renewal is not None:
                 renewal.cancel()
-            if ctx.claims.get(skey) == owner:
+            if ctx.claims is not None and ctx.claims.get(skey) == owner:
                 await storage.end_claim(skey, owner)
 
     def arm_timer(self, key: ConversationKey, token: str, timeout: float, bot: Any) -> None:

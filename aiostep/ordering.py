@@ -12,22 +12,21 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Hashable
+from typing import Any
 
 __all__ = ["Gates"]
 
 
-class _Gate:
-    __slots__ = ("queue",)
-
-    def __init__(self) -> None:
-        self.queue: deque[asyncio.Future[None]] = deque()
+# a key held with nobody queued maps to None: taking a free turn (every update's path)
+# allocates nothing; the queue is made only when a second update of the key must wait
+_FREE: Any = object()
 
 
 class Gates:
     """FIFO turnstiles keyed by conversation; an idle key costs nothing (its gate is dropped)."""
 
     def __init__(self) -> None:
-        self._gates: dict[Hashable, _Gate] = {}
+        self._gates: dict[Hashable, deque[asyncio.Future[None]] | None] = {}
 
     def __len__(self) -> int:
         return len(self._gates)
@@ -37,17 +36,20 @@ class Gates:
         when somebody does (then ``await acquire(key)`` queues for it)."""
         if key in self._gates:
             return False
-        self._gates[key] = _Gate()
+        self._gates[key] = None
         return True
 
     async def acquire(self, key: Hashable) -> None:
         """Wait for the turn of ``key``; returns holding it."""
-        gate = self._gates.get(key)
-        if gate is None:  # a key is in the dict exactly while somebody holds its turn
-            self._gates[key] = _Gate()
+        gates = self._gates
+        queue = gates.get(key, _FREE)
+        if queue is _FREE:  # a key is in the dict exactly while somebody holds its turn
+            gates[key] = None
             return
+        if queue is None:
+            queue = gates[key] = deque()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        gate.queue.append(fut)
+        queue.append(fut)
         try:
             await fut
         except asyncio.CancelledError:
@@ -56,17 +58,18 @@ class Gates:
             else:
                 # release() may have popped (and skipped) our cancelled future already
                 with contextlib.suppress(ValueError):
-                    gate.queue.remove(fut)
+                    queue.remove(fut)
             raise
 
     def release(self, key: Hashable) -> None:
         """End the current turn of ``key``: hand it to the next in line, or free it."""
-        gate = self._gates.get(key)
-        if gate is None:
+        gates = self._gates
+        queue = gates.get(key, _FREE)
+        if queue is _FREE:
             return
-        while gate.queue:
-            fut = gate.queue.popleft()
+        while queue:
+            fut = queue.popleft()
             if not fut.done():
                 fut.set_result(None)
                 return
-        del self._gates[key]
+        del gates[key]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["LocalStep", "MetaStore", "Waiter", "change_root_store", "root_store"]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Accepting:
     filter: Any
     updates: tuple[str, ...]
@@ -33,10 +33,13 @@ class _Accepting:
         """Whether an update of ``kind`` (a command or not) is for this waiter/step at all."""
         if command and not self.allow_commands:
             return False
-        return takes_update("," + ",".join(self.updates) + ",", kind, callback_data)
+        updates = self.updates
+        if kind in updates:  # the usual answer, with no marker string built
+            return True
+        return takes_update("," + ",".join(updates) + ",", kind, callback_data)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Waiter(_Accepting):
     """A ``wait_for`` parked on a future."""
 
@@ -59,7 +62,7 @@ class Waiter(_Accepting):
             self.future.set_exception(exc)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class LocalStep(_Accepting):
     """An in-process next step: a callable with its arguments."""
 

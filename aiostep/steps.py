@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aiostep.calling import call_with_context
 from aiostep.clock import get_clock
@@ -158,13 +158,24 @@ async def register_next_step(
         StepNotRegisteredError: a persisted step or ``on_timeout`` given as an unregistered
             function (a ``TypeError``).
     """
-    require_listen("register_next_step")
+    ctx = current_update.get()
+    if ctx is None:
+        require_listen("register_next_step")  # (an update being routed: a Listen exists)
     if timeout is not None:
         timeout = _seconds(timeout)
     elif on_timeout is not None:
         raise TypeError(f"on_timeout={on_timeout!r} needs a timeout= (seconds or a timedelta)")
-    key = resolve_key(user_id, chat_id, thread_id, bot_id)
-    ctx = current_update.get()
+    if (
+        ctx is not None
+        and type(user_id) is int
+        and user_id == ctx.key.user_id
+        and chat_id is None
+        and thread_id is None
+        and bot_id is None
+    ):
+        key = ctx.key  # the sender's own conversation (what resolve_key answers, at once)
+    else:
+        key = resolve_key(user_id, chat_id, thread_id, bot_id)
     listen = None if ctx is None else ctx.listen
     target: BaseStorage | None = None
     if storage is not None:
@@ -180,49 +191,75 @@ async def register_next_step(
     if previous is not None:
         await in_process.pop_item(key)
         discard(previous, WaitSuperseded(f"a next step was registered on conversation {key}"))
-    request = _Request(
-        key=key,
-        fn=_next,
-        registry=(
-            registry
-            if registry is not None
-            else listen.registry
-            if listen is not None
-            else default_registry
-        ),
-        args=tuple(args),
-        kwargs=kwargs,
-        timeout=timeout,
-        on_timeout=on_timeout,
-        filter=filter,
-        updates=updates,
-        allow_commands=allow_commands,
+    reg = (
+        registry
+        if registry is not None
+        else listen.registry
+        if listen is not None
+        else default_registry
     )
     if target is None:
         if state is not UNSET or data is not None:
             raise TypeError("state=/data= need a storage (given here or to Listen)")
-        await _register_local(request, in_process)
+        step = _local_step(
+            key,
+            _next,
+            reg,
+            in_process,
+            ctx,
+            args,
+            kwargs,
+            timeout,
+            on_timeout,
+            filter,
+            updates,
+            allow_commands,
+        )
+        if type(in_process) is _RootStore:
+            in_process.cache[key] = step  # the default store, written directly (no await)
+        else:
+            await in_process.set_item(key, step)
         return
-    await _register_persisted(request, target, ctx, state, data)
+    skey, patch, owner, token = _persisted_patch(
+        key,
+        _next,
+        reg,
+        args,
+        kwargs,
+        timeout,
+        on_timeout,
+        filter,
+        updates,
+        allow_commands,
+        target,
+        ctx,
+        state,
+        data,
+    )
+    await target.apply(skey, patch)
+    if ctx is not None:
+        if owner is not None and ctx.claims is not None:
+            ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
+        if timeout is not None:
+            ctx.listen.arm_timer(key, token, timeout, ctx.data.get("bot"))
 
 
-class _Request(NamedTuple):
-    """What ``register_next_step`` was asked to register, for either kind of step."""
-
-    key: ConversationKey
-    fn: Callable[..., Any] | str
-    registry: StepRegistry
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] | None
-    timeout: float | None
-    on_timeout: Callable[..., Any] | str | None
-    filter: Any
-    updates: Iterable[str] | None
-    allow_commands: bool | None
-
-
-async def _register_local(request: _Request, store: MetaStore) -> None:
-    key, fn, reg, on_timeout = request.key, request.fn, request.registry, request.on_timeout
+def _local_step(
+    key: ConversationKey,
+    fn: Callable[..., Any] | str,
+    reg: StepRegistry,
+    store: MetaStore,
+    ctx: UpdateContext | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    timeout: float | None,
+    on_timeout: Callable[..., Any] | str | None,
+    filter: Any,
+    updates: Iterable[str] | None,
+    allow_commands: bool | None,
+) -> LocalStep:
+    """The in-process step ``register_next_step`` was asked for (made without an await: this
+    is every in-process step's path), its timeout timer armed."""
     entry = reg.find(fn)
     if isinstance(fn, str):
         if entry is None:
@@ -233,32 +270,23 @@ async def _register_local(request: _Request, store: MetaStore) -> None:
         if timeout_entry is None:
             raise StepNotRegisteredError(f"no step is registered as {on_timeout!r}")
         on_timeout = timeout_entry.callback
-    allow_commands = request.allow_commands
     if allow_commands is None:
         allow_commands = entry.allow_commands if entry else False
     step = LocalStep(
-        filter=request.filter if request.filter is not None else (entry.filter if entry else None),
+        filter if filter is not None else (entry.filter if entry else None),
         # a registration's updates were checked when it was registered
-        updates=(
-            check_updates(request.updates)
-            if request.updates
-            else (entry.updates if entry else DEFAULT_UPDATES)
-        ),
-        allow_commands=allow_commands,
-        callback=fn,
-        args=request.args,
-        kwargs=dict(request.kwargs or {}),
+        check_updates(updates) if updates else (entry.updates if entry else DEFAULT_UPDATES),
+        allow_commands,
+        fn,
+        args if type(args) is tuple else tuple(args),
+        dict(kwargs) if kwargs else {},
     )
-    if request.timeout is not None:
-        ctx = current_update.get()
+    if timeout is not None:
         bot = ctx.data.get("bot") if ctx is not None else None
         step.timer = get_clock().call_later(
-            request.timeout, _expire_local, store, key, step, on_timeout, bot
+            timeout, _expire_local, store, key, step, on_timeout, bot
         )
-    if type(store) is _RootStore:
-        store.cache[key] = step  # the default store, written directly (no await)
-    else:
-        await store.set_item(key, step)
+    return step
 
 
 def _expire_local(
@@ -282,9 +310,12 @@ def _claimed_by(ctx: UpdateContext | None, storage: BaseStorage, skey: str) -> s
     """The owner token of this update's claim on the conversation's pending step, if the
     update being routed (``ctx``) claimed it through ``storage``: a write there is that
     claim's outcome, applied only while the claim still owns the step."""
-    if ctx is None or not ctx.claims or ctx.listen.storage is not storage:
+    if ctx is None:
         return None
-    return ctx.claims.get(skey)
+    claims = ctx.claims
+    if not claims or ctx.listen.storage is not storage:
+        return None
+    return claims.get(skey)
 
 
 def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> RegisteredStep:
@@ -297,29 +328,34 @@ def _registered(reg: StepRegistry, fn: Callable[..., Any] | str, what: str) -> R
     return entry
 
 
-async def _register_persisted(
-    request: _Request,
+def _persisted_patch(
+    key: ConversationKey,
+    fn: Callable[..., Any] | str,
+    reg: StepRegistry,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    timeout: float | None,
+    on_timeout: Callable[..., Any] | str | None,
+    filter: Any,
+    updates: Iterable[str] | None,
+    allow_commands: bool | None,
     storage: BaseStorage,
     ctx: UpdateContext | None,
     state: Any,
     data: dict[str, Any] | None,
-) -> None:
-    key, reg, on_timeout, timeout = (
-        request.key,
-        request.registry,
-        request.on_timeout,
-        request.timeout,
-    )
-    updates, allow_commands = request.updates, request.allow_commands
-    entry = _registered(reg, request.fn, "step")
-    if request.args:
+) -> tuple[str, Patch, str | None, str]:
+    """The write that registers a persisted step (made without an await: the caller's one
+    await is the storage's): its storage key, its patch, the claim it is the outcome of, and
+    the registration's token."""
+    entry = _registered(reg, fn, "step")
+    if args:
         raise TypeError("a persisted next step takes keyword arguments only (kwargs=...), not args")
-    if request.filter is not None:
+    if filter is not None:
         raise TypeError(
             f"a persisted step's filter is declared once, at registration: "
             f"@aiostep.persisted_step({entry.name!r}, filter=...)"
         )
-    stored_kwargs = request.kwargs or {}
+    stored_kwargs = kwargs or {}
     # checked (and copied) by the storage's write: every backend runs check_patch first
     timeout_name = (
         _registered(reg, on_timeout, "on_timeout").name if on_timeout is not None else None
@@ -351,12 +387,7 @@ async def _register_persisted(
     owner = _claimed_by(ctx, storage, skey)
     if owner is not None:
         patch.owner = owner
-    await storage.apply(skey, patch)
-    if ctx is not None:
-        if owner is not None:
-            ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
-        if timeout is not None:
-            ctx.listen.arm_timer(key, token, timeout, ctx.data.get("bot"))
+    return skey, patch, owner, token
 
 
 async def unregister_steps(
@@ -395,7 +426,7 @@ async def unregister_steps(
         if owner is not None:
             patch.owner = owner
         await target.apply(skey, patch)
-        if owner is not None and ctx is not None:
+        if owner is not None and ctx is not None and ctx.claims is not None:
             ctx.claims.pop(skey, None)  # its outcome is written: nothing left for Listen to end
         if listen is not None:
             listen.disarm_timer(key)

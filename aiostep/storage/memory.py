@@ -465,6 +465,20 @@ class AsyncMemoryStateStorage(BaseStorage):
         self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET
     ) -> StateContext | None:
         """Apply ``patch`` at ``key``; return the record as it was."""
+        before = self._write_now(key, patch, ex)
+        return None if before is None else _Replaced.of(before)
+
+    async def apply(self, key: StorageKey, patch: Patch, *, ex: ExpiryT | _Unset = UNSET) -> None:
+        """`BaseStorage.apply`, written in place: every step's outcome comes here, so no
+        `_committed`/`_write_blind`/`_write` coroutines and no replaced record are made."""
+        self._refuse_oversize(key, patch)
+        self.generation += 1
+        self._write_now(key, patch, ex)
+        self._noted(key, patch)
+
+    def _write_now(self, key: StorageKey, patch: Patch, ex: ExpiryT | _Unset) -> _Row | None:
+        """Apply ``patch`` at ``key`` (no await: nothing here suspends); return the row it
+        replaced."""
         check_patch(patch)
         k = _key(key)
         # encoded once: what is measured is what is stored
@@ -487,7 +501,7 @@ class AsyncMemoryStateStorage(BaseStorage):
         if before is not None and new is not None:
             _check_size(new, patch, k, limit)
         self._put(k, new, self._ex(ex), before)
-        return None if before is None else _Replaced.of(before)
+        return before
 
     async def _remove(self, key: StorageKey) -> StateContext | None:
         """Delete the record at ``key`` and return it."""

@@ -137,6 +137,51 @@ async def test_a_step_taking_kwargs_gets_everything(step_name: Callable[[str], s
         )
 
 
+def _with_signature_of(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A decorator whose wrappers share one ``def`` (one code object) and each take the
+    parameters of the function they wrap (``__signature__``, as signature-copying
+    decorators do)."""
+    import inspect
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return await fn(*args, **kwargs)
+
+    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    return wrapper
+
+
+async def test_steps_wrapped_by_one_decorator_each_get_their_own_parameters() -> None:
+    """What a step is called with comes from its own signature, even when every step is a
+    wrapper made by one decorator (the same code object): a wrapper taking ``**kwargs``
+    would get everything, so each must be told apart by what it declares."""
+    got: list[tuple[str, Any]] = []
+    dp = Dispatcher()
+    aiostep.setup(dp)
+
+    async def first(message: Message, name: str) -> None:
+        got.append(("first", name))
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, wrapped_second, kwargs={"age": 3})
+
+    async def second(message: Message, age: int) -> None:
+        got.append(("second", age))
+
+    wrapped_first = _with_signature_of(first)
+    wrapped_second = _with_signature_of(second)
+
+    @dp.message(Command("go"))
+    async def go(message: Message) -> None:
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, wrapped_first, kwargs={"name": "A"})
+
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await talk.send("/go")
+        await talk.send("x")
+        await talk.send("y")
+    assert got == [("first", "A"), ("second", 3)]
+
+
 async def test_a_sync_step_is_called_too() -> None:
     got: list[str | None] = []
     dp = Dispatcher()
