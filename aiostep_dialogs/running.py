@@ -200,6 +200,12 @@ class RunningWizard:
         """The language of this update, worked out once (only when a text depends on it)."""
         raise NotImplementedError
 
+    async def answer_in_place(self, text: str | Text) -> None:
+        """Say a closing ``text``. The `aiostep_dialogs.Wizard` class implements it (one-message
+        mode edits the wizard's message); the runtime calls it through the instance, so a
+        subclass's override applies wherever the wizard closes (a timeout too)."""
+        raise NotImplementedError
+
     def _keep_locale(self) -> None:
         """At a wizard's start: keep its user's language with the conversation, for what is
         said with no update (only a wizard with texts in several languages stores one)."""

@@ -52,7 +52,6 @@ from aiostep_dialogs.registry import wizard_named
 from aiostep_dialogs.render import say_error, send_prompt
 from aiostep_dialogs.running import Call, Jump
 from aiostep_dialogs.spec import Finish, StepSpec, new_nonce
-from aiostep_dialogs.ui import answer_in_place
 from aiostep_dialogs.ui import quietly as _quietly
 from aiostep_dialogs.validators import ValidationError, Validator
 
@@ -439,7 +438,7 @@ async def time_out(self: RunningWizard) -> None:
                 await cancel(self)
             return
         try:
-            await answer_in_place(self, self._text(self.texts.timed_out))
+            await self.answer_in_place(self._text(self.texts.timed_out))
         finally:
             await clear(self)
     elif isinstance(outcome, Finish):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiogram import Dispatcher
 from aiogram.filters import Command
+from aiogram.utils.formatting import Text
 
 from aiostep.testing import Conversation, FakeClock
 from aiostep_dialogs import Texts, Wizard, step
@@ -295,3 +296,33 @@ def test_a_step_timeout_shorter_than_the_wizards_reminders_keeps_only_those_befo
 
     assert Quick._timing["A"].reminders == (60.0,) and Quick._timing["A"].timeout == 90
     assert Quick._timing["B"].reminders == (10.0,) and Quick._timing["B"].timeout == 300
+
+
+class Signed(Wizard, name="t_timeouts_signed"):
+    """Overrides ``answer_in_place``: every closing text is signed."""
+
+    timeout = 30
+
+    class State(Enum):
+        ONLY = auto()
+
+    @step(State.ONLY, prompt="Anything?")
+    async def only(self, value: str) -> None:
+        self.data["only"] = value
+
+    async def answer_in_place(self, text: str | Text) -> None:
+        await self.answer(f"{text} (the bot)")
+
+
+async def test_a_timeout_closes_through_the_wizards_own_answer_in_place(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(
+        lambda dp, storage: Signed.setup(dp, entry=Command("signed"), storage=storage)
+    )
+    clock = sim.use_fake_clock()
+    talk = sim.chat()
+    await talk.send("/signed")
+    await clock.advance(30)
+    talk.assert_last(f"{Texts().timed_out} (the bot)")
+    assert await backend.record(talk) is None
