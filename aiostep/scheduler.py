@@ -163,14 +163,16 @@ class Scheduler:
                 self._again = False
                 now = get_clock().now()
                 lease = now + self.listen.step_lease
-                keys = await storage.due_deadlines(now, lease, self.batch)
+                keys, upcoming = await storage.due_deadlines_and_next(now, lease, self.batch)
                 for skey in keys:
                     await self._fire(skey, now)
                 if len(keys) < self.batch and not self._again:
                     break
             if not self.running:
                 return
-            upcoming = await storage.next_deadline()
+            if keys:
+                # what was just fired may have moved the earliest deadline: look again
+                upcoming = await storage.next_deadline()
         except Exception:
             logger.exception("the deadline scheduler could not read the storage; retrying")
             upcoming = get_clock().now() + max(self.poll, 1.0)

@@ -1001,6 +1001,15 @@ class BaseStorage(ABC):
         """
         return [] if self.deadlines is None else self.deadlines.take_due(now, limit)
 
+    async def due_deadlines_and_next(
+        self, now: float, lease: float, limit: int = 100
+    ) -> tuple[list[str], float | None]:
+        """[`due_deadlines`][aiostep.BaseStorage.due_deadlines], and then
+        [`next_deadline`][aiostep.BaseStorage.next_deadline] as it stands after the take (the
+        ones just taken count at ``lease`` on a shared storage): what the deadline scheduler
+        asks on every look. Redis answers both in one round trip."""
+        return await self.due_deadlines(now, lease, limit), await self.next_deadline()
+
     async def deadline_fired(self, key: StorageKey) -> None:  # noqa: B027 - optional hook
         """The deadline of ``key`` taken by [`due_deadlines`][aiostep.BaseStorage.due_deadlines]
         has been dealt with (single-process storages have nothing to do)."""

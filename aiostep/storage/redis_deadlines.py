@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["RedisDeadlines"]
 
 # KEYS[1]=deadlines, KEYS[2]=firing; ARGV: now, lease (epoch seconds), limit.
-# Returns the members taken: due ones, and those whose firing worker's lease ran out.
+# Returns the earliest score left in either set after the take ("" when both are empty),
+# then the members taken: due ones, and those whose firing worker's lease ran out.
 _TAKE_DUE = """
 local limit = tonumber(ARGV[3])
 local taken, seen = {}, {}
@@ -44,6 +45,14 @@ if #taken < limit then
   end
 end
 for _, m in ipairs(taken) do redis.call('ZADD', KEYS[2], ARGV[2], m) end
+local earliest = ''
+for _, key in ipairs(KEYS) do
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if first[2] and (earliest == '' or tonumber(first[2]) < tonumber(earliest)) then
+    earliest = first[2]
+  end
+end
+table.insert(taken, 1, earliest)
 return taken
 """
 
@@ -88,12 +97,20 @@ class RedisDeadlines:
 
     async def due_deadlines(self, now: float, lease: float, limit: int = 100) -> list[str]:
         """Take due deadlines for this worker alone (one script call; see the module)."""
+        return (await self.due_deadlines_and_next(now, lease, limit))[0]
+
+    async def due_deadlines_and_next(
+        self, now: float, lease: float, limit: int = 100
+    ) -> tuple[list[str], float | None]:
+        """Take due deadlines, and say the earliest one left: one script call, so a worker
+        with nothing due looks at the deadlines in one round trip."""
         if self._take_due_script is None:
             self._take_due_script = self.redis.register_script(_TAKE_DUE)
-        taken = await self._take_due_script(
+        earliest, *taken = await self._take_due_script(
             keys=[self.deadlines_key, self.firing_key], args=[repr(now), repr(lease), str(limit)]
         )
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in taken]
+        keys = [m.decode() if isinstance(m, bytes) else str(m) for m in taken]
+        return keys, float(earliest) if earliest else None
 
     async def deadline_fired(self, key: StorageKey) -> None:
         """Forget a deadline this worker took and dealt with."""

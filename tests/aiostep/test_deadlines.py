@@ -378,6 +378,20 @@ async def test_every_storage_indexes_deadlines_and_hands_each_due_one_out_once(
     assert await storage.due_deadlines(1800.0, 1830.0) == ["2:2@42"]
 
 
+async def test_taking_due_deadlines_also_says_the_earliest_one_left(backend: Backend) -> None:
+    storage = as_async(backend.new_storage())
+    assert await storage.due_deadlines_and_next(1500.0, 1530.0) == ([], None)
+    await storage.write("1:1@42", Patch(callback="x", token="t", deadline=1000.0, chat_id=1))
+    await storage.write("2:2@42", Patch(callback="x", token="t", deadline=2000.0, chat_id=2))
+    assert await storage.due_deadlines_and_next(900.0, 930.0) == ([], 1000.0)
+    taken, earliest = await storage.due_deadlines_and_next(1500.0, 1530.0)
+    assert taken == ["1:1@42"]
+    # the one taken counts at its lease on a shared storage, until it is marked fired
+    assert earliest == (1530.0 if storage.shared else 2000.0)
+    await storage.deadline_fired("1:1@42")
+    assert await storage.due_deadlines_and_next(1600.0, 1630.0) == ([], 2000.0)
+
+
 async def test_a_file_storage_finds_its_deadlines_when_the_journal_loads(tmp_path: Path) -> None:
     path = tmp_path / "state.jsonl"
     storage = FileStateStorage(path)

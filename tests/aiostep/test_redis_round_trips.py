@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest_asyncio
-from aiogram import Dispatcher
+from aiogram import Bot, Dispatcher
 from aiogram.filters import Command
 from aiogram.types import Message
 from redis.asyncio import Redis
 
 import aiostep
+from aiostep.storage.base import Patch
+from aiostep.storage.redis import RedisStateStorage
 from aiostep.testing import BotSimulator
 
 if TYPE_CHECKING:
@@ -120,3 +122,23 @@ async def test_an_update_with_nothing_pending_costs_one_round_trip(
         other = sim.chat(sim.user(), sim.group())
         assert await round_trips.count(lambda: other.send("hi")) == 1
         assert log == ["normal warm up", "normal hello", "normal hi"]
+
+
+async def test_an_idle_worker_looks_at_the_deadlines_in_one_round_trip(
+    redis_url: str, round_trips: RoundTrips
+) -> None:
+    """The scheduler of each worker looks at the shared deadline index once a second: with
+    nothing due, taking the due ones and reading the earliest left is one script call."""
+    storage = RedisStateStorage(redis_url, prefix=f"idle-{uuid.uuid4().hex}:")
+    listen = aiostep.Listen(storage=storage)
+    bot = Bot("42:TEST")
+    try:
+        await storage.write("1:1@42", Patch(callback="x", token="t", deadline=4e9, chat_id=1))
+        await storage.due_deadlines(0.0, 0.0)  # the script loaded, as after a worker's first look
+        assert await round_trips.count(lambda: listen.scheduler.start([bot])) == 1, round_trips.last
+        assert round_trips.last[0].startswith("EVALSHA")
+        assert listen.scheduler.next_wake == 4e9
+    finally:
+        await listen.scheduler.stop()
+        await storage.close()
+        await bot.session.close()
