@@ -11,6 +11,7 @@ from aiostep.context import current_update as current_update
 from aiostep.conversation import Steps
 from aiostep.exceptions import (
     AiostepError,
+    NotThisConversation,
     RecordTooLargeError,
     StepNotRegisteredError,
     StorageCorruptedError,
@@ -50,6 +51,7 @@ __all__ = [
     "IsState",
     "Listen",
     "MemoryStateStorage",
+    "NotThisConversation",
     "RecordTooLargeError",
     "RedisStateStorage",
     "RegisteredStep",

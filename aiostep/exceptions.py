@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 
+from aiogram.dispatcher.event.bases import SkipHandler
+
 __all__ = [
     "AiostepError",
     "ClaimLostError",
     "MissingDependencyError",
+    "NotThisConversation",
     "RecordTooLargeError",
     "StepNotRegisteredError",
     "StorageCorruptedError",
@@ -28,6 +31,18 @@ class WaitCancelled(AiostepError):
 
 class WaitSuperseded(WaitCancelled):
     """A pending ``wait_for`` was ended by a newer ``wait_for`` on the same conversation."""
+
+
+class NotThisConversation(SkipHandler):
+    """Raised by a persisted step: this update is not for the step's conversation at all (a
+    press on a button that another conversation sent, say).
+
+    The step stays pending as it was, and the update is routed on as if its sender had
+    nothing pending: to the chat-wide step of the chat when one takes it (``chat_wide=True``
+    or [`Listen.route_chat_wide`][aiostep.Listen.route_chat_wide]), else to the normal
+    handlers. aiogram's ``SkipHandler`` declines an update too, but sends it straight to the
+    normal handlers, so a chat-wide step never sees what a member's own step let through.
+    """
 
 
 class StepNotRegisteredError(AiostepError, TypeError):

@@ -18,7 +18,7 @@ from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import get_clock
 from aiostep.context import UpdateContext, current_update, storage_key_of
 from aiostep.conversation import Steps
-from aiostep.exceptions import ClaimLostError
+from aiostep.exceptions import ClaimLostError, NotThisConversation
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.meta_store import MetaStore, _RootStore, root_store
 from aiostep.ordering import Gates
@@ -111,7 +111,9 @@ class Listen(BaseMiddleware):
     arrival order; anything no waiter/step takes goes on to the normal handlers, which may ask for
     ``aiostep_seen`` (a `SeenRecords`) to reuse the record the routing read.
     A persisted step that raises aiogram's ``SkipHandler`` declines the update: the step stays
-    pending as it was, and the update goes on to the normal handlers. Persisted steps'
+    pending as it was, and the update goes on to the normal handlers. One that raises
+    [`NotThisConversation`][aiostep.NotThisConversation] stays pending too, and the update is
+    routed as if the sender had nothing pending (a chat-wide step may take it). Persisted steps'
     deadlines fire with no update, through the Listen's [`Scheduler`][aiostep.Scheduler]
     (``listen.scheduler``), which [`aiostep.setup`][aiostep.setup] starts with the Dispatcher.
     Every handler (and step) of an update with a user and a chat may ask for ``steps``: a
@@ -529,6 +531,11 @@ class Listen(BaseMiddleware):
         except ClaimLostError:
             claims.pop(skey, None)  # another update owns the step now: leave it alone
             raise
+        except NotThisConversation:
+            # not this conversation's update at all: the step stays pending as it was, and
+            # the update is routed on as if the sender had nothing pending
+            failed = True
+            return _MISS
         except SkipHandler:
             # the step declines this update, as a handler does: it stays pending as it was
             # and the update goes on to the normal handlers

@@ -68,6 +68,13 @@ def index_of(code: str, prefix: str, count: int) -> int | None:
     return int(digits)
 
 
+def sent_elsewhere(wizard: RunningWizard, data: str | None) -> bool:
+    """Whether ``data`` is a wizard button that another conversation sent (another user's, or
+    the chat-wide one's): not a press for ``wizard`` at all."""
+    press = parse(data)
+    return press is not None and press.owner is not None and press.owner != wizard.key.user_id
+
+
 def is_current(wizard: RunningWizard, press: Press) -> bool:
     """Whether ``press`` is on a button of ``wizard``'s current prompt."""
     if press.owner is not None and press.owner != wizard.key.user_id:

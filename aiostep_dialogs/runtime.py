@@ -233,6 +233,10 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
     """Handle an answer (a message or a button press) to ``spec``'s step."""
     raw: Any = event
     if isinstance(event, CallbackQuery):
+        if button_data.sent_elsewhere(self, event.data):
+            # another conversation's button (a chat-wide wizard's, say): routed on as if
+            # this conversation had nothing pending; the step stays as it was
+            raise aiostep.NotThisConversation()
         value: Any
         if spec.picker is not None:
             value = await ch.on_press(self, spec, event)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from aiogram import Dispatcher, F
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command
 from aiogram.types import Message
 
 import aiostep
 from aiostep.testing import BotSimulator
+
+if TYPE_CHECKING:
+    from conftest import Backend
 
 
 def build(chat_wide: bool) -> Dispatcher:
@@ -126,3 +132,58 @@ def test_route_chat_wide_needs_a_storage() -> None:
         assert "storage" in str(exc)
     else:
         raise AssertionError("route_chat_wide accepted a Listen without storage")
+
+
+@aiostep.persisted_step("test-chat-wide.picky")
+async def picky(message: Message) -> None:
+    """Bob's own step: "vote ..." is not for his conversation at all, "skip ..." it declines."""
+    assert message.from_user is not None and message.text is not None
+    if message.text.startswith("vote "):
+        raise aiostep.NotThisConversation()
+    if message.text.startswith("skip "):
+        raise SkipHandler()
+    await message.answer(f"picky: {message.text}")
+    await aiostep.register_next_step(message.from_user.id, picky)
+
+
+def build_picky(dp: Dispatcher, storage: Any) -> None:
+    listen = aiostep.setup(dp, storage=storage)
+    listen.route_chat_wide(["test-chat-wide.vote"])
+
+    @dp.message(Command("vote"))
+    async def open_vote(message: Message) -> None:
+        await aiostep.register_next_step(aiostep.ANYONE, vote, chat_id=message.chat.id)
+
+    @dp.message(Command("picky"))
+    async def open_picky(message: Message) -> None:
+        assert message.from_user is not None
+        await aiostep.register_next_step(message.from_user.id, picky)
+
+    @dp.message()
+    async def other(message: Message) -> None:
+        await message.answer(f"normal handler: {message.text}")
+
+
+async def test_a_step_raising_not_this_conversation_lets_the_chat_wide_step_take_the_update(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(build_picky)
+    alice, bob = sim.user(first_name="Alice"), sim.user(first_name="Bob")
+    group = sim.group()
+    a, b = sim.chat(alice, group), sim.chat(bob, group)
+    await a.send("/vote")
+    await b.send("/picky")
+    before = await backend.record(b)
+    await b.send("skip this")  # SkipHandler: the normal handlers, not the chat's step
+    b.assert_last("normal handler: skip this")
+    await b.send("vote pizza")  # not his conversation's: as if he had nothing pending
+    b.assert_last("vote from Bob: vote pizza")
+    after = await backend.record(b)
+    assert before is not None and after is not None
+    assert (after.callback, after.kwargs, after.data) == (
+        before.callback,
+        before.kwargs,
+        before.data,
+    )
+    await b.send("hello")  # his own step stayed pending as it was
+    b.assert_last("picky: hello")

@@ -128,3 +128,28 @@ async def test_a_button_sent_before_buttons_named_their_owner_still_answers(
     await press(alice, prompt, f"{prefix}:{fingerprint}:{nonce}:{index}")
 
     alice.assert_last("Lunch: park")
+
+
+async def test_a_chat_wide_wizards_button_reaches_it_while_the_presser_runs_a_wizard_of_their_own(
+    backend: Backend,
+) -> None:
+    sim = backend.simulator(bot)
+    group = sim.group()
+    alice = sim.chat(sim.user(first_name="Alice"), group)
+    bob = sim.chat(sim.user(first_name="Bob"), group)
+    await alice.send("/vote")
+    votes = alice.last_message
+    assert votes is not None
+    await bob.send("/toppings")  # Bob's own wizard waits for a press on its own buttons
+    bob_before = await backend.record(bob)
+
+    await bob.click("Park", message=votes)
+
+    bob.assert_last("Lunch: park")
+    assert bob.toasts == []
+    bob_after = await backend.record(bob)
+    assert bob_before is not None and bob_after is not None
+    assert (bob_after.kwargs, bob_after.data) == (bob_before.kwargs, bob_before.data)
+    await bob.click("Olives")
+    await bob.click("Done")
+    bob.assert_last(f"{bob.user.id}: Olives")
