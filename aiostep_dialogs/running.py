@@ -152,7 +152,7 @@ class RunningWizard:
 
     @classmethod
     def _step_name(cls, spec: StepSpec) -> str:
-        return f"{cls.wizard_id}:{spec.state.name}"
+        return f"{cls.wizard_id}:{spec.name}"
 
     def _spec(self) -> StepSpec:
         assert self.state is not None

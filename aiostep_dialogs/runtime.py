@@ -310,7 +310,7 @@ async def validate(self: RunningWizard, spec: StepSpec, raw: Any) -> Any:
         chain.append(v.choice(cast("Mapping[str, str]", labels)))
     elif not spec.validate:
         # a request step takes only the button's answer, unless it says otherwise
-        request = spec.request is not None and self._requests[spec.state.name]
+        request = spec.request is not None and self._requests[spec.name]
         chain.append(request.validator if request else v.text())
     chain.extend(spec.validate)
     return await v.run(chain, raw)
@@ -326,7 +326,7 @@ async def reject(self: RunningWizard, spec: StepSpec, reason: ValidationError | 
         finally:
             await clear(self)
         return
-    if self._press is not None and spec.state.name in self._edit_states:
+    if self._press is not None and spec.name in self._edit_states:
         # a refused press: its reason as a toast; the message and its buttons stay
         await park(self, spec)
         said = await say_error(self, spec.error if spec.error is not None else reason)
@@ -347,7 +347,7 @@ async def advance(
         await finish(self, outcome.result)
         return
     if outcome is None:
-        after = self._after.get(spec.state.name)
+        after = self._after.get(spec.name)
         if after is None:
             await finish(self, None)
             return
@@ -369,7 +369,7 @@ async def advance(
             "self.goto(...)"
         )
     history = self.history
-    self.history = [*history, _undo_entry(spec.state.name, before, self.data)]
+    self.history = [*history, _undo_entry(spec.name, before, self.data)]
     if len(self.history) > _HISTORY_LIMIT:
         self.history = self.history[-_HISTORY_LIMIT:]
     await enter(self, target, back_to=(spec, before, history))
@@ -515,7 +515,7 @@ def compile_tick(cls: type[RunningWizard]) -> Callable[..., Any]:
         await settle(wizard)
         spec = wizard._spec()
         meta = step_context.kwargs
-        found = cls._timing.get(spec.state.name)
+        found = cls._timing.get(spec.name)
         sent, t0 = meta.get("r"), meta.get("t0")
         if (
             found is not None
