@@ -311,6 +311,8 @@ def restore(
     )
     if moved:
         wizard._moved = True
+    elif not rebuilt and state_name == current:
+        wizard._as_stored = True
     fingerprint = meta.get("fp", "")
     wizard._sent_fp = fingerprint if type(fingerprint) is str else str(fingerprint)
     stored_locale = meta.get("l")
@@ -495,11 +497,16 @@ async def clear(self: RunningWizard) -> None:
     so it is refused if another worker took the step over meanwhile)."""
     if self._edits:
         await close(self, None)  # the last prompt's buttons go, unless closed already
+    key = self.key
+    ctx = aiostep.current_update.get()
+    # the update's own conversation goes through its Listen's storage (as storage_or_fail
+    # finds it), which unregister_steps takes without adapting it
+    own = ctx is not None and ctx.key == key and ctx.listen.storage is not None
     await aiostep.unregister_steps(
-        self.key.user_id,
-        chat_id=self.key.chat_id,
-        thread_id=self.key.thread_id,
-        bot_id=self.key.bot_id,
-        storage=storage_or_fail(type(self)),
+        key.user_id,
+        chat_id=key.chat_id,
+        thread_id=key.thread_id,
+        bot_id=key.bot_id,
+        storage=None if own else storage_or_fail(type(self)),
         forget=True,
     )
