@@ -230,7 +230,7 @@ async def follow(
         await other._hook("on_start")
         await _show(other, other._steps[0], seen)
         return
-    history = [*caller.history, _undo_entry(spec.state.name, before, caller.data)]
+    history = [*caller.history, _undo_entry(spec.name, before, caller.data)]
     child = outcome.wizard(
         key=caller.key, bot=caller.bot, event=caller.event, data=copy.deepcopy(dict(outcome.data))
     )

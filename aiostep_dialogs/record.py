@@ -202,7 +202,7 @@ def frame_of(
         "v": RECORD_VERSION,
         "w": caller.wizard_id,
         "fp": caller._fingerprint,
-        "s": spec.state.name,
+        "s": spec.name,
         "d": caller.data,
         "h": packed_history(history),
         "k": call.key,
@@ -293,7 +293,7 @@ def restore(
             cls.wizard_id,
             stored,
             key,
-            spec.state.name,
+            spec.name,
         )
     elif meta.get("fp") != cls._fingerprint:
         logger.info("%s: conversation %s was stored by another version", cls.wizard_id, key)
@@ -311,6 +311,8 @@ def restore(
     )
     if moved:
         wizard._moved = True
+    elif not rebuilt and state_name == current:
+        wizard._as_stored = True
     fingerprint = meta.get("fp", "")
     wizard._sent_fp = fingerprint if type(fingerprint) is str else str(fingerprint)
     stored_locale = meta.get("l")
@@ -417,7 +419,7 @@ def park_options(
 ) -> tuple[float | None, dict[str, Any]]:
     """The ``timeout`` to register ``spec`` with and what its kwargs add: a step asked now,
     or (``wake``: its ``t0`` and the reminders sent) one re-parked by a reminder."""
-    found = wizard._timing.get(spec.state.name)
+    found = wizard._timing.get(spec.name)
     if found is None:
         return None, {}
     now = get_clock().now()
@@ -444,17 +446,32 @@ async def park(self: RunningWizard, spec: StepSpec, *, step_only: bool = False) 
     """Persist: the next step is ``spec``, with state, data and navigation, in one write
     (``step_only``: the step's kwargs alone, for a press that was not an answer)."""
     meta, timeout = park_meta(self, spec)
-    storage, registry = _target(type(self))
+    key = self.key
+    ctx = aiostep.current_update.get()
     # step_only: a press that is not an answer (a toggle, a page turn) shows the user is
     # there: the step's deadline starts again, as for a new prompt, and state and data stay
+    if ctx is not None and ctx.key == key and ctx.listen.storage is not None:
+        # the update's own conversation (every answer's): register_next_step takes the
+        # update's key, storage and registry at once, as _target would give them
+        await aiostep.register_next_step(
+            key.user_id,
+            f"{self.wizard_id}:{spec.name}",
+            kwargs=meta,
+            state=UNSET if step_only else spec.name,
+            data=None if step_only else self.data,
+            timeout=timeout,
+            on_timeout=f"{self.wizard_id}:{TICK}" if timeout is not None else None,
+        )
+        return
+    storage, registry = _target(type(self))
     await aiostep.register_next_step(
-        self.key.user_id,
-        self._step_name(spec),
-        chat_id=self.key.chat_id,
-        thread_id=self.key.thread_id,
-        bot_id=self.key.bot_id,
+        key.user_id,
+        f"{self.wizard_id}:{spec.name}",
+        chat_id=key.chat_id,
+        thread_id=key.thread_id,
+        bot_id=key.bot_id,
         kwargs=meta,
-        state=UNSET if step_only else spec.state,
+        state=UNSET if step_only else spec.name,
         data=None if step_only else self.data,
         storage=storage,
         registry=registry,
@@ -480,11 +497,16 @@ async def clear(self: RunningWizard) -> None:
     so it is refused if another worker took the step over meanwhile)."""
     if self._edits:
         await close(self, None)  # the last prompt's buttons go, unless closed already
+    key = self.key
+    ctx = aiostep.current_update.get()
+    # the update's own conversation goes through its Listen's storage (as storage_or_fail
+    # finds it), which unregister_steps takes without adapting it
+    own = ctx is not None and ctx.key == key and ctx.listen.storage is not None
     await aiostep.unregister_steps(
-        self.key.user_id,
-        chat_id=self.key.chat_id,
-        thread_id=self.key.thread_id,
-        bot_id=self.key.bot_id,
-        storage=storage_or_fail(type(self)),
+        key.user_id,
+        chat_id=key.chat_id,
+        thread_id=key.thread_id,
+        bot_id=key.bot_id,
+        storage=None if own else storage_or_fail(type(self)),
         forget=True,
     )

@@ -86,7 +86,7 @@ def markup(self: RunningWizard, spec: StepSpec) -> Any:
     if spec.picker is not None:
         return picker_markup(self, spec)
     if spec.request is not None:
-        return _request_markup(self, self._requests[spec.state.name])
+        return _request_markup(self, self._requests[spec.name])
     if not spec.choices:
         return closing_markup(self)
     choices = self._choice_labels(spec) if spec.localized else spec.choices
@@ -161,7 +161,7 @@ async def send_prompt(
     if not self._edits:
         await self.answer(prompt, reply_markup=markup(self, spec))
         return
-    edit = spec.state.name in self._edit_states
+    edit = spec.name in self._edit_states
     if await _ui.show_prompt(self, prompt, markup(self, spec), edit=edit) or park:
         await _park(self, spec)
 

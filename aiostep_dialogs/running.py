@@ -90,6 +90,9 @@ class RunningWizard:
     # written); the fingerprint its last prompt's buttons were sent with
     _moved: bool = False
     _sent_fp: str = ""
+    # set on a wizard restored as its record holds it (no rename, migration or move): a
+    # refused answer, put back unchanged, need not write its state and data again
+    _as_stored: bool = False
     # the language of this update once worked out (only when a text depends on it), and the
     # locale stored with the conversation (kept for what is said with no update to answer)
     _language_now: Language | None = None
@@ -152,7 +155,7 @@ class RunningWizard:
 
     @classmethod
     def _step_name(cls, spec: StepSpec) -> str:
-        return f"{cls.wizard_id}:{spec.state.name}"
+        return f"{cls.wizard_id}:{spec.name}"
 
     def _spec(self) -> StepSpec:
         assert self.state is not None

@@ -76,6 +76,14 @@ def copy_data(data: dict[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
+def put_back_unchanged(self: RunningWizard) -> bool:
+    """Whether putting the step back after a refused or failed answer may leave the record's
+    state and data as they are (the wizard was restored as stored, and its data is back to
+    that): only when every value is flat, as a step method may have changed a nested value
+    in place that a storage's record shares."""
+    return self._as_stored and all(type(value) in _ATOMIC for value in self.data.values())
+
+
 def key_for(cls: type[RunningWizard], event: TelegramObject) -> ConversationKey | None:
     """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
     ctx = aiostep.current_update.get()
@@ -247,7 +255,8 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
             if value is None:
                 refused = await self._said(button_data.refusal(self.texts, event))
                 await _quietly(event.answer(refused))
-                await park(self, spec)  # the claim took the step; put it back unchanged
+                # the claim took the step; put it back unchanged
+                await park(self, spec, step_only=put_back_unchanged(self))
                 return
         if self._edits:
             self._press = event  # answered, and its message edited, with the outcome
@@ -263,7 +272,11 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
             value = raw
             for validator in spec.validate or _ANY_TEXT:
                 result = validator(value)
-                value = await result if isawaitable(result) else result
+                # a plain value (what most validators return) needs no awaitable check,
+                # whose ABC test is a Python call
+                value = (
+                    result if type(result) in _ATOMIC or not isawaitable(result) else await result
+                )
         else:
             value = await validate(self, spec, raw)
         needs = spec.needs  # injection.call, inlined; a step method is async (compiling)
@@ -280,7 +293,7 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
         # A bug in a validator or step method: the claim took the step, so put it back as
         # it was (the user can answer again) and let aiogram's error handlers see it.
         self.data = snapshot
-        await park(self, spec)
+        await park(self, spec, step_only=put_back_unchanged(self))
         await _ui.drop_press(self)
         raise
     await advance(self, spec, outcome, snapshot)
@@ -313,7 +326,7 @@ async def validate(self: RunningWizard, spec: StepSpec, raw: Any) -> Any:
         chain.append(v.choice(cast("Mapping[str, str]", labels)))
     elif not spec.validate:
         # a request step takes only the button's answer, unless it says otherwise
-        request = spec.request is not None and self._requests[spec.state.name]
+        request = spec.request is not None and self._requests[spec.name]
         chain.append(request.validator if request else v.text())
     chain.extend(spec.validate)
     return await v.run(chain, raw)
@@ -329,7 +342,7 @@ async def reject(self: RunningWizard, spec: StepSpec, reason: ValidationError | 
         finally:
             await clear(self)
         return
-    if self._press is not None and spec.state.name in self._edit_states:
+    if self._press is not None and spec.name in self._edit_states:
         # a refused press: its reason as a toast; the message and its buttons stay
         await park(self, spec)
         said = await say_error(self, spec.error if spec.error is not None else reason)
@@ -338,7 +351,14 @@ async def reject(self: RunningWizard, spec: StepSpec, reason: ValidationError | 
     self.nonce = new_nonce(spec)
     if spec.picker is not None:
         await ch.prepare(self, spec)
-    await park_and_prompt(self, spec, error=spec.error if spec.error is not None else reason)
+    error = spec.error if spec.error is not None else reason
+    if not self._edits and put_back_unchanged(self):
+        # the state is the same, the data back to what the record holds: only the step's
+        # kwargs (attempts, nonce) are written, the data is not checked and encoded again
+        await park(self, spec, step_only=True)
+        await send_prompt(self, spec, error)
+        return
+    await park_and_prompt(self, spec, error=error)
 
 
 async def advance(
@@ -350,7 +370,7 @@ async def advance(
         await finish(self, outcome.result)
         return
     if outcome is None:
-        after = self._after.get(spec.state.name)
+        after = self._after.get(spec.name)
         if after is None:
             await finish(self, None)
             return
@@ -372,7 +392,7 @@ async def advance(
             "self.goto(...)"
         )
     history = self.history
-    self.history = [*history, _undo_entry(spec.state.name, before, self.data)]
+    self.history = [*history, _undo_entry(spec.name, before, self.data)]
     if len(self.history) > _HISTORY_LIMIT:
         self.history = self.history[-_HISTORY_LIMIT:]
     await enter(self, target, back_to=(spec, before, history))
@@ -518,7 +538,7 @@ def compile_tick(cls: type[RunningWizard]) -> Callable[..., Any]:
         await settle(wizard)
         spec = wizard._spec()
         meta = step_context.kwargs
-        found = cls._timing.get(spec.state.name)
+        found = cls._timing.get(spec.name)
         sent, t0 = meta.get("r"), meta.get("t0")
         if (
             found is not None

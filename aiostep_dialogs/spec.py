@@ -13,7 +13,7 @@ import inspect
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar, cast
 
@@ -88,12 +88,17 @@ class StepSpec:
     timeout: Duration | None = None
     remind_after: Duration | tuple[Duration, ...] | None = None
     reminder: Localized | None = None
+    #: the state's name (``state.name`` goes through enum's Python descriptor: read on
+    #: every update, so read once here)
+    name: str = field(init=False, repr=False, compare=False)
+    #: whether its prompt has inline buttons, whose data carries the prompt's nonce (a
+    #: prompt without them needs none stored)
+    buttons: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def buttons(self) -> bool:
-        """Whether its prompt has inline buttons, whose data carries the prompt's nonce (a
-        prompt without them needs none stored)."""
-        return self.picker is not None or (bool(self.choices) and self.keyboard == "inline")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.state.name)
+        buttons = self.picker is not None or (bool(self.choices) and self.keyboard == "inline")
+        object.__setattr__(self, "buttons", buttons)
 
 
 def new_nonce(spec: StepSpec) -> str:

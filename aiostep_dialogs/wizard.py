@@ -21,7 +21,7 @@ import enum
 import hashlib
 import itertools
 from collections.abc import Mapping
-from typing import Any, Literal, cast, overload
+from typing import Any, ClassVar, Literal, cast, overload
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.types import CallbackQuery, Message
@@ -80,6 +80,7 @@ from aiostep_dialogs.spec import (  # noqa: F401
     _takes_locale,
     check_ui,
     default_hook,
+    overrides_hook,
     step,
 )
 from aiostep_dialogs.ui import quietly as _quietly  # noqa: F401
@@ -125,6 +126,9 @@ class Wizard(RunningWizard):
     gets a new message, and the old one loses its buttons); a step's ``ui=`` overrides it.
     """
 
+    # whether the class has an ``on_start`` of its own (found at class definition)
+    _hooks_on_start: ClassVar[bool] = False
+
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         specs: list[StepSpec] = []
@@ -153,6 +157,7 @@ class Wizard(RunningWizard):
                 )
             )
         }
+        cls._hooks_on_start = overrides_hook(cls.on_start)
         if not specs:
             return  # an abstract intermediate class
         state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
@@ -420,7 +425,8 @@ class Wizard(RunningWizard):
         wizard = cls(key=key, bot=bot, event=event)
         wizard.middleware_data = middleware_data
         wizard._keep_locale()
-        await wizard._hook("on_start")
+        if cls._hooks_on_start:  # the base class's does nothing: no coroutine made for it
+            await wizard._hook("on_start")
         await _runtime.enter(wizard, cls._steps[0])
         return wizard
 
