@@ -78,10 +78,11 @@ def copy_data(data: dict[str, Any]) -> dict[str, Any]:
 
 def put_back_unchanged(self: RunningWizard) -> bool:
     """Whether putting the step back after a refused or failed answer may leave the record's
-    state and data as they are (the wizard was restored as stored, and its data is back to
-    that): only when every value is flat, as a step method may have changed a nested value
-    in place that a storage's record shares."""
-    return self._as_stored and all(type(value) in _ATOMIC for value in self.data.values())
+    state and data as they are: the wizard was restored as stored (no rename, migration or
+    move), and its data is back to the snapshot taken before the step method ran. What a
+    step method changed in place is its own copy: every storage hands out a record of the
+    caller's own (`test_a_claimed_record_is_the_callers_own_copy`)."""
+    return self._as_stored
 
 
 def key_for(cls: type[RunningWizard], event: TelegramObject) -> ConversationKey | None:

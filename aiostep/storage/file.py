@@ -304,7 +304,8 @@ class FileStateStorage(BaseStorage):
             )
             if before is not None and after is not UNSET:
                 await self._commit(records, k, None if after is None else (after, before[1]))
-                return Claim(status, before[0], claimer)
+                # the claimed record stored now shares its data and kwargs with ``before``
+                return Claim(status, copy.deepcopy(before[0]), claimer)
             return Claim(status, copy.deepcopy(record), claimer)
 
         return await self._serialised(op)
@@ -341,7 +342,7 @@ class FileStateStorage(BaseStorage):
             else:
                 claimed = mark_claimed(before[0], owner, None, update_id)
                 await self._commit(records, k, (claimed, before[1]))
-            return before[0]
+            return copy.deepcopy(before[0])  # ``claimed`` shares its data and kwargs
 
         return await self._serialised(op)
 

@@ -352,6 +352,35 @@ async def test_claim_without_a_step_is_none(storage: BaseStorage, fake_clock: Fa
     assert claim.record.current_state == "s"
 
 
+async def test_a_claimed_record_is_the_callers_own_copy(
+    storage: BaseStorage, fake_clock: FakeClock
+) -> None:
+    """What a claim hands out may be changed in place (a step appending to a list in its
+    data) without changing what is stored: only a write changes that."""
+    now = fake_clock.now()
+    patch = step_patch(now)
+    patch.data = {"tags": ["a"]}
+    patch.kwargs = {"seen": {"n": 1}}
+    await storage.write(KEY, patch)
+    claim = await storage.claim(KEY, now=now, kind="message", is_command=False, lease=now + 5)
+    assert claim.status is ClaimStatus.CLAIMED and claim.record is not None
+    claim.record.data["tags"].append("changed in place")
+    claim.record.kwargs["seen"]["n"] = 2
+    stored = await storage.read(KEY)
+    assert stored is not None
+    assert (stored.data, stored.kwargs) == ({"tags": ["a"]}, {"seen": {"n": 1}})
+
+    assert claim.owner is not None
+    assert await storage.end_claim(KEY, claim.owner, keep_step=True)
+    taken = await storage.claim_token(KEY, "t1", now + 5, "owner-2")
+    assert taken is not None
+    taken.data["tags"].append("changed in place")
+    taken.kwargs["seen"]["n"] = 3
+    stored = await storage.read(KEY)
+    assert stored is not None
+    assert (stored.data, stored.kwargs) == ({"tags": ["a"]}, {"seen": {"n": 1}})
+
+
 async def test_claim_marks_the_step_claimed_and_keeps_everything_it_needs(
     storage: BaseStorage, fake_clock: FakeClock
 ) -> None:
