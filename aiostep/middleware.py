@@ -70,6 +70,8 @@ _WAITER = ClaimStatus.WAITER
 def _kind(event: Any, data: dict[str, Any]) -> str:
     update = data.get("event_update")
     if isinstance(update, Update):
+        if update.message is event:  # most updates: one attribute read
+            return "message"
         if update.edited_message is event:
             return "edited_message"
         if update.callback_query is event:

@@ -669,11 +669,13 @@ def decide_claim(
         return _NONE
     if owner is not None and record.claim == owner:
         return _CLAIMED
-    alive = claim_alive(record, now, live_owners)
+    # the usual record (no claim on it, taking the update's kind) decided without the two
+    # helpers' calls
+    alive = record.claim is not None and claim_alive(record, now, live_owners)
     if not alive and record.deadline is not None and record.deadline <= now:
         return _EXPIRED
     accepts = record.accepts or ",message,"
-    if not takes_update(accepts, kind, callback_data):
+    if f",{kind}," not in accepts and not takes_update(accepts, kind, callback_data):
         return _SKIPPED
     if is_command and ",command," not in accepts:
         return _SKIPPED
