@@ -255,6 +255,14 @@ class Listen(BaseMiddleware):
                 store = self._store if self._store is not None else root_store()
                 if type(store) is _RootStore and key not in store.cache:
                     # what _route does when only the sender's persisted step can take it
+                    storage = self.storage
+                    assert storage is not None
+                    skey = storage_key_of(ctx, key)
+                    if not storage.order_updates and storage.holds_nothing(skey):
+                        # most updates of a bot: nothing stored, so nothing to work out
+                        # about the update (its kind, a command?) before the handlers
+                        self._seen(data, storage).remember(skey, None)
+                        return await handler(event, data)
                     result = await self._try_persisted(
                         event,
                         data,
