@@ -54,6 +54,11 @@ def default_bot_id() -> int | None:
     return next(iter(seen_bots)) if len(seen_bots) == 1 else None
 
 
+# the key built straight from its tuple: a NamedTuple's own __new__ is a Python function
+# (measured: 153 -> 70 ns a key, and every update makes one)
+_new_key = tuple.__new__
+
+
 def key_of(event: Any, bot: Any = None) -> ConversationKey | None:
     """The conversation key of a message or callback query, or ``None`` (no user or chat).
     ``bot``: the bot the update came to (handler data's ``bot``), when the caller has it."""
@@ -61,13 +66,16 @@ def key_of(event: Any, bot: Any = None) -> ConversationKey | None:
         user = event.from_user
         if user is None:
             return None
-        return ConversationKey(event.chat.id, user.id, _thread_of(event), _bot_id(event, bot))
+        return _new_key(
+            ConversationKey, (event.chat.id, user.id, _thread_of(event), _bot_id(event, bot))
+        )
     if isinstance(event, CallbackQuery):
         message = event.message
         if message is None:  # a button under an inline-mode message: no chat to speak of
             return None
-        return ConversationKey(
-            message.chat.id, event.from_user.id, _thread_of(message), _bot_id(event, bot)
+        return _new_key(
+            ConversationKey,
+            (message.chat.id, event.from_user.id, _thread_of(message), _bot_id(event, bot)),
         )
     return None
 

@@ -70,6 +70,8 @@ _WAITER = ClaimStatus.WAITER
 def _kind(event: Any, data: dict[str, Any]) -> str:
     update = data.get("event_update")
     if isinstance(update, Update):
+        if update.message is event:  # most updates: one attribute read
+            return "message"
         if update.edited_message is event:
             return "edited_message"
         if update.callback_query is event:
@@ -255,6 +257,14 @@ class Listen(BaseMiddleware):
                 store = self._store if self._store is not None else root_store()
                 if type(store) is _RootStore and key not in store.cache:
                     # what _route does when only the sender's persisted step can take it
+                    storage = self.storage
+                    assert storage is not None
+                    skey = storage_key_of(ctx, key)
+                    if not storage.order_updates and storage.holds_nothing(skey):
+                        # most updates of a bot: nothing stored, so nothing to work out
+                        # about the update (its kind, a command?) before the handlers
+                        self._seen(data, storage).remember(skey, None)
+                        return await handler(event, data)
                     result = await self._try_persisted(
                         event,
                         data,

@@ -136,7 +136,7 @@ _STEP_FIELDS = ("callback", "kwargs", "deadline", "on_timeout", "token", "accept
 _CLAIM_FIELDS = ("claim", "busy", "inflight")
 
 
-@dataclass
+@dataclass(slots=True)
 class Patch:
     """A change to one record, applied atomically by
     [`BaseStorage.write`][aiostep.BaseStorage.write].
@@ -333,9 +333,6 @@ def check_json(value: Mapping[str, Any], where: str) -> None:
     _check_object(value if type(value) is dict else dict(value), where)
 
 
-_NAME_FIELDS = ("state", "callback", "on_timeout", "token", "accepts")
-
-
 def check_patch(patch: Patch) -> None:
     """Refuse a patch that holds anything a backend could not store and read back as it is.
 
@@ -348,22 +345,28 @@ def check_patch(patch: Patch) -> None:
         TypeError: naming the field or key, e.g. ``data['when'] is not JSON-serializable``.
         ValueError: for a lone surrogate or a NUL in a data name, naming where it is.
     """
-    for name in _NAME_FIELDS:
-        value = getattr(patch, name)
-        if value is UNSET or value is None:
+    # read field by field, not by a loop of getattr: every write of every backend checks a
+    # patch, and most of its fields are UNSET, None or plain ASCII names
+    for value, name in (
+        (patch.state, "state"),
+        (patch.callback, "callback"),
+        (patch.on_timeout, "on_timeout"),
+        (patch.token, "token"),
+        (patch.accepts, "accepts"),
+    ):
+        if value is UNSET or value is None or (type(value) is str and value.isascii()):
             continue
         if type(value) is not str:
             raise TypeError(
                 f"{name} must be a str or None, got {type(value).__name__}: {value!r:.80}"
             )
-        if not value.isascii():
-            _check_text(value, name)
+        _check_text(value, name)
     chat_id = patch.chat_id
-    if chat_id is not UNSET and chat_id is not None:
+    if chat_id is not UNSET and chat_id is not None and type(chat_id) is not int:
         if type(chat_id) is str:
             if not chat_id.isascii():
                 _check_text(chat_id, "chat_id")
-        elif type(chat_id) is not int:
+        else:
             raise TypeError(
                 f"chat_id must be an int, a str or None, got {type(chat_id).__name__}: {chat_id!r}"
             )
@@ -374,21 +377,34 @@ def check_patch(patch: Patch) -> None:
         and (type(deadline) not in (int, float) or not math.isfinite(deadline))
     ):
         raise TypeError(f"deadline must be a finite number of epoch seconds, got {deadline!r:.80}")
-    for name in ("kwargs", "data", "data_update"):
-        value = getattr(patch, name)
-        if value is UNSET:
-            continue
-        where = "kwargs" if name == "kwargs" else "data"
-        if type(value) is not dict:
-            raise TypeError(f"{where} must be a dict, got {type(value).__name__}: {value!r:.80}")
+    kwargs = patch.kwargs
+    if kwargs is not UNSET:
+        _check_values(kwargs, "kwargs")
+    data = patch.data
+    if data is not UNSET:
+        _check_values(data, "data")
+        _check_data_names(data)
+    update = patch.data_update
+    if update is not UNSET:
+        _check_values(update, "data")
+        _check_data_names(update)
+
+
+def _check_values(value: Any, where: str) -> None:
+    """`check_patch` of a patch's kwargs or data: a plain dict of JSON values."""
+    if type(value) is not dict:
+        raise TypeError(f"{where} must be a dict, got {type(value).__name__}: {value!r:.80}")
+    if value:
         _check_object(value, where)
-        if where == "data":
-            for k in value:
-                if "\0" in k:
-                    raise ValueError(
-                        f"data has key {k!r}, which contains NUL (\\x00): data names cannot "
-                        "hold it (the Redis backend keeps their order as NUL-separated names)"
-                    )
+
+
+def _check_data_names(data: dict[str, Any]) -> None:
+    for k in data:
+        if "\0" in k:
+            raise ValueError(
+                f"data has key {k!r}, which contains NUL (\\x00): data names cannot "
+                "hold it (the Redis backend keeps their order as NUL-separated names)"
+            )
 
 
 def _compact_json() -> Callable[[Any], str]:
@@ -653,11 +669,13 @@ def decide_claim(
         return _NONE
     if owner is not None and record.claim == owner:
         return _CLAIMED
-    alive = claim_alive(record, now, live_owners)
+    # the usual record (no claim on it, taking the update's kind) decided without the two
+    # helpers' calls
+    alive = record.claim is not None and claim_alive(record, now, live_owners)
     if not alive and record.deadline is not None and record.deadline <= now:
         return _EXPIRED
     accepts = record.accepts or ",message,"
-    if not takes_update(accepts, kind, callback_data):
+    if f",{kind}," not in accepts and not takes_update(accepts, kind, callback_data):
         return _SKIPPED
     if is_command and ",command," not in accepts:
         return _SKIPPED
