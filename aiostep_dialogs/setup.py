@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiogram import Dispatcher, F, Router
+from aiogram import Dispatcher, Router
 from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.filters import Command
+from aiogram.filters import Command, Filter
 from aiogram.types import (
     CallbackQuery,
     Message,
@@ -53,6 +53,17 @@ _NAVIGATION = {"back": do_back, "cancel": do_cancel, "skip": do_skip}
 
 logger = logging.getLogger("aiostep_dialogs")
 _BUTTON_PREFIX = button_data.BUTTON_PREFIX
+
+
+class _WizardButton(Filter):
+    """A press on a wizard's button (its data starts with ``aw:``). An async ``Filter``, which
+    aiogram awaits: a magic filter (``F.data.startswith(...)``) is a sync callable, which
+    aiogram runs in a thread, and every button press of the bot that reaches a wizard's router
+    would pay that hop."""
+
+    async def __call__(self, query: CallbackQuery) -> bool:
+        data = query.data
+        return data is not None and data.startswith(_BUTTON_PREFIX + ":")
 
 
 @dataclass
@@ -177,14 +188,14 @@ def router_for(
         command = getattr(cls.commands, action)
         if command is not None:
             router.message.register(nav_handler(cls, action), Command(command))
-    prefix = f"{_BUTTON_PREFIX}:"  # any wizard button that no pending step took
 
     async def stale_button(query: CallbackQuery, **data: Any) -> None:
         # another user's button (their conversation did not take the press), or a stale one
         language = await locale_of(query, data)
         await _quietly(query.answer(language.say(button_data.refusal(cls.texts, query))))
 
-    router.callback_query.register(stale_button, F.data.startswith(prefix))
+    # any wizard button that no pending step took
+    router.callback_query.register(stale_button, _WizardButton())
     return router
 
 

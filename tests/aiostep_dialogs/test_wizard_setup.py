@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from aiogram import Dispatcher
+from aiogram import Dispatcher, Router
 from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from forged_press import press
 
 import aiostep
 from aiostep.storage import MemoryStateStorage
@@ -29,3 +31,44 @@ def test_a_listen_without_storage_is_refused_with_a_clear_message() -> None:
     aiostep.setup(dp)
     with pytest.raises(ValueError, match="has no storage"):
         Signup.setup(dp, entry=Command("signup"))
+
+
+def test_every_filter_of_a_wizards_router_is_awaited_not_run_in_a_thread() -> None:
+    """aiogram runs a sync filter (a magic filter such as ``F.data.startswith(...)``) through
+    ``asyncio.to_thread``: every button press of the bot that reached the wizard's router
+    would pay a thread hop."""
+    dp = Dispatcher()
+    router = Signup.setup(dp, entry=Command("signup"))
+    handlers = [h for observer in router.observers.values() for h in observer.handlers]
+    assert any(h for h in router.callback_query.handlers)  # the stale-button handler
+    for handler in handlers:
+        assert handler.awaitable, handler.callback
+        for flt in handler.filters or ():
+            assert flt.awaitable, flt.callback
+
+
+async def test_a_bots_own_buttons_still_reach_its_handlers_beside_a_wizard() -> None:
+    dp = Dispatcher()
+    Signup.setup(dp, entry=Command("signup"))
+    menu = Router()  # included after the wizard's router: presses pass its filter first
+
+    @menu.message(Command("menu"))
+    async def show(message: Message) -> None:
+        button = InlineKeyboardButton(text="Settings", callback_data="menu:settings")
+        await message.answer("Menu", reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]))
+
+    @menu.callback_query()
+    async def pressed(query: CallbackQuery) -> None:
+        await query.answer(f"menu: {query.data}")
+
+    dp.include_router(menu)
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await talk.send("/menu")
+        shown = talk.last_message
+        assert shown is not None
+        await talk.send("/signup")
+        await talk.click("Settings", message=shown)
+        assert talk.toasts == ["menu: menu:settings"]
+        await press(talk, shown, f"aw:{talk.user.id}:f:n:0")  # a wizard button no step takes
+        assert talk.toasts[-1] == Signup.texts.stale_button
