@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiogram import Dispatcher, Router
 from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.filters import Command, Filter
+from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import (
     CallbackQuery,
     Message,
@@ -64,6 +64,22 @@ class _WizardButton(Filter):
     async def __call__(self, query: CallbackQuery) -> bool:
         data = query.data
         return data is not None and data.startswith(_BUTTON_PREFIX + ":")
+
+
+class _CommandLike(Filter):
+    """A message whose text (or caption) starts with one of ``prefix``'s characters: what
+    aiogram's ``Command`` filter needs before it parses anything. Put before a ``Command``, it
+    turns away the many messages that are not commands at a fraction of the cost (``Command``
+    splits the text, builds a ``CommandObject`` and raises to refuse)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    async def __call__(self, message: Message) -> bool:
+        text = message.text or message.caption
+        if not text:
+            return False
+        return text[0] in self.prefix
 
 
 @dataclass
@@ -183,11 +199,19 @@ def router_for(
         async def start_handler(message: Message, **data: Any) -> None:
             await start(message, middleware_data=data)
 
+        command = next((f for f in filters if isinstance(f, Command)), None)
+        if command is not None:  # a command entry: non-commands turned away cheaply first
+            filters = (_CommandLike(command.prefix), *filters)
         router.message.register(start_handler, *filters)
+    actions: dict[str, str] = {}  # command -> action (the first one named, if two share it)
     for action in ("back", "cancel", "skip"):
         command = getattr(cls.commands, action)
         if command is not None:
-            router.message.register(nav_handler(cls, action), Command(command))
+            actions.setdefault(command, action)
+    if actions:
+        # one handler and one filter for the three commands: every message that reaches this
+        # router is checked against it, and most messages are not commands at all
+        router.message.register(nav_handler(cls, actions), _CommandLike("/"), Command(*actions))
 
     async def stale_button(query: CallbackQuery, **data: Any) -> None:
         # another user's button (their conversation did not take the press), or a stale one
@@ -199,12 +223,17 @@ def router_for(
     return router
 
 
-def nav_handler(cls: type[RunningWizard], action: str) -> Callable[..., Awaitable[None]]:
-    """The handler of the navigation command ``action`` (back, cancel or skip)."""
+def nav_handler(
+    cls: type[RunningWizard], actions: dict[str, str]
+) -> Callable[..., Awaitable[None]]:
+    """The handler of the wizard's navigation commands: ``actions`` maps each command (as
+    ``Command`` parsed it) to its action (back, cancel or skip)."""
 
-    navigate = _NAVIGATION[action]
+    navigations = {command: _NAVIGATION[action] for command, action in actions.items()}
 
-    async def handler(message: Message, **data: Any) -> None:
+    async def handler(message: Message, command: CommandObject, **data: Any) -> None:
+        navigate = navigations[command.command]
+        data["command"] = command
         key = key_for(cls, message)
         if key is None:
             raise SkipHandler()
@@ -218,7 +247,7 @@ def nav_handler(cls: type[RunningWizard], action: str) -> Callable[..., Awaitabl
         _mark_handled()
         await navigate(wizard)
 
-    handler.__name__ = f"{cls.__name__}_{action}"
+    handler.__name__ = f"{cls.__name__}_navigation"
     return handler
 
 

@@ -72,3 +72,16 @@ async def test_a_bots_own_buttons_still_reach_its_handlers_beside_a_wizard() -> 
         assert talk.toasts == ["menu: menu:settings"]
         await press(talk, shown, f"aw:{talk.user.id}:f:n:0")  # a wizard button no step takes
         assert talk.toasts[-1] == Signup.texts.stale_button
+
+
+async def test_an_entry_command_with_its_own_prefix_starts_the_wizard() -> None:
+    dp = Dispatcher()
+    Signup.setup(dp, entry=Command("signup", prefix="!"))
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await talk.send("/signup")
+        assert talk.last is None  # not this entry's prefix
+        await talk.send("!signup")
+        assert talk.last == "What is your name?"
+        await talk.send("/cancel")  # the navigation commands keep theirs
+        assert talk.last == Signup.texts.cancelled
