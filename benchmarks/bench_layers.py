@@ -8,9 +8,13 @@ with a ``MemoryStateStorage``; ``register_next_step`` with the step held in-proc
 in ``MemoryStateStorage``; then the ``Wizard`` on that storage. aiogram's fastest FSM is
 measured beside them. Each layer's cost is the difference between two rows of the same run.
 
+A second table shows what the bot's other updates pay (an ordinary text message, a press on
+one of the bot's own buttons, handled by the bot's own router): alone, with aiostep set up,
+and with one and three wizards set up before that router.
+
     python benchmarks/bench_layers.py [--users 300] [--repeat 5]
 
-It prints a markdown table; nothing is written. Like the other benchmarks it is never part of
+It prints markdown tables; nothing is written. Like the other benchmarks it is never part of
 the test suite.
 """
 
@@ -25,9 +29,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum, auto
 from pathlib import Path
+from typing import Any
 
-from aiogram import Bot
+from aiogram import Bot, Dispatcher, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message, Update
 from contenders import (
     Built,
     Contender,
@@ -42,6 +50,7 @@ from scenario import STEP_LABELS, TEXTS, NullSession, interleaved
 
 import aiostep
 from aiostep import MemoryStateStorage
+from aiostep_dialogs import Wizard, step
 
 
 def _echo_with_listen(kind: str, env: Env) -> Built:
@@ -104,6 +113,121 @@ LAYERS = (
     ),
     Layer("aiogram FSM (fastest), MemoryStorage", Contender("fsm", build_fsm_fast, ()), "memory"),
 )
+
+
+# -- what a bot's other updates pay ------------------------------------------------------------
+# A bot's handlers see every update no conversation took: most of a real bot's traffic. Here
+# an ordinary text message and a press on one of the bot's own buttons, each handled by the
+# bot's router included after the wizards (aiogram tries a Dispatcher's routers in order).
+OTHER_WIZARDS = 3
+
+
+def _other_wizard(index: int) -> type[Wizard]:
+    class Other(Wizard, name=f"bench-layers-{index}"):
+        class State(Enum):
+            ONLY = auto()
+
+        @step(State.ONLY, prompt="?")
+        async def only(self, value: str) -> None:
+            self.data["only"] = value
+
+    return Other
+
+
+_OTHERS = tuple(_other_wizard(i) for i in range(OTHER_WIZARDS))
+
+
+def _bot_beside(wizards: int, listen: bool) -> Dispatcher:
+    dp = Dispatcher()
+    if listen:
+        aiostep.setup(dp, storage=MemoryStateStorage())
+    for wizard in _OTHERS[:wizards]:
+        wizard.setup(dp, entry=Command(wizard.wizard_id))
+    own = Router(name="the bot's own")
+
+    @own.message()
+    async def echo(message: Message) -> None:
+        await message.answer("ok")
+
+    @own.callback_query()
+    async def pressed(query: CallbackQuery) -> None:
+        await query.answer()
+
+    dp.include_router(own)
+    return dp
+
+
+OTHER_BOTS = (
+    ("the bot's router alone", 0, False),
+    ("+ aiostep.setup (MemoryStateStorage)", 0, True),
+    ("+ 1 wizard", 1, True),
+    (f"+ {OTHER_WIZARDS} wizards", OTHER_WIZARDS, True),
+)
+
+
+def _other_update(i: int, bot: Bot, press: bool) -> Update:
+    user = {"id": USER_BASE + i, "is_bot": False, "first_name": "U"}
+    chat = {"id": USER_BASE + i, "type": "private"}
+    if press:
+        message = {"message_id": 1, "date": 0, "chat": chat, "text": "menu"}
+        body: dict[str, Any] = {
+            "callback_query": {
+                "id": str(i),
+                "from": user,
+                "chat_instance": "c",
+                "data": "menu:1",
+                "message": message,
+            }
+        }
+    else:
+        body = {"message": {"message_id": i, "date": 0, "chat": chat, "from": user, "text": "hi"}}
+    return Update.model_validate({"update_id": i, **body}, context={"bot": bot})
+
+
+async def other_updates(users: int, repeat: int) -> dict[str, list[list[float]]]:
+    """CPU µs per ordinary message and per press of the bot's own button, for each bot."""
+    runs: dict[str, list[list[float]]] = {name: [] for name, _, _ in OTHER_BOTS}
+    for _ in range(repeat):
+        for name, wizards, listen in OTHER_BOTS:
+            dp = _bot_beside(wizards, listen)
+            bot = Bot("42:TEST", session=NullSession())
+            spent = []
+            for press in (False, True):
+                updates = [_other_update(i, bot, press) for i in range(users * 5)]
+                for update in updates[:20]:  # warm-up
+                    await dp.feed_update(bot, update)
+                updates = updates[20:]
+                gc.collect()
+                started = time.process_time()
+                for update in updates:
+                    await dp.feed_update(bot, update)
+                spent.append((time.process_time() - started) / len(updates) * 1e6)
+            await bot.session.close()
+            runs[name].append(spent)
+    return runs
+
+
+def other_report(runs: dict[str, list[list[float]]]) -> str:
+    """The second table: medians, and each row against the bot's router alone."""
+    medians = {
+        name: [statistics.median(run[i] for run in samples) for i in range(2)]
+        for name, samples in runs.items()
+    }
+    alone = medians[OTHER_BOTS[0][0]]
+    lines = [
+        "What the bot's other updates pay (handled by its own router, included after the "
+        "wizards), CPU µs per update:",
+        "",
+        "| bot | text message | × alone | press of its own button | × alone |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, _, _ in OTHER_BOTS:
+        text, press = medians[name]
+        lines.append(
+            f"| {name} | {text:.1f} | {text / alone[0]:.2f}× | {press:.1f} | "
+            f"{press / alone[1]:.2f}× |"
+        )
+    return "\n".join(lines)
 
 
 async def per_update(layer: Layer, users: int, env: Env) -> list[float]:
@@ -178,6 +302,8 @@ def main() -> None:
     logging.disable(logging.INFO)  # aiogram logs every update at INFO
     runs = asyncio.run(run(args.users, args.repeat))
     print(report(runs, args.users, args.repeat))
+    print()
+    print(other_report(asyncio.run(other_updates(args.users, args.repeat))))
 
 
 if __name__ == "__main__":
