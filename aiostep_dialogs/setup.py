@@ -79,7 +79,11 @@ class _CommandLike(Filter):
         text = message.text or message.caption
         if not text:
             return False
-        return text[0] in self.prefix
+        if text[0] in self.prefix:
+            return True
+        # ``Command`` splits on whitespace first, so a command after spaces is one too
+        text = text.lstrip()
+        return bool(text) and text[0] in self.prefix
 
 
 @dataclass

@@ -146,6 +146,7 @@ class Patch:
     Clearing both state and step also forgets ``chat_id``; an empty record is deleted.
     """
 
+    # keep this order: `aiostep.steps._persisted_patch` builds a step's patch by position
     state: str | _Unset | None = UNSET
     callback: str | _Unset | None = UNSET
     kwargs: dict[str, Any] | _Unset = UNSET

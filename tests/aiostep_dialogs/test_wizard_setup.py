@@ -85,3 +85,14 @@ async def test_an_entry_command_with_its_own_prefix_starts_the_wizard() -> None:
         assert talk.last == "What is your name?"
         await talk.send("/cancel")  # the navigation commands keep theirs
         assert talk.last == Signup.texts.cancelled
+
+
+async def test_an_entry_command_after_spaces_still_starts_the_wizard() -> None:
+    """aiogram's ``Command`` reads the first word of the text, and so does the cheap check
+    the wizard puts before it."""
+    dp = Dispatcher()
+    Signup.setup(dp, entry=Command("signup"))
+    async with BotSimulator(dp) as sim:
+        talk = sim.chat()
+        await talk.send("  /signup")
+        assert talk.last == "What is your name?"
