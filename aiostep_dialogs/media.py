@@ -6,15 +6,20 @@ with [`send_media`][aiostep_dialogs.media.send_media]. The source is a Telegram 
 (``FSInputFile``, ``BufferedInputFile``). A file uploaded from this process is uploaded once per
 bot: the ``file_id`` Telegram gives back is kept in memory and sent from then on (a process
 restart uploads it again; [`Media.forget`][aiostep_dialogs.media.Media.forget] drops it).
+
+The source may also come from the conversation: a sync or async callable taking the wizard (and
+handler data by name) returns one, or ``None`` for a text prompt. It is a
+[`MediaCall`][aiostep_dialogs.media.MediaCall], decided once, when the step is declared.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from aiogram import Bot
 from aiogram.client.default import Default
@@ -24,8 +29,18 @@ from aiogram.utils.formatting import Text
 
 from aiostep.keys import ConversationKey
 from aiostep_dialogs.formatting import effective_parse_mode, escape
+from aiostep_dialogs.injection import Needs, call, needs_of
 
-__all__ = ["CAPTION_LIMIT", "Media", "MediaKind", "MediaSource", "send_media", "send_media_prompt"]
+__all__ = [
+    "CAPTION_LIMIT",
+    "Media",
+    "MediaCall",
+    "MediaFunction",
+    "MediaKind",
+    "MediaSource",
+    "send_media",
+    "send_media_prompt",
+]
 
 logger = logging.getLogger("aiostep_dialogs")
 
@@ -35,6 +50,9 @@ CAPTION_LIMIT = 1024
 MediaKind = Literal["photo", "document", "video", "animation"]
 #: A ``file_id`` or URL (``str``), a file on disk (``Path``), or an aiogram ``InputFile``.
 MediaSource = str | Path | InputFile
+#: A callable giving a step's ``MediaSource`` from the conversation: it takes the wizard, then
+#: handler data by name, and returns a source or ``None`` (no medium: a text prompt).
+MediaFunction = Callable[..., MediaSource | Awaitable[MediaSource | None] | None]
 
 _FILE_ID = re.compile(r"[A-Za-z0-9_\-]+")
 
@@ -42,6 +60,9 @@ _FILE_ID = re.compile(r"[A-Za-z0-9_\-]+")
 @dataclass(eq=False)
 class Media:
     """The media a step's prompt is sent with (built by ``@step(photo=...)`` and the like)."""
+
+    #: whether the source comes from a callable (`MediaCall`): read once per media prompt
+    dynamic: ClassVar[bool] = False
 
     kind: MediaKind
     source: MediaSource
@@ -108,6 +129,84 @@ class Media:
             file_id = message.animation.file_id
         if file_id is not None:
             self._uploaded[bot.id] = file_id
+
+
+#: How many Paths a `MediaCall` remembers the uploads of (the oldest is dropped beyond it).
+PATHS_KEPT = 256
+
+
+class Asker(Protocol):
+    """What `MediaCall.resolve` uses of the wizard it calls the function for."""
+
+    @property
+    def middleware_data(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(eq=False)
+class MediaCall:
+    """A step's media from a callable (``@step(photo=fn)``): called each time the prompt is
+    sent, it gives the source from the conversation, or ``None`` for a text prompt.
+
+    A ``Path`` it returns is uploaded once per bot, as a fixed ``Path`` is: the ``Media``
+    made for each path is kept (at most `PATHS_KEPT` of them) with the ``file_id``s Telegram
+    gave back.
+    """
+
+    dynamic: ClassVar[bool] = True
+
+    kind: MediaKind
+    function: MediaFunction
+    #: what ``function`` asks for from the handler data, after the wizard
+    needs: Needs
+    #: where it is declared, for errors (``"State.PICTURE"``)
+    where: str = ""
+    _paths: dict[Path, Media] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, kind: MediaKind, function: MediaFunction, where: str) -> MediaCall:
+        """Read ``function``'s signature once, for the step declared at ``where``.
+
+        Raises:
+            TypeError: a parameter after the wizard is positional-only (it cannot be
+                filled from the handler data by name).
+        """
+        name = getattr(function, "__qualname__", repr(function))
+        needs = needs_of(function, 1, owner=f"the {kind}= callable {name} of {where}")
+        return cls(kind, function, needs, where)
+
+    def forget(self) -> None:
+        """Drop the remembered uploads: each path is uploaded again the next time."""
+        self._paths.clear()
+
+    async def resolve(self, wizard: Asker, step: str) -> Media | None:
+        """The media to send now: what the callable returns for ``wizard``, checked.
+
+        Raises:
+            TypeError: it returned something that is not a source (or a ``str`` that looks
+                like a path on disk); the message names ``step`` and the value.
+            FileNotFoundError: it returned a ``Path`` to no file.
+        """
+        source = await call(self.function, self.needs, wizard.middleware_data, wizard)
+        if source is None:
+            return None
+        if isinstance(source, Path):
+            known = self._paths.get(source)
+            if known is not None:
+                return known  # checked when it was first returned: no syscall per prompt
+        try:
+            media = Media.of(self.kind, source)
+        except (TypeError, FileNotFoundError) as exc:
+            raise type(exc)(
+                f"{step}: its {self.kind}= callable "
+                f"{getattr(self.function, '__qualname__', repr(self.function))} returned "
+                f"{source!r}; return a file_id or URL (str), a pathlib.Path to a file, an "
+                f"aiogram InputFile, or None for a text prompt ({exc})"
+            ) from None
+        if isinstance(source, Path):
+            if len(self._paths) >= PATHS_KEPT:
+                del self._paths[next(iter(self._paths))]
+            self._paths[source] = media
+        return media
 
 
 def static_caption_length(prompt: object) -> int | None:

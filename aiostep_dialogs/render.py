@@ -25,7 +25,7 @@ from aiostep_dialogs.i18n import (
     is_localized,
 )
 from aiostep_dialogs.injection import call
-from aiostep_dialogs.media import send_media_prompt
+from aiostep_dialogs.media import Media, MediaCall, send_media_prompt
 from aiostep_dialogs.picking import before_send
 from aiostep_dialogs.picking import markup as picker_markup
 from aiostep_dialogs.record import park as _park
@@ -145,8 +145,13 @@ async def send_prompt(
         prompt = await render(self, spec)
     # a rejection's reason, ``error=`` or ``texts.interrupted``, in the user's language
     reason = None if error is None else await say_error(self, error)
-    if spec.media is not None:
-        sent = await send_media_prompt(self, spec.media, prompt, reason, markup(self, spec))
+    media = spec.media
+    if media is not None and media.dynamic:  # from a callable: decided at class definition
+        media = await cast("MediaCall", media).resolve(
+            self, f"{type(self).__qualname__}.{spec.method.__name__} ({spec.state!r})"
+        )  # None: this prompt goes as text
+    if media is not None:
+        sent = await send_media_prompt(self, cast(Media, media), prompt, reason, markup(self, spec))
         # one-message mode: a medium is always a new message (text cannot become one)
         if self._edits and (await _ui.sent_anew(self, sent) or park):
             await _park(self, spec)

@@ -15,8 +15,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+from aiogram.types import InputFile
 from aiogram.utils.formatting import Text
 
 from aiostep_dialogs import choices as ch
@@ -28,7 +30,7 @@ from aiostep_dialogs.i18n import (
     is_localized,
 )
 from aiostep_dialogs.injection import NOTHING, Needs, needs_of
-from aiostep_dialogs.media import Media, MediaSource
+from aiostep_dialogs.media import Media, MediaCall, MediaFunction, MediaSource
 from aiostep_dialogs.requests import Request, request_kind
 from aiostep_dialogs.timeouts import Duration
 from aiostep_dialogs.validators import Validator
@@ -80,7 +82,8 @@ class StepSpec:
     picker: ch.Picker | None = None
     request: Request | None = None
     request_label: Localized | None = None
-    media: Media | None = None
+    #: a fixed medium, or one from a callable (`MediaCall`, its ``dynamic`` true)
+    media: Media | MediaCall | None = None
     #: its prompt, ``error`` or a choice label depends on the language (worked out once, here,
     #: so a step of plain strings pays nothing per update)
     localized: bool = False
@@ -147,10 +150,10 @@ def step(
     columns: int | None = None,
     request: Request | None = None,
     request_label: Localized | None = None,
-    photo: MediaSource | None = None,
-    document: MediaSource | None = None,
-    video: MediaSource | None = None,
-    animation: MediaSource | None = None,
+    photo: MediaSource | MediaFunction | None = None,
+    document: MediaSource | MediaFunction | None = None,
+    video: MediaSource | MediaFunction | None = None,
+    animation: MediaSource | MediaFunction | None = None,
     timeout: Duration | None = None,
     remind_after: Duration | Sequence[Duration] | None = None,
     reminder: Localized | None = None,
@@ -206,7 +209,15 @@ def step(
         request_label: the button's text (default: ``texts.request_<kind>``).
         photo: send the prompt as the caption of this photo: a ``file_id`` or URL (``str``),
             a file on disk (``pathlib.Path``, uploaded once per process and bot) or an aiogram
-            ``InputFile``. ``document``, ``video`` and ``animation`` likewise; one per step.
+            ``InputFile``. Or a sync/async callable taking the wizard (and handler data by
+            name, as ``prompt=`` callables do) that returns one of those when the prompt is
+            sent, or ``None`` to send the prompt as a text message: a picture that depends
+            on the conversation (``lambda self: self.data["photo_id"]``). It is called each
+            time the prompt is sent (after a restart, a reminder, ``/back`` too); a ``Path``
+            it returns is uploaded once per bot. What it returns is checked when it returns
+            it: a ``TypeError`` (``FileNotFoundError`` for a ``Path`` to no file) names the
+            step and the value, and the user stays on the question they saw.
+            ``document``, ``video`` and ``animation`` likewise; one per step.
 
         timeout: seconds (or a ``timedelta``) the user has to answer, from when the prompt
             was sent; then ``on_timeout`` runs, with no message needed (default: the
@@ -216,7 +227,8 @@ def step(
         reminder: the reminder's text, sent above the prompt (default: ``texts.reminder``).
     Raises:
         TypeError: ``request`` is unknown or combined with ``choices``; a media source is of
-            the wrong type, or more than one is given.
+            the wrong type, or more than one is given; a media callable has a positional-only
+            parameter after the wizard.
         FileNotFoundError: a media ``Path`` names no file.
     """
     if validate is None:
@@ -277,12 +289,18 @@ def step(
                 "with choices=; ask for the choice in a step of its own"
             )
     sources = {"photo": photo, "document": document, "video": video, "animation": animation}
-    given = [(kind, source) for kind, source in sources.items() if source is not None]
+    given = [(kind, medium) for kind, medium in sources.items() if medium is not None]
     if len(given) > 1:
         raise TypeError(
             f"step {state!r}: one medium per prompt; got {' and '.join(k for k, _ in given)}"
         )
-    media = Media.of(given[0][0], given[0][1]) if given else None  # type: ignore[arg-type]
+    media: Media | MediaCall | None = None
+    if given:
+        kind, medium = given[0]
+        if callable(medium) and not isinstance(medium, (str, Path, InputFile)):
+            media = MediaCall.of(kind, medium, where=f"@step({state!r})")  # type: ignore[arg-type]
+        else:
+            media = Media.of(kind, medium)  # type: ignore[arg-type]
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__wizard_step__ = StepSpec(  # type: ignore[attr-defined]
