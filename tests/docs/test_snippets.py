@@ -526,6 +526,32 @@ async def test_media_and_requests_guide() -> None:
         talk.assert_last("We will call +442079460958.")
 
 
+@covers("media_from_data.py")
+async def test_media_from_data_guide() -> None:
+    from aiogram.methods import SendPhoto
+
+    async with BotSimulator(snippet("media_from_data").build) as sim:
+        lamp, card = sim.chat(), sim.chat(sim.user(first_name="Bea"))
+        await lamp.send("/shop")
+        await lamp.click("lamp")
+        assert lamp.last_message is not None and lamp.last_message.kind == "photo"
+        lamp.assert_last("How many?")
+        await lamp.send("2")
+        lamp.assert_last("Ordered: 2 x lamp.")
+        await card.send("/shop")
+        await card.click("gift card")
+        assert card.last_message is not None and card.last_message.kind == "text"  # no picture
+        card.assert_last("How many?")
+        await card.send("1")
+        await card.send_photo(file_id="AgACmyOwnPhoto")
+        assert card.last_message is not None and card.last_message.kind == "photo"
+        card.assert_last("Print this one?", buttons=[["yes", "no"]])
+        await card.click("yes")
+        card.assert_last("Ordered: 1 x gift card.")
+        sent = [call.photo for call in sim.session.calls_of(SendPhoto)]
+        assert sent == ["https://example.com/lamp.jpg", "AgACmyOwnPhoto-big"]  # its largest size
+
+
 @covers("storage_backends.py")
 async def test_storages_guide_memory_file_and_json(tmp_path: Path) -> None:
     module = snippet("storage_backends")
