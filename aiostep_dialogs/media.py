@@ -196,11 +196,10 @@ class MediaCall:
         try:
             media = Media.of(self.kind, source)
         except (TypeError, FileNotFoundError) as exc:
+            name = getattr(self.function, "__qualname__", repr(self.function))
             raise type(exc)(
-                f"{step}: its {self.kind}= callable "
-                f"{getattr(self.function, '__qualname__', repr(self.function))} returned "
-                f"{source!r}; return a file_id or URL (str), a pathlib.Path to a file, an "
-                f"aiogram InputFile, or None for a text prompt ({exc})"
+                f"{step}: its {self.kind}= callable {name} returned {source!r}, which is not "
+                f"a media source: {exc} (or return None for a text prompt)"
             ) from None
         if isinstance(source, Path):
             if len(self._paths) >= PATHS_KEPT:

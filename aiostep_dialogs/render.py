@@ -147,9 +147,8 @@ async def send_prompt(
     reason = None if error is None else await say_error(self, error)
     media = spec.media
     if media is not None and media.dynamic:  # from a callable: decided at class definition
-        media = await cast("MediaCall", media).resolve(
-            self, f"{type(self).__qualname__}.{spec.method.__name__} ({spec.state!r})"
-        )  # None: this prompt goes as text
+        step = f"{type(self).__qualname__}.{spec.method.__name__}"
+        media = await cast("MediaCall", media).resolve(self, step)  # None: a text prompt
     if media is not None:
         sent = await send_media_prompt(self, cast(Media, media), prompt, reason, markup(self, spec))
         # one-message mode: a medium is always a new message (text cannot become one)
