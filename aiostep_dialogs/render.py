@@ -145,16 +145,19 @@ async def send_prompt(
         prompt = await render(self, spec)
     # a rejection's reason, ``error=`` or ``texts.interrupted``, in the user's language
     reason = None if error is None else await say_error(self, error)
-    media = spec.media
-    if media is not None and media.dynamic:  # from a callable: decided at class definition
-        step = f"{type(self).__qualname__}.{spec.method.__name__}"
-        media = await cast("MediaCall", media).resolve(self, step)  # None: a text prompt
-    if media is not None:
-        sent = await send_media_prompt(self, cast(Media, media), prompt, reason, markup(self, spec))
-        # one-message mode: a medium is always a new message (text cannot become one)
-        if self._edits and (await _ui.sent_anew(self, sent) or park):
-            await _park(self, spec)
-        return
+    if spec.media is not None:  # a step without media pays this one check, as before
+        media: Media | MediaCall | None = spec.media
+        if spec.media.dynamic:  # from a callable: decided at class definition
+            step = f"{type(self).__qualname__}.{spec.method.__name__}"
+            media = await cast("MediaCall", media).resolve(self, step)  # None: a text prompt
+        if media is not None:
+            sent = await send_media_prompt(
+                self, cast(Media, media), prompt, reason, markup(self, spec)
+            )
+            # one-message mode: a medium is always a new message (text cannot become one)
+            if self._edits and (await _ui.sent_anew(self, sent) or park):
+                await _park(self, spec)
+            return
     if reason:
         # A rejection's reason is plain text: it often quotes what the user sent.
         if isinstance(prompt, Text):
