@@ -257,13 +257,9 @@ class Listen(BaseMiddleware):
                 store = self._store if self._store is not None else root_store()
                 if type(store) is _RootStore and key not in store.cache:
                     # what _route does when only the sender's persisted step can take it
-                    storage = self.storage
-                    assert storage is not None
-                    skey = storage_key_of(ctx, key)
-                    if not storage.order_updates and storage.holds_nothing(skey):
+                    if self._known_empty(data, ctx, key):
                         # most updates of a bot: nothing stored, so nothing to work out
                         # about the update (its kind, a command?) before the handlers
-                        self._seen(data, storage).remember(skey, None)
                         return await handler(event, data)
                     result = await self._try_persisted(
                         event,
@@ -273,6 +269,7 @@ class Listen(BaseMiddleware):
                         _kind(event, data),
                         is_command(event),
                         event.data if isinstance(event, CallbackQuery) else None,
+                        empty_checked=True,
                     )
                     if result is not _MISS and result is not _DECLINED:
                         return result
@@ -413,16 +410,16 @@ class Listen(BaseMiddleware):
         only: frozenset[str] | None = None,
         *,
         again: bool = True,
+        empty_checked: bool = False,
     ) -> Any:
         """Offer the update to the persisted step of ``key`` (with ``only``: if it is one of
-        those); ``_MISS`` when none takes its kind, ``_DECLINED`` when one let it through."""
+        those); ``_MISS`` when none takes its kind, ``_DECLINED`` when one let it through.
+        ``empty_checked``: the caller already asked `_known_empty`, which said no."""
         storage = self.storage
         assert storage is not None
         skey = storage_key_of(ctx, key)
-        if not storage.order_updates and storage.holds_nothing(skey):
-            # nothing to claim: the handlers may reuse what the routing found
-            self._seen(data, storage).remember(skey, None)
-            return _MISS
+        if not empty_checked and self._known_empty(data, ctx, key):
+            return _MISS  # nothing to claim
         update = data.get("event_update")
         update_id = update.update_id if isinstance(update, Update) else None
         owner = new_owner()
@@ -560,6 +557,20 @@ class Listen(BaseMiddleware):
             if claims.get(skey) == owner:
                 del claims[skey]
                 await self._end_claim(storage, skey, owner, failed)
+
+    def _known_empty(self, data: dict[str, Any], ctx: UpdateContext, key: ConversationKey) -> bool:
+        """Whether the storage knows at once, with no claim, that ``key`` holds nothing (a
+        local storage answers from its index; one that orders updates never skips the claim,
+        which takes the conversation's turn). Then the handlers may reuse that finding."""
+        storage = self.storage
+        assert storage is not None
+        if storage.order_updates:
+            return False
+        skey = storage_key_of(ctx, key)
+        if not storage.holds_nothing(skey):
+            return False
+        self._seen(data, storage).remember(skey, None)
+        return True
 
     @staticmethod
     def _seen(data: dict[str, Any], storage: BaseStorage) -> SeenRecords:

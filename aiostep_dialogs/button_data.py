@@ -68,16 +68,21 @@ def index_of(code: str, prefix: str, count: int) -> int | None:
     return int(digits)
 
 
+def _owned_elsewhere(wizard: RunningWizard, press: Press) -> bool:
+    # buttons sent before owners were in the data (owner None) may be anyone's
+    return press.owner is not None and press.owner != wizard.key.user_id
+
+
 def sent_elsewhere(wizard: RunningWizard, data: str | None) -> bool:
     """Whether ``data`` is a wizard button that another conversation sent (another user's, or
     the chat-wide one's): not a press for ``wizard`` at all."""
     press = parse(data)
-    return press is not None and press.owner is not None and press.owner != wizard.key.user_id
+    return press is not None and _owned_elsewhere(wizard, press)
 
 
 def is_current(wizard: RunningWizard, press: Press) -> bool:
     """Whether ``press`` is on a button of ``wizard``'s current prompt."""
-    if press.owner is not None and press.owner != wizard.key.user_id:
+    if _owned_elsewhere(wizard, press):
         return False
     # the prompt may have been sent by the previous deploy: its buttons are still its
     fingerprint = press.fingerprint

@@ -91,7 +91,9 @@ class RunningWizard:
     _moved: bool = False
     _sent_fp: str = ""
     # set on a wizard restored as its record holds it (no rename, migration or move): a
-    # refused answer, put back unchanged, need not write its state and data again
+    # refused or failed answer, its data back to the snapshot taken before the step method
+    # ran, need not write state and data again (what a step method changed in place was its
+    # own copy: every storage hands out the caller's own record)
     _as_stored: bool = False
     # the language of this update once worked out (only when a text depends on it), and the
     # locale stored with the conversation (kept for what is said with no update to answer)

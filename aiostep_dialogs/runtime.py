@@ -76,15 +76,6 @@ def copy_data(data: dict[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def put_back_unchanged(self: RunningWizard) -> bool:
-    """Whether putting the step back after a refused or failed answer may leave the record's
-    state and data as they are: the wizard was restored as stored (no rename, migration or
-    move), and its data is back to the snapshot taken before the step method ran. What a
-    step method changed in place is its own copy: every storage hands out a record of the
-    caller's own (`test_a_claimed_record_is_the_callers_own_copy`)."""
-    return self._as_stored
-
-
 def key_for(cls: type[RunningWizard], event: TelegramObject) -> ConversationKey | None:
     """The conversation this wizard runs in for ``event`` (per user, or chat-wide)."""
     ctx = aiostep.current_update.get()
@@ -257,7 +248,7 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
                 refused = await self._said(button_data.refusal(self.texts, event))
                 await _quietly(event.answer(refused))
                 # the claim took the step; put it back unchanged
-                await park(self, spec, step_only=put_back_unchanged(self))
+                await park(self, spec, step_only=self._as_stored)
                 return
         if self._edits:
             self._press = event  # answered, and its message edited, with the outcome
@@ -294,7 +285,7 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
         # A bug in a validator or step method: the claim took the step, so put it back as
         # it was (the user can answer again) and let aiogram's error handlers see it.
         self.data = snapshot
-        await park(self, spec, step_only=put_back_unchanged(self))
+        await park(self, spec, step_only=self._as_stored)
         await _ui.drop_press(self)
         raise
     await advance(self, spec, outcome, snapshot)
@@ -353,7 +344,7 @@ async def reject(self: RunningWizard, spec: StepSpec, reason: ValidationError | 
     if spec.picker is not None:
         await ch.prepare(self, spec)
     error = spec.error if spec.error is not None else reason
-    if not self._edits and put_back_unchanged(self):
+    if not self._edits and self._as_stored:
         # the state is the same, the data back to what the record holds: only the step's
         # kwargs (attempts, nonce) are written, the data is not checked and encoded again
         await park(self, spec, step_only=True)

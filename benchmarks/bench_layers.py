@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 from pathlib import Path
-from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.filters import Command
@@ -46,7 +45,7 @@ from contenders import (
     build_wizard,
 )
 from measure import USER_BASE, _warm_up, check_dialog
-from scenario import STEP_LABELS, TEXTS, NullSession, interleaved
+from scenario import STEP_LABELS, TEXTS, NullSession, interleaved, make_update
 
 import aiostep
 from aiostep import MemoryStateStorage
@@ -166,22 +165,21 @@ OTHER_BOTS = (
 
 
 def _other_update(i: int, bot: Bot, press: bool) -> Update:
-    user = {"id": USER_BASE + i, "is_bot": False, "first_name": "U"}
-    chat = {"id": USER_BASE + i, "type": "private"}
-    if press:
-        message = {"message_id": 1, "date": 0, "chat": chat, "text": "menu"}
-        body: dict[str, Any] = {
-            "callback_query": {
-                "id": str(i),
-                "from": user,
-                "chat_instance": "c",
-                "data": "menu:1",
-                "message": message,
-            }
-        }
-    else:
-        body = {"message": {"message_id": i, "date": 0, "chat": chat, "from": user, "text": "hi"}}
-    return Update.model_validate({"update_id": i, **body}, context={"bot": bot})
+    """A text message (``scenario.make_update``'s), or a press of one of the bot's own
+    buttons under it."""
+    update = make_update(USER_BASE + i, "hi", bot, update_id=i)
+    if not press:
+        return update
+    message = update.message
+    assert message is not None and message.from_user is not None
+    query = {
+        "id": str(i),
+        "from": message.from_user.model_dump(),
+        "chat_instance": "c",
+        "data": "menu:1",
+        "message": message.model_dump(by_alias=True),
+    }
+    return Update.model_validate({"update_id": i, "callback_query": query}, context={"bot": bot})
 
 
 async def other_updates(users: int, repeat: int) -> dict[str, list[list[float]]]:

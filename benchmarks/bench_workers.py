@@ -92,22 +92,6 @@ def _build(setup: str, redis_url: str) -> Any:
     return built
 
 
-def _update(user: int, text: str, update_id: int, bot: Any) -> Any:
-    from aiogram.types import Update
-    from scenario import NOW
-
-    message: dict[str, Any] = {
-        "message_id": update_id,
-        "date": NOW,
-        "chat": {"id": user, "type": "private"},
-        "from": {"id": user, "is_bot": False, "first_name": "U"},
-        "text": text,
-    }
-    if text.startswith("/"):
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
-    return Update.model_validate({"update_id": update_id, "message": message}, context={"bot": bot})
-
-
 def worker_main(conn: Connection, setup: str, redis_url: str) -> None:
     """One worker process: build the bot, warm up, then handle the waves it is sent."""
     import logging
@@ -119,7 +103,7 @@ def worker_main(conn: Connection, setup: str, redis_url: str) -> None:
 async def _worker(conn: Connection, setup: str, redis_url: str) -> None:
     from aiogram import Bot
     from measure import RoundTrips
-    from scenario import TEXTS, NullSession
+    from scenario import TEXTS, NullSession, make_update
 
     trips = RoundTrips()
     trips.install()
@@ -141,7 +125,7 @@ async def _worker(conn: Connection, setup: str, redis_url: str) -> None:
     for text in TEXTS:
         batch = []
         for user in range(CONCURRENCY):
-            batch.append(_update(WARM_BASE + os.getpid() * 100 + user, text, warm_id, bot))
+            batch.append(make_update(WARM_BASE + os.getpid() * 100 + user, text, bot, warm_id))
             warm_id += 1
         await asyncio.gather(*(handle(update) for update in batch))
     session.texts.clear()
@@ -153,7 +137,7 @@ async def _worker(conn: Connection, setup: str, redis_url: str) -> None:
         wave = conn.recv()
         if wave is None:
             break
-        updates = [_update(user, TEXTS[step], uid, bot) for user, step, uid in wave]
+        updates = [make_update(user, TEXTS[step], bot, uid) for user, step, uid in wave]
         storage = getattr(built, "storage", None)
         if n == 0 and storage is not None:
             # every worker is up by now: count them now rather than at the next heartbeat

@@ -68,11 +68,12 @@ NOW = datetime(2024, 1, 1)
 _update_ids = itertools.count(1)
 
 
-def make_update(user: int, text: str, bot: Bot) -> Update:
+def make_update(user: int, text: str, bot: Bot, update_id: int | None = None) -> Update:
     """A private-chat text message from ``user`` (``/start`` carries its command entity),
     mounted on ``bot`` as polling mounts what it receives: ``feed_update`` would otherwise
-    rebuild it through a ``model_dump``/``model_validate`` round trip on every update."""
-    uid = next(_update_ids)
+    rebuild it through a ``model_dump``/``model_validate`` round trip on every update.
+    ``update_id``: its id (and message id); by default the next of this process's count."""
+    uid = next(_update_ids) if update_id is None else update_id
     message: dict[str, Any] = {
         "message_id": uid,
         "date": NOW,
