@@ -46,6 +46,7 @@ from measure import (
     parked_waiter_heap,
     redis_key_bytes,
     timed_run,
+    update_heap,
 )
 from scenario import STEP_LABELS
 
@@ -83,6 +84,9 @@ class Results:
         self.unsupported: set[tuple[str, str]] = set()
         self.heap: dict[tuple[str, str], HeapSample] = {}
         self.waiter: HeapSample | None = None
+        #: the floor of a parked handler: one awaiting a bare Future, no aiostep
+        self.bare_waiter: HeapSample | None = None
+        self.update_bytes: float | None = None
         self.key_bytes: dict[str, KeyBytes] = {}
         #: aiostep 0.3.7, measured in its own process (v037.py): selected, why it could not
         #: run, its and that process's floor's samples, its heap, the versions it ran with
@@ -167,6 +171,8 @@ async def run(args: argparse.Namespace, redis_url: str | None, server_pid: int |
                 if heap is not None:
                     results.heap[(contender.name, kind)] = heap
             results.waiter = await parked_waiter_heap(args.heap_users)
+            results.bare_waiter = await parked_waiter_heap(args.heap_users, bare=True)
+            results.update_bytes = await update_heap(args.heap_users)
             if run_v037:
                 results.v037_heap = v037.heap(args.heap_users)
             if client is not None:
@@ -324,6 +330,16 @@ def memory_table(results: Results) -> str:
         lines.append(
             f"| aiostep `wait_for` (a parked handler) | in-process | {results.waiter.paused:.0f} "
             f"| {results.waiter.left:.0f} |"
+        )
+    if results.bare_waiter is not None:
+        lines.append(
+            "| floor of a parked handler: aiogram handler awaiting a bare `Future`, no aiostep "
+            f"| in-process | {results.bare_waiter.paused:.0f} | {results.bare_waiter.left:.0f} |"
+        )
+    if results.update_bytes is not None:
+        lines.append(
+            f"| the `/start` update alone (`Update` + `Message` + `User` + `Chat`) | — "
+            f"| {results.update_bytes:.0f} | — |"
         )
     if results.v037_heap is not None:
         heap = results.v037_heap

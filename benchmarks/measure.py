@@ -214,24 +214,47 @@ async def heap_run(contender: Contender, kind: str, env: Env, users: int) -> Hea
             await built.close()
 
 
-async def parked_waiter_heap(users: int) -> HeapSample:
+async def parked_waiter_heap(users: int, *, bare: bool = False) -> HeapSample:
     """tracemalloc: ``users`` handlers each parked in ``aiostep.wait_for`` (each a task of
     ``dp.feed_update``, as polling runs them), per waiter; and what is left after each got
-    its answer and returned."""
+    its answer and returned.
+
+    ``bare``: the floor of any wait inside a handler instead, with no aiostep: the handler
+    awaits an asyncio ``Future`` of its own, which an outer middleware of four lines resolves
+    with the user's next message. What it holds is what aiogram keeps alive for a handler
+    that has not returned (the update, its call chain, the handler data)."""
     import aiostep
     from aiostep.pending import root_store
 
     tracemalloc.start()
     try:
         dp = Dispatcher()
-        aiostep.setup(dp)
-        store: Any = root_store()
+        futures: dict[int, asyncio.Future[Message]] = {}
+        if bare:
+
+            async def resolve(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+                future = futures.pop(event.from_user.id, None) if event.from_user else None
+                if future is None:
+                    return await handler(event, data)
+                future.set_result(event)
+                return None
+
+            dp.message.outer_middleware(resolve)
+            waiting: Any = futures
+        else:
+            aiostep.setup(dp)
+            store: Any = root_store()
+            waiting = store.cache
 
         @dp.message(CommandStart())
         async def start(message: Message) -> None:
             user = message.from_user.id if message.from_user else message.chat.id
             await message.answer(NAME_PROMPT)
-            reply = await aiostep.wait_for(user)
+            if bare:
+                future = futures[user] = asyncio.get_running_loop().create_future()
+                reply = await future
+            else:
+                reply = await aiostep.wait_for(user)
             await message.answer(f"Hi, {reply.text}")
 
         bot = Bot("42:TEST", session=NullSession())
@@ -242,11 +265,11 @@ async def parked_waiter_heap(users: int) -> HeapSample:
                 for u in group
             ]
             for _ in range(100 * len(group)):
-                if len(store.cache) >= len(group):
+                if len(waiting) >= len(group):
                     break
                 await asyncio.sleep(0)
             else:
-                raise WrongDialog(f"only {len(store.cache)} of {len(group)} waiters parked")
+                raise WrongDialog(f"only {len(waiting)} of {len(group)} waiters parked")
             return tasks
 
         async def answer(group: range, tasks: list[asyncio.Task[Any]]) -> None:
@@ -268,6 +291,24 @@ async def parked_waiter_heap(users: int) -> HeapSample:
         return HeapSample(_grown(parked, before) / users, _grown(done, before) / users)
     finally:
         tracemalloc.stop()
+
+
+async def update_heap(users: int) -> float:
+    """tracemalloc: the heap of one ``/start`` update as aiogram builds it (the ``Update``, its
+    ``Message``, ``User`` and ``Chat``), over ``users`` of them: what a handler that has not
+    returned keeps alive whatever else it does."""
+    bot = Bot("42:TEST", session=NullSession())
+    tracemalloc.start()
+    try:
+        make_update(1, "/start", bot)  # warm: pydantic's validators built
+        before = _heap()
+        updates = [make_update(u, "/start", bot) for u in range(USER_BASE, USER_BASE + users)]
+        grown = _grown(_heap(), before) / users
+        del updates
+        return grown
+    finally:
+        tracemalloc.stop()
+        await bot.session.close()
 
 
 @dataclass
