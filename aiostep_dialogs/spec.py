@@ -245,6 +245,7 @@ def step(
         options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
         if not options:
             raise ValueError("choices must not be empty")
+        options = cast("dict[str, Localized]", ch.static_options(options, f"@step({state!r})"))
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
     check_localized(prompt, "prompt")

@@ -230,19 +230,22 @@ def number(
 
 
 def choice(
-    options: Mapping[str, str] | Sequence[str], *, error: Localized | None = None
+    options: Mapping[Any, Any] | Sequence[str | int], *, error: Localized | None = None
 ) -> Validator:
     """One of ``options`` (values, or a ``{value: label}`` mapping); typed labels count too.
 
-    Matching ignores case and surrounding spaces; returns the option's value.
+    Matching ignores case and surrounding spaces; returns the option's value (a str, or an
+    int value typed as its digits).
     """
     mapping = dict(options) if isinstance(options, Mapping) else {o: o for o in options}
-    lookup: dict[str, str] = {}
+    lookup: dict[str, Any] = {}
     for value, label in mapping.items():
-        lookup[value.casefold()] = value
+        lookup[str(value).casefold()] = value
         lookup[str(label).strip().casefold()] = value
 
-    def validate(value: Any) -> str:
+    def validate(value: Any) -> Any:
+        if type(value) is int and value in mapping:
+            return value  # an int option's value itself (a pressed button's)
         raw = _text_of(value, "your choice").strip().casefold()
         if raw in lookup:
             return lookup[raw]
