@@ -346,6 +346,24 @@ class Commands:
     cancel: str | None = "cancel"
     skip: str | None = "skip"
 
+    def __post_init__(self) -> None:
+        # aiogram's Command compares names without their "/": "/back" would never match
+        for action in ("back", "cancel", "skip"):
+            name = getattr(self, action)
+            if name is None:
+                continue
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"Commands({action}={name!r}): give the command's name as a str "
+                    f"(Commands({action}={action!r})), or None to turn it off"
+                )
+            if not name or name[0] == "/" or any(c.isspace() for c in name):
+                fix = "_".join(name.lstrip("/").split()) or action
+                raise ValueError(
+                    f"Commands({action}={name!r}): give the name the user types after the "
+                    f"'/', without it or spaces: Commands({action}={fix!r})"
+                )
+
 
 @dataclass(frozen=True)
 class Texts:
