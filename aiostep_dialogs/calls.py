@@ -203,6 +203,12 @@ def _at_calling_step(caller: RunningWizard, frame: Mapping[str, Any]) -> Running
     return caller
 
 
+def _may_show_reply(*wizards: RunningWizard) -> bool:
+    """Whether one of ``wizards`` may have left a reply keyboard on screen: the wizard the
+    conversation goes on in removes it (`aiostep_dialogs.ui.closing_markup`)."""
+    return any(wizard._uses_reply or wizard._shows_reply for wizard in wizards)
+
+
 # -- what a step's outcome does ---------------------------------------------------------------
 
 
@@ -226,6 +232,7 @@ async def follow(
         other = outcome.wizard(key=caller.key, bot=caller.bot, event=caller.event)
         other._stack = caller._stack  # a called wizard that jumps: the other one returns
         other.middleware_data = caller.middleware_data
+        other._shows_reply = _may_show_reply(caller)
         other._keep_locale()
         await other._hook("on_start")
         await _show(other, other._steps[0], seen)
@@ -236,6 +243,7 @@ async def follow(
     )
     child._stack = (*caller._stack, _frame(caller, spec, history[-_HISTORY_LIMIT:], outcome))
     child.middleware_data = caller.middleware_data
+    child._shows_reply = _may_show_reply(caller)
     child._keep_locale()
     await child._hook("on_start")
     await _show(child, child._steps[0], seen)
@@ -260,6 +268,7 @@ async def give_back(child: RunningWizard, result: Any) -> None:
     if caller is None:
         await clear(child)
         return
+    caller._shows_reply = _may_show_reply(child)
     calling = _calling(caller, frame)
     before = _undo(caller.history[-1], caller.data) if caller.history else None
     caller.data = {**caller.data, frame.get("k") or child.wizard_id: result}
@@ -317,6 +326,7 @@ async def back_to_caller(child: RunningWizard) -> None:
         await send_prompt(child, child._spec())
         return
     caller = _at_calling_step(caller, frame)
+    caller._shows_reply = _may_show_reply(child)
     await _show(caller, caller._spec(), child)
 
 
@@ -337,6 +347,9 @@ async def cancel(wizard: RunningWizard) -> None:
             break
         ended.append(caller)
         current = caller
+    if _may_show_reply(*ended):
+        for going_on in (*ended, resume) if resume is not None else ended:
+            going_on._shows_reply = True
     try:
         for index, gone in enumerate(ended):
             last = index == len(ended) - 1
@@ -358,6 +371,9 @@ async def give_way(running: RunningWizard) -> None:
         if caller is None:
             break
         chain.append(caller)
+    if _may_show_reply(*chain):
+        for gone in chain:
+            gone._shows_reply = True
     for index, gone in enumerate(chain):
         if index == len(chain) - 1 or overrides_hook(getattr(type(gone), "on_cancel", None)):
             await gone._hook("on_cancel")
