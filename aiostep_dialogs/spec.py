@@ -33,7 +33,7 @@ from aiostep_dialogs.injection import NOTHING, Needs, needs_of
 from aiostep_dialogs.media import Media, MediaCall, MediaFunction, MediaSource
 from aiostep_dialogs.requests import Request, request_kind
 from aiostep_dialogs.timeouts import Duration
-from aiostep_dialogs.validators import Validator
+from aiostep_dialogs.validators import Validator, refuse_factories
 
 logger = logging.getLogger("aiostep_dialogs")
 
@@ -237,6 +237,7 @@ def step(
         chain = (validate,)
     else:
         chain = tuple(validate)
+    refuse_factories(chain, f"@step({state!r})")
     options: dict[str, Localized] | None = None
     source = None
     if callable(choices) and not isinstance(choices, (Mapping, Sequence)):

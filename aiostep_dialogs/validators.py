@@ -586,3 +586,30 @@ def chat_shared(*, request_id: int | None = None, error: Localized | None = None
         return {"chat_id": shared.chat_id, "title": shared.title, "username": shared.username}
 
     return validate
+
+
+#: the built-in validator factories, by ``id`` (a user's validator may not be hashable)
+_FACTORIES: dict[int, Callable[..., Any]] = {
+    id(factory): factory
+    for factory in (
+        *(text, integer, number, choice, yes_no, email, phone, date, photo, document),
+        *(contact, location, poll, users_shared, chat_shared, chain),
+    )
+}
+
+
+def refuse_factories(validators: Iterable[Validator], where: str) -> None:
+    """Refuse a built-in validator factory given as a validator (``validate=v.integer``): it
+    would be called with the user's message and fail on every answer.
+
+    Raises:
+        TypeError: naming the factory and the call to write instead.
+    """
+    for validator in validators:
+        if _FACTORIES.get(id(validator)) is validator:
+            name = getattr(validator, "__name__", repr(validator))
+            args = "..." if validator is choice else ""  # the one that needs its options
+            raise TypeError(
+                f"{where}: validate=v.{name} is the factory of a validator, not one; "
+                f"call it: v.{name}({args})"
+            )
