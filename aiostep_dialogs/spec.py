@@ -58,6 +58,23 @@ def check_ui(value: object, where: str) -> UI:
     raise ValueError(f"{where} must be 'send' or 'edit', got {value!r}")
 
 
+def check_max_attempts(value: object, where: str) -> None:
+    """Refuse a ``max_attempts`` that is not ``None`` or a whole number from 1.
+
+    Raises:
+        TypeError: not an int; ValueError: below 1.
+    """
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(
+            f"{where} must be an int (the rejected answers in a row before the wizard gives "
+            f"up) or None, got {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"{where} must be 1 or more (None: never give up), got {value!r}")
+
+
 @dataclass(frozen=True)
 class StepSpec:
     """One declared step: its state, method, prompt, validation and choices."""
@@ -238,6 +255,7 @@ def step(
     else:
         chain = tuple(validate)
     refuse_factories(chain, f"@step({state!r})")
+    check_max_attempts(max_attempts, f"@step({state!r}): max_attempts")
     options: dict[str, Localized] | None = None
     source = None
     if callable(choices) and not isinstance(choices, (Mapping, Sequence)):

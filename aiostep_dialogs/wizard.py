@@ -78,6 +78,7 @@ from aiostep_dialogs.spec import (  # noqa: F401
     Texts,
     _given_the_locale,
     _takes_locale,
+    check_max_attempts,
     check_ui,
     default_hook,
     overrides_hook,
@@ -158,6 +159,7 @@ class Wizard(RunningWizard):
             )
         }
         cls._hooks_on_start = overrides_hook(cls.on_start)
+        check_max_attempts(cls.max_attempts, f"{cls.__qualname__}.max_attempts")
         if not specs:
             return  # an abstract intermediate class
         state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
