@@ -33,7 +33,7 @@ def test_a_steps_max_attempts_must_be_a_whole_number_from_one(
 def test_a_wizards_max_attempts_must_be_a_whole_number_from_one(
     value: Any, error: type[Exception]
 ) -> None:
-    with pytest.raises(error, match="Patient.max_attempts must be"):
+    with pytest.raises(error, match=r"Patient\.max_attempts must be"):
 
         class Patient(Wizard, name="t_max_attempts_checked"):
             max_attempts = value
