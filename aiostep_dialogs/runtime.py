@@ -287,6 +287,11 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
         self.data = snapshot
         await park(self, spec, step_only=self._as_stored)
         await _ui.drop_press(self)
+        if isinstance(event, CallbackQuery) and not self._edits:
+            # the press took the keyboard off its message: it goes back, to press again
+            message = event.message
+            if isinstance(message, Message) and message.reply_markup is not None:
+                await _quietly(message.edit_reply_markup(reply_markup=message.reply_markup))
         raise
     await advance(self, spec, outcome, snapshot)
 
