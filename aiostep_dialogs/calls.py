@@ -284,7 +284,7 @@ async def give_back(child: RunningWizard, result: Any) -> None:
         if target is None:
             await finish(caller, None)
             return
-    elif isinstance(outcome, enum.Enum) and outcome.name in caller._by_state:
+    elif isinstance(outcome, caller.State) and outcome.name in caller._by_state:
         target = caller._by_state[outcome.name]
     else:
         raise TypeError(

@@ -213,8 +213,11 @@ class Wizard(RunningWizard):
         """
         if isinstance(state, type):
             return Jump(_calls.check_target(self, state, "goto"))
+        here = type(self).__qualname__
+        if not isinstance(state, self.State):
+            raise ValueError(f"{here}.goto({state!r}): not a member of {here}.State")
         if state.name not in self._by_state:
-            raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
+            raise ValueError(f"{here} has no step for {state!r}")
         return state
 
     def call(
