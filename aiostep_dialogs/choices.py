@@ -133,6 +133,15 @@ def static_options(options: Mapping[Any, Any], where: str) -> dict[OptionValue, 
     return offered
 
 
+def check_button_count(count: int, where: str) -> None:
+    """Refuse a plain fixed list of more inline buttons than one keyboard shows."""
+    if count > MAX_BUTTONS:
+        raise ChoicesError(
+            f"{where}: choices has {count} options, and Telegram shows at most {MAX_BUTTONS} "
+            "buttons: page them with per_page=..."
+        )
+
+
 def check_static(options: Mapping[str, str], per_page: int | None, where: str) -> None:
     """Refuse a fixed list a picker could not show."""
     for value in options:

@@ -301,6 +301,8 @@ def step(
         per_page=per_page,
         columns=columns,
     )
+    if picker is None and options is not None and keyboard == "inline":
+        ch.check_button_count(len(options), f"@step({state!r})")
     if request is not None:
         request_kind(request)
         if options is not None:
