@@ -28,6 +28,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from aiogram.types import Message
+
 import aiostep
 from aiostep.exceptions import AiostepError
 from aiostep.storage import StateContext
@@ -37,6 +39,7 @@ from aiostep_dialogs.registry import is_installed, wizard_named
 from aiostep_dialogs.render import send_prompt
 from aiostep_dialogs.running import Call, Jump, is_wizard_class
 from aiostep_dialogs.spec import Finish, new_nonce, overrides_hook
+from aiostep_dialogs.ui import quietly
 
 if TYPE_CHECKING:
     from aiostep_dialogs.running import RunningWizard
@@ -203,6 +206,23 @@ def _at_calling_step(caller: RunningWizard, frame: Mapping[str, Any]) -> Running
     return caller
 
 
+async def _hand_press(giver: RunningWizard, taker: RunningWizard) -> None:
+    """The button press ``giver`` was to answer with its next prompt (one-message mode) goes
+    to ``taker``, which shows the next prompt: it edits the pressed message in place if it
+    has ``"edit"`` steps; otherwise the press is answered and its message loses its buttons
+    here, as a wizard without them does on a press."""
+    press = giver._press
+    if press is None:
+        return
+    giver._press = None
+    if taker._edits:
+        taker._press = press
+        return
+    await quietly(press.answer())
+    if isinstance(press.message, Message):
+        await quietly(press.message.edit_reply_markup(reply_markup=None))
+
+
 def _may_show_reply(*wizards: RunningWizard) -> bool:
     """Whether one of ``wizards`` may have left a reply keyboard on screen: the wizard the
     conversation goes on in removes it (`aiostep_dialogs.ui.closing_markup`)."""
@@ -233,6 +253,7 @@ async def follow(
         other._stack = caller._stack  # a called wizard that jumps: the other one returns
         other.middleware_data = caller.middleware_data
         other._shows_reply = _may_show_reply(caller)
+        await _hand_press(caller, other)
         other._keep_locale()
         await other._hook("on_start")
         await _show(other, other._steps[0], seen)
@@ -244,6 +265,7 @@ async def follow(
     child._stack = (*caller._stack, _frame(caller, spec, history[-_HISTORY_LIMIT:], outcome))
     child.middleware_data = caller.middleware_data
     child._shows_reply = _may_show_reply(caller)
+    await _hand_press(caller, child)
     child._keep_locale()
     await child._hook("on_start")
     await _show(child, child._steps[0], seen)
@@ -269,6 +291,7 @@ async def give_back(child: RunningWizard, result: Any) -> None:
         await clear(child)
         return
     caller._shows_reply = _may_show_reply(child)
+    await _hand_press(child, caller)
     calling = _calling(caller, frame)
     before = _undo(caller.history[-1], caller.data) if caller.history else None
     caller.data = {**caller.data, frame.get("k") or child.wizard_id: result}
