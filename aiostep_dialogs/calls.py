@@ -28,8 +28,6 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiogram.types import Message
-
 import aiostep
 from aiostep.exceptions import AiostepError
 from aiostep.storage import StateContext
@@ -39,7 +37,7 @@ from aiostep_dialogs.registry import is_installed, wizard_named
 from aiostep_dialogs.render import send_prompt
 from aiostep_dialogs.running import Call, Jump, is_wizard_class
 from aiostep_dialogs.spec import Finish, new_nonce, overrides_hook
-from aiostep_dialogs.ui import quietly
+from aiostep_dialogs.ui import close
 
 if TYPE_CHECKING:
     from aiostep_dialogs.running import RunningWizard
@@ -206,21 +204,19 @@ def _at_calling_step(caller: RunningWizard, frame: Mapping[str, Any]) -> Running
     return caller
 
 
-async def _hand_press(giver: RunningWizard, taker: RunningWizard) -> None:
-    """The button press ``giver`` was to answer with its next prompt (one-message mode) goes
-    to ``taker``, which shows the next prompt: it edits the pressed message in place if it
-    has ``"edit"`` steps; otherwise the press is answered and its message loses its buttons
-    here, as a wizard without them does on a press."""
-    press = giver._press
-    if press is None:
-        return
-    giver._press = None
+async def _hand_message(giver: RunningWizard, taker: RunningWizard) -> None:
+    """One-message mode across wizards: ``taker`` shows the next prompt in place of
+    ``giver``. The message ``giver`` shows and the button press it was to answer with its next
+    prompt go to ``taker``, which edits or replaces that message as its own; a ``taker``
+    without ``"edit"`` steps sends its prompt, so the press is answered and the message loses
+    its buttons here."""
+    if not giver._edits:
+        return  # its presses were answered when they came, and it keeps no message
     if taker._edits:
-        taker._press = press
+        taker._press, giver._press = giver._press, None
+        taker.prompt_message_id = giver.prompt_message_id
         return
-    await quietly(press.answer())
-    if isinstance(press.message, Message):
-        await quietly(press.message.edit_reply_markup(reply_markup=None))
+    await close(giver, None)
 
 
 def _may_show_reply(*wizards: RunningWizard) -> bool:
@@ -253,7 +249,7 @@ async def follow(
         other._stack = caller._stack  # a called wizard that jumps: the other one returns
         other.middleware_data = caller.middleware_data
         other._shows_reply = _may_show_reply(caller)
-        await _hand_press(caller, other)
+        await _hand_message(caller, other)
         other._keep_locale()
         await other._hook("on_start")
         await _show(other, other._steps[0], seen)
@@ -265,7 +261,7 @@ async def follow(
     child._stack = (*caller._stack, _frame(caller, spec, history[-_HISTORY_LIMIT:], outcome))
     child.middleware_data = caller.middleware_data
     child._shows_reply = _may_show_reply(caller)
-    await _hand_press(caller, child)
+    await _hand_message(caller, child)
     child._keep_locale()
     await child._hook("on_start")
     await _show(child, child._steps[0], seen)
@@ -291,7 +287,7 @@ async def give_back(child: RunningWizard, result: Any) -> None:
         await clear(child)
         return
     caller._shows_reply = _may_show_reply(child)
-    await _hand_press(child, caller)
+    await _hand_message(child, caller)
     calling = _calling(caller, frame)
     before = _undo(caller.history[-1], caller.data) if caller.history else None
     caller.data = {**caller.data, frame.get("k") or child.wizard_id: result}
@@ -350,6 +346,7 @@ async def back_to_caller(child: RunningWizard) -> None:
         return
     caller = _at_calling_step(caller, frame)
     caller._shows_reply = _may_show_reply(child)
+    await _hand_message(child, caller)
     await _show(caller, caller._spec(), child)
 
 

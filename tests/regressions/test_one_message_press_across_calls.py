@@ -115,3 +115,15 @@ async def test_a_press_that_hands_over_with_goto_is_answered(bot_simulator: Any)
     talk.assert_last("Your note?")
     assert sim.session.unanswered_callbacks() == []
     assert buttons_left(talk) == []
+
+
+async def test_back_from_a_called_wizard_takes_the_buttons_off_its_message(
+    bot_simulator: Any,
+) -> None:
+    sim: BotSimulator = bot_simulator(build)
+    talk = sim.chat()
+    await talk.send("/order")
+    await talk.click("Size")
+    await talk.send("/back")
+    talk.assert_last("What next?", buttons=[["Note", "Size", "Jump"]])
+    assert buttons_left(talk) == ["What next?"]  # not Size's "Which size?" too
