@@ -427,8 +427,9 @@ class Wizard(RunningWizard):
                     await _calls.give_way(running)
                 else:
                     await running._hook("on_cancel")
-                if running._edits:  # its last prompt loses its buttons, whatever on_cancel did
-                    await _ui.close(running, None)
+            if running is not None and running._edits:
+                # its last prompt loses its buttons, whatever on_cancel did (or a restart)
+                await _ui.close(running, None)
         wizard = cls(key=key, bot=bot, event=event)
         wizard.middleware_data = middleware_data
         wizard._keep_locale()

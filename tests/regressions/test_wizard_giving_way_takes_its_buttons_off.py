@@ -1,7 +1,8 @@
-"""A one-message wizard ended because the user started another wizard takes the buttons off
-its last prompt, whatever its ``on_cancel`` says, as a wizard that ends by ``/cancel`` does
-("a wizard that ends always takes the buttons off its last prompt"). Before, an ``on_cancel``
-of its own that did not edit the message left it with buttons that no longer worked."""
+"""A one-message wizard ended because the user started another wizard (or started it again,
+with ``on_reentry = "restart"``) takes the buttons off its last prompt, whatever its
+``on_cancel`` says, as a wizard that ends by ``/cancel`` does ("a wizard that ends always
+takes the buttons off its last prompt"). Before, an ``on_cancel`` of its own that did not
+edit the message, or a restart, left it with buttons that no longer worked."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ class Coffee(Wizard, name="t_giving_way_coffee"):
         await self.answer("Coffee order dropped.")
 
 
+class CoffeeAgain(Coffee, name="t_giving_way_coffee_again"):
+    on_reentry = "restart"
+
+
 class Tea(Wizard, name="t_giving_way_tea"):
     class State(Enum):
         KIND = auto()
@@ -40,6 +45,7 @@ def build() -> Dispatcher:
     dp = Dispatcher()
     Coffee.setup(dp, entry=Command("coffee"))
     Tea.setup(dp, entry=Command("tea"))
+    CoffeeAgain.setup(dp, entry=Command("again"))
     return dp
 
 
@@ -60,3 +66,16 @@ async def test_a_wizard_that_gives_way_to_another_takes_the_buttons_off_its_prom
     await talk.send("/tea")
     assert [m.text for m in talk.messages][-2:] == ["Coffee order dropped.", "Which tea?"]
     assert buttons_left(talk) == []
+
+
+async def test_a_wizard_started_over_takes_the_buttons_off_its_old_prompt(
+    bot_simulator: Any,
+) -> None:
+    sim: BotSimulator = bot_simulator(build)
+    talk = sim.chat()
+    await talk.send("/again")
+    first = talk.last_message
+    await talk.send("/again")
+    assert talk.last_message is not None and first is not None
+    assert talk.last_message.message_id != first.message_id
+    assert buttons_left(talk) == ["Which size?"]  # the new prompt's, not the old one's too
