@@ -423,6 +423,19 @@ class Texts:
     reminder: Localized = N_("Still there?")
     timed_out: Localized = N_("Time is up; let's stop here. You can start again any time.")
 
+    def __post_init__(self) -> None:
+        # refused here, not when the text is first said (to a user who then gets nothing)
+        for name, text in vars(self).items():
+            where = f"Texts({name}=...)"
+            if isinstance(text, (str, Mapping, LazyProxy)) or callable(text):
+                check_localized(text, where)
+                continue
+            raise TypeError(
+                f"{where}: got {text!r}; give a str, a {{locale: text}} dict, a callable "
+                "(locale) -> str or a lazy_gettext(...) string (to say nothing, override the "
+                "hook that says it, e.g. on_cancel)"
+            )
+
 
 @dataclass(frozen=True)
 class Finish:
