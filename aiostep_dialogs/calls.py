@@ -37,6 +37,7 @@ from aiostep_dialogs.registry import is_installed, wizard_named
 from aiostep_dialogs.render import send_prompt
 from aiostep_dialogs.running import Call, Jump, is_wizard_class
 from aiostep_dialogs.spec import Finish, new_nonce, overrides_hook
+from aiostep_dialogs.ui import close
 
 if TYPE_CHECKING:
     from aiostep_dialogs.running import RunningWizard
@@ -203,6 +204,27 @@ def _at_calling_step(caller: RunningWizard, frame: Mapping[str, Any]) -> Running
     return caller
 
 
+async def _hand_message(giver: RunningWizard, taker: RunningWizard) -> None:
+    """One-message mode across wizards: ``taker`` shows the next prompt in place of
+    ``giver``. The message ``giver`` shows and the button press it was to answer with its next
+    prompt go to ``taker``, which edits or replaces that message as its own; a ``taker``
+    without ``"edit"`` steps sends its prompt, so the press is answered and the message loses
+    its buttons here."""
+    if not giver._edits:
+        return  # its presses were answered when they came, and it keeps no message
+    if taker._edits:
+        taker._press, giver._press = giver._press, None
+        taker.prompt_message_id = giver.prompt_message_id
+        return
+    await close(giver, None)
+
+
+def _may_show_reply(*wizards: RunningWizard) -> bool:
+    """Whether one of ``wizards`` may have left a reply keyboard on screen: the wizard the
+    conversation goes on in removes it (`aiostep_dialogs.ui.closing_markup`)."""
+    return any(wizard._uses_reply or wizard._shows_reply for wizard in wizards)
+
+
 # -- what a step's outcome does ---------------------------------------------------------------
 
 
@@ -226,6 +248,8 @@ async def follow(
         other = outcome.wizard(key=caller.key, bot=caller.bot, event=caller.event)
         other._stack = caller._stack  # a called wizard that jumps: the other one returns
         other.middleware_data = caller.middleware_data
+        other._shows_reply = _may_show_reply(caller)
+        await _hand_message(caller, other)
         other._keep_locale()
         await other._hook("on_start")
         await _show(other, other._steps[0], seen)
@@ -236,6 +260,8 @@ async def follow(
     )
     child._stack = (*caller._stack, _frame(caller, spec, history[-_HISTORY_LIMIT:], outcome))
     child.middleware_data = caller.middleware_data
+    child._shows_reply = _may_show_reply(caller)
+    await _hand_message(caller, child)
     child._keep_locale()
     await child._hook("on_start")
     await _show(child, child._steps[0], seen)
@@ -260,6 +286,8 @@ async def give_back(child: RunningWizard, result: Any) -> None:
     if caller is None:
         await clear(child)
         return
+    caller._shows_reply = _may_show_reply(child)
+    await _hand_message(child, caller)
     calling = _calling(caller, frame)
     before = _undo(caller.history[-1], caller.data) if caller.history else None
     caller.data = {**caller.data, frame.get("k") or child.wizard_id: result}
@@ -275,7 +303,7 @@ async def give_back(child: RunningWizard, result: Any) -> None:
         if target is None:
             await finish(caller, None)
             return
-    elif isinstance(outcome, enum.Enum) and outcome.name in caller._by_state:
+    elif isinstance(outcome, caller.State) and outcome.name in caller._by_state:
         target = caller._by_state[outcome.name]
     else:
         raise TypeError(
@@ -317,6 +345,8 @@ async def back_to_caller(child: RunningWizard) -> None:
         await send_prompt(child, child._spec())
         return
     caller = _at_calling_step(caller, frame)
+    caller._shows_reply = _may_show_reply(child)
+    await _hand_message(child, caller)
     await _show(caller, caller._spec(), child)
 
 
@@ -337,6 +367,9 @@ async def cancel(wizard: RunningWizard) -> None:
             break
         ended.append(caller)
         current = caller
+    if _may_show_reply(*ended):
+        for going_on in (*ended, resume) if resume is not None else ended:
+            going_on._shows_reply = True
     try:
         for index, gone in enumerate(ended):
             last = index == len(ended) - 1
@@ -358,6 +391,9 @@ async def give_way(running: RunningWizard) -> None:
         if caller is None:
             break
         chain.append(caller)
+    if _may_show_reply(*chain):
+        for gone in chain:
+            gone._shows_reply = True
     for index, gone in enumerate(chain):
         if index == len(chain) - 1 or overrides_hook(getattr(type(gone), "on_cancel", None)):
             await gone._hook("on_cancel")

@@ -117,6 +117,31 @@ def make_picker(
     return Picker(source, multi, low, max, per_page, columns, needs)
 
 
+def static_options(options: Mapping[Any, Any], where: str) -> dict[OptionValue, Any]:
+    """A fixed list's ``{value: label}`` as offered: each value a str or an int (what the step
+    method gets, and stores), a number given as a label said as its text."""
+    offered: dict[OptionValue, Any] = {}
+    for value, label in options.items():
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ChoicesError(
+                f"{where}: choices: the option value {value!r} is a {type(value).__name__}; "
+                "each must be a str or an int (the step method gets it, and it is stored "
+                "with the data): give {id: label} and look the object up in the step method"
+            )
+        number = isinstance(label, (int, float)) and not isinstance(label, bool)
+        offered[value] = str(label) if number else label
+    return offered
+
+
+def check_button_count(count: int, where: str) -> None:
+    """Refuse a plain fixed list of more inline buttons than one keyboard shows."""
+    if count > MAX_BUTTONS:
+        raise ChoicesError(
+            f"{where}: choices has {count} options, and Telegram shows at most {MAX_BUTTONS} "
+            "buttons: page them with per_page=..."
+        )
+
+
 def check_static(options: Mapping[str, str], per_page: int | None, where: str) -> None:
     """Refuse a fixed list a picker could not show."""
     for value in options:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
@@ -91,16 +92,41 @@ class _MissingKeys(dict[str, Any]):
         return "{" + key + "}"
 
 
+def _as_written(field: str, conversion: str | None, spec: str) -> str:
+    """A placeholder as the template wrote it (``{tip:.2f}``, ``{name!r}``)."""
+    converted = "!" + conversion if conversion else ""
+    return "{" + field + converted + (":" + spec if spec else "") + "}"
+
+
+@dataclass
+class _Unfilled:
+    """A placeholder whose value is missing (its first name is not in the values)."""
+
+    field: str
+    conversion: str | None = None
+
+
 class _Escaping(string.Formatter):
     def __init__(self, parse_mode: str | None) -> None:
         self.parse_mode = parse_mode
 
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        first = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+        if first and not first.isdigit() and first not in kwargs:
+            return _Unfilled(field_name), first
+        return super().get_field(field_name, args, kwargs)
+
     def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if isinstance(value, _Unfilled):
+            return _Unfilled(value.field, conversion)
         if conversion == "m":  # {field!m}: the template says this value is markup
             return Markup(value)
         return super().convert_field(value, conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
+        if isinstance(value, _Unfilled):
+            text = _as_written(value.field, value.conversion, format_spec)
+            return escape(text, self.parse_mode)
         text = format(value, format_spec)
         return Markup(text) if isinstance(value, Markup) else escape(text, self.parse_mode)
 
@@ -128,8 +154,10 @@ def fill(template: str, values: Mapping[str, Any], parse_mode: str | None) -> st
             out.append(part)
             continue
         name, conversion, spec = part
-        # no value: the placeholder stays as written (as _MissingKeys does)
-        value = values[name] if name in values else "{" + name + "}"
+        if name not in values:  # no value: the placeholder stays as written
+            out.append(escape(_as_written(name, conversion, spec), parse_mode))
+            continue
+        value = values[name]
         if conversion == "m":
             value = Markup(value)
         elif conversion == "r":

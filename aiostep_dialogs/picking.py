@@ -171,18 +171,27 @@ def _rows(
     return [buttons[i : i + columns] for i in range(0, len(buttons), columns)]
 
 
-def _toggled(message: Message, data: str, mark: str, on: bool) -> InlineKeyboardMarkup | None:
-    """The message's own keyboard with the checkmark of the button ``data`` set to ``on``."""
+def _toggled(
+    message: Message, values: list[OptionValue], picked: tuple[Any, ...], mark: str
+) -> InlineKeyboardMarkup | None:
+    """The message's own keyboard with a checkmark on each option in ``picked``: drawn from
+    the picks stored, not from the message's marks (a press quick after another carries the
+    message as it was before the other's edit)."""
     keyboard = message.reply_markup
     if not isinstance(keyboard, InlineKeyboardMarkup):
         return None
+    chosen = set(picked)
     rows = []
     for row in keyboard.inline_keyboard:
         new_row = []
         for button in row:
-            if button.callback_data == data:
+            press = parse(button.callback_data)
+            index = None if press is None else index_of(press.code, "t", len(values))
+            if index is not None:
                 base = button.text[len(mark) :] if button.text.startswith(mark) else button.text
-                button = button.model_copy(update={"text": f"{mark}{base}" if on else base})
+                text = f"{mark}{base}" if values[index] in chosen else base
+                if text != button.text:
+                    button = button.model_copy(update={"text": text})
             new_row.append(button)
         rows.append(new_row)
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -252,7 +261,8 @@ async def _toggle(wizard: RunningWizard, spec: StepSpec, query: CallbackQuery, v
     message = query.message
     if isinstance(message, Message) and query.data is not None:
         mark = await wizard._said(wizard.texts.selected_mark)
-        keyboard = _toggled(message, query.data, mark, on)
+        values, _ = _options(wizard, spec)
+        keyboard = _toggled(message, values, wizard._picked, mark)
         if keyboard is not None:
             await _quietly(message.edit_reply_markup(reply_markup=keyboard))
 

@@ -109,6 +109,9 @@ class RunningWizard:
     #: whether a step shows a reply keyboard (choices or a request button), which the next
     #: prompt without one removes
     _uses_reply: ClassVar[bool] = False
+    #: set when a wizard that uses one handed the conversation over in this update (a call,
+    #: a return, a cancel): this one's prompts and closing messages remove its keyboard too
+    _shows_reply: bool = False
     #: one-message mode: the id of the message showing the current prompt (stored as ``"m"``)
     prompt_message_id: int | None = None
     # one-message mode: the button press being handled, answered when its outcome is shown

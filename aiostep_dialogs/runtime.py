@@ -8,7 +8,6 @@ through `aiostep_dialogs.render`, both below it; a called wizard's return is in
 from __future__ import annotations
 
 import copy
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from inspect import isawaitable
@@ -287,6 +286,11 @@ async def handle(self: RunningWizard, spec: StepSpec, event: Message | CallbackQ
         self.data = snapshot
         await park(self, spec, step_only=self._as_stored)
         await _ui.drop_press(self)
+        if isinstance(event, CallbackQuery) and not self._edits:
+            # the press took the keyboard off its message: it goes back, to press again
+            message = event.message
+            if isinstance(message, Message) and message.reply_markup is not None:
+                await _quietly(message.edit_reply_markup(reply_markup=message.reply_markup))
         raise
     await advance(self, spec, outcome, snapshot)
 
@@ -367,7 +371,7 @@ async def advance(
             await finish(self, None)
             return
         target = after
-    elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
+    elif isinstance(outcome, self.State) and outcome.name in self._by_state:
         target = self._by_state[outcome.name]
     elif isinstance(outcome, self.State):
         raise ValueError(
@@ -459,7 +463,7 @@ async def time_out(self: RunningWizard) -> None:
             await clear(self)
     elif isinstance(outcome, Finish):
         await finish(self, outcome.result)
-    elif isinstance(outcome, enum.Enum) and outcome.name in self._by_state:
+    elif isinstance(outcome, self.State) and outcome.name in self._by_state:
         await enter(self, self._by_state[outcome.name])
     else:
         await clear(self)

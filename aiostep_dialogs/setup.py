@@ -204,6 +204,7 @@ def install(
     root = dispatcher if dispatcher is not None else dp
     if not isinstance(root, Dispatcher):
         raise TypeError("pass the root Dispatcher (dispatcher=dp) when dp is a Router")
+    _check_entry(cls, entry)
     guard = _find_guard(root)
     if guard is None:
         listen = _find_listen(root)
@@ -251,6 +252,25 @@ def install(
     router = router_for(cls, entry, start)
     dp.include_router(router)
     return router
+
+
+def _check_entry(cls: type[RunningWizard], entry: Any) -> None:
+    """Refuse an ``entry`` that is not a filter (aiogram would fail on every message later)."""
+    if entry is None:
+        return  # no entry handler: the wizard is started from code (or only called)
+    for given in entry if isinstance(entry, (list, tuple)) else (entry,):
+        if callable(given) and not isinstance(given, type):
+            continue
+        if isinstance(given, str):
+            fix = f"Command({given.lstrip('/')!r})"
+        elif isinstance(given, type):
+            fix = "an instance, such as Command('signup')"
+        else:
+            fix = "a filter, such as Command('signup')"
+        raise TypeError(
+            f"{cls.__qualname__}.setup(entry={given!r}): entry takes a filter of the message "
+            f"that starts the wizard (or a list of them); give {fix}"
+        )
 
 
 def router_for(

@@ -33,7 +33,7 @@ from aiostep_dialogs.injection import NOTHING, Needs, needs_of
 from aiostep_dialogs.media import Media, MediaCall, MediaFunction, MediaSource
 from aiostep_dialogs.requests import Request, request_kind
 from aiostep_dialogs.timeouts import Duration
-from aiostep_dialogs.validators import Validator
+from aiostep_dialogs.validators import Validator, refuse_factories
 
 logger = logging.getLogger("aiostep_dialogs")
 
@@ -56,6 +56,23 @@ def check_ui(value: object, where: str) -> UI:
     if value == "edit":
         return "edit"
     raise ValueError(f"{where} must be 'send' or 'edit', got {value!r}")
+
+
+def check_max_attempts(value: object, where: str) -> None:
+    """Refuse a ``max_attempts`` that is not ``None`` or a whole number from 1.
+
+    Raises:
+        TypeError: not an int; ValueError: below 1.
+    """
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(
+            f"{where} must be an int (the rejected answers in a row before the wizard gives "
+            f"up) or None, got {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"{where} must be 1 or more (None: never give up), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -237,6 +254,8 @@ def step(
         chain = (validate,)
     else:
         chain = tuple(validate)
+    refuse_factories(chain, f"@step({state!r})")
+    check_max_attempts(max_attempts, f"@step({state!r}): max_attempts")
     options: dict[str, Localized] | None = None
     source = None
     if callable(choices) and not isinstance(choices, (Mapping, Sequence)):
@@ -245,6 +264,7 @@ def step(
         options = dict(choices) if isinstance(choices, Mapping) else {c: c for c in choices}
         if not options:
             raise ValueError("choices must not be empty")
+        options = cast("dict[str, Localized]", ch.static_options(options, f"@step({state!r})"))
     if keyboard not in ("inline", "reply"):
         raise ValueError(f"keyboard must be 'inline' or 'reply', got {keyboard!r}")
     check_localized(prompt, "prompt")
@@ -281,6 +301,8 @@ def step(
         per_page=per_page,
         columns=columns,
     )
+    if picker is None and options is not None and keyboard == "inline":
+        ch.check_button_count(len(options), f"@step({state!r})")
     if request is not None:
         request_kind(request)
         if options is not None:
@@ -345,6 +367,24 @@ class Commands:
     cancel: str | None = "cancel"
     skip: str | None = "skip"
 
+    def __post_init__(self) -> None:
+        # aiogram's Command compares names without their "/": "/back" would never match
+        for action in ("back", "cancel", "skip"):
+            name = getattr(self, action)
+            if name is None:
+                continue
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"Commands({action}={name!r}): give the command's name as a str "
+                    f"(Commands({action}={action!r})), or None to turn it off"
+                )
+            if not name or name[0] == "/" or any(c.isspace() for c in name):
+                fix = "_".join(name.lstrip("/").split()) or action
+                raise ValueError(
+                    f"Commands({action}={name!r}): give the name the user types after the "
+                    f"'/', without it or spaces: Commands({action}={fix!r})"
+                )
+
 
 @dataclass(frozen=True)
 class Texts:
@@ -382,6 +422,19 @@ class Texts:
     #: a step's reminder (above its prompt again) and what the default on_timeout says
     reminder: Localized = N_("Still there?")
     timed_out: Localized = N_("Time is up; let's stop here. You can start again any time.")
+
+    def __post_init__(self) -> None:
+        # refused here, not when the text is first said (to a user who then gets nothing)
+        for name, text in vars(self).items():
+            where = f"Texts({name}=...)"
+            if isinstance(text, (str, Mapping, LazyProxy)) or callable(text):
+                check_localized(text, where)
+                continue
+            raise TypeError(
+                f"{where}: got {text!r}; give a str, a {{locale: text}} dict, a callable "
+                "(locale) -> str or a lazy_gettext(...) string (to say nothing, override the "
+                "hook that says it, e.g. on_cancel)"
+            )
 
 
 @dataclass(frozen=True)

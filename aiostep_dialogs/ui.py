@@ -181,8 +181,9 @@ async def quietly(call: Awaitable[Any]) -> None:
 
 
 def closing_markup(self: RunningWizard) -> ReplyKeyboardRemove | None:
-    """What removes a reply keyboard the wizard showed (``None`` when it shows none)."""
-    return ReplyKeyboardRemove() if self._uses_reply else None
+    """What removes a reply keyboard the wizard (or one that handed it the conversation in
+    this update) showed (``None`` when it shows none)."""
+    return ReplyKeyboardRemove() if self._uses_reply or self._shows_reply else None
 
 
 async def answer_in_place(wizard: RunningWizard, text: str | Text) -> None:

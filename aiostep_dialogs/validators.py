@@ -230,19 +230,22 @@ def number(
 
 
 def choice(
-    options: Mapping[str, str] | Sequence[str], *, error: Localized | None = None
+    options: Mapping[Any, Any] | Sequence[str | int], *, error: Localized | None = None
 ) -> Validator:
     """One of ``options`` (values, or a ``{value: label}`` mapping); typed labels count too.
 
-    Matching ignores case and surrounding spaces; returns the option's value.
+    Matching ignores case and surrounding spaces; returns the option's value (a str, or an
+    int value typed as its digits).
     """
     mapping = dict(options) if isinstance(options, Mapping) else {o: o for o in options}
-    lookup: dict[str, str] = {}
+    lookup: dict[str, Any] = {}
     for value, label in mapping.items():
-        lookup[value.casefold()] = value
+        lookup[str(value).casefold()] = value
         lookup[str(label).strip().casefold()] = value
 
-    def validate(value: Any) -> str:
+    def validate(value: Any) -> Any:
+        if type(value) is int and value in mapping:
+            return value  # an int option's value itself (a pressed button's)
         raw = _text_of(value, "your choice").strip().casefold()
         if raw in lookup:
             return lookup[raw]
@@ -583,3 +586,30 @@ def chat_shared(*, request_id: int | None = None, error: Localized | None = None
         return {"chat_id": shared.chat_id, "title": shared.title, "username": shared.username}
 
     return validate
+
+
+#: the built-in validator factories, by ``id`` (a user's validator may not be hashable)
+_FACTORIES: dict[int, Callable[..., Any]] = {
+    id(factory): factory
+    for factory in (
+        *(text, integer, number, choice, yes_no, email, phone, date, photo, document),
+        *(contact, location, poll, users_shared, chat_shared, chain),
+    )
+}
+
+
+def refuse_factories(validators: Iterable[Validator], where: str) -> None:
+    """Refuse a built-in validator factory given as a validator (``validate=v.integer``): it
+    would be called with the user's message and fail on every answer.
+
+    Raises:
+        TypeError: naming the factory and the call to write instead.
+    """
+    for validator in validators:
+        if _FACTORIES.get(id(validator)) is validator:
+            name = getattr(validator, "__name__", repr(validator))
+            args = "..." if validator is choice else ""  # the one that needs its options
+            raise TypeError(
+                f"{where}: validate=v.{name} is the factory of a validator, not one; "
+                f"call it: v.{name}({args})"
+            )

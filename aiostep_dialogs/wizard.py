@@ -78,6 +78,7 @@ from aiostep_dialogs.spec import (  # noqa: F401
     Texts,
     _given_the_locale,
     _takes_locale,
+    check_max_attempts,
     check_ui,
     default_hook,
     overrides_hook,
@@ -158,6 +159,7 @@ class Wizard(RunningWizard):
             )
         }
         cls._hooks_on_start = overrides_hook(cls.on_start)
+        check_max_attempts(cls.max_attempts, f"{cls.__qualname__}.max_attempts")
         if not specs:
             return  # an abstract intermediate class
         state_enum = cls.__dict__.get("State") or getattr(cls, "State", None)
@@ -211,8 +213,11 @@ class Wizard(RunningWizard):
         """
         if isinstance(state, type):
             return Jump(_calls.check_target(self, state, "goto"))
+        here = type(self).__qualname__
+        if not isinstance(state, self.State):
+            raise ValueError(f"{here}.goto({state!r}): not a member of {here}.State")
         if state.name not in self._by_state:
-            raise ValueError(f"{type(self).__qualname__} has no step for {state!r}")
+            raise ValueError(f"{here} has no step for {state!r}")
         return state
 
     def call(
@@ -422,6 +427,9 @@ class Wizard(RunningWizard):
                     await _calls.give_way(running)
                 else:
                     await running._hook("on_cancel")
+            if running is not None and running._edits:
+                # its last prompt loses its buttons, whatever on_cancel did (or a restart)
+                await _ui.close(running, None)
         wizard = cls(key=key, bot=bot, event=event)
         wizard.middleware_data = middleware_data
         wizard._keep_locale()
