@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiostep.calling import call_with_context
-from aiostep.clock import get_clock
+from aiostep.clock import get_clock, timeout_seconds
 from aiostep.context import (
     UpdateContext,
     current_update,
@@ -50,29 +50,6 @@ logger = logging.getLogger("aiostep")
 def _listen() -> ListenLike | None:
     ctx = current_update.get()
     return None if ctx is None else ctx.listen
-
-
-def _seconds(timeout: float | timedelta | None) -> float | None:
-    """A timeout in seconds (``None`` stays ``None``).
-
-    Raises:
-        TypeError: not a number or a ``timedelta``.
-        ValueError: not positive and finite.
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        seconds = float(timeout)
-    else:
-        raise TypeError(
-            f"timeout must be seconds (a number) or a timedelta, got {type(timeout).__name__}: "
-            f"{timeout!r}"
-        )
-    if not (0 < seconds < float("inf")):
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
-    return seconds
 
 
 def _timeout_context(key: ConversationKey, bot: Any) -> dict[str, Any]:
@@ -162,7 +139,7 @@ async def register_next_step(
     if ctx is None:
         require_listen("register_next_step")  # (an update being routed: a Listen exists)
     if timeout is not None:
-        timeout = _seconds(timeout)
+        timeout = timeout_seconds(timeout)
     elif on_timeout is not None:
         raise TypeError(f"on_timeout={on_timeout!r} needs a timeout= (seconds or a timedelta)")
     if (
