@@ -215,9 +215,15 @@ class Listen(BaseMiddleware):
             chat_id: the chat; for a private chat, the user's id.
             user_id: the user, or `aiostep.ANYONE` for the chat-wide conversation.
             thread_id: the forum topic, if any.
+
+        Raises:
+            TypeError: an id that is not an ``int`` (a str id would name a conversation no
+                update belongs to).
         """
         bot_id = bot if isinstance(bot, int) else bot.id
-        return Steps(ConversationKey(chat_id, user_id, thread_id, bot_id), self)
+        key = ConversationKey(chat_id, user_id, thread_id, bot_id)
+        storage_key(key)  # refuses ids that are not ints, naming them
+        return Steps(key, self)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Route ``event``: to a waiter, a next step, or the normal ``handler``."""
