@@ -54,7 +54,7 @@ class Steps:
 
     async def wait_for(
         self,
-        timeout: float | None = None,
+        timeout: float | timedelta | None = None,
         *,
         filter: Any = None,
         updates: Iterable[str] = DEFAULT_UPDATES,
@@ -109,6 +109,9 @@ class Steps:
             state=state,
             data=data,
             bot_id=key.bot_id,
+            # the Listen's registry, also from code outside an update (no update's Listen
+            # to take it from there)
+            registry=self.listen.registry,
         )
 
     async def cancel(self, *, forget: bool = False) -> None:
