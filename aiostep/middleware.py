@@ -13,7 +13,7 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import CallbackQuery, TelegramObject, Update
 
-from aiostep import context
+from aiostep import context, keys
 from aiostep.calling import call_with_context, check_filter
 from aiostep.clock import get_clock
 from aiostep.context import UpdateContext, current_update, storage_key_of
@@ -794,7 +794,9 @@ def setup(
     [`Scheduler`][aiostep.Scheduler] starts when the Dispatcher starts (with the startup's
     bots) and stops when it shuts down; then the storage is closed, as aiogram does with its
     FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
-    are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis)."""
+    are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis).
+    At startup it notes the Dispatcher's bots, so a waiter or step that a startup hook
+    registered after it names with no ``bot_id`` belongs to the bot (when there is one)."""
     installed = tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:
@@ -813,6 +815,15 @@ def setup(
         busy_wait=busy_wait,
         order_window=order_window,
     )
+
+    async def note_bots(bots: Iterable[Bot] | None = None, bot: Bot | None = None) -> None:
+        # a waiter or step named at startup (a startup hook registered after setup, a job),
+        # before any update, belongs to the bot the Dispatcher starts with: without this no
+        # bot is "seen" yet, its key has no bot, and the user's answer never reaches it
+        for one in bots if bots is not None else () if bot is None else (bot,):
+            keys.seen_bots.add(one.id)
+
+    dp.startup.register(note_bots)
     if listen.storage is not None:
         # the scheduler fires stored deadlines from startup on, and stops before the storage
         # closes
