@@ -130,7 +130,8 @@ async def register_next_step(
 
     Raises:
         TypeError: non-JSON ``kwargs`` for a persisted step, naming the key; a ``timeout``
-            that is not seconds or a ``timedelta``, or an ``on_timeout`` without one.
+            that is not seconds or a ``timedelta``, or an ``on_timeout`` without one; an
+            in-process step or ``on_timeout`` that is neither callable nor a step name.
         ValueError: a ``timeout`` that is not positive.
         StepNotRegisteredError: a persisted step or ``on_timeout`` given as an unregistered
             function (a ``TypeError``).
@@ -237,16 +238,23 @@ def _local_step(
 ) -> LocalStep:
     """The in-process step ``register_next_step`` was asked for (made without an await: this
     is every in-process step's path), its timeout timer armed."""
-    entry = reg.find(fn)
     if isinstance(fn, str):
+        entry = reg.get(fn)
         if entry is None:
             raise StepNotRegisteredError(f"no step is registered as {fn!r}")
         fn = entry.callback
+    elif callable(fn):
+        entry = reg.find(fn)
+    else:
+        # refused now: found only when the user answers, it would lose that update
+        raise TypeError(f"the next step must be a function or a step name, got {fn!r:.80}")
     if isinstance(on_timeout, str):
         timeout_entry = reg.get(on_timeout)
         if timeout_entry is None:
             raise StepNotRegisteredError(f"no step is registered as {on_timeout!r}")
         on_timeout = timeout_entry.callback
+    elif on_timeout is not None and not callable(on_timeout):
+        raise TypeError(f"on_timeout must be a function or a step name, got {on_timeout!r:.80}")
     if allow_commands is None:
         allow_commands = entry.allow_commands if entry else False
     step = LocalStep(
