@@ -255,7 +255,7 @@ class Listen(BaseMiddleware):
                             # what _try_local does with a step that has no filter
                             store.cache.pop(key)
                             pending.cancel_timer()
-                            extra = {**pending.kwargs, "conversation": key}
+                            extra = {"conversation": key, **pending.kwargs}
                             return await self._run_step(
                                 pending.callback, event, data, kind, extra, pending.args
                             )
@@ -401,7 +401,8 @@ class Listen(BaseMiddleware):
             pending.future.set_result(event)
             return None
         pending.cancel_timer()
-        extra = {**pending.kwargs, "conversation": key}
+        # the step's own kwargs win over the extras it may ask for: fn(update, **kwargs)
+        extra = {"conversation": key, **pending.kwargs}
         return await self._run_step(pending.callback, event, data, kind, extra, pending.args)
 
     async def _try_persisted(
@@ -526,10 +527,10 @@ class Listen(BaseMiddleware):
                 return _DECLINED
             record = claimed
         extra = {
-            **record.kwargs,
             "conversation": key,
             "step_context": record,
             "aiostep_storage": storage,
+            **record.kwargs,  # the step's own kwargs win, as for an in-process step
         }
         # The step stays stored while it runs: its outcome (a next step, or the end) is a
         # write that names this claim. Until then a dead process loses nothing.
@@ -729,7 +730,7 @@ class Listen(BaseMiddleware):
         if entry is None:
             logger.error("conversation %s: on_timeout %r is not registered", key, record.on_timeout)
             return
-        extra = {**record.kwargs, "step_context": record, "aiostep_storage": self.storage}
+        extra = {"step_context": record, "aiostep_storage": self.storage, **record.kwargs}
         await run_on_timeout(entry.callback, key, bot, extra)
 
     async def run_timeout(
