@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from aiostep.clock import timeout_seconds
+from aiostep.context import current_update
 from aiostep.keys import ConversationKey
 from aiostep.step_registry import DEFAULT_UPDATES
 from aiostep.steps import register_next_step, unregister_steps
@@ -113,6 +115,14 @@ class Steps:
             # to take it from there)
             registry=self.listen.registry,
         )
+        if timeout is not None:
+            ctx = current_update.get()
+            if ctx is None or ctx.listen is not self.listen:
+                # no update of this Listen armed its scheduler: a shared storage's scheduler
+                # would otherwise see this deadline only at its next poll
+                seconds = timeout_seconds(timeout)
+                assert seconds is not None
+                self.listen.arm_timer(key, "", seconds, None)
 
     async def cancel(self, *, forget: bool = False) -> None:
         """End what this conversation waits for (a parked `wait_for` raises
