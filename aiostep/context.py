@@ -45,6 +45,11 @@ class ListenLike(Protocol):
         ...
 
     @property
+    def parked_claims(self) -> set[str]:
+        """The owner tokens of step claims whose update is parked in ``wait_for`` here."""
+        ...
+
+    @property
     def step_lease(self) -> float:
         """Seconds a claim on a shared storage lives without renewal."""
         ...

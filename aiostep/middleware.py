@@ -170,6 +170,9 @@ class Listen(BaseMiddleware):
         # worker's too, by update_id: a local FIFO gate in front of it would hold a lower one
         # back behind a higher one that arrived here first
         self.gates = _NoGates() if ordered else Gates()
+        #: claims whose step is parked in a ``wait_for`` (its update gave up its turn): an
+        #: update its waiter does not take must not wait for that step to end
+        self.parked_claims: set[str] = set()
         #: fires persisted steps' deadlines with no update (started by `setup` at startup)
         self.scheduler = Scheduler(self)
 
@@ -644,6 +647,12 @@ class Listen(BaseMiddleware):
                 turn=turn,
             )
             if claim.status not in _WAIT:
+                return claim, lease
+            record = claim.record
+            if record is not None and record.claim in self.parked_claims:
+                # the step's own update is parked in wait_for here and gave up its turn:
+                # this update (one its waiter did not take) goes on to the handlers now,
+                # rather than wait busy_wait for a step that waits for another update
                 return claim, lease
             loop = asyncio.get_running_loop()
             if give_up is None:

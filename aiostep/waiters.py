@@ -120,7 +120,12 @@ async def wait_for(
             if await store.get_item(key) is waiter:
                 await store.pop_item(key)
             raise
+    parked: tuple[str, ...] = ()
     if owner is not None:
+        if owner.claims:
+            # a persisted step waits: an update its waiter declines must not wait for it
+            parked = tuple(owner.claims.values())
+            owner.listen.parked_claims.update(parked)
         # let the answer in: park without holding the conversation's turn
         owner.holds = False
         owner.listen.gates.release(owner.key)
@@ -133,6 +138,8 @@ async def wait_for(
     try:
         return await waiter.future
     finally:
+        if parked and owner is not None:
+            owner.listen.parked_claims.difference_update(parked)
         if task is not None:
             _parked.discard(task)
         if timer is not None:
