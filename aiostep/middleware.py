@@ -257,11 +257,19 @@ class Listen(BaseMiddleware):
                         ):
                             # what _try_local does with a step that has no filter
                             store.cache.pop(key)
-                            pending.cancel_timer()
                             extra = {"conversation": key, **pending.kwargs}
-                            return await self._run_step(
-                                pending.callback, event, data, kind, extra, pending.args
-                            )
+                            try:
+                                result = await self._run_step(
+                                    pending.callback, event, data, kind, extra, pending.args
+                                )
+                            except SkipHandler:
+                                await _put_back(store, key, pending)
+                                return await handler(event, data)
+                            except BaseException:
+                                pending.cancel_timer()
+                                raise
+                            pending.cancel_timer()
+                            return result
             elif not self.chat_wide and not self._chat_wide_steps:
                 store = self._store if self._store is not None else root_store()
                 if type(store) is _RootStore and key not in store.cache:
@@ -403,10 +411,20 @@ class Listen(BaseMiddleware):
                 ctx.holds = False
             pending.future.set_result(event)
             return None
-        pending.cancel_timer()
         # the step's own kwargs win over the extras it may ask for: fn(update, **kwargs)
         extra = {"conversation": key, **pending.kwargs}
-        return await self._run_step(pending.callback, event, data, kind, extra, pending.args)
+        # its timer runs on while it runs (a timer that fires now finds it gone, and does
+        # nothing), so a step that declines the update goes back with its timeout
+        try:
+            result = await self._run_step(pending.callback, event, data, kind, extra, pending.args)
+        except SkipHandler:
+            await _put_back(store, key, pending)
+            return _DECLINED
+        except BaseException:
+            pending.cancel_timer()
+            raise
+        pending.cancel_timer()
+        return result
 
     async def _try_persisted(
         self,
@@ -865,6 +883,15 @@ def setup(
     for name in installed:
         dp.observers[name].outer_middleware(listen)
     return listen
+
+
+async def _put_back(store: MetaStore, key: ConversationKey, step: LocalStep) -> None:
+    """An in-process step that raised ``SkipHandler`` declines the update, as a handler does:
+    it stays pending as it was, unless it registered something else meanwhile."""
+    if await store.get_item(key) is None:
+        await store.set_item(key, step)
+    else:
+        step.cancel_timer()
 
 
 class _NoGates(Gates):
