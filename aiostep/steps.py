@@ -132,7 +132,8 @@ async def register_next_step(
         TypeError: non-JSON ``kwargs`` for a persisted step, naming the key; a ``timeout``
             that is not seconds or a ``timedelta``, or an ``on_timeout`` without one; an
             in-process step or ``on_timeout`` that is neither callable nor a step name.
-        ValueError: a ``timeout`` that is not positive.
+        ValueError: a ``timeout`` that is not positive; ``storage=`` inside an update whose
+            ``Listen`` has no storage (it would never route the stored step).
         StepNotRegisteredError: a persisted step or ``on_timeout`` given as an unregistered
             function (a ``TypeError``).
     """
@@ -158,6 +159,14 @@ async def register_next_step(
     target: BaseStorage | None = None
     if storage is not None:
         target = as_async(storage)
+        if ctx is not None and ctx.listen.storage is None and key.bot_id == ctx.key.bot_id:
+            # the Listen that routes this bot's updates reads no storage: the step would be
+            # stored and never answered
+            raise ValueError(
+                f"register_next_step(storage={storage!r}): the Listen routing this update has "
+                "no storage, so it would never route the stored step; give the storage to "
+                "aiostep.setup(dp, storage=...) (or Listen(storage=...)) instead"
+            )
     elif listen is not None:
         target = listen.storage
     in_process = store if store is not None else (listen.store if listen else root_store())
