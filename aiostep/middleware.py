@@ -14,7 +14,7 @@ from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import CallbackQuery, TelegramObject, Update
 
 from aiostep import context, keys
-from aiostep.calling import call_with_context, check_filter
+from aiostep.calling import call_with_context, filter_result
 from aiostep.clock import get_clock
 from aiostep.context import UpdateContext, current_update, storage_key_of
 from aiostep.conversation import Steps
@@ -371,8 +371,10 @@ class Listen(BaseMiddleware):
             isinstance(pending, (Waiter, LocalStep)) and pending.takes(kind, command, callback_data)
         ):
             return _MISS
+        passed: Any = None
         if pending.filter is not None:
-            if not await check_filter(pending.filter, event, data):
+            passed = await filter_result(pending.filter, event, data)
+            if not passed:
                 return _DECLINED
             # an async filter may have let the wait time out, or another update take it
             if await store.get_item(key) is not pending:
@@ -411,8 +413,12 @@ class Listen(BaseMiddleware):
                 ctx.holds = False
             pending.future.set_result(event)
             return None
-        # the step's own kwargs win over the extras it may ask for: fn(update, **kwargs)
-        extra = {"conversation": key, **pending.kwargs}
+        # the step's own kwargs win over the extras it may ask for: fn(update, **kwargs);
+        # what its filter gave (a dict, as aiogram filters give handlers) is one of those
+        if type(passed) is dict:
+            extra = {"conversation": key, **passed, **pending.kwargs}
+        else:
+            extra = {"conversation": key, **pending.kwargs}
         # its timer runs on while it runs (a timer that fires now finds it gone, and does
         # nothing), so a step that declines the update goes back with its timeout
         try:
@@ -537,9 +543,11 @@ class Listen(BaseMiddleware):
                 name,
             )
             return _DECLINED
+        passed: Any = None
         if claim.status is _CHECK:
             context = {**data, "step_context": record, "conversation": key}
-            if not await check_filter(entry.filter, event, context):
+            passed = await filter_result(entry.filter, event, context)
+            if not passed:
                 return _DECLINED
             claimed = await storage.claim_token(
                 skey, record.token or "", lease, owner, update_id=update_id
@@ -553,6 +561,8 @@ class Listen(BaseMiddleware):
             "aiostep_storage": storage,
             **record.kwargs,  # the step's own kwargs win, as for an in-process step
         }
+        if type(passed) is dict:  # what its filter gave, as aiogram filters give handlers
+            extra = {**passed, **extra}
         # The step stays stored while it runs: its outcome (a next step, or the end) is a
         # write that names this claim. Until then a dead process loses nothing.
         claims = ctx.claims
