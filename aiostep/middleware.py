@@ -419,6 +419,9 @@ class Listen(BaseMiddleware):
             extra = {"conversation": key, **passed, **pending.kwargs}
         else:
             extra = {"conversation": key, **pending.kwargs}
+        if key is not ctx.key:
+            # a chat-wide step: its ``steps`` is its own conversation's, not the sender's
+            extra.setdefault("steps", Steps(key, self))
         # its timer runs on while it runs (a timer that fires now finds it gone, and does
         # nothing), so a step that declines the update goes back with its timeout
         try:
@@ -563,6 +566,9 @@ class Listen(BaseMiddleware):
         }
         if type(passed) is dict:  # what its filter gave, as aiogram filters give handlers
             extra = {**passed, **extra}
+        if key is not ctx.key:
+            # a chat-wide step: its ``steps`` is its own conversation's, not the sender's
+            extra.setdefault("steps", Steps(key, self))
         # The step stays stored while it runs: its outcome (a next step, or the end) is a
         # write that names this claim. Until then a dead process loses nothing.
         claims = ctx.claims
