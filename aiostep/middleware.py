@@ -507,7 +507,14 @@ class Listen(BaseMiddleware):
             self._seen(data, storage).remember(skey, record)
             return _MISS if claim.status in _NOT_TAKEN or record is None else _DECLINED
         name = record.callback or ""
-        entry = self.registry.resolve(name, record)
+        try:
+            entry = self.registry.resolve(name, record)
+        except BaseException:
+            # a resolver's bug reaches dp.errors, but must not leave the step claimed: the
+            # conversation's next updates would wait busy_wait for a claim nobody ends
+            if claim.status is _CLAIMED:
+                await self._end_claim(storage, skey, owner, True)
+            raise
         if claim.status is _EXPIRED:
             # the deadline passed before the scheduler fired it: this update fires it
             generation = storage.generation
