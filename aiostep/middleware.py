@@ -206,7 +206,15 @@ class Listen(BaseMiddleware):
         """
         if self.storage is None:
             raise ValueError("route_chat_wide routes persisted steps: give Listen a storage")
-        self._chat_wide_steps = self._chat_wide_steps | frozenset(names)
+        if isinstance(names, str):
+            names = (names,)  # one name, not its letters (frozenset("quiz.vote"))
+        names = frozenset(names)
+        odd = sorted(repr(name) for name in names if not isinstance(name, str) or not name)
+        if odd:
+            raise TypeError(
+                f"route_chat_wide takes step names (non-empty str), got {', '.join(odd)}"
+            )
+        self._chat_wide_steps = self._chat_wide_steps | names
 
     def conversation(
         self,
