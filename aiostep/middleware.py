@@ -861,7 +861,8 @@ def setup(
     are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis).
     At startup it notes the Dispatcher's bots, so a waiter or step that a startup hook
     registered after it names with no ``bot_id`` belongs to the bot (when there is one)."""
-    installed = tuple(updates)
+    # one kind given as a str is that kind, not its letters (as check_updates takes it)
+    installed = (updates,) if isinstance(updates, str) else tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:
             raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")
