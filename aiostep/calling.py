@@ -16,7 +16,7 @@ from typing import Any
 from aiogram.filters.base import Filter
 from magic_filter import MagicFilter
 
-__all__ = ["call_with_context", "check_filter"]
+__all__ = ["call_with_context", "check_filter", "filter_result"]
 
 _ACCEPTED = (
     inspect.Parameter.POSITIONAL_ONLY,
@@ -109,10 +109,17 @@ async def call_with_context(
 async def check_filter(flt: Any, event: Any, context: Mapping[str, Any]) -> bool:
     """Whether ``event`` passes ``flt``: an aiogram magic filter (``F.text``), an aiogram
     ``Filter``, or a sync/async callable taking the event (and context by name)."""
+    return bool(await filter_result(flt, event, context))
+
+
+async def filter_result(flt: Any, event: Any, context: Mapping[str, Any]) -> Any:
+    """What ``flt`` answers for ``event`` (truthy: it passes). As in aiogram, a ``dict`` is
+    data for the handler (``Command`` gives ``command``, ``F.text.regexp(...).as_("m")``
+    gives ``m``); ``True`` when there is no filter."""
     if flt is None:
         return True
     if isinstance(flt, MagicFilter):
-        return bool(flt.resolve(event))
+        return flt.resolve(event)
     if isinstance(flt, Filter):
-        return bool(await call_with_context(flt.__call__, event, context=context))
-    return bool(await call_with_context(flt, event, context=context))
+        return await call_with_context(flt.__call__, event, context=context)
+    return await call_with_context(flt, event, context=context)

@@ -7,11 +7,13 @@ Replace it (``aiostep.clock.set_clock``) to test timeouts without sleeping; the 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Protocol
 
-__all__ = ["Clock", "SystemClock", "TimerHandle", "get_clock", "set_clock"]
+__all__ = ["Clock", "SystemClock", "TimerHandle", "get_clock", "set_clock", "timeout_seconds"]
 
 
 class TimerHandle(Protocol):
@@ -57,3 +59,26 @@ def set_clock(clock: Clock | None) -> None:
     """Use ``clock`` from now on (``None`` restores the system clock)."""
     global _clock
     _clock = clock if clock is not None else SystemClock()
+
+
+def timeout_seconds(timeout: float | timedelta | None) -> float | None:
+    """A timeout in seconds (``None`` stays ``None``), checked before anything is registered.
+
+    Raises:
+        TypeError: not a number or a ``timedelta``.
+        ValueError: not positive and finite.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise TypeError(
+            f"timeout must be seconds (a number) or a timedelta, got {type(timeout).__name__}: "
+            f"{timeout!r}"
+        )
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
+    return seconds

@@ -45,6 +45,11 @@ class ListenLike(Protocol):
         ...
 
     @property
+    def parked_claims(self) -> set[str]:
+        """The owner tokens of step claims whose update is parked in ``wait_for`` here."""
+        ...
+
+    @property
     def step_lease(self) -> float:
         """Seconds a claim on a shared storage lives without renewal."""
         ...
@@ -134,6 +139,10 @@ def resolve_key(
     (or when ``user_id`` is `ANYONE`), else the private chat with the
     user (whose id equals the user id). Without ``bot_id``: the bot of the update being
     handled, else the only bot this process has seen.
+
+    Raises:
+        TypeError: an id that is not an ``int`` (``chat_id``, ``thread_id`` and ``bot_id``
+            may be ``None``).
     """
     if isinstance(user_id, bool) or not isinstance(user_id, int):
         raise TypeError(f"user_id must be an int, got {type(user_id).__name__}: {user_id!r}")
@@ -150,6 +159,11 @@ def resolve_key(
             )
         ):
             return key  # the update's own conversation (the same object: its storage key is kept)
+    for name, value in (("chat_id", chat_id), ("thread_id", thread_id), ("bot_id", bot_id)):
+        # a str id ("-100123" from a config file) would make a key no update ever has: the
+        # wait or in-process step would silently never be answered
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
     if chat_id is None:
         if ctx is not None and user_id in (ctx.key.user_id, ANYONE):
             chat_id = ctx.key.chat_id

@@ -9,10 +9,13 @@ conversation from the update being handled; a handle needs no lookup and no upda
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from aiostep.clock import timeout_seconds
+from aiostep.context import UpdateContext, current_update
 from aiostep.keys import ConversationKey
 from aiostep.step_registry import DEFAULT_UPDATES
 from aiostep.steps import register_next_step, unregister_steps
@@ -54,7 +57,7 @@ class Steps:
 
     async def wait_for(
         self,
-        timeout: float | None = None,
+        timeout: float | timedelta | None = None,
         *,
         filter: Any = None,
         updates: Iterable[str] = DEFAULT_UPDATES,
@@ -63,6 +66,26 @@ class Steps:
         """Wait for this conversation's next update and return it; see
         [`aiostep.wait_for`][aiostep.wait_for] for the arguments and what it raises."""
         key = self.key
+        if current_update.get() is None:
+            # code outside an update: wait as an update of this Listen would (so that its
+            # shared storage hands over an answer that reaches another worker), holding no turn
+            scheduler = getattr(self.listen, "scheduler", None)
+            bot = scheduler.bot(key.bot_id) if scheduler is not None else None
+            ctx = UpdateContext(
+                key, self.listen, None, {"bot": bot}, asyncio.current_task(), holds=False
+            )
+            reset = current_update.set(ctx)
+            try:
+                return await wait_for(
+                    key.user_id,
+                    timeout,
+                    self.listen.store,
+                    filter=filter,
+                    updates=updates,
+                    allow_commands=allow_commands,
+                )
+            finally:
+                current_update.reset(reset)
         return await wait_for(
             key.user_id,
             timeout,
@@ -109,7 +132,18 @@ class Steps:
             state=state,
             data=data,
             bot_id=key.bot_id,
+            # the Listen's registry, also from code outside an update (no update's Listen
+            # to take it from there)
+            registry=self.listen.registry,
         )
+        if timeout is not None:
+            ctx = current_update.get()
+            if ctx is None or ctx.listen is not self.listen:
+                # no update of this Listen armed its scheduler: a shared storage's scheduler
+                # would otherwise see this deadline only at its next poll
+                seconds = timeout_seconds(timeout)
+                assert seconds is not None
+                self.listen.arm_timer(key, "", seconds, None)
 
     async def cancel(self, *, forget: bool = False) -> None:
         """End what this conversation waits for (a parked `wait_for` raises

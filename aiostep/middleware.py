@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import math
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
@@ -13,8 +14,8 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.types import CallbackQuery, TelegramObject, Update
 
-from aiostep import context
-from aiostep.calling import call_with_context, check_filter
+from aiostep import context, keys
+from aiostep.calling import call_with_context, filter_result
 from aiostep.clock import get_clock
 from aiostep.context import UpdateContext, current_update, storage_key_of
 from aiostep.conversation import Steps
@@ -143,6 +144,10 @@ class Listen(BaseMiddleware):
             another worker a moment later is taken first (Telegram's ``update_id`` order).
             Costs one more round trip and this much latency per such update, and nothing while
             this worker is alone; ``0`` turns it off.
+
+    Raises:
+        TypeError: ``step_lease``, ``busy_wait`` or ``order_window`` is not a number.
+        ValueError: one of them is not finite, is negative, or (``step_lease``) is zero.
     """
 
     def __init__(
@@ -157,9 +162,9 @@ class Listen(BaseMiddleware):
         order_window: float = 0.1,
     ) -> None:
         self._store = store
-        self.step_lease = step_lease
-        self.busy_wait = busy_wait
-        self.order_window = order_window
+        self.step_lease = _seconds_option("step_lease", step_lease, zero=False)
+        self.busy_wait = _seconds_option("busy_wait", busy_wait, zero=True)
+        self.order_window = _seconds_option("order_window", order_window, zero=True)
         self.storage: BaseStorage | None = as_async(storage) if storage is not None else None
         context.listens_created += 1
         self.registry = registry if registry is not None else default_registry
@@ -170,6 +175,9 @@ class Listen(BaseMiddleware):
         # worker's too, by update_id: a local FIFO gate in front of it would hold a lower one
         # back behind a higher one that arrived here first
         self.gates = _NoGates() if ordered else Gates()
+        #: claims whose step is parked in a ``wait_for`` (its update gave up its turn): an
+        #: update its waiter does not take must not wait for that step to end
+        self.parked_claims: set[str] = set()
         #: fires persisted steps' deadlines with no update (started by `setup` at startup)
         self.scheduler = Scheduler(self)
 
@@ -198,7 +206,15 @@ class Listen(BaseMiddleware):
         """
         if self.storage is None:
             raise ValueError("route_chat_wide routes persisted steps: give Listen a storage")
-        self._chat_wide_steps = self._chat_wide_steps | frozenset(names)
+        if isinstance(names, str):
+            names = (names,)  # one name, not its letters (frozenset("quiz.vote"))
+        names = frozenset(names)
+        odd = sorted(repr(name) for name in names if not isinstance(name, str) or not name)
+        if odd:
+            raise TypeError(
+                f"route_chat_wide takes step names (non-empty str), got {', '.join(odd)}"
+            )
+        self._chat_wide_steps = self._chat_wide_steps | names
 
     def conversation(
         self,
@@ -215,9 +231,15 @@ class Listen(BaseMiddleware):
             chat_id: the chat; for a private chat, the user's id.
             user_id: the user, or `aiostep.ANYONE` for the chat-wide conversation.
             thread_id: the forum topic, if any.
+
+        Raises:
+            TypeError: an id that is not an ``int`` (a str id would name a conversation no
+                update belongs to).
         """
         bot_id = bot if isinstance(bot, int) else bot.id
-        return Steps(ConversationKey(chat_id, user_id, thread_id, bot_id), self)
+        key = ConversationKey(chat_id, user_id, thread_id, bot_id)
+        storage_key(key)  # refuses ids that are not ints, naming them
+        return Steps(key, self)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Route ``event``: to a waiter, a next step, or the normal ``handler``."""
@@ -248,11 +270,19 @@ class Listen(BaseMiddleware):
                         ):
                             # what _try_local does with a step that has no filter
                             store.cache.pop(key)
+                            extra = {"conversation": key, **pending.kwargs}
+                            try:
+                                result = await self._run_step(
+                                    pending.callback, event, data, kind, extra, pending.args
+                                )
+                            except SkipHandler:
+                                await _put_back(store, key, pending)
+                                return await handler(event, data)
+                            except BaseException:
+                                pending.cancel_timer()
+                                raise
                             pending.cancel_timer()
-                            extra = {**pending.kwargs, "conversation": key}
-                            return await self._run_step(
-                                pending.callback, event, data, kind, extra, pending.args
-                            )
+                            return result
             elif not self.chat_wide and not self._chat_wide_steps:
                 store = self._store if self._store is not None else root_store()
                 if type(store) is _RootStore and key not in store.cache:
@@ -354,8 +384,10 @@ class Listen(BaseMiddleware):
             isinstance(pending, (Waiter, LocalStep)) and pending.takes(kind, command, callback_data)
         ):
             return _MISS
+        passed: Any = None
         if pending.filter is not None:
-            if not await check_filter(pending.filter, event, data):
+            passed = await filter_result(pending.filter, event, data)
+            if not passed:
                 return _DECLINED
             # an async filter may have let the wait time out, or another update take it
             if await store.get_item(key) is not pending:
@@ -394,9 +426,27 @@ class Listen(BaseMiddleware):
                 ctx.holds = False
             pending.future.set_result(event)
             return None
+        # the step's own kwargs win over the extras it may ask for: fn(update, **kwargs);
+        # what its filter gave (a dict, as aiogram filters give handlers) is one of those
+        if type(passed) is dict:
+            extra = {"conversation": key, **passed, **pending.kwargs}
+        else:
+            extra = {"conversation": key, **pending.kwargs}
+        if key is not ctx.key:
+            # a chat-wide step: its ``steps`` is its own conversation's, not the sender's
+            extra.setdefault("steps", Steps(key, self))
+        # its timer runs on while it runs (a timer that fires now finds it gone, and does
+        # nothing), so a step that declines the update goes back with its timeout
+        try:
+            result = await self._run_step(pending.callback, event, data, kind, extra, pending.args)
+        except SkipHandler:
+            await _put_back(store, key, pending)
+            return _DECLINED
+        except BaseException:
+            pending.cancel_timer()
+            raise
         pending.cancel_timer()
-        extra = {**pending.kwargs, "conversation": key}
-        return await self._run_step(pending.callback, event, data, kind, extra, pending.args)
+        return result
 
     async def _try_persisted(
         self,
@@ -470,7 +520,14 @@ class Listen(BaseMiddleware):
             self._seen(data, storage).remember(skey, record)
             return _MISS if claim.status in _NOT_TAKEN or record is None else _DECLINED
         name = record.callback or ""
-        entry = self.registry.resolve(name, record)
+        try:
+            entry = self.registry.resolve(name, record)
+        except BaseException:
+            # a resolver's bug reaches dp.errors, but must not leave the step claimed: the
+            # conversation's next updates would wait busy_wait for a claim nobody ends
+            if claim.status is _CLAIMED:
+                await self._end_claim(storage, skey, owner, True)
+            raise
         if claim.status is _EXPIRED:
             # the deadline passed before the scheduler fired it: this update fires it
             generation = storage.generation
@@ -509,9 +566,11 @@ class Listen(BaseMiddleware):
                 name,
             )
             return _DECLINED
+        passed: Any = None
         if claim.status is _CHECK:
             context = {**data, "step_context": record, "conversation": key}
-            if not await check_filter(entry.filter, event, context):
+            passed = await filter_result(entry.filter, event, context)
+            if not passed:
                 return _DECLINED
             claimed = await storage.claim_token(
                 skey, record.token or "", lease, owner, update_id=update_id
@@ -520,11 +579,16 @@ class Listen(BaseMiddleware):
                 return _DECLINED
             record = claimed
         extra = {
-            **record.kwargs,
             "conversation": key,
             "step_context": record,
             "aiostep_storage": storage,
+            **record.kwargs,  # the step's own kwargs win, as for an in-process step
         }
+        if type(passed) is dict:  # what its filter gave, as aiogram filters give handlers
+            extra = {**passed, **extra}
+        if key is not ctx.key:
+            # a chat-wide step: its ``steps`` is its own conversation's, not the sender's
+            extra.setdefault("steps", Steps(key, self))
         # The step stays stored while it runs: its outcome (a next step, or the end) is a
         # write that names this claim. Until then a dead process loses nothing.
         claims = ctx.claims
@@ -638,6 +702,12 @@ class Listen(BaseMiddleware):
             )
             if claim.status not in _WAIT:
                 return claim, lease
+            record = claim.record
+            if record is not None and record.claim in self.parked_claims:
+                # the step's own update is parked in wait_for here and gave up its turn:
+                # this update (one its waiter did not take) goes on to the handlers now,
+                # rather than wait busy_wait for a step that waits for another update
+                return claim, lease
             loop = asyncio.get_running_loop()
             if give_up is None:
                 give_up = loop.time() + self.busy_wait
@@ -723,7 +793,7 @@ class Listen(BaseMiddleware):
         if entry is None:
             logger.error("conversation %s: on_timeout %r is not registered", key, record.on_timeout)
             return
-        extra = {**record.kwargs, "step_context": record, "aiostep_storage": self.storage}
+        extra = {"step_context": record, "aiostep_storage": self.storage, **record.kwargs}
         await run_on_timeout(entry.callback, key, bot, extra)
 
     async def run_timeout(
@@ -788,8 +858,11 @@ def setup(
     [`Scheduler`][aiostep.Scheduler] starts when the Dispatcher starts (with the startup's
     bots) and stops when it shuts down; then the storage is closed, as aiogram does with its
     FSM storage. ``step_lease``, ``busy_wait`` and ``order_window``
-    are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis)."""
-    installed = tuple(updates)
+    are [`Listen`][aiostep.Listen]'s (they matter with several workers on Redis).
+    At startup it notes the Dispatcher's bots, so a waiter or step that a startup hook
+    registered after it names with no ``bot_id`` belongs to the bot (when there is one)."""
+    # one kind given as a str is that kind, not its letters (as check_updates takes it)
+    installed = (updates,) if isinstance(updates, str) else tuple(updates)
     for name in installed:
         if name not in ALL_UPDATES:
             raise ValueError(f"updates: {name!r} is not one of {ALL_UPDATES}")
@@ -807,6 +880,15 @@ def setup(
         busy_wait=busy_wait,
         order_window=order_window,
     )
+
+    async def note_bots(bots: Iterable[Bot] | None = None, bot: Bot | None = None) -> None:
+        # a waiter or step named at startup (a startup hook registered after setup, a job),
+        # before any update, belongs to the bot the Dispatcher starts with: without this no
+        # bot is "seen" yet, its key has no bot, and the user's answer never reaches it
+        for one in bots if bots is not None else () if bot is None else (bot,):
+            keys.seen_bots.add(one.id)
+
+    dp.startup.register(note_bots)
     if listen.storage is not None:
         # the scheduler fires stored deadlines from startup on, and stops before the storage
         # closes
@@ -838,6 +920,29 @@ def setup(
     for name in installed:
         dp.observers[name].outer_middleware(listen)
     return listen
+
+
+def _seconds_option(name: str, value: Any, *, zero: bool) -> float:
+    """A Listen option in seconds, checked when the Listen is made: a str or NaN found only
+    when an update first needs it would fail that update, or spin (a zero lease is renewed
+    on every loop turn)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a number of seconds, got {type(value).__name__}: {value!r}"
+        )
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        kind = "non-negative" if zero else "positive"
+        raise ValueError(f"{name} must be a {kind}, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+async def _put_back(store: MetaStore, key: ConversationKey, step: LocalStep) -> None:
+    """An in-process step that raised ``SkipHandler`` declines the update, as a handler does:
+    it stays pending as it was, unless it registered something else meanwhile."""
+    if await store.get_item(key) is None:
+        await store.set_item(key, step)
+    else:
+        step.cancel_timer()
 
 
 class _NoGates(Gates):

@@ -110,6 +110,11 @@ class Scheduler:
         dp = self.dispatcher
         return {"bot": bot} if dp is None else {**dp.workflow_data, "bot": bot}
 
+    def bot(self, bot_id: int | None) -> Bot | None:
+        """The bot of ``bot_id`` among those this scheduler serves (with ``None``: the only
+        one), or ``None``."""
+        return self._bot(bot_id)
+
     def add_bot(self, bot: Bot) -> None:
         """Fire the deadlines of ``bot``'s conversations too."""
         self._bots[bot.id] = bot

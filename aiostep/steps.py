@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiostep.calling import call_with_context
-from aiostep.clock import get_clock
+from aiostep.clock import get_clock, timeout_seconds
 from aiostep.context import (
     UpdateContext,
     current_update,
@@ -50,29 +50,6 @@ logger = logging.getLogger("aiostep")
 def _listen() -> ListenLike | None:
     ctx = current_update.get()
     return None if ctx is None else ctx.listen
-
-
-def _seconds(timeout: float | timedelta | None) -> float | None:
-    """A timeout in seconds (``None`` stays ``None``).
-
-    Raises:
-        TypeError: not a number or a ``timedelta``.
-        ValueError: not positive and finite.
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        seconds = float(timeout)
-    else:
-        raise TypeError(
-            f"timeout must be seconds (a number) or a timedelta, got {type(timeout).__name__}: "
-            f"{timeout!r}"
-        )
-    if not (0 < seconds < float("inf")):
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
-    return seconds
 
 
 def _timeout_context(key: ConversationKey, bot: Any) -> dict[str, Any]:
@@ -153,8 +130,10 @@ async def register_next_step(
 
     Raises:
         TypeError: non-JSON ``kwargs`` for a persisted step, naming the key; a ``timeout``
-            that is not seconds or a ``timedelta``, or an ``on_timeout`` without one.
-        ValueError: a ``timeout`` that is not positive.
+            that is not seconds or a ``timedelta``, or an ``on_timeout`` without one; an
+            in-process step or ``on_timeout`` that is neither callable nor a step name.
+        ValueError: a ``timeout`` that is not positive; ``storage=`` inside an update whose
+            ``Listen`` has no storage (it would never route the stored step).
         StepNotRegisteredError: a persisted step or ``on_timeout`` given as an unregistered
             function (a ``TypeError``).
     """
@@ -162,7 +141,7 @@ async def register_next_step(
     if ctx is None:
         require_listen("register_next_step")  # (an update being routed: a Listen exists)
     if timeout is not None:
-        timeout = _seconds(timeout)
+        timeout = timeout_seconds(timeout)
     elif on_timeout is not None:
         raise TypeError(f"on_timeout={on_timeout!r} needs a timeout= (seconds or a timedelta)")
     if (
@@ -180,6 +159,14 @@ async def register_next_step(
     target: BaseStorage | None = None
     if storage is not None:
         target = as_async(storage)
+        if ctx is not None and ctx.listen.storage is None and key.bot_id == ctx.key.bot_id:
+            # the Listen that routes this bot's updates reads no storage: the step would be
+            # stored and never answered
+            raise ValueError(
+                f"register_next_step(storage={storage!r}): the Listen routing this update has "
+                "no storage, so it would never route the stored step; give the storage to "
+                "aiostep.setup(dp, storage=...) (or Listen(storage=...)) instead"
+            )
     elif listen is not None:
         target = listen.storage
     in_process = store if store is not None else (listen.store if listen else root_store())
@@ -260,16 +247,23 @@ def _local_step(
 ) -> LocalStep:
     """The in-process step ``register_next_step`` was asked for (made without an await: this
     is every in-process step's path), its timeout timer armed."""
-    entry = reg.find(fn)
     if isinstance(fn, str):
+        entry = reg.get(fn)
         if entry is None:
             raise StepNotRegisteredError(f"no step is registered as {fn!r}")
         fn = entry.callback
+    elif callable(fn):
+        entry = reg.find(fn)
+    else:
+        # refused now: found only when the user answers, it would lose that update
+        raise TypeError(f"the next step must be a function or a step name, got {fn!r:.80}")
     if isinstance(on_timeout, str):
         timeout_entry = reg.get(on_timeout)
         if timeout_entry is None:
             raise StepNotRegisteredError(f"no step is registered as {on_timeout!r}")
         on_timeout = timeout_entry.callback
+    elif on_timeout is not None and not callable(on_timeout):
+        raise TypeError(f"on_timeout must be a function or a step name, got {on_timeout!r:.80}")
     if allow_commands is None:
         allow_commands = entry.allow_commands if entry else False
     step = LocalStep(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
-from aiostep.clock import get_clock
+from aiostep.clock import get_clock, timeout_seconds
 from aiostep.context import current_update, require_listen, resolve_key
 from aiostep.exceptions import WaitSuperseded
 from aiostep.handover import RemoteWaiter
@@ -43,7 +44,7 @@ async def _release(remote: RemoteWaiter, key: ConversationKey) -> None:
 
 async def wait_for(
     user_id: int,
-    timeout: float | None = None,
+    timeout: float | timedelta | None = None,
     store: MetaStore | None = None,
     *,
     chat_id: int | None = None,
@@ -61,7 +62,7 @@ async def wait_for(
 
     Args:
         user_id: the user to listen to.
-        timeout: seconds to wait; ``None`` waits indefinitely.
+        timeout: seconds (or a ``timedelta``) to wait; ``None`` waits indefinitely.
         store: the in-process store (default: that of the ``Listen`` handling the current
             update, else the root store).
         chat_id: the chat (default: the chat of the update being handled, or the private chat).
@@ -76,10 +77,16 @@ async def wait_for(
 
     Raises:
         TimeoutError: nothing came within ``timeout``.
+        TypeError: a ``timeout`` that is not seconds or a ``timedelta`` (raised before
+            anything waits, so the user's next message is not taken by a dead wait).
+        ValueError: a ``timeout`` that is not positive and finite.
         WaitSuperseded: another ``wait_for`` opened on the same conversation.
         WaitCancelled: ``unregister_steps``/``clear`` ended the wait.
     """
     require_listen("wait_for")
+    # checked first: a bad timeout found after the waiter is stored would leave it there,
+    # taking the user's next message for a handler that is gone
+    seconds = timeout_seconds(timeout)
     key = resolve_key(user_id, chat_id, thread_id, bot_id)
     ctx = current_update.get()
     if store is None:
@@ -113,19 +120,26 @@ async def wait_for(
             if await store.get_item(key) is waiter:
                 await store.pop_item(key)
             raise
+    parked: tuple[str, ...] = ()
     if owner is not None:
+        if owner.claims:
+            # a persisted step waits: an update its waiter declines must not wait for it
+            parked = tuple(owner.claims.values())
+            owner.listen.parked_claims.update(parked)
         # let the answer in: park without holding the conversation's turn
         owner.holds = False
         owner.listen.gates.release(owner.key)
         if owner.turn is not None:  # and the turn across workers (order_updates)
             await owner.listen.leave_turn(owner)
-    timer = None if timeout is None else get_clock().call_later(timeout, _expire, waiter, timeout)
+    timer = None if seconds is None else get_clock().call_later(seconds, _expire, waiter, seconds)
     task = asyncio.current_task()
     if task is not None:
         _parked.add(task)
     try:
         return await waiter.future
     finally:
+        if parked and owner is not None:
+            owner.listen.parked_claims.difference_update(parked)
         if task is not None:
             _parked.discard(task)
         if timer is not None:

@@ -707,9 +707,20 @@ def expiry_seconds(ex: ExpiryT) -> float | None:
     """Normalise an expiry (seconds or ``timedelta``) to seconds; ``None`` means never."""
     if ex is None:
         return None
-    seconds = ex.total_seconds() if isinstance(ex, timedelta) else float(ex)
-    if seconds <= 0:
-        raise ValueError(f"ex must be positive, got {ex!r}")
+    if isinstance(ex, timedelta):
+        seconds = ex.total_seconds()
+    elif isinstance(ex, (int, float)) and not isinstance(ex, bool):
+        seconds = float(ex)
+    else:
+        # float("5") would take a str, and True would be one second
+        raise TypeError(
+            f"ex must be seconds (a number), a timedelta or None, got {type(ex).__name__}: {ex!r}"
+        )
+    # NaN and infinity too: every backend must refuse the same (None is "never")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(
+            f"ex must be a positive, finite number of seconds (None: never), got {ex!r}"
+        )
     return seconds
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import threading
 from collections.abc import Coroutine, Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
@@ -606,6 +607,9 @@ class MemoryStateStorage:
         max_record_bytes: int | None = MAX_RECORD_BYTES,
     ) -> None:
         self.aio = AsyncMemoryStateStorage(cache, ex, max_record_bytes=max_record_bytes)
+        # aiogram runs a sync handler in a thread: these calls may come from several threads
+        # at once, and update_data (read, merge, write) must not lose one's merge to another's
+        self._lock = threading.Lock()
 
     @property
     def cache(self) -> Any:
@@ -622,25 +626,30 @@ class MemoryStateStorage:
         ex: ExpiryT | _Unset = UNSET,
     ) -> None:
         """Set the state (an ``Enum`` is stored by ``.name``), keeping data."""
-        _run_sync(self.aio.set_state(user_id, state, callback, chat_id, ex=ex))
+        with self._lock:
+            _run_sync(self.aio.set_state(user_id, state, callback, chat_id, ex=ex))
 
     def get_state(self, user_id: StorageKey, default: Any = None) -> StateContext | Any:
         """The record at ``user_id``, or ``default``."""
-        return _run_sync(self.aio.get_state(user_id, default))
+        with self._lock:
+            return _run_sync(self.aio.get_state(user_id, default))
 
     def delete_state(self, user_id: StorageKey, default: Any = None) -> StateContext | Any:
         """Delete the record at ``user_id`` and return it, or ``default``."""
-        return _run_sync(self.aio.delete_state(user_id, default))
+        with self._lock:
+            return _run_sync(self.aio.delete_state(user_id, default))
 
     def set_data(
         self, user_id: StorageKey, data: Mapping[str, Any], *, ex: ExpiryT | _Unset = UNSET
     ) -> None:
         """Replace the data at ``user_id``; ``TypeError`` for non-JSON data."""
-        _run_sync(self.aio.set_data(user_id, data, ex=ex))
+        with self._lock:
+            _run_sync(self.aio.set_data(user_id, data, ex=ex))
 
     def get_data(self, user_id: StorageKey) -> dict[str, Any]:
         """A copy of the data at ``user_id`` (``{}`` when none)."""
-        return _run_sync(self.aio.get_data(user_id))
+        with self._lock:
+            return _run_sync(self.aio.get_data(user_id))
 
     def update_data(
         self,
@@ -651,12 +660,15 @@ class MemoryStateStorage:
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Merge into the data at ``user_id``; return the merged data."""
-        return _run_sync(self.aio.update_data(user_id, data, ex=ex, **kwargs))
+        with self._lock:
+            return _run_sync(self.aio.update_data(user_id, data, ex=ex, **kwargs))
 
     def clear_data(self, user_id: StorageKey) -> None:
         """Remove all data at ``user_id``."""
-        _run_sync(self.aio.clear_data(user_id))
+        with self._lock:
+            _run_sync(self.aio.clear_data(user_id))
 
     def delete_data(self, user_id: StorageKey) -> dict[str, Any]:
         """Remove all data at ``user_id`` and return it."""
-        return _run_sync(self.aio.delete_data(user_id))
+        with self._lock:
+            return _run_sync(self.aio.delete_data(user_id))

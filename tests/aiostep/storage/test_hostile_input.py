@@ -393,6 +393,25 @@ async def test_a_raw_write_of_a_field_of_the_wrong_type_is_refused(
     await refused(storage, lambda s: s.write(KEY, patch), TypeError, message)
 
 
+BAD_EXPIRIES = [
+    pytest.param(float("nan"), ValueError, "ex must be a positive, finite number", id="nan"),
+    pytest.param(float("inf"), ValueError, "ex must be a positive, finite number", id="inf"),
+    pytest.param("60", TypeError, "ex must be seconds .* got str: '60'", id="str"),
+    pytest.param(True, TypeError, "ex must be seconds .* got bool: True", id="bool"),
+]
+
+
+@pytest.mark.parametrize(("ex", "error", "message"), BAD_EXPIRIES)
+async def test_a_bad_expiry_is_refused_alike_on_every_backend_and_nothing_is_written(
+    storage: BaseStorage, ex: Any, error: type[Exception], message: str
+) -> None:
+    # Memory used to keep NaN/infinity (an infinite TTL, or none), File to refuse them as "not
+    # JSON-serializable", Redis with a bare float error; all took "60" and True as seconds
+    await refused(storage, lambda s: s.set_state(KEY, "x", ex=ex), error, message)
+    with pytest.raises(error, match=message):
+        MemoryStateStorage(ex=ex)
+
+
 def _nested(depth: int) -> dict[str, Any]:
     data: dict[str, Any] = {}
     inner = data

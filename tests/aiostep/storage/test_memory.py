@@ -4,6 +4,8 @@ reads back exactly as written whatever form the storage keeps it in."""
 from __future__ import annotations
 
 import gc
+import sys
+import threading
 import tracemalloc
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from aiostep.exceptions import RecordTooLargeError
 from aiostep.storage import base
 from aiostep.storage.base import ClaimStatus, Patch, StateContext, apply_patch, new_owner
-from aiostep.storage.memory import AsyncMemoryStateStorage
+from aiostep.storage.memory import AsyncMemoryStateStorage, MemoryStateStorage
 from aiostep.testing import FakeClock
 
 # what a wizard paused at its second step writes (the kwargs as the wizard now stores them)
@@ -173,3 +175,26 @@ async def test_a_patch_over_the_limit_is_measured_once_and_stores_nothing() -> N
     with pytest.raises(RecordTooLargeError, match="with this update merged in"):
         await storage.write("5:5", Patch(callback="a.b", kwargs={"b": "y" * 20}))
     assert await storage.read("5:5") == StateContext("S", data={"a": "x" * 10})
+
+
+def test_the_seed_calls_from_several_threads_lose_no_update() -> None:
+    # aiogram runs a sync handler in a thread, so the seed's plain calls on one record (a
+    # group's shared counter, say) can run at once; update_data used to lose merges then
+    storage = MemoryStateStorage()
+    threads, writes = 8, 200
+
+    def work(t: int) -> None:
+        for i in range(writes):
+            storage.update_data(1, {f"t{t}-{i}": i})
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show at once
+    try:
+        started = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(storage.get_data(1)) == threads * writes
