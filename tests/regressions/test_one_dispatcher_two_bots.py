@@ -10,27 +10,13 @@ own FSM keys include the bot id for this reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.filters import Command
 from aiogram.types import Message
 
 import aiostep
-from aiostep import MemoryStateStorage, keys
+from aiostep import MemoryStateStorage
 from aiostep.testing import BotSimulator, RecordingSession
-
-
-@pytest.fixture(autouse=True)
-def _one_bot_per_process_again() -> Iterator[None]:
-    """These tests show a process two bots, and a process remembers the bots it has seen (a
-    step named outside any update belongs to the only one, `keys.default_bot_id`): forget
-    them after, so the tests that run later in this process see one bot, as a bot would."""
-    seen = set(keys.seen_bots)
-    yield
-    keys.seen_bots.clear()
-    keys.seen_bots.update(seen)
 
 
 def build(storage: object = None, step: str | None = None) -> Dispatcher:
