@@ -15,7 +15,7 @@ object over the same file / Redis database, as a restarted process would.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,3 +161,18 @@ async def cluster_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Asy
     made = Backend("redis-cluster", _maker("redis-cluster", request, tmp_path))
     yield made
     await made.close()
+
+
+@pytest.fixture
+def only_this_bot_seen() -> Iterator[None]:
+    """A process that has seen no bot but the test's own (restored after). A step or waiter
+    named outside any update belongs to the only bot the process has seen
+    (`aiostep.keys.default_bot_id`), and tests that run earlier in this process show it
+    others (two bots on one Dispatcher, bots with other tokens)."""
+    from aiostep import keys
+
+    seen = set(keys.seen_bots)
+    keys.seen_bots.clear()
+    yield
+    keys.seen_bots.clear()
+    keys.seen_bots.update(seen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aiogram import Dispatcher
 from aiogram.filters import Command
 from aiogram.types import Message
@@ -201,6 +202,7 @@ async def test_wait_for_with_chat_id_is_not_answered_by_another_member() -> None
         sim.chat(alice).assert_last("the group said it is me")
 
 
+@pytest.mark.usefixtures("only_this_bot_seen")
 async def test_register_next_step_outside_an_update_defaults_to_the_private_chat() -> None:
     got: list[tuple[int, str | None]] = []
 
@@ -219,6 +221,7 @@ async def test_register_next_step_outside_an_update_defaults_to_the_private_chat
         assert got == [(alice.id, "in the DM")]
 
 
+@pytest.mark.usefixtures("only_this_bot_seen")
 async def test_register_next_step_with_chat_id_outside_an_update_targets_that_chat() -> None:
     got: list[tuple[int, str | None]] = []
 
@@ -236,6 +239,7 @@ async def test_register_next_step_with_chat_id_outside_an_update_targets_that_ch
         assert got == [(group.id, "in the group")]
 
 
+@pytest.mark.usefixtures("only_this_bot_seen")
 async def test_register_next_step_with_chat_and_thread_targets_that_topic() -> None:
     got: list[str | None] = []
 

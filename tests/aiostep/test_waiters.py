@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiogram import Dispatcher
 from aiogram.filters import Command
 from aiogram.types import Message
@@ -212,6 +213,7 @@ async def test_the_timeout_leaves_the_conversation_free() -> None:
         assert len(root_store().cache) == 0  # type: ignore[attr-defined]
 
 
+@pytest.mark.usefixtures("only_this_bot_seen")
 async def test_wait_for_outside_a_handler_is_answered_from_the_private_chat() -> None:
     outcomes: list[str] = []
     async with BotSimulator(build(outcomes)) as sim:
