@@ -28,7 +28,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.formatting import Text
 
 import aiostep
-from aiostep.keys import ANYONE, storage_key
+from aiostep.keys import ANYONE, ConversationKey, key_of, storage_key
 from aiostep_dialogs import calls as _calls
 from aiostep_dialogs import graph as _graph
 from aiostep_dialogs import record as _record
@@ -375,36 +375,49 @@ class Wizard(RunningWizard):
                 up on.
         """
         _mark_handled()
-        key = _runtime.key_for(cls, event)
+        ctx = aiostep.current_update.get()  # read once: every step below asks for it
+        key: ConversationKey | None
+        if ctx is not None and ctx.event is event:
+            # the update being routed (an entry command): its key is made, and its bot is in
+            # its handler data (Listen knows both; event.bot is pydantic's slow path)
+            key = ctx.key
+            if bot is None:
+                bot = ctx.data.get("bot")
+        else:
+            key = key_of(event)
         if key is None:
             raise ValueError("cannot start a wizard for an update without a user and a chat")
-        if bot is None:
-            ctx = aiostep.current_update.get()
-            # the update's bot, from its handler data (event.bot is pydantic's slow path)
-            bot = ctx.data.get("bot") if ctx is not None and ctx.event is event else None
+        if cls.scope == "chat":
+            key = key._replace(user_id=ANYONE)
         bot = bot or event.bot
         if bot is None:
             raise ValueError("no Bot: pass bot= or an event that came through a Dispatcher")
-        ctx = aiostep.current_update.get()
-        if (
-            ctx is not None
-            and ctx.listen.storage is not None
-            and not _registry.is_installed(ctx.listen, cls.wizard_id)
-        ):
-            raise _calls.WizardNotSetUpError(
-                f"{cls.__qualname__}.start(...): {cls.__qualname__} is not set up on the "
-                f"Dispatcher handling this update; call {cls.__qualname__}.setup(dp) on it "
-                "(entry= may be left out)"
-            )
-        storage = _record.storage_or_fail(cls)
-        # the routing of this update already read the record: reuse it (one round trip less)
-        if middleware_data is None:
-            middleware_data = ctx.data if ctx is not None else {"bot": bot}
-        seen = ctx.data.get("aiostep_seen") if ctx is not None else None
-        if isinstance(seen, aiostep.SeenRecords) and seen.storage is storage:
-            record = await seen.read(storage_key(key))
+        if ctx is not None and ctx.listen.storage is not None:
+            if not _registry.is_installed(ctx.listen, cls.wizard_id):
+                raise _calls.WizardNotSetUpError(
+                    f"{cls.__qualname__}.start(...): {cls.__qualname__} is not set up on the "
+                    f"Dispatcher handling this update; call {cls.__qualname__}.setup(dp) on it "
+                    "(entry= may be left out)"
+                )
+            storage = ctx.listen.storage  # what storage_or_fail answers in an update
         else:
+            storage = _record.storage_or_fail(cls)
+        # the routing of this update already read the record: reuse it (one round trip less)
+        if ctx is None:
+            if middleware_data is None:
+                middleware_data = {"bot": bot}
             record = await storage.read(storage_key(key))
+        else:
+            data = ctx.data
+            if middleware_data is None:
+                middleware_data = data
+            # the update's own conversation: the storage key Listen worked out for it
+            skey = ctx.skey if key is ctx.key and ctx.skey is not None else storage_key(key)
+            seen = data.get("aiostep_seen")
+            if isinstance(seen, aiostep.SeenRecords) and seen.storage is storage:
+                record = await seen.read(skey)
+            else:
+                record = await storage.read(skey)
         running_cls = None
         if record is not None and record.callback is not None:
             running_cls = _registry.wizard_named(

@@ -190,6 +190,8 @@ class Claim:
 
 def state_name(state: StateT) -> str | None:
     """The stored form of a state: an ``Enum`` member by ``.name``, a string as is."""
+    if type(state) is str:
+        return state  # a wizard's every step: its state by name
     if state is None:
         return None
     if isinstance(state, enum.Enum):
@@ -346,22 +348,23 @@ def check_patch(patch: Patch) -> None:
         TypeError: naming the field or key, e.g. ``data['when'] is not JSON-serializable``.
         ValueError: for a lone surrogate or a NUL in a data name, naming where it is.
     """
-    # read field by field, not by a loop of getattr: every write of every backend checks a
-    # patch, and most of its fields are UNSET, None or plain ASCII names
-    for value, name in (
-        (patch.state, "state"),
-        (patch.callback, "callback"),
-        (patch.on_timeout, "on_timeout"),
-        (patch.token, "token"),
-        (patch.accepts, "accepts"),
-    ):
-        if value is UNSET or value is None or (type(value) is str and value.isascii()):
-            continue
-        if type(value) is not str:
-            raise TypeError(
-                f"{name} must be a str or None, got {type(value).__name__}: {value!r:.80}"
-            )
-        _check_text(value, name)
+    # read field by field, with no tuples built to loop over: every write of every backend
+    # checks a patch, and most of its fields are UNSET, None or plain ASCII names
+    value = patch.state
+    if not (value is UNSET or value is None or (type(value) is str and value.isascii())):
+        _check_name(value, "state")
+    value = patch.callback
+    if not (value is UNSET or value is None or (type(value) is str and value.isascii())):
+        _check_name(value, "callback")
+    value = patch.on_timeout
+    if not (value is UNSET or value is None or (type(value) is str and value.isascii())):
+        _check_name(value, "on_timeout")
+    value = patch.token
+    if not (value is UNSET or value is None or (type(value) is str and value.isascii())):
+        _check_name(value, "token")
+    value = patch.accepts
+    if not (value is UNSET or value is None or (type(value) is str and value.isascii())):
+        _check_name(value, "accepts")
     chat_id = patch.chat_id
     if chat_id is not UNSET and chat_id is not None and type(chat_id) is not int:
         if type(chat_id) is str:
@@ -389,6 +392,13 @@ def check_patch(patch: Patch) -> None:
     if update is not UNSET:
         _check_values(update, "data")
         _check_data_names(update)
+
+
+def _check_name(value: Any, name: str) -> None:
+    """`check_patch` of a name field that is not plain ASCII (or not a str at all)."""
+    if type(value) is not str:
+        raise TypeError(f"{name} must be a str or None, got {type(value).__name__}: {value!r:.80}")
+    _check_text(value, name)
 
 
 def _check_values(value: Any, where: str) -> None:
