@@ -19,12 +19,15 @@ if TYPE_CHECKING:
     from conftest import Backend
 
 
-@pytest.mark.parametrize("persisted", [False, True], ids=["in-process", "persisted"])
+@pytest.mark.parametrize(
+    ("backend", "persisted"),
+    [("memory", False), ("memory", True), ("file", True), ("redis", True)],
+    ids=["in-process", "memory", "file", "redis"],
+    indirect=["backend"],
+)
 async def test_a_chat_wide_step_asking_for_steps_keeps_the_chat_conversation(
     backend: Backend, persisted: bool
 ) -> None:
-    if backend.name != "memory" and not persisted:
-        pytest.skip("an in-process step is the same on every backend")
     log: list[str] = []
     name = f"test.chat-wide-steps.{uuid.uuid4().hex[:8]}"
 

@@ -23,12 +23,15 @@ if TYPE_CHECKING:
 DIGITS = F.text.regexp(r"^(\d+)$").as_("digits")
 
 
-@pytest.mark.parametrize("persisted", [False, True], ids=["in-process", "persisted"])
+@pytest.mark.parametrize(
+    ("backend", "persisted"),
+    [("memory", False), ("memory", True), ("file", True), ("redis", True)],
+    ids=["in-process", "memory", "file", "redis"],
+    indirect=["backend"],
+)
 async def test_what_a_steps_filter_gives_reaches_the_step_by_name(
     backend: Backend, persisted: bool
 ) -> None:
-    if backend.name != "memory" and not persisted:
-        pytest.skip("an in-process step is the same on every backend")
     got: list[str] = []
     name = f"test.filter-data.{uuid.uuid4().hex[:8]}"
 
@@ -61,9 +64,8 @@ async def test_what_a_steps_filter_gives_reaches_the_step_by_name(
     assert got == ["normal forty", "42 years"]
 
 
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)  # in-process: one is enough
 async def test_a_command_filter_gives_an_in_process_step_its_command(backend: Backend) -> None:
-    if backend.name != "memory":
-        pytest.skip("an in-process step is the same on every backend")
     got: list[str] = []
 
     async def confirmed(message: Message, command: CommandObject) -> None:

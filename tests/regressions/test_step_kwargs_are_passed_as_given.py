@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from conftest import Backend
 
 
-@pytest.mark.parametrize("persisted", [False, True], ids=["in-process", "persisted"])
+@pytest.mark.parametrize(
+    ("backend", "persisted"),
+    [("memory", False), ("memory", True), ("file", True), ("redis", True)],
+    ids=["in-process", "memory", "file", "redis"],
+    indirect=["backend"],
+)
 async def test_a_kwarg_named_like_an_extra_reaches_the_step_as_given(
     backend: Backend, persisted: bool
 ) -> None:
-    if backend.name != "memory" and not persisted:
-        pytest.skip("an in-process step is the same on every backend")
     got: list[Any] = []
     name = f"test.kwargs-as-given.{uuid.uuid4().hex[:8]}"
 
