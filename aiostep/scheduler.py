@@ -1,15 +1,17 @@
 """The deadline scheduler: fires persisted steps' timeouts with no update, across restarts.
 
 One per [`Listen`][aiostep.Listen] (so one per storage): one timer, set for the earliest deadline
-the storage knows, and at most one task, while it fires what is due. A paused conversation
-costs an entry in the storage's deadline index, never a timer or a task of its own.
+the storage knows, and while something is due, one task that takes due deadlines plus one task
+per deadline being fired (at most ``concurrency`` of them). A paused conversation costs an
+entry in the storage's deadline index, never a timer or a task of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiostep.clock import TimerHandle, get_clock
@@ -38,17 +40,33 @@ class Scheduler:
     shutdown. A timeout fires through the same claim as an answer: when a user answers just
     as the deadline passes, exactly one of the two runs.
 
+    Due deadlines fire concurrently, each in a task of its own: an ``on_timeout`` that awaits
+    something slow (a ``wait_for``, a slow send) holds up no other conversation's deadline.
+    At most ``concurrency`` fire at once (the others stay in the storage's index until a slot
+    is free, so on Redis another worker can take them); two firings of one conversation run
+    in the order they were taken; each one's error is logged on its own; ``stop`` waits for
+    every firing under way.
+
     Args:
         listen: the ``Listen`` whose storage and registry it serves.
         poll: on a shared storage, seconds between looks at the deadlines other workers
             stored (a deadline this worker stores wakes it by itself).
         batch: deadlines taken per look.
+        concurrency: deadlines fired at once, at most.
     """
 
-    def __init__(self, listen: ListenLike, *, poll: float = 1.0, batch: int = 100) -> None:
+    def __init__(
+        self, listen: ListenLike, *, poll: float = 1.0, batch: int = 100, concurrency: int = 32
+    ) -> None:
         self.listen = listen
         self.poll = poll
         self.batch = batch
+        self.concurrency = concurrency
+        # the firings under way, and per conversation the last one (the next waits for it)
+        self._firings: set[asyncio.Task[None]] = set()
+        self._last: dict[str, asyncio.Task[None]] = {}
+        #: called with each firing's task as it starts (the test kit waits for them)
+        self.on_firing: Callable[[asyncio.Task[None]], None] | None = None
         self._bots: dict[int, Bot] = {}
         self._timer: TimerHandle | None = None
         self._armed_at: float | None = None
@@ -97,6 +115,13 @@ class Scheduler:
         task, self._task = self._task, None
         if task is not None and not task.done():
             await asyncio.wait([task])
+        while self._firings:  # none taken is dropped: each fires before the storage closes
+            await asyncio.wait(list(self._firings))
+
+    @property
+    def firing(self) -> int:
+        """How many deadlines are being fired now."""
+        return len(self._firings)
 
     @property
     def next_wake(self) -> float | None:
@@ -165,13 +190,19 @@ class Scheduler:
         assert storage is not None
         try:
             while self.running:
+                room = min(self.batch, self.concurrency - len(self._firings))
+                if room <= 0:
+                    # every slot is busy: the rest stay in the index (another worker may
+                    # take them) until one is free
+                    await asyncio.wait(list(self._firings), return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 self._again = False
                 now = get_clock().now()
                 lease = now + self.listen.step_lease
-                keys, upcoming = await storage.due_deadlines_and_next(now, lease, self.batch)
+                keys, upcoming = await storage.due_deadlines_and_next(now, lease, room)
                 for skey in keys:
-                    await self._fire(skey, now)
-                if len(keys) < self.batch and not self._again:
+                    self._start_firing(skey, now)
+                if len(keys) < room and not self._again:
                     break
             if not self.running:
                 return
@@ -190,7 +221,29 @@ class Scheduler:
             # heartbeat), so a test's fake clock only ever holds the one deadline timer
             self._poller = asyncio.get_running_loop().call_later(self.poll, self._poll)
 
-    async def _fire(self, skey: str, now: float) -> None:
+    def _start_firing(self, skey: str, now: float) -> None:
+        before = self._last.get(skey)
+        task = asyncio.get_running_loop().create_task(self._fire(skey, now, before))
+        self._firings.add(task)
+        self._last[skey] = task
+        task.add_done_callback(partial(self._fired, skey))
+        if self.on_firing is not None:
+            self.on_firing(task)
+
+    def _fired(self, skey: str, task: asyncio.Task[None]) -> None:
+        self._firings.discard(task)
+        if self._last.get(skey) is task:
+            del self._last[skey]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "conversation %s: firing its deadline failed", skey, exc_info=task.exception()
+            )
+
+    async def _fire(self, skey: str, now: float, before: asyncio.Task[None] | None) -> None:
+        if before is not None and not before.done():
+            # the same conversation's earlier firing first (its on_timeout may have asked
+            # again, with a deadline already due)
+            await asyncio.wait([before])
         storage = self.listen.storage
         assert storage is not None
         try:

@@ -42,6 +42,7 @@ from aiogram.types import (
 from typing_extensions import Self
 
 from aiostep.clock import get_clock
+from aiostep.middleware import Listen
 from aiostep.steps import clear
 from aiostep.testing.conversation import Conversation, MessageRef
 from aiostep.testing.fake_clock import FakeClock
@@ -208,6 +209,7 @@ class BotSimulator:
             if pending is not None:
                 self._dp = self._check_dp(await pending)
         self._attach_clock()
+        self._watch_schedulers()
         self._started = True
         await self.dispatcher.emit_startup(**self._workflow_data())
 
@@ -518,6 +520,17 @@ class BotSimulator:
                 self._clock.remove_settle_hook(self._on_timers)
             clock.add_settle_hook(self._on_timers)
             self._clock = clock
+
+    def _watch_schedulers(self) -> None:
+        # each deadline fires in a task of its own: the bot is busy until those end too
+        for observer in self.dispatcher.observers.values():
+            for middleware in observer.outer_middleware:
+                if isinstance(middleware, Listen):
+                    middleware.scheduler.on_firing = self._on_firing
+
+    def _on_firing(self, task: asyncio.Task[None]) -> None:
+        if not task.done() and task not in self._tasks:
+            self._track(task, None)
 
     async def _on_timers(self, spawned: set[asyncio.Task[Any]]) -> None:
         for task in spawned:
