@@ -87,7 +87,9 @@ class ClaimLostError(AiostepError):
 
 
 class StorageUnavailableError(AiostepError, ConnectionError):
-    """The storage could not be reached (Redis down, frozen or out of connections).
+    """The storage could not be reached (Redis down, frozen or out of connections), or a
+    `FileStateStorage` journal could not be written (disk full, permissions, I/O error; then it
+    is also an `OSError` with that ``errno``).
 
     Raised instead of the client's own error, naming the storage; the update fails into
     ``dp.errors`` and the conversation keeps its progress (see the reliability guide).

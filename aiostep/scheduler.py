@@ -190,7 +190,7 @@ class Scheduler:
         assert storage is not None
         try:
             while self.running:
-                room = min(self.batch, self.concurrency - len(self._firings))
+                room = min(self.batch, max(self.concurrency, 1) - len(self._firings))
                 if room <= 0:
                     # every slot is busy: the rest stay in the index (another worker may
                     # take them) until one is free

@@ -886,7 +886,15 @@ class BaseStorage(ABC):
         """`write`/`apply`: the size check, then ``write``, and what every write notes."""
         self._refuse_oversize(key, patch)
         self.generation += 1
-        before = await write(key, patch, ex=ex)
+        try:
+            before = await write(key, patch, ex=ex)
+        except BaseException:
+            if patch.owner is not UNSET and self._owners is not None:
+                # the claim's update is over even though its outcome was not written (a full
+                # disk): its step is left as a stale claim, offered again as after a
+                # restart, not busy for as long as this process lives
+                self._owners.discard(patch.owner)
+            raise
         self._noted(key, patch)
         return before
 

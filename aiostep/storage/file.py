@@ -47,7 +47,7 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from aiostep.clock import get_clock
 from aiostep.deadlines import DeadlineIndex
-from aiostep.exceptions import StorageCorruptedError, StorageLockedError
+from aiostep.exceptions import StorageCorruptedError, StorageLockedError, StorageUnavailableError
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
     UNSET,
@@ -476,6 +476,16 @@ class FileStateStorage(BaseStorage):
             await file.write(line)
             await file.flush()
             await self._sync(file)
+        except OSError as exc:
+            await self._abandon(file, start)
+            # the bare OSError of a full disk names no file and says nothing of what was kept
+            raise StorageUnavailableError(
+                exc.errno,
+                f"{self.path}: could not append to the journal ({exc.strerror or exc}); this "
+                "write was not written and nothing acknowledged is lost (the conversation "
+                "keeps its progress). Free disk space or fix the file's permissions: the next "
+                "write reloads the journal and goes on",
+            ) from exc
         except BaseException:
             await self._abandon(file, start)
             raise
