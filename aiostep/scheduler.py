@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiostep.clock import TimerHandle, get_clock
 from aiostep.deadlines import parse_storage_key
 from aiostep.storage.base import new_owner
+from aiostep.waiters import parked_tasks
 
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher
@@ -102,8 +103,9 @@ class Scheduler:
         await self.start(bots)
 
     async def stop(self) -> None:
-        """Stop firing (the Dispatcher's shutdown): the timer is cancelled and a firing under
-        way is waited for, so the storage can be closed after it."""
+        """Stop firing (the Dispatcher's shutdown): the timer is cancelled and every firing
+        under way is waited for, so the storage can be closed after it; an ``on_timeout``
+        parked in ``wait_for`` is cancelled instead (a restart ends every in-process waiter)."""
         self.running = False
         self._disarm()
         if self._poller is not None:
@@ -115,8 +117,21 @@ class Scheduler:
         task, self._task = self._task, None
         if task is not None and not task.done():
             await asyncio.wait([task])
-        while self._firings:  # none taken is dropped: each fires before the storage closes
-            await asyncio.wait(list(self._firings))
+        # none taken is dropped: each fires before the storage closes (an on_timeout that
+        # stops the Dispatcher itself is not waited for: it would wait for itself). One parked
+        # in wait_for waits for a user who may never answer: it ends, as a restart ends every
+        # in-process waiter, rather than hang the shutdown.
+        current = asyncio.current_task()
+        while firings := [task for task in self._firings if task is not current]:
+            parked = parked_tasks()
+            for task in firings:
+                if task in parked and not task.cancelling():
+                    logger.warning(
+                        "shutdown: an on_timeout waiting in wait_for is cancelled (%s)",
+                        task.get_name(),
+                    )
+                    task.cancel()
+            await asyncio.wait(firings, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
 
     @property
     def firing(self) -> int:
@@ -223,7 +238,9 @@ class Scheduler:
 
     def _start_firing(self, skey: str, now: float) -> None:
         before = self._last.get(skey)
-        task = asyncio.get_running_loop().create_task(self._fire(skey, now, before))
+        task = asyncio.get_running_loop().create_task(
+            self._fire(skey, now, before), name=f"aiostep deadline {skey}"
+        )
         self._firings.add(task)
         self._last[skey] = task
         task.add_done_callback(partial(self._fired, skey))
@@ -271,12 +288,15 @@ class Scheduler:
             if record.deadline > get_clock().now():
                 return  # moved on meanwhile: the write that moved it indexed the new one
             owner = new_owner()
-            lease = now + self.listen.step_lease if storage.shared else None
+            # the lease runs from now, not from when the deadline was taken: a firing may
+            # have waited for the conversation's previous one
+            started = get_clock().now()
+            lease = started + self.listen.step_lease if storage.shared else None
             claimed = await storage.claim_token(skey, record.token or "", lease, owner)
             if claimed is None:
                 if record.claim is not None:
                     # another worker's update runs the step: look again when its lease is up
-                    await storage.deadline_later(skey, record.busy or now + self.poll)
+                    await storage.deadline_later(skey, record.busy or started + self.poll)
                 return
             await self.listen.run_timeout(key, claimed, bot, owner)
         except Exception:

@@ -212,6 +212,10 @@ class BotSimulator:
         self._watch_schedulers()
         self._started = True
         await self.dispatcher.emit_startup(**self._workflow_data())
+        if self.pending_tasks:
+            # deadlines that came due while the bot was down fire at startup, each in a task
+            # of its own (startup does not wait for them, polling must start)
+            await self.settle()
 
     async def aclose(self) -> None:
         """End the simulation: cancel pending handlers, run the shutdown hooks, end in-process

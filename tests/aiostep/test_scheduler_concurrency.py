@@ -218,3 +218,45 @@ async def test_stopping_the_scheduler_waits_for_the_firings_under_way(
     await stopping
     assert sorted(log) == sorted([f"timeout {slow.chat.id}", f"timeout {quick.chat.id}"])
     await firing
+
+
+async def test_stopping_the_scheduler_does_not_wait_for_an_on_timeout_parked_in_wait_for(
+    backend: Backend, fixed_names: Names
+) -> None:
+    """A parked ``wait_for`` waits for a user who may never answer: shutdown ends it, as a
+    restart ends every in-process waiter, instead of hanging."""
+    log: list[str] = []
+    asking: set[int] = set()
+    sim = BotSimulator(lambda: quiz_bot(backend.new_storage(), fixed_names, log, {}, asking=asking))
+    backend.sims.append(sim)
+    clock = sim.use_fake_clock()
+    talk = sim.chat()
+    asking.add(talk.chat.id)
+    await talk.send("/quiz")
+    await clock.advance(60)
+    talk.assert_last("Still there?")
+    await asyncio.wait_for(listen_of(sim).scheduler.stop(), 1)
+    assert listen_of(sim).scheduler.firing == 0
+
+
+async def test_an_overdue_on_timeout_waiting_for_an_answer_does_not_hold_up_startup(
+    persistent_backend: Backend, fixed_names: Names
+) -> None:
+    """After a restart, an overdue on_timeout that asks and waits for the answer fires at
+    startup; the startup (and so polling, which brings the answer) does not wait for it."""
+    log: list[str] = []
+    asking: set[int] = set()
+    sim = BotSimulator(
+        lambda: quiz_bot(persistent_backend.new_storage(), fixed_names, log, {}, asking=asking)
+    )
+    persistent_backend.sims.append(sim)
+    clock = sim.use_fake_clock()
+    talk = sim.chat()
+    asking.add(talk.chat.id)
+    await talk.send("/quiz")
+    await listen_of(sim).scheduler.stop()  # the process is down...
+    await clock.advance(600)  # ...past the deadline
+    await asyncio.wait_for(sim.restart(), 2)
+    talk.assert_last("Still there?")
+    await talk.send("yes")
+    assert log == [f"yes {talk.chat.id}", f"timeout {talk.chat.id}"]
