@@ -122,10 +122,12 @@ class Scheduler:
         # in wait_for waits for a user who may never answer: it ends, as a restart ends every
         # in-process waiter, rather than hang the shutdown.
         current = asyncio.current_task()
+        ended: set[asyncio.Task[None]] = set()
         while firings := [task for task in self._firings if task is not current]:
             parked = parked_tasks()
             for task in firings:
-                if task in parked and not task.cancelling():
+                if task in parked and task not in ended:
+                    ended.add(task)
                     logger.warning(
                         "shutdown: an on_timeout waiting in wait_for is cancelled (%s)",
                         task.get_name(),
