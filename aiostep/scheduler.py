@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,41 @@ class Scheduler:
         #: the Dispatcher whose workflow data (``dp["db"] = ...``) a timeout fired with no
         #: update is given as handler data (set by `aiostep.setup` and at startup)
         self.dispatcher: Dispatcher | None = None
+
+    # -- options (checked when set: the guides tell users to set them on a running bot) -------
+    @property
+    def poll(self) -> float:
+        """Seconds between looks at the deadlines other workers stored (shared storages)."""
+        return self._poll_every
+
+    @poll.setter
+    def poll(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"Scheduler.poll must be a number of seconds, got {type(value).__name__}: {value!r}"
+            )
+        if not (value > 0 and math.isfinite(value)):
+            # 0 would look at Redis on every loop turn, NaN or inf never
+            raise ValueError(f"Scheduler.poll must be a positive, finite number, got {value!r}")
+        self._poll_every = float(value)
+
+    @property
+    def batch(self) -> int:
+        """Deadlines taken per look."""
+        return self._batch
+
+    @batch.setter
+    def batch(self, value: int) -> None:
+        self._batch = _count_option("batch", value)
+
+    @property
+    def concurrency(self) -> int:
+        """Deadlines fired at once, at most."""
+        return self._concurrency
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        self._concurrency = _count_option("concurrency", value)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, bots: Iterable[Bot]) -> None:
@@ -207,7 +243,7 @@ class Scheduler:
         assert storage is not None
         try:
             while self.running:
-                room = min(self.batch, max(self.concurrency, 1) - len(self._firings))
+                room = min(self.batch, self.concurrency - len(self._firings))
                 if room <= 0:
                     # every slot is busy: the rest stay in the index (another worker may
                     # take them) until one is free
@@ -316,3 +352,11 @@ class Scheduler:
         if len(self._bots) == 1:
             return next(iter(self._bots.values()))
         return None
+
+
+def _count_option(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Scheduler.{name} must be an int, got {type(value).__name__}: {value!r}")
+    if value < 1:
+        raise ValueError(f"Scheduler.{name} must be at least 1, got {value!r}")
+    return value
