@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiostep.clock import TimerHandle, get_clock
 from aiostep.deadlines import parse_storage_key
+from aiostep.exceptions import StorageCorruptedError, StorageLockedError
 from aiostep.storage.base import new_owner
 from aiostep.waiters import parked_tasks
 
@@ -118,7 +119,13 @@ class Scheduler:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, bots: Iterable[Bot]) -> None:
         """Serve ``bots`` and fire what is already due (a restart's overdue deadlines), then
-        sleep until the next deadline. Starting again only adds bots."""
+        sleep until the next deadline. Starting again only adds bots.
+
+        Raises:
+            StorageLockedError: the storage's journal is another storage's (a second bot
+                process on one ``FileStateStorage`` file): the Dispatcher does not start.
+            StorageCorruptedError: the storage's file is not a journal.
+        """
         for bot in bots:
             self._bots[bot.id] = bot
         storage = self.listen.storage
@@ -127,7 +134,15 @@ class Scheduler:
         self.running = True
         if storage.deadlines is not None:
             storage.deadlines.on_earlier = self.wake_at  # a deadline stored by any write
-        await self._run()
+        try:
+            await self._run(startup=True)
+        except (StorageLockedError, StorageCorruptedError):
+            # the bot must not start on a journal it cannot use: every update would fail,
+            # and the scheduler would log the same error every second
+            self.running = False
+            if storage.deadlines is not None:
+                storage.deadlines.on_earlier = None
+            raise
 
     async def on_startup(self, **data: Any) -> None:
         """The Dispatcher's startup handler: the bots are ``bots`` (polling) or ``bot``."""
@@ -238,7 +253,7 @@ class Scheduler:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     # -- firing -------------------------------------------------------------------------------
-    async def _run(self) -> None:
+    async def _run(self, *, startup: bool = False) -> None:
         storage = self.listen.storage
         assert storage is not None
         try:
@@ -262,7 +277,9 @@ class Scheduler:
             if keys:
                 # what was just fired may have moved the earliest deadline: look again
                 upcoming = await storage.next_deadline()
-        except Exception:
+        except Exception as exc:
+            if startup and isinstance(exc, (StorageLockedError, StorageCorruptedError)):
+                raise  # not something a retry mends: the Dispatcher's startup fails with it
             logger.exception("the deadline scheduler could not read the storage; retrying")
             upcoming = get_clock().now() + max(self.poll, 1.0)
         if not self.running:
