@@ -9,13 +9,14 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from enum import Enum, auto
 
 import pytest
-from aiogram import Dispatcher
+from aiogram import Bot, Dispatcher
 from aiogram.filters import Command
-from aiogram.types import ErrorEvent
+from aiogram.types import ErrorEvent, Message
 
 import aiostep
 from aiostep.exceptions import StorageUnavailableError
@@ -255,3 +256,44 @@ async def test_a_write_too_large_for_the_socket_fails_on_a_frozen_redis_after_th
     finally:
         server.thaw()
         await storage.close()
+
+
+async def test_a_deadline_due_while_redis_is_down_fires_once_it_is_back(server: Server) -> None:
+    log: list[str] = []
+    dp = Dispatcher()
+    aiostep.setup(dp, storage=RedisStateStorage(server.url, socket_timeout=0.5), step_lease=1.0)
+    answer_name = f"test.outage.answer.{uuid.uuid4().hex[:8]}"
+    timeout_name = f"test.outage.too_slow.{uuid.uuid4().hex[:8]}"
+
+    async def answer(message: Message) -> None:
+        log.append("answer")
+
+    async def too_slow(bot: Bot, chat_id: int) -> None:
+        log.append("timeout")
+        await bot.send_message(chat_id, "Too slow")
+
+    aiostep.registry.register(answer, answer_name)
+    aiostep.registry.register(too_slow, timeout_name)
+
+    @dp.message(Command("ask"))
+    async def ask(message: Message) -> None:
+        assert message.from_user is not None
+        await aiostep.register_next_step(
+            message.from_user.id, answer_name, timeout=60, on_timeout=timeout_name
+        )
+
+    async with BotSimulator(dp, settle_timeout=20) as sim:
+        clock = sim.use_fake_clock()
+        talk = sim.chat()
+        await talk.send("/ask")
+        server.stop()
+        await clock.advance(60)  # the scheduler's look fails: logged, looked again at later
+        assert log == []
+        server.start()
+        await clock.advance(1)
+        assert log == ["timeout"]
+        talk.assert_last("Too slow")
+        await clock.advance(120)
+        assert log == ["timeout"]  # once
+    aiostep.registry.unregister(answer_name)
+    aiostep.registry.unregister(timeout_name)
