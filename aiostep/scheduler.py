@@ -341,7 +341,11 @@ class Scheduler:
             if record is None or record.callback is None or record.deadline is None:
                 return
             if record.deadline > get_clock().now():
-                return  # moved on meanwhile: the write that moved it indexed the new one
+                # moved on meanwhile, or looked at early (another worker put it back to look
+                # at when a claim's lease ends, over the deadline a write had just indexed):
+                # index the record's own deadline again, or nothing fires it
+                await storage.deadline_later(skey, record.deadline)
+                return
             owner = new_owner()
             # the lease runs from now, not from when the deadline was taken: a firing may
             # have waited for the conversation's previous one
