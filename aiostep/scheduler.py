@@ -165,16 +165,18 @@ class Scheduler:
         storage = self.listen.storage
         if storage is not None and storage.deadlines is not None:
             storage.deadlines.on_earlier = None
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            await asyncio.wait([task])
+        looking, self._task = self._task, None
         # none taken is dropped: each fires before the storage closes (an on_timeout that
         # stops the Dispatcher itself is not waited for: it would wait for itself). One parked
         # in wait_for waits for a user who may never answer: it ends, as a restart ends every
-        # in-process waiter, rather than hang the shutdown.
+        # in-process waiter, rather than hang the shutdown (or the look, waiting for a slot).
         current = asyncio.current_task()
         ended: set[asyncio.Task[None]] = set()
-        while firings := [task for task in self._firings if task is not current]:
+        while True:
+            firings = [task for task in self._firings if task is not current]
+            waiting = [*firings, looking] if looking is not None and not looking.done() else firings
+            if not waiting:
+                return
             parked = parked_tasks()
             for task in firings:
                 if task in parked and task not in ended:
@@ -184,7 +186,7 @@ class Scheduler:
                         task.get_name(),
                     )
                     task.cancel()
-            await asyncio.wait(firings, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
 
     @property
     def firing(self) -> int:

@@ -260,3 +260,26 @@ async def test_an_overdue_on_timeout_waiting_for_an_answer_does_not_hold_up_star
     talk.assert_last("Still there?")
     await talk.send("yes")
     assert log == [f"yes {talk.chat.id}", f"timeout {talk.chat.id}"]
+
+
+async def test_stopping_does_not_hang_when_every_slot_waits_for_an_answer(
+    backend: Backend, fixed_names: Names
+) -> None:
+    """The look that waits for a free slot (all of them parked in ``wait_for``) ends too."""
+    log: list[str] = []
+    asking: set[int] = set()
+    sim = BotSimulator(lambda: quiz_bot(backend.new_storage(), fixed_names, log, {}, asking=asking))
+    backend.sims.append(sim)
+    clock = sim.use_fake_clock()
+    first, second = talks(sim, 2)
+    asking.update((first.chat.id, second.chat.id))
+    await first.send("/quiz")
+    await second.send("/quiz")
+    scheduler = listen_of(sim).scheduler
+    scheduler.concurrency = 1
+    firing = asyncio.ensure_future(clock.advance(60))
+    await until(lambda: scheduler.firing == 1)
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(scheduler.stop(), 1)
+    assert scheduler.firing == 0
+    await firing
