@@ -352,7 +352,9 @@ class Conversation:
         simulated user), ``request_chat`` the chat ``share`` (default: a new group).
 
         Raises:
-            AssertionError: no reply keyboard here has that button (shows the transcript).
+            AssertionError: no reply keyboard here has that button (shows the transcript),
+                or it is a request button outside a private chat (Telegram's request buttons
+                work in private chats only).
             ValueError: a ``request_chat`` button pressed with a list of users to ``share``.
         """
         markup = self._reply_keyboard()
@@ -362,6 +364,15 @@ class Conversation:
             raise AssertionError(
                 f"no reply keyboard button ({text}) in chat {self.chat.id}{self._topic_note}; "
                 f"the keyboard is {self.keyboard!r}\n\n{self.transcript()}"
+            )
+        requests = button.request_contact or button.request_location
+        if (requests or button.request_poll or button.request_users or button.request_chat) and (
+            self.chat.type != "private"
+        ):
+            raise AssertionError(
+                f"button ({text}) in chat {self.chat.id} asks the user's app to share something: "
+                "Telegram's request buttons work in private chats only, the app cannot press "
+                f"it in a {self.chat.type}\n\n{self.transcript()}"
             )
         if button.request_contact:
             return await self.send_contact()

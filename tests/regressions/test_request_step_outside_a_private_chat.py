@@ -1,0 +1,115 @@
+"""Request buttons (contact, location, poll, users, chat) work in private chats only (Telegram's
+`KeyboardButton` docs). A wizard that reached a request step in a group showed the button
+anyway, and the test kit pressed it as if it worked: the bot's tests passed, and in Telegram the
+user was stuck on a step they could not answer ("Please use the button below" forever). Now the
+step is refused before its prompt is sent: the user is told to continue in a private chat, the
+developer gets `PrivateChatOnlyError` (naming the step and the fix) in ``dp.errors``, and nothing
+of the refused step is stored. The test kit refuses to press such a button outside a private
+chat, as the user's app cannot."""
+
+from __future__ import annotations
+
+from enum import Enum, auto
+from typing import TYPE_CHECKING
+
+import pytest
+from aiogram import Dispatcher
+from aiogram.filters import Command
+from aiogram.types import ErrorEvent, KeyboardButton, Message, ReplyKeyboardMarkup
+
+from aiostep_dialogs import PrivateChatOnlyError, Wizard, step
+
+if TYPE_CHECKING:
+    from conftest import Backend
+
+
+class Delivery(Wizard, name="t_private_only_delivery"):
+    class State(Enum):
+        NAME = auto()
+        PHONE = auto()
+
+    @step(State.NAME, prompt="Your name?")
+    async def name(self, value: str) -> None:
+        self.data["name"] = value
+
+    @step(State.PHONE, prompt="Your phone?", request="contact")
+    async def phone(self, value: dict[str, object]) -> None:
+        self.data["phone"] = value["phone_number"]
+
+
+class Locate(Wizard, name="t_private_only_locate"):
+    class State(Enum):
+        WHERE = auto()
+
+    @step(State.WHERE, prompt="Where are you?", request="location")
+    async def where(self, value: dict[str, float]) -> None:
+        self.data["where"] = value
+
+
+errors: list[BaseException] = []
+
+
+def bot(dp: Dispatcher, storage: object) -> None:
+    Delivery.setup(dp, entry=Command("order"), storage=storage)
+    Locate.setup(dp, entry=Command("where"), storage=storage)
+
+    @dp.errors()
+    async def on_error(event: ErrorEvent) -> bool:
+        errors.append(event.exception)
+        return True
+
+
+async def test_a_request_step_in_a_group_tells_the_user_and_the_developer(
+    backend: Backend,
+) -> None:
+    errors.clear()
+    sim = backend.simulator(bot)
+    talk = sim.chat(chat=sim.group())
+    await talk.send("/order")
+    await talk.send("Ann")
+    assert talk.keyboard is None  # no button that cannot work in a group
+    assert talk.last == "This step works only in a private chat with me."
+    assert len(errors) == 1 and isinstance(errors[0], PrivateChatOnlyError)
+    assert "Delivery.phone" in str(errors[0]) and "private" in str(errors[0])
+    # the conversation is back on the step whose prompt the user saw, data as before
+    record = await backend.record(talk)
+    assert record is not None and record.current_state == "NAME" and "name" not in record.data
+
+
+async def test_a_first_step_that_asks_for_a_button_in_a_group_starts_nothing(
+    backend: Backend,
+) -> None:
+    errors.clear()
+    sim = backend.simulator(bot)
+    talk = sim.chat(chat=sim.group())
+    await talk.send("/where")
+    assert talk.last == "This step works only in a private chat with me."
+    assert [type(e) for e in errors] == [PrivateChatOnlyError]
+    assert await backend.record(talk) is None
+
+
+async def test_a_request_step_in_a_private_chat_still_shows_its_button(backend: Backend) -> None:
+    sim = backend.simulator(bot)
+    talk = sim.chat()
+    await talk.send("/where")
+    assert talk.keyboard == [["Send my location"]]
+
+
+async def test_the_test_kit_cannot_press_a_request_button_in_a_group() -> None:
+    from aiostep.testing import BotSimulator
+
+    def raw() -> Dispatcher:
+        dp = Dispatcher()
+
+        @dp.message(Command("phone"))
+        async def ask(message: Message) -> None:
+            button = KeyboardButton(text="Share", request_contact=True)
+            await message.answer("Phone?", reply_markup=ReplyKeyboardMarkup(keyboard=[[button]]))
+
+        return dp
+
+    async with BotSimulator(raw) as sim:
+        talk = sim.chat(chat=sim.group())
+        await talk.send("/phone")
+        with pytest.raises(AssertionError, match="private chats only"):
+            await talk.press("Share")
