@@ -54,6 +54,12 @@ _NOT_MODIFIED = (
 #: Seconds after which the simulated Telegram refuses to edit a bot's message (48 hours).
 _EDIT_WINDOW = 48 * 3600.0
 
+# Telegram's limits: characters of a text and of a caption (after the markup is parsed; counted
+# here in code points, never more than Telegram counts), bytes of a button's callback_data.
+_TEXT_LIMIT = 4096
+_CAPTION_LIMIT = 1024
+_CALLBACK_DATA_LIMIT = 64
+
 
 def _arg(method: TelegramMethod[Any], name: str) -> Any:
     return getattr(method, name, None)
@@ -123,6 +129,35 @@ class TelegramEmulation:
         ]
 
     # --- helpers -----------------------------------------------------------------------------
+
+    def _check_limits(self, method: TelegramMethod[Any]) -> None:
+        """Refuse, as Telegram does, an empty or too long text, a too long caption, and a
+        button whose ``callback_data`` is empty or longer than 64 bytes (``method`` parsed)."""
+        name = method.__api_method__
+        text = _arg(method, "text")
+        if name in ("sendMessage", "editMessageText") and isinstance(text, str):
+            if not text.strip():
+                self._fail(method, "Bad Request: message text is empty")
+            elif len(text) > _TEXT_LIMIT:
+                self._fail(
+                    method,
+                    "Bad Request: message is too long"
+                    if name == "sendMessage"
+                    else "Bad Request: MESSAGE_TOO_LONG",
+                )
+        media = _arg(method, "media")
+        holders = [method, *(media if isinstance(media, list) else [media])]
+        for holder in holders:
+            caption = getattr(holder, "caption", None)
+            if isinstance(caption, str) and len(caption) > _CAPTION_LIMIT:
+                self._fail(method, "Bad Request: message caption is too long")
+        markup = _arg(method, "reply_markup")
+        if isinstance(markup, InlineKeyboardMarkup):
+            for row in markup.inline_keyboard:
+                for button in row:
+                    data = button.callback_data
+                    if data is not None and not 0 < len(data.encode()) <= _CALLBACK_DATA_LIMIT:
+                        self._fail(method, "Bad Request: BUTTON_DATA_INVALID")
 
     def _fail(self, method: TelegramMethod[Any], message: str) -> None:
         if self.strict:

@@ -51,8 +51,9 @@ class RecordingSession(TelegramEmulation, BaseSession):
 
     Args:
         strict: answer like Telegram to mistakes (editing or deleting a message that does not
-            exist, an edit that changes nothing, answering a button press twice) with
-            ``TelegramBadRequest``; ``False`` ignores them.
+            exist, an edit that changes nothing, answering a button press twice, an empty
+            text, a text over 4096 characters or a caption over 1024 once parsed, a button's
+            ``callback_data`` over 64 bytes) with ``TelegramBadRequest``; ``False`` ignores them.
         bot_name: the bot user's first name (``getMe``).
         bot_username: the bot user's username (``getMe``).
         check_entities: parse texts and captions sent with a ``parse_mode`` like Telegram:
@@ -189,6 +190,8 @@ class RecordingSession(TelegramEmulation, BaseSession):
                 result = await result
             return cast(TelegramType, result)
         method = parsed
+        if self.strict:
+            self._check_limits(method)
         handler = self._handlers.get(name)
         if handler is not None:
             return cast(TelegramType, handler(bot, method))
