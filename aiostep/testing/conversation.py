@@ -411,8 +411,14 @@ class Conversation:
 
     @property
     def messages(self) -> list[MessageRecord]:
-        """The bot's messages here (in this topic, if any), oldest first; deleted ones flagged."""
-        return self._log.bot_messages(self.thread_id)
+        """The bot's messages here (in this topic, if any), oldest first; deleted ones flagged.
+
+        In a forum without ``thread_id``, those of its General topic, as Telegram shows it.
+        """
+        records = self._log.bot_messages(self.thread_id)
+        if self.thread_id is None and self.chat.is_forum:
+            return [r for r in records if not r.message.is_topic_message]
+        return records
 
     @property
     def last_message(self) -> MessageRecord | None:

@@ -326,6 +326,19 @@ async def test_forum_topic_messages_carry_the_thread() -> None:
         assert sim.chat(sim.default_user, forum, thread_id=8).messages == []
 
 
+async def test_a_forums_general_topic_shows_only_its_own_messages() -> None:
+    async with BotSimulator(echo_dispatcher()) as sim:
+        forum = sim.group(title="Forum", forum=True)
+        general = sim.chat(sim.default_user, forum)
+        topic = sim.chat(sim.default_user, forum, thread_id=7)
+        await general.send("in general")
+        await topic.send("in a topic")
+        # Telegram shows the General topic its own messages, not the other topics'
+        assert general.last == "in general"
+        assert [record.text for record in general.messages] == ["in general"]
+        assert topic.last == "in a topic"
+
+
 async def test_user_edit_sends_an_edited_message_update() -> None:
     edits: list[str] = []
     router = Router()
