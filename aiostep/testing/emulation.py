@@ -323,6 +323,23 @@ class TelegramEmulation:
     ) -> Message:
         """Create a message from the bot in ``chat_id`` and log it."""
         log = self._log_of(method, chat_id)
+        reply_parameters = self._value(bot, _arg(method, "reply_parameters"))
+        reply_to = (
+            reply_parameters.message_id
+            if reply_parameters is not None
+            else _arg(method, "reply_to_message_id")
+        )
+        replied = log.records.get(reply_to) if reply_to is not None else None
+        if replied is not None and replied.deleted:
+            replied = None
+        if reply_to is not None and replied is None:
+            allow = (
+                reply_parameters.allow_sending_without_reply
+                if reply_parameters is not None
+                else _arg(method, "allow_sending_without_reply")
+            )
+            if not self._value(bot, allow):
+                self._fail(method, "Bad Request: message to be replied not found")
         data: dict[str, Any] = {
             "message_id": log.next_message_id(),
             "date": _now(),
@@ -338,16 +355,8 @@ class TelegramEmulation:
         markup = _arg(method, "reply_markup")
         if isinstance(markup, InlineKeyboardMarkup):  # the only markup a Message holds
             data["reply_markup"] = markup.model_dump()
-        reply_parameters = self._value(bot, _arg(method, "reply_parameters"))
-        reply_to = (
-            reply_parameters.message_id
-            if reply_parameters is not None
-            else _arg(method, "reply_to_message_id")
-        )
-        if reply_to is not None:
-            replied = log.records.get(reply_to)
-            if replied is not None:
-                data["reply_to_message"] = replied.message.model_dump()
+        if replied is not None:
+            data["reply_to_message"] = replied.message.model_dump()
         message = Message.model_validate(data, context={"bot": bot})
         log.post(MessageRecord(message, from_bot=True, markup=markup), "bot")
         return message

@@ -215,3 +215,23 @@ async def test_callback_data_longer_than_64_bytes_is_refused(bot: Bot) -> None:
         await bot.edit_message_reply_markup(
             chat_id=7, message_id=sent.message_id, reply_markup=long
         )
+
+
+async def test_a_reply_to_a_missing_message_is_refused_unless_allowed(bot: Bot) -> None:
+    from aiogram.types import ReplyParameters
+
+    sent = await bot.send_message(7, "question")
+    reply = await bot.send_message(
+        7, "answer", reply_parameters=ReplyParameters(message_id=sent.message_id)
+    )
+    assert reply.reply_to_message is not None
+    await bot.delete_message(7, sent.message_id)
+    with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
+        await bot.send_message(
+            7, "late", reply_parameters=ReplyParameters(message_id=sent.message_id)
+        )
+    with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
+        await bot.send_message(7, "never", reply_parameters=ReplyParameters(message_id=999))
+    allowed = ReplyParameters(message_id=999, allow_sending_without_reply=True)
+    alone = await bot.send_message(7, "anyway", reply_parameters=allowed)
+    assert alone.reply_to_message is None
