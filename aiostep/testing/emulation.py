@@ -59,6 +59,7 @@ _EDIT_WINDOW = 48 * 3600.0
 _TEXT_LIMIT = 4096
 _CAPTION_LIMIT = 1024
 _CALLBACK_DATA_LIMIT = 64
+_TOAST_LIMIT = 200  # answerCallbackQuery's text
 
 
 def _arg(method: TelegramMethod[Any], name: str) -> Any:
@@ -131,8 +132,9 @@ class TelegramEmulation:
     # --- helpers -----------------------------------------------------------------------------
 
     def _check_limits(self, method: TelegramMethod[Any]) -> None:
-        """Refuse, as Telegram does, an empty or too long text, a too long caption, and a
-        button whose ``callback_data`` is empty or longer than 64 bytes (``method`` parsed)."""
+        """Refuse, as Telegram does, an empty or too long text, a too long caption or toast,
+        and a button whose ``callback_data`` is empty or longer than 64 bytes (``method``
+        parsed)."""
         name = method.__api_method__
         text = _arg(method, "text")
         if name in ("sendMessage", "editMessageText") and isinstance(text, str):
@@ -145,6 +147,8 @@ class TelegramEmulation:
                     if name == "sendMessage"
                     else "Bad Request: MESSAGE_TOO_LONG",
                 )
+        if name == "answerCallbackQuery" and isinstance(text, str) and len(text) > _TOAST_LIMIT:
+            self._fail(method, "Bad Request: MESSAGE_TOO_LONG")
         media = _arg(method, "media")
         holders = [method, *(media if isinstance(media, list) else [media])]
         for holder in holders:

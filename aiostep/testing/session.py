@@ -52,9 +52,10 @@ class RecordingSession(TelegramEmulation, BaseSession):
     Args:
         strict: answer like Telegram to mistakes (editing or deleting a message that does not
             exist, an edit that changes nothing, answering a button press twice, an empty
-            text, a text over 4096 characters or a caption over 1024 once parsed, a button's
-            ``callback_data`` over 64 bytes, a reply to a message that is not there without
-            ``allow_sending_without_reply``) with ``TelegramBadRequest``; ``False`` ignores them.
+            text, a text over 4096 characters or a caption over 1024 once parsed, a toast over
+            200, a button's ``callback_data`` over 64 bytes, a reply to a message that is not
+            there without ``allow_sending_without_reply``) with ``TelegramBadRequest``;
+            ``False`` ignores them.
         bot_name: the bot user's first name (``getMe``).
         bot_username: the bot user's username (``getMe``).
         check_entities: parse texts and captions sent with a ``parse_mode`` like Telegram:

@@ -235,3 +235,12 @@ async def test_a_reply_to_a_missing_message_is_refused_unless_allowed(bot: Bot) 
     allowed = ReplyParameters(message_id=999, allow_sending_without_reply=True)
     alone = await bot.send_message(7, "anyway", reply_parameters=allowed)
     assert alone.reply_to_message is None
+
+
+async def test_a_toast_longer_than_200_characters_is_refused(bot: Bot) -> None:
+    session = session_of(bot)
+    session.expect_callback("q1", 7)
+    session.expect_callback("q2", 7)
+    with pytest.raises(TelegramBadRequest, match="MESSAGE_TOO_LONG"):
+        await bot.answer_callback_query("q1", text="t" * 201)
+    await bot.answer_callback_query("q2", text="t" * 200)
