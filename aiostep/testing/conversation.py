@@ -518,5 +518,8 @@ class Conversation:
                 data["reply_to_message"] = replied.message.model_dump(by_alias=True)
         message = Message.model_validate(data, context={"bot": sim.bot})
         log.post(MessageRecord(message, from_bot=False), self._label)
+        if not sim.session.delivers(message, sim.bot.id):
+            log.note("  (not delivered to the bot: privacy mode)")
+            return message
         await sim.feed(sim._update(message=message), chat_id=self.chat.id)
         return message

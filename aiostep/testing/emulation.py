@@ -76,6 +76,7 @@ class TelegramEmulation:
 
     strict: bool
     edit_window: float | None
+    group_privacy: bool
     bot_name: str
     bot_username: str
     chats: dict[int, ChatLog]
@@ -94,7 +95,7 @@ class TelegramEmulation:
             first_name=self.bot_name,
             username=self.bot_username,
             can_join_groups=True,
-            can_read_all_group_messages=False,
+            can_read_all_group_messages=not self.group_privacy,
             supports_inline_queries=False,
         )
 
@@ -112,6 +113,21 @@ class TelegramEmulation:
                 )
             log = self.chats[chat_id] = ChatLog(chat)
         return log
+
+    def delivers(self, message: Message, bot_id: int) -> bool:
+        """Whether Telegram delivers the user's ``message`` to the bot: always, unless it is
+        in a group and ``group_privacy`` is on; then only a command or a reply to the bot."""
+        if not self.group_privacy or message.chat.type not in ("group", "supergroup"):
+            return True
+        text = message.text if message.text is not None else message.caption
+        if text is not None and text.startswith("/"):
+            return True
+        replied = message.reply_to_message
+        return (
+            replied is not None
+            and replied.from_user is not None
+            and (replied.from_user.id == bot_id)
+        )
 
     def add_user(self, user: User) -> None:
         """Make ``user`` known (``getChatMember`` answers for known users)."""

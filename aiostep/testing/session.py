@@ -62,6 +62,12 @@ class RecordingSession(TelegramEmulation, BaseSession):
             malformed markup raises ``TelegramBadRequest`` ("can't parse entities"), and the
             chat holds the plain text and entities. ``False`` records the text as it was sent,
             markup and all, and never refuses it.
+        group_privacy: Telegram's privacy mode, on by default for a new bot: in a group the
+            bot gets only commands and replies to its own messages; the user's other messages
+            are not delivered (the transcript says so), and ``getMe`` says
+            ``can_read_all_group_messages=False``. ``False`` (the default here): the bot reads
+            every group message, as one with privacy mode off (``/setprivacy`` in @BotFather)
+            or an admin does.
         edit_window: seconds after which the bot's message can no longer be edited
             (``"message can't be edited"``), by the test kit's clock (advance it with
             [`FakeClock`][aiostep.testing.FakeClock]); default 48 hours, Telegram's limit for
@@ -80,11 +86,13 @@ class RecordingSession(TelegramEmulation, BaseSession):
         bot_username: str = "test_bot",
         check_entities: bool = True,
         edit_window: float | None = _EDIT_WINDOW,
+        group_privacy: bool = False,
     ) -> None:
         super().__init__()
         self.strict = strict
         self.edit_window = edit_window
         self.check_entities = check_entities
+        self.group_privacy = group_privacy
         self.bot_name = bot_name
         self.bot_username = bot_username
         self.calls: list[TelegramMethod[Any]] = []

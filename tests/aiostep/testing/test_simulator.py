@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram import Dispatcher, F, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.methods import SendMessage
 from aiogram.types import (
@@ -21,7 +21,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 import aiostep
 from aiostep import FileStateStorage
-from aiostep.testing import BotSimulator, SettleTimeoutError
+from aiostep.testing import BotSimulator, RecordingSession, SettleTimeoutError
 from aiostep.testing import simulator as simulator_module
 
 
@@ -535,3 +535,43 @@ async def test_reply_keyboards_are_shown_pressed_and_removed() -> None:
         assert "  (keyboard removed)" in talk.transcript()
         with pytest.raises(AssertionError, match=r"no reply keyboard button \(Small\)"):
             await talk.press("Small")
+
+
+async def test_group_privacy_delivers_only_commands_and_replies_to_the_bot() -> None:
+    # Telegram's default for a bot: in a group it gets commands and replies to its messages,
+    # not the rest of the conversation
+    seen: list[str] = []
+
+    def build() -> Dispatcher:
+        dp = Dispatcher()
+
+        @dp.message()
+        async def anything(message: Message) -> None:
+            seen.append(message.text or "")
+            if message.text == "/ask":
+                await message.answer("Your name?")
+
+        return dp
+
+    async with BotSimulator(
+        build, bot=Bot("42:TEST", session=RecordingSession(group_privacy=True))
+    ) as sim:
+        me = await sim.bot.get_me()
+        assert me.can_read_all_group_messages is False
+        talk = sim.chat(chat=sim.group())
+        await talk.send("/ask")
+        await talk.send("Ann")  # not for the bot: Telegram does not deliver it
+        assert talk.last_message is not None
+        await talk.send("Ann", reply_to=talk.last_message)  # a reply to the bot's message
+        await sim.chat().send("in private")  # private chats get everything
+        assert seen == ["/ask", "Ann", "in private"]
+        assert "not delivered" in talk.transcript()
+
+
+async def test_a_simulated_bot_reads_all_group_messages_by_default() -> None:
+    async with BotSimulator(echo_dispatcher()) as sim:
+        me = await sim.bot.get_me()
+        assert me.can_read_all_group_messages is True  # as it behaves: privacy mode off
+        talk = sim.chat(chat=sim.group())
+        await talk.send("hello")
+        assert talk.last == "hello"
