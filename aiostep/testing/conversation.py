@@ -345,7 +345,8 @@ class Conversation:
         """Press the button ``text`` of the reply keyboard shown here
         ([`keyboard`][aiostep.testing.Conversation.keyboard]).
 
-        An ordinary button sends its text. A request button sends what the user's app would:
+        An ordinary button sends its text (in a group, as a reply to the keyboard's message,
+        as the app does). A request button sends what the user's app would:
         ``request_contact`` the user's own contact, ``request_location`` ``location``,
         ``request_poll`` a poll (``poll``: the question, then the options; a quiz if the
         button asks for one), ``request_users`` the users in ``share`` (default: a new
@@ -395,6 +396,10 @@ class Conversation:
             if not isinstance(share, (int, Chat)):
                 raise ValueError(f"button ({text}) shares one chat: pass share=chat (or its id)")
             return await self.send_chat_shared(button.request_chat.request_id, share)
+        if self.chat.type != "private":
+            # in a group the app sends a keyboard button's text as a reply to the keyboard's
+            # message, which a bot with privacy mode on is also given
+            return await self.send(text, reply_to=self._reply_keyboard_message())
         return await self.send(text)
 
     # --- reading -----------------------------------------------------------------------------
@@ -479,9 +484,14 @@ class Conversation:
     # --- internals ---------------------------------------------------------------------------
 
     def _reply_keyboard(self) -> ReplyKeyboardMarkup | None:
+        record = self._reply_keyboard_message()
+        return record.markup if record is not None else None  # type: ignore[return-value]
+
+    def _reply_keyboard_message(self) -> MessageRecord | None:
+        """The bot's message whose reply keyboard is shown here, if any."""
         for record in reversed(self.messages):
             if isinstance(record.markup, ReplyKeyboardMarkup):
-                return record.markup
+                return record
             if isinstance(record.markup, ReplyKeyboardRemove):
                 return None
         return None

@@ -575,3 +575,28 @@ async def test_a_simulated_bot_reads_all_group_messages_by_default() -> None:
         talk = sim.chat(chat=sim.group())
         await talk.send("hello")
         assert talk.last == "hello"
+
+
+async def test_a_reply_keyboard_press_in_a_group_reaches_a_private_mode_bot() -> None:
+    # the app sends the button's text as a reply to the keyboard's message
+    def build() -> Dispatcher:
+        dp = Dispatcher()
+
+        @dp.message(Command("drink"))
+        async def ask(message: Message) -> None:
+            buttons = [[KeyboardButton(text="Tea"), KeyboardButton(text="Coffee")]]
+            await message.answer("Which?", reply_markup=ReplyKeyboardMarkup(keyboard=buttons))
+
+        @dp.message(F.text == "Tea")
+        async def tea(message: Message) -> None:
+            await message.answer("Tea it is.")
+
+        return dp
+
+    session = RecordingSession(group_privacy=True)
+    async with BotSimulator(build, bot=Bot("42:TEST", session=session)) as sim:
+        talk = sim.chat(chat=sim.group())
+        await talk.send("/drink")
+        sent = await talk.press("Tea")
+        assert sent.reply_to_message is not None
+        assert talk.last == "Tea it is."
