@@ -45,7 +45,7 @@ _KINDS: tuple[str, ...] = ("contact", "location", "poll", "users", "chat")
 class PrivateChatOnlyError(AiostepError, RuntimeError):
     """A step with ``request=`` was reached outside a private chat, where Telegram's request
     buttons do not work (the user could never answer it). The user is told
-    ``texts.private_only``; the conversation stays on the step they saw."""
+    ``texts.private_only``, and the conversation in that chat ends."""
 
     def __init__(self, step: str, chat_id: int) -> None:
         super().__init__(

@@ -49,6 +49,7 @@ from aiostep_dialogs.record import (
 )
 from aiostep_dialogs.registry import wizard_named
 from aiostep_dialogs.render import say_error, send_prompt
+from aiostep_dialogs.requests import PrivateChatOnlyError
 from aiostep_dialogs.running import Call, Jump
 from aiostep_dialogs.spec import Finish, StepSpec, new_nonce
 from aiostep_dialogs.ui import quietly as _quietly
@@ -415,9 +416,12 @@ async def enter(
         await park(self, spec)
     try:
         await send_prompt(self, spec, park=True)
-    except Exception:
+    except Exception as exc:
         try:
-            if back_to is None:
+            if back_to is None or isinstance(exc, PrivateChatOnlyError):
+                # a request step in a group: every way on leads back to it, and the user
+                # was told to use a private chat; the conversation here ends
+                await _ui.drop_press(self)
                 await clear(self)
             else:
                 seen, self.data, self.history = back_to

@@ -3,9 +3,10 @@
 anyway, and the test kit pressed it as if it worked: the bot's tests passed, and in Telegram the
 user was stuck on a step they could not answer ("Please use the button below" forever). Now the
 step is refused before its prompt is sent: the user is told to continue in a private chat, the
-developer gets `PrivateChatOnlyError` (naming the step and the fix) in ``dp.errors``, and nothing
-of the refused step is stored. The test kit refuses to press such a button outside a private
-chat, as the user's app cannot."""
+developer gets `PrivateChatOnlyError` (naming the step and the fix) in ``dp.errors``, and the
+conversation in that group ends (every way on leads back to that step; a button press that led
+there is answered). The test kit refuses to press such a button outside a private chat, as the
+user's app cannot."""
 
 from __future__ import annotations
 
@@ -71,9 +72,48 @@ async def test_a_request_step_in_a_group_tells_the_user_and_the_developer(
     assert talk.last == "This step works only in a private chat with me."
     assert len(errors) == 1 and isinstance(errors[0], PrivateChatOnlyError)
     assert "Delivery.phone" in str(errors[0]) and "private" in str(errors[0])
-    # the conversation is back on the step whose prompt the user saw, data as before
-    record = await backend.record(talk)
-    assert record is not None and record.current_state == "NAME" and "name" not in record.data
+    assert await backend.record(talk) is None  # ended: it could never get past that step
+    await talk.send("Bob")  # no longer a step's answer
+    assert talk.last == "This step works only in a private chat with me."
+
+
+class Cup(Wizard, name="t_private_only_cup"):
+    ui = "edit"
+
+    class State(Enum):
+        SIZE = auto()
+        PHONE = auto()
+
+    @step(State.SIZE, prompt="Size?", choices={"s": "Small", "l": "Large"})
+    async def size(self, value: str) -> None:
+        self.data["size"] = value
+
+    @step(State.PHONE, prompt="Phone?", request="contact")
+    async def phone(self, value: dict[str, object]) -> None:
+        self.data["phone"] = value["phone_number"]
+
+
+def cup_bot(dp: Dispatcher, storage: object) -> None:
+    Cup.setup(dp, entry=Command("cup"), storage=storage)
+
+    @dp.errors()
+    async def on_error(event: ErrorEvent) -> bool:
+        errors.append(event.exception)
+        return True
+
+
+async def test_a_press_that_leads_to_a_request_step_in_a_group_is_answered(
+    backend: Backend,
+) -> None:
+    errors.clear()
+    sim = backend.simulator(cup_bot)
+    talk = sim.chat(chat=sim.group())
+    await talk.send("/cup")
+    await talk.click("Large")
+    assert sim.session.unanswered_callbacks() == []  # no spinner left in the user's app
+    assert talk.last == "This step works only in a private chat with me."
+    assert [type(e) for e in errors] == [PrivateChatOnlyError]
+    assert await backend.record(talk) is None
 
 
 async def test_a_first_step_that_asks_for_a_button_in_a_group_starts_nothing(
