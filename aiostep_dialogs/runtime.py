@@ -404,7 +404,10 @@ async def enter(
     """Move to ``spec`` and send its prompt. If the prompt cannot be sent, the user never
     saw that question: go back to ``back_to`` (the step they did see, with the data and
     history before their answer; without it the conversation ends), then let the error
-    reach ``dp.errors``. The user's next message answers the question they saw."""
+    reach ``dp.errors``. The user's next message, or a press of that prompt's buttons,
+    answers the question they saw."""
+    # what the seen prompt's buttons carry, kept for going back to it
+    seen_nonce, seen_pick = self.nonce, (self._shown, self._picked, self._labels)
     self.state = spec.state
     self.attempts = 0
     self.nonce = new_nonce(spec)
@@ -425,8 +428,9 @@ async def enter(
                 await clear(self)
             else:
                 seen, self.data, self.history = back_to
-                self.state, self.nonce = seen.state, new_nonce(seen)
-                self._shown, self._picked, self._labels = None, (), None
+                self.state, self.nonce = seen.state, seen_nonce
+                self._shown, self._picked, self._labels = seen_pick
+                await _ui.drop_press(self)  # one-message mode: it was to show the outcome
                 await park(self, seen)
         except Exception:
             logger.exception("%s: could not undo a step whose prompt failed", self.key)
