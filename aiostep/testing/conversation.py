@@ -98,7 +98,11 @@ class Conversation:
     # --- acting ------------------------------------------------------------------------------
 
     async def send(self, text: str, *, reply_to: MessageRef | None = None) -> Message:
-        """Send ``text`` as the user; a leading ``/command`` gets its ``bot_command`` entity."""
+        """Send ``text`` as the user; a leading ``/command`` gets its ``bot_command`` entity.
+
+        Raises:
+            ValueError: ``reply_to`` is a message of another chat.
+        """
         return await self._send({"text": text, "entities": _entities(text)}, reply_to)
 
     async def send_photo(
@@ -234,6 +238,7 @@ class Conversation:
         Raises:
             ValueError: ``message`` is not this user's message in this chat.
         """
+        self._here(message)
         log = self._log
         record = log.records.get(message.message_id)
         sender = record.message.from_user if record is not None else None
@@ -263,6 +268,7 @@ class Conversation:
             ValueError: ``message`` is not in this chat, is deleted already, or is the bot's
                 message in a group (only admins may delete those).
         """
+        self._here(message)
         log = self._log
         record = log.records.get(message.message_id)
         if record is None or record.deleted:
@@ -290,9 +296,11 @@ class Conversation:
         Raises:
             AssertionError: no such button (the message shows the transcript), or it is not a
                 callback button (a URL, a web app...).
+            ValueError: ``message`` is in another chat.
         """
         log = self._log
         if message is not None:
+            self._here(message)
             candidates = [r for r in [log.records.get(message.message_id)] if r is not None]
         else:
             candidates = list(reversed(self.messages))
@@ -483,6 +491,16 @@ class Conversation:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def _here(self, message: MessageRef) -> None:
+        """Refuse a message of another chat: ids are per chat, so its id names another
+        message here."""
+        chat_id = message.chat_id if isinstance(message, MessageRecord) else message.chat.id
+        if chat_id != self.chat.id:
+            raise ValueError(
+                f"message {message.message_id} is in chat {chat_id}, not in chat "
+                f"{self.chat.id}; use it from a conversation in its own chat"
+            )
+
     def _reply_keyboard(self) -> ReplyKeyboardMarkup | None:
         record = self._reply_keyboard_message()
         return record.markup if record is not None else None  # type: ignore[return-value]
@@ -509,6 +527,8 @@ class Conversation:
         return f" (topic {self.thread_id})" if self.thread_id is not None else ""
 
     async def _send(self, content: dict[str, Any], reply_to: MessageRef | None = None) -> Message:
+        if reply_to is not None:
+            self._here(reply_to)
         sim = self.sim
         log = self._log
         data: dict[str, Any] = {

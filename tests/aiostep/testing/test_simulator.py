@@ -600,3 +600,23 @@ async def test_a_reply_keyboard_press_in_a_group_reaches_a_private_mode_bot() ->
         sent = await talk.press("Tea")
         assert sent.reply_to_message is not None
         assert talk.last == "Tea it is."
+
+
+async def test_a_message_of_another_chat_is_not_taken_for_one_here() -> None:
+    # message ids are per chat: message 2 of the group is not message 2 of the private chat
+    async with BotSimulator(menu_dispatcher()) as sim:
+        private = sim.chat()
+        group = sim.chat(chat=sim.group())
+        await private.send("/start")
+        await group.send("/start")
+        in_private = private.last_message
+        assert in_private is not None
+        with pytest.raises(ValueError, match="chat"):
+            await group.click("Yes", message=in_private)
+        own = await private.send("hello")
+        with pytest.raises(ValueError, match="chat"):
+            await group.edit(own, "edited")
+        with pytest.raises(ValueError, match="chat"):
+            group.delete(own)
+        with pytest.raises(ValueError, match="chat"):
+            await group.send("re", reply_to=in_private)
