@@ -364,7 +364,8 @@ class Conversation:
             AssertionError: no reply keyboard here has that button (shows the transcript),
                 or it is a request button outside a private chat (Telegram's request buttons
                 work in private chats only).
-            ValueError: a ``request_chat`` button pressed with a list of users to ``share``.
+            ValueError: a ``request_chat`` button pressed with a list of users to ``share``,
+                or a ``request_users`` one with more users than its ``max_quantity``.
         """
         markup = self._reply_keyboard()
         buttons = [b for row in markup.keyboard for b in row] if markup is not None else []
@@ -396,6 +397,12 @@ class Conversation:
                 share = [self.sim.user()] if button.request_users is not None else self.sim.group()
             if button.request_users is not None:
                 users = [share] if isinstance(share, (int, Chat)) else share
+                most = button.request_users.max_quantity or 1
+                if len(users) > most:  # the app's list lets the user pick no more
+                    raise ValueError(
+                        f"button ({text}) shares at most {most} user(s) "
+                        f"(max_quantity); got {len(users)}"
+                    )
                 return await self.send_users_shared(
                     button.request_users.request_id,
                     [u for u in users if not isinstance(u, Chat)],

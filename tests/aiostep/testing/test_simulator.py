@@ -620,3 +620,26 @@ async def test_a_message_of_another_chat_is_not_taken_for_one_here() -> None:
             group.delete(own)
         with pytest.raises(ValueError, match="chat"):
             await group.send("re", reply_to=in_private)
+
+
+async def test_a_users_button_shares_no_more_users_than_it_allows() -> None:
+    from aiogram.types import KeyboardButtonRequestUsers
+
+    def build() -> Dispatcher:
+        dp = Dispatcher()
+
+        @dp.message(Command("pick"))
+        async def ask(message: Message) -> None:
+            request = KeyboardButtonRequestUsers(request_id=1, max_quantity=2)
+            button = KeyboardButton(text="Pick", request_users=request)
+            await message.answer("Who?", reply_markup=ReplyKeyboardMarkup(keyboard=[[button]]))
+
+        return dp
+
+    async with BotSimulator(build) as sim:
+        talk = sim.chat()
+        await talk.send("/pick")
+        with pytest.raises(ValueError, match="at most 2"):
+            await talk.press("Pick", share=[sim.user(), sim.user(), sim.user()])
+        sent = await talk.press("Pick", share=[sim.user(), sim.user()])
+        assert sent.users_shared is not None and len(sent.users_shared.users) == 2
