@@ -407,11 +407,12 @@ async def enter(
     reach ``dp.errors``. The user's next message, or a press of that prompt's buttons,
     answers the question they saw."""
     # what the seen prompt's buttons carry, kept for going back to it
-    seen_nonce, seen_pick = self.nonce, (self._shown, self._picked, self._labels)
+    seen_nonce, seen_pick = self.nonce, None
     self.state = spec.state
     self.attempts = 0
     self.nonce = new_nonce(spec)
     if self._shown is not None or self._picked:
+        seen_pick = (self._shown, self._picked, self._labels)
         self._shown, self._picked, self._labels = None, (), None  # the previous step's
     if spec.picker is not None:
         await ch.prepare(self, spec)  # the options to show, stored by the park below
@@ -429,7 +430,10 @@ async def enter(
             else:
                 seen, self.data, self.history = back_to
                 self.state, self.nonce = seen.state, seen_nonce
-                self._shown, self._picked, self._labels = seen_pick
+                if seen_pick is not None:
+                    self._shown, self._picked, self._labels = seen_pick
+                else:
+                    self._shown, self._picked, self._labels = None, (), None
                 await _ui.drop_press(self)  # one-message mode: it was to show the outcome
                 await park(self, seen)
         except Exception:
