@@ -18,7 +18,8 @@ from aiogram import Dispatcher
 from aiogram.filters import Command
 from aiogram.types import ErrorEvent, KeyboardButton, Message, ReplyKeyboardMarkup
 
-from aiostep_dialogs import PrivateChatOnlyError, Wizard, step
+from aiostep_dialogs import Finish, PrivateChatOnlyError, Wizard, step
+from aiostep_dialogs.running import Call
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -153,3 +154,50 @@ async def test_the_test_kit_cannot_press_a_request_button_in_a_group() -> None:
         await talk.send("/phone")
         with pytest.raises(AssertionError, match="private chats only"):
             await talk.press("Share")
+
+
+class Phone(Wizard, name="t_private_only_phone"):
+    class State(Enum):
+        PHONE = auto()
+
+    @step(State.PHONE, prompt="Phone?", request="contact")
+    async def phone(self, value: dict[str, object]) -> Finish:
+        return self.finish(value["phone_number"])
+
+
+class Member(Wizard, name="t_private_only_member"):
+    class State(Enum):
+        NAME = auto()
+        DONE = auto()
+
+    @step(State.NAME, prompt="Name?")
+    async def name(self, value: str) -> Call:
+        self.data["name"] = value
+        return self.call(Phone)
+
+    @step(State.DONE, prompt="Anything else?")
+    async def done(self, value: str) -> Finish:
+        return self.finish()
+
+
+def member_bot(dp: Dispatcher, storage: object) -> None:
+    Member.setup(dp, entry=Command("join"), storage=storage)
+    Phone.setup(dp, storage=storage)
+
+    @dp.errors()
+    async def on_error(event: ErrorEvent) -> bool:
+        errors.append(event.exception)
+        return True
+
+
+async def test_a_called_wizard_that_asks_for_a_button_in_a_group_ends_the_conversation(
+    backend: Backend,
+) -> None:
+    errors.clear()
+    sim = backend.simulator(member_bot)
+    talk = sim.chat(chat=sim.group())
+    await talk.send("/join")
+    await talk.send("Ann")
+    assert talk.last == "This step works only in a private chat with me."
+    assert [type(e) for e in errors] == [PrivateChatOnlyError]
+    assert await backend.record(talk) is None  # not back at Name?, to be refused again
