@@ -183,7 +183,10 @@ async def _show(wizard: RunningWizard, spec: StepSpec, previous: RunningWizard |
                 await drop_press(wizard)
                 await clear(wizard)
             else:
-                previous.nonce = new_nonce(previous._spec())
+                # its nonce as its prompt's buttons carry it, so they answer again
+                if not previous.nonce:
+                    previous.nonce = new_nonce(previous._spec())
+                await drop_press(wizard)
                 await park(previous, previous._spec())
         except Exception:
             logger.exception("%s: could not undo a step whose prompt failed", wizard.key)
@@ -243,6 +246,7 @@ async def follow(
         data=before,
         state=spec.state,
         history=caller.history,
+        nonce=caller.nonce,  # its prompt's buttons, should the callee's prompt fail
     )
     seen._stack = caller._stack
     seen.middleware_data = caller.middleware_data

@@ -16,7 +16,8 @@ from aiogram.filters import Command
 from aiogram.methods import EditMessageText, SendMessage
 from aiogram.types import ErrorEvent
 
-from aiostep_dialogs import Wizard, step
+from aiostep_dialogs import Finish, Wizard, step
+from aiostep_dialogs.running import Call
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -104,3 +105,48 @@ async def test_in_one_message_mode_the_pressed_prompt_answers_again(backend: Bac
     await talk.click("Small")
     assert "This button is no longer active." not in talk.toasts
     assert talk.last == "Name for the cup?"
+
+
+class Name(Wizard, name="t_seen_buttons_name"):
+    class State(Enum):
+        NAME = auto()
+
+    @step(State.NAME, prompt="Name for the cup?")
+    async def name(self, value: str) -> Finish:
+        return self.finish(value)
+
+
+class CallingCup(Wizard, name="t_seen_buttons_calling_cup"):
+    class State(Enum):
+        SIZE = auto()
+
+    @step(State.SIZE, prompt="Size?", choices={"s": "Small", "l": "Large"})
+    async def size(self, value: str) -> Call:
+        self.data["size"] = value
+        return self.call(Name)
+
+
+def calling_bot(dp: Dispatcher, storage: object) -> None:
+    CallingCup.setup(dp, entry=Command("cup"), storage=storage)
+    Name.setup(dp, storage=storage)
+
+    @dp.errors()
+    async def on_error(event: ErrorEvent) -> bool:
+        errors.append(type(event.exception).__name__)
+        return True
+
+
+async def test_after_a_called_wizards_failed_prompt_the_callers_buttons_answer(
+    backend: Backend,
+) -> None:
+    errors.clear()
+    sim = backend.simulator(calling_bot)
+    talk = sim.chat()
+    await talk.send("/cup")
+    refuse_name_prompt(sim)
+    await talk.send("Large")  # typed: the caller's buttons stay on its prompt
+    assert errors == ["TelegramBadRequest"]
+    accept_prompts(sim)
+    await talk.click("Small")
+    assert talk.toasts == []
+    talk.assert_last("Name for the cup?")
