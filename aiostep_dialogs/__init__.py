@@ -29,6 +29,7 @@ from aiostep_dialogs import validators as v
 from aiostep_dialogs.calls import CallDepthError, WizardNotSetUpError
 from aiostep_dialogs.choices import ChoicesError
 from aiostep_dialogs.formatting import Markup, effective_parse_mode, escape, fill
+from aiostep_dialogs.requests import PrivateChatOnlyError
 from aiostep_dialogs.validators import ValidationError
 from aiostep_dialogs.wizard import Commands, Finish, StepSpec, Texts, Wizard, step
 
@@ -38,6 +39,7 @@ __all__ = [
     "Commands",
     "Finish",
     "Markup",
+    "PrivateChatOnlyError",
     "StepSpec",
     "Texts",
     "ValidationError",

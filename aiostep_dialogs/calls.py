@@ -35,9 +35,10 @@ from aiostep_dialogs.record import _HISTORY_LIMIT, _undo, _undo_entry, clear, pa
 from aiostep_dialogs.record import frame_of as _frame
 from aiostep_dialogs.registry import is_installed, wizard_named
 from aiostep_dialogs.render import send_prompt
+from aiostep_dialogs.requests import PrivateChatOnlyError
 from aiostep_dialogs.running import Call, Jump, is_wizard_class
 from aiostep_dialogs.spec import Finish, new_nonce, overrides_hook
-from aiostep_dialogs.ui import close
+from aiostep_dialogs.ui import close, drop_press
 
 if TYPE_CHECKING:
     from aiostep_dialogs.running import RunningWizard
@@ -175,12 +176,17 @@ async def _show(wizard: RunningWizard, spec: StepSpec, previous: RunningWizard |
     await park(wizard, spec)
     try:
         await send_prompt(wizard, spec)
-    except Exception:
+    except Exception as exc:
         try:
-            if previous is None:
+            if previous is None or isinstance(exc, PrivateChatOnlyError):
+                # a request step in a group: every way on leads back to it (see enter)
+                await drop_press(wizard)
                 await clear(wizard)
             else:
-                previous.nonce = new_nonce(previous._spec())
+                # its nonce as its prompt's buttons carry it, so they answer again
+                if not previous.nonce:
+                    previous.nonce = new_nonce(previous._spec())
+                await drop_press(wizard)
                 await park(previous, previous._spec())
         except Exception:
             logger.exception("%s: could not undo a step whose prompt failed", wizard.key)
@@ -240,6 +246,7 @@ async def follow(
         data=before,
         state=spec.state,
         history=caller.history,
+        nonce=caller.nonce,  # its prompt's buttons, should the callee's prompt fail
     )
     seen._stack = caller._stack
     seen.middleware_data = caller.middleware_data

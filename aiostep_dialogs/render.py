@@ -29,7 +29,7 @@ from aiostep_dialogs.media import Media, MediaCall, send_media_prompt
 from aiostep_dialogs.picking import before_send
 from aiostep_dialogs.picking import markup as picker_markup
 from aiostep_dialogs.record import park as _park
-from aiostep_dialogs.requests import CompiledRequest
+from aiostep_dialogs.requests import CompiledRequest, PrivateChatOnlyError
 from aiostep_dialogs.spec import StepSpec
 from aiostep_dialogs.ui import closing_markup
 from aiostep_dialogs.validators import ValidationError
@@ -133,6 +133,11 @@ async def send_prompt(
         await before_send(self, spec)
     if spec.localized or spec.picker is not None or spec.request is not None:
         await self._language()  # its labels are said in it (by the sync _markup)
+        if spec.request is not None and self.key.chat_id < 0:
+            # groups and channels have negative ids; request buttons work in private chats
+            await self.answer(self._text(self.texts.private_only))
+            step = f"{type(self).__qualname__}.{spec.method.__name__}"
+            raise PrivateChatOnlyError(step, self.key.chat_id)
     prompt: str | Text
     text = spec.prompt
     if type(text) is str and not spec.localized and not self.show_progress:

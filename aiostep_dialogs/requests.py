@@ -23,11 +23,12 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 
+from aiostep.exceptions import AiostepError
 from aiostep_dialogs import validators as v
 from aiostep_dialogs.i18n import Localized, is_localized, localize
 from aiostep_dialogs.validators import Validator
 
-__all__ = ["Request", "RequestKind"]
+__all__ = ["PrivateChatOnlyError", "Request", "RequestKind"]
 
 #: What a request button asks the user's app to send.
 RequestKind = Literal["contact", "location", "poll", "users", "chat"]
@@ -39,6 +40,22 @@ Request = (
 )
 
 _KINDS: tuple[str, ...] = ("contact", "location", "poll", "users", "chat")
+
+
+class PrivateChatOnlyError(AiostepError, RuntimeError):
+    """A step with ``request=`` was reached outside a private chat, where Telegram's request
+    buttons do not work (the user could never answer it). The user is told
+    ``texts.private_only``, and the conversation in that chat ends."""
+
+    def __init__(self, step: str, chat_id: int) -> None:
+        super().__init__(
+            f"step {step} asks with a request button (request=...), and Telegram's request "
+            f"buttons work in private chats only; chat {chat_id} is a group or channel. Start "
+            "this wizard in private chats only (e.g. entry=Command(...) with "
+            "F.chat.type == 'private'), or ask in a step without request= there"
+        )
+        self.step = step
+        self.chat_id = chat_id
 
 
 def request_kind(request: object) -> RequestKind:

@@ -49,6 +49,7 @@ from aiostep_dialogs.record import (
 )
 from aiostep_dialogs.registry import wizard_named
 from aiostep_dialogs.render import say_error, send_prompt
+from aiostep_dialogs.requests import PrivateChatOnlyError
 from aiostep_dialogs.running import Call, Jump
 from aiostep_dialogs.spec import Finish, StepSpec, new_nonce
 from aiostep_dialogs.ui import quietly as _quietly
@@ -403,11 +404,15 @@ async def enter(
     """Move to ``spec`` and send its prompt. If the prompt cannot be sent, the user never
     saw that question: go back to ``back_to`` (the step they did see, with the data and
     history before their answer; without it the conversation ends), then let the error
-    reach ``dp.errors``. The user's next message answers the question they saw."""
+    reach ``dp.errors``. The user's next message, or a press of that prompt's buttons,
+    answers the question they saw."""
+    # what the seen prompt's buttons carry, kept for going back to it
+    seen_nonce, seen_pick = self.nonce, None
     self.state = spec.state
     self.attempts = 0
     self.nonce = new_nonce(spec)
     if self._shown is not None or self._picked:
+        seen_pick = (self._shown, self._picked, self._labels)
         self._shown, self._picked, self._labels = None, (), None  # the previous step's
     if spec.picker is not None:
         await ch.prepare(self, spec)  # the options to show, stored by the park below
@@ -415,14 +420,21 @@ async def enter(
         await park(self, spec)
     try:
         await send_prompt(self, spec, park=True)
-    except Exception:
+    except Exception as exc:
         try:
-            if back_to is None:
+            if back_to is None or isinstance(exc, PrivateChatOnlyError):
+                # a request step in a group: every way on leads back to it, and the user
+                # was told to use a private chat; the conversation here ends
+                await _ui.drop_press(self)
                 await clear(self)
             else:
                 seen, self.data, self.history = back_to
-                self.state, self.nonce = seen.state, new_nonce(seen)
-                self._shown, self._picked, self._labels = None, (), None
+                self.state, self.nonce = seen.state, seen_nonce
+                if seen_pick is not None:
+                    self._shown, self._picked, self._labels = seen_pick
+                else:
+                    self._shown, self._picked, self._labels = None, (), None
+                await _ui.drop_press(self)  # one-message mode: it was to show the outcome
                 await park(self, seen)
         except Exception:
             logger.exception("%s: could not undo a step whose prompt failed", self.key)

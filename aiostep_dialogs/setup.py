@@ -46,6 +46,8 @@ from aiostep_dialogs.timeouts import TICK
 from aiostep_dialogs.ui import quietly as _quietly
 
 if TYPE_CHECKING:
+    from aiogram import Bot
+
     from aiostep_dialogs.running import RunningWizard
 
 #: what a navigation command runs, by its action
@@ -359,6 +361,18 @@ def _find_listen(dp: Dispatcher) -> aiostep.Listen | None:
     return None
 
 
+async def _for_another_bot(message: Any, bot: Bot | None) -> bool:
+    """Whether the command ``message`` starts with names another bot (``/help@other_bot``);
+    only such commands cost a look at this bot's username (``bot.me()``, cached by aiogram)."""
+    text = message.text if message.text is not None else message.caption
+    first = (text or "").split(maxsplit=1)[0] if text else ""
+    _, at, mention = first.partition("@")
+    if not at or bot is None:
+        return False
+    me = await bot.me()
+    return mention.lower() != (me.username or "").lower()
+
+
 class _PromptGuard:
     """After a command that interrupted a running wizard (``/help``...) and did not end it,
     send the current prompt again so the user knows what is being asked."""
@@ -387,6 +401,8 @@ class _PromptGuard:
         storage = self.listen.storage
         if key is None or storage is None:
             return result
+        if await _for_another_bot(event, data.get("bot")):
+            return result  # /help@other_bot: not this bot's business, as for Command filters
         seen = data.get("aiostep_seen")
         read = seen.read if isinstance(seen, aiostep.SeenRecords) else storage.read
         record = await read(storage_key(key))

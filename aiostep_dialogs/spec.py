@@ -419,6 +419,8 @@ class Texts:
     request_users: Localized = N_("Choose a user")
     request_chat: Localized = N_("Choose a chat")
     use_button: Localized = N_('Please use the "{label}" button below.')
+    #: said instead of a request step's prompt in a group, where its button cannot work
+    private_only: Localized = N_("This step works only in a private chat with me.")
     #: a step's reminder (above its prompt again) and what the default on_timeout says
     reminder: Localized = N_("Still there?")
     timed_out: Localized = N_("Time is up; let's stop here. You can start again any time.")

@@ -31,6 +31,9 @@ __all__ = ["UI"]  # declared in aiostep_dialogs.spec; named here too, where it w
 
 logger = logging.getLogger("aiostep_dialogs")
 
+#: the most characters Telegram shows in a toast (answerCallbackQuery's text)
+_TOAST_LIMIT = 200
+
 
 def stored_message_id(meta: Mapping[str, Any]) -> int | None:
     """The prompt message id a wizard's stored kwargs hold (``"m"``), if it is one."""
@@ -144,6 +147,8 @@ async def refuse_press(wizard: RunningWizard, reason: str) -> bool:
     leaving the message (and its buttons) as it is; ``False`` if no press is being handled."""
     if wizard._press is None:
         return False
+    if len(reason) > _TOAST_LIMIT:  # Telegram refuses a longer toast: the reason would be lost
+        reason = reason[: _TOAST_LIMIT - 1] + "…"
     await _take_press(wizard, reason)
     return True
 

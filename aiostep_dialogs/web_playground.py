@@ -41,7 +41,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.filters import Command
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import Chat, User
+from aiogram.types import Chat, ReplyKeyboardMarkup, ReplyKeyboardRemove, User
 from aiohttp import web
 
 from aiostep import ANYONE, ConversationKey, Listen
@@ -225,6 +225,11 @@ class WebPlayground:
         talk = self.conversation(chat, user_id)
         if not any(text in row for row in talk.keyboard or []):
             raise BadRequest(f"no reply keyboard button ({text}) in chat {chat!r}")
+        if talk.chat.type != "private" and _asks_the_app(talk, text):
+            raise BadRequest(
+                f"({text}) asks the user's app to share something, and Telegram's request "
+                "buttons work in private chats only: in a group the app cannot press it"
+            )
         await self._act(lambda: talk.press(text))
 
     async def restart(self) -> None:
@@ -434,6 +439,21 @@ class WebPlayground:
     async def _post_restart(self, request: web.Request) -> web.Response:
         await self._body(request)  # JSON only, like every action (see _body)
         return await self._answer(self.restart())
+
+
+def _asks_the_app(talk: Conversation, text: str) -> bool:
+    """Whether the reply keyboard button ``text`` shown to ``talk`` is a request button."""
+    for record in reversed(talk.messages):
+        if isinstance(record.markup, ReplyKeyboardMarkup):
+            buttons = [b for row in record.markup.keyboard for b in row if b.text == text]
+            button = buttons[0] if buttons else None
+            return button is not None and any(
+                (button.request_contact, button.request_location, button.request_poll,
+                 button.request_users, button.request_chat)
+            )  # fmt: skip
+        if isinstance(record.markup, ReplyKeyboardRemove):
+            return False
+    return False
 
 
 def _field(body: dict[str, Any], name: str, kind: type[_T]) -> _T:

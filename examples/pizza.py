@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum, auto
 from pathlib import Path
 
-from aiogram import Dispatcher
+from aiogram import Dispatcher, F
 from aiogram.filters import Command
 from aiogram.types import Message
 
@@ -119,7 +119,8 @@ def build(storage: object = None, db: PizzaDB | None = None) -> Dispatcher:
     """The bot's Dispatcher: /start or /pizza starts an order."""
     dp = Dispatcher()
     dp["db"] = db if db is not None else PizzaDB()  # what menu() and confirm() ask for
-    Pizza.setup(dp, entry=Command("start", "pizza"), storage=storage)
+    # private chats only: the phone step's "Share my phone number" button works only there
+    Pizza.setup(dp, entry=[Command("start", "pizza"), F.chat.type == "private"], storage=storage)
 
     @dp.message(Command("orders"))
     async def orders(message: Message, db: PizzaDB) -> None:

@@ -98,7 +98,11 @@ class Conversation:
     # --- acting ------------------------------------------------------------------------------
 
     async def send(self, text: str, *, reply_to: MessageRef | None = None) -> Message:
-        """Send ``text`` as the user; a leading ``/command`` gets its ``bot_command`` entity."""
+        """Send ``text`` as the user; a leading ``/command`` gets its ``bot_command`` entity.
+
+        Raises:
+            ValueError: ``reply_to`` is a message of another chat.
+        """
         return await self._send({"text": text, "entities": _entities(text)}, reply_to)
 
     async def send_photo(
@@ -234,6 +238,7 @@ class Conversation:
         Raises:
             ValueError: ``message`` is not this user's message in this chat.
         """
+        self._here(message)
         log = self._log
         record = log.records.get(message.message_id)
         sender = record.message.from_user if record is not None else None
@@ -263,6 +268,7 @@ class Conversation:
             ValueError: ``message`` is not in this chat, is deleted already, or is the bot's
                 message in a group (only admins may delete those).
         """
+        self._here(message)
         log = self._log
         record = log.records.get(message.message_id)
         if record is None or record.deleted:
@@ -290,9 +296,11 @@ class Conversation:
         Raises:
             AssertionError: no such button (the message shows the transcript), or it is not a
                 callback button (a URL, a web app...).
+            ValueError: ``message`` is in another chat.
         """
         log = self._log
         if message is not None:
+            self._here(message)
             candidates = [r for r in [log.records.get(message.message_id)] if r is not None]
         else:
             candidates = list(reversed(self.messages))
@@ -345,15 +353,19 @@ class Conversation:
         """Press the button ``text`` of the reply keyboard shown here
         ([`keyboard`][aiostep.testing.Conversation.keyboard]).
 
-        An ordinary button sends its text. A request button sends what the user's app would:
+        An ordinary button sends its text (in a group, as a reply to the keyboard's message,
+        as the app does). A request button sends what the user's app would:
         ``request_contact`` the user's own contact, ``request_location`` ``location``,
         ``request_poll`` a poll (``poll``: the question, then the options; a quiz if the
         button asks for one), ``request_users`` the users in ``share`` (default: a new
         simulated user), ``request_chat`` the chat ``share`` (default: a new group).
 
         Raises:
-            AssertionError: no reply keyboard here has that button (shows the transcript).
-            ValueError: a ``request_chat`` button pressed with a list of users to ``share``.
+            AssertionError: no reply keyboard here has that button (shows the transcript),
+                or it is a request button outside a private chat (Telegram's request buttons
+                work in private chats only).
+            ValueError: a ``request_chat`` button pressed with a list of users to ``share``,
+                or a ``request_users`` one with more users than its ``max_quantity``.
         """
         markup = self._reply_keyboard()
         buttons = [b for row in markup.keyboard for b in row] if markup is not None else []
@@ -362,6 +374,15 @@ class Conversation:
             raise AssertionError(
                 f"no reply keyboard button ({text}) in chat {self.chat.id}{self._topic_note}; "
                 f"the keyboard is {self.keyboard!r}\n\n{self.transcript()}"
+            )
+        requests = button.request_contact or button.request_location
+        if (requests or button.request_poll or button.request_users or button.request_chat) and (
+            self.chat.type != "private"
+        ):
+            raise AssertionError(
+                f"button ({text}) in chat {self.chat.id} asks the user's app to share something: "
+                "Telegram's request buttons work in private chats only, the app cannot press "
+                f"it in a {self.chat.type}\n\n{self.transcript()}"
             )
         if button.request_contact:
             return await self.send_contact()
@@ -376,6 +397,12 @@ class Conversation:
                 share = [self.sim.user()] if button.request_users is not None else self.sim.group()
             if button.request_users is not None:
                 users = [share] if isinstance(share, (int, Chat)) else share
+                most = button.request_users.max_quantity or 1
+                if len(users) > most:  # the app's list lets the user pick no more
+                    raise ValueError(
+                        f"button ({text}) shares at most {most} user(s) "
+                        f"(max_quantity); got {len(users)}"
+                    )
                 return await self.send_users_shared(
                     button.request_users.request_id,
                     [u for u in users if not isinstance(u, Chat)],
@@ -384,6 +411,10 @@ class Conversation:
             if not isinstance(share, (int, Chat)):
                 raise ValueError(f"button ({text}) shares one chat: pass share=chat (or its id)")
             return await self.send_chat_shared(button.request_chat.request_id, share)
+        if self.chat.type != "private":
+            # in a group the app sends a keyboard button's text as a reply to the keyboard's
+            # message, which a bot with privacy mode on is also given
+            return await self.send(text, reply_to=self._reply_keyboard_message())
         return await self.send(text)
 
     # --- reading -----------------------------------------------------------------------------
@@ -400,8 +431,14 @@ class Conversation:
 
     @property
     def messages(self) -> list[MessageRecord]:
-        """The bot's messages here (in this topic, if any), oldest first; deleted ones flagged."""
-        return self._log.bot_messages(self.thread_id)
+        """The bot's messages here (in this topic, if any), oldest first; deleted ones flagged.
+
+        In a forum without ``thread_id``, those of its General topic, as Telegram shows it.
+        """
+        records = self._log.bot_messages(self.thread_id)
+        if self.thread_id is None and self.chat.is_forum:
+            return [r for r in records if not r.message.is_topic_message]
+        return records
 
     @property
     def last_message(self) -> MessageRecord | None:
@@ -461,10 +498,25 @@ class Conversation:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def _here(self, message: MessageRef) -> None:
+        """Refuse a message of another chat: ids are per chat, so its id names another
+        message here."""
+        chat_id = message.chat_id if isinstance(message, MessageRecord) else message.chat.id
+        if chat_id != self.chat.id:
+            raise ValueError(
+                f"message {message.message_id} is in chat {chat_id}, not in chat "
+                f"{self.chat.id}; use it from a conversation in its own chat"
+            )
+
     def _reply_keyboard(self) -> ReplyKeyboardMarkup | None:
+        record = self._reply_keyboard_message()
+        return record.markup if record is not None else None  # type: ignore[return-value]
+
+    def _reply_keyboard_message(self) -> MessageRecord | None:
+        """The bot's message whose reply keyboard is shown here, if any."""
         for record in reversed(self.messages):
             if isinstance(record.markup, ReplyKeyboardMarkup):
-                return record.markup
+                return record
             if isinstance(record.markup, ReplyKeyboardRemove):
                 return None
         return None
@@ -482,6 +534,8 @@ class Conversation:
         return f" (topic {self.thread_id})" if self.thread_id is not None else ""
 
     async def _send(self, content: dict[str, Any], reply_to: MessageRef | None = None) -> Message:
+        if reply_to is not None:
+            self._here(reply_to)
         sim = self.sim
         log = self._log
         data: dict[str, Any] = {
@@ -501,5 +555,8 @@ class Conversation:
                 data["reply_to_message"] = replied.message.model_dump(by_alias=True)
         message = Message.model_validate(data, context={"bot": sim.bot})
         log.post(MessageRecord(message, from_bot=False), self._label)
+        if not sim.session.delivers(message, sim.bot.id):
+            log.note("  (not delivered to the bot: privacy mode)")
+            return message
         await sim.feed(sim._update(message=message), chat_id=self.chat.id)
         return message

@@ -54,6 +54,13 @@ _NOT_MODIFIED = (
 #: Seconds after which the simulated Telegram refuses to edit a bot's message (48 hours).
 _EDIT_WINDOW = 48 * 3600.0
 
+# Telegram's limits: characters of a text and of a caption (after the markup is parsed; counted
+# here in code points, never more than Telegram counts), bytes of a button's callback_data.
+_TEXT_LIMIT = 4096
+_CAPTION_LIMIT = 1024
+_CALLBACK_DATA_LIMIT = 64
+_TOAST_LIMIT = 200  # answerCallbackQuery's text
+
 
 def _arg(method: TelegramMethod[Any], name: str) -> Any:
     return getattr(method, name, None)
@@ -69,6 +76,7 @@ class TelegramEmulation:
 
     strict: bool
     edit_window: float | None
+    group_privacy: bool
     bot_name: str
     bot_username: str
     chats: dict[int, ChatLog]
@@ -87,7 +95,7 @@ class TelegramEmulation:
             first_name=self.bot_name,
             username=self.bot_username,
             can_join_groups=True,
-            can_read_all_group_messages=False,
+            can_read_all_group_messages=not self.group_privacy,
             supports_inline_queries=False,
         )
 
@@ -106,6 +114,21 @@ class TelegramEmulation:
             log = self.chats[chat_id] = ChatLog(chat)
         return log
 
+    def delivers(self, message: Message, bot_id: int) -> bool:
+        """Whether Telegram delivers the user's ``message`` to the bot: always, unless it is
+        in a group and ``group_privacy`` is on; then only a command or a reply to the bot."""
+        if not self.group_privacy or message.chat.type not in ("group", "supergroup"):
+            return True
+        text = message.text if message.text is not None else message.caption
+        if text is not None and text.startswith("/"):
+            return True
+        replied = message.reply_to_message
+        return (
+            replied is not None
+            and replied.from_user is not None
+            and (replied.from_user.id == bot_id)
+        )
+
     def add_user(self, user: User) -> None:
         """Make ``user`` known (``getChatMember`` answers for known users)."""
         self.users[user.id] = user
@@ -123,6 +146,38 @@ class TelegramEmulation:
         ]
 
     # --- helpers -----------------------------------------------------------------------------
+
+    def _check_limits(self, method: TelegramMethod[Any]) -> None:
+        """Refuse, as Telegram does, an empty or too long text, a too long caption or toast,
+        and a button whose ``callback_data`` is empty or longer than 64 bytes (``method``
+        parsed)."""
+        name = method.__api_method__
+        text = _arg(method, "text")
+        if name in ("sendMessage", "editMessageText") and isinstance(text, str):
+            if not text.strip():
+                self._fail(method, "Bad Request: message text is empty")
+            elif len(text) > _TEXT_LIMIT:
+                self._fail(
+                    method,
+                    "Bad Request: message is too long"
+                    if name == "sendMessage"
+                    else "Bad Request: MESSAGE_TOO_LONG",
+                )
+        if name == "answerCallbackQuery" and isinstance(text, str) and len(text) > _TOAST_LIMIT:
+            self._fail(method, "Bad Request: MESSAGE_TOO_LONG")
+        media = _arg(method, "media")
+        holders = [method, *(media if isinstance(media, list) else [media])]
+        for holder in holders:
+            caption = getattr(holder, "caption", None)
+            if isinstance(caption, str) and len(caption) > _CAPTION_LIMIT:
+                self._fail(method, "Bad Request: message caption is too long")
+        markup = _arg(method, "reply_markup")
+        if isinstance(markup, InlineKeyboardMarkup):
+            for row in markup.inline_keyboard:
+                for button in row:
+                    data = button.callback_data
+                    if data is not None and not 0 < len(data.encode()) <= _CALLBACK_DATA_LIMIT:
+                        self._fail(method, "Bad Request: BUTTON_DATA_INVALID")
 
     def _fail(self, method: TelegramMethod[Any], message: str) -> None:
         if self.strict:
@@ -288,6 +343,23 @@ class TelegramEmulation:
     ) -> Message:
         """Create a message from the bot in ``chat_id`` and log it."""
         log = self._log_of(method, chat_id)
+        reply_parameters = self._value(bot, _arg(method, "reply_parameters"))
+        reply_to = (
+            reply_parameters.message_id
+            if reply_parameters is not None
+            else _arg(method, "reply_to_message_id")
+        )
+        replied = log.records.get(reply_to) if reply_to is not None else None
+        if replied is not None and replied.deleted:
+            replied = None
+        if reply_to is not None and replied is None:
+            allow = (
+                reply_parameters.allow_sending_without_reply
+                if reply_parameters is not None
+                else _arg(method, "allow_sending_without_reply")
+            )
+            if not self._value(bot, allow):
+                self._fail(method, "Bad Request: message to be replied not found")
         data: dict[str, Any] = {
             "message_id": log.next_message_id(),
             "date": _now(),
@@ -303,16 +375,8 @@ class TelegramEmulation:
         markup = _arg(method, "reply_markup")
         if isinstance(markup, InlineKeyboardMarkup):  # the only markup a Message holds
             data["reply_markup"] = markup.model_dump()
-        reply_parameters = self._value(bot, _arg(method, "reply_parameters"))
-        reply_to = (
-            reply_parameters.message_id
-            if reply_parameters is not None
-            else _arg(method, "reply_to_message_id")
-        )
-        if reply_to is not None:
-            replied = log.records.get(reply_to)
-            if replied is not None:
-                data["reply_to_message"] = replied.message.model_dump()
+        if replied is not None:
+            data["reply_to_message"] = replied.message.model_dump()
         message = Message.model_validate(data, context={"bot": bot})
         log.post(MessageRecord(message, from_bot=True, markup=markup), "bot")
         return message

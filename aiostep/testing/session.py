@@ -51,14 +51,23 @@ class RecordingSession(TelegramEmulation, BaseSession):
 
     Args:
         strict: answer like Telegram to mistakes (editing or deleting a message that does not
-            exist, an edit that changes nothing, answering a button press twice) with
-            ``TelegramBadRequest``; ``False`` ignores them.
+            exist, an edit that changes nothing, answering a button press twice, an empty
+            text, a text over 4096 characters or a caption over 1024 once parsed, a toast over
+            200, a button's ``callback_data`` over 64 bytes, a reply to a message that is not
+            there without ``allow_sending_without_reply``) with ``TelegramBadRequest``;
+            ``False`` ignores them.
         bot_name: the bot user's first name (``getMe``).
         bot_username: the bot user's username (``getMe``).
         check_entities: parse texts and captions sent with a ``parse_mode`` like Telegram:
             malformed markup raises ``TelegramBadRequest`` ("can't parse entities"), and the
             chat holds the plain text and entities. ``False`` records the text as it was sent,
             markup and all, and never refuses it.
+        group_privacy: Telegram's privacy mode, on by default for a new bot: in a group the
+            bot gets only commands and replies to its own messages; the user's other messages
+            are not delivered (the transcript says so), and ``getMe`` says
+            ``can_read_all_group_messages=False``. ``False`` (the default here): the bot reads
+            every group message, as one with privacy mode off (``/setprivacy`` in @BotFather)
+            or an admin does.
         edit_window: seconds after which the bot's message can no longer be edited
             (``"message can't be edited"``), by the test kit's clock (advance it with
             [`FakeClock`][aiostep.testing.FakeClock]); default 48 hours, Telegram's limit for
@@ -77,11 +86,13 @@ class RecordingSession(TelegramEmulation, BaseSession):
         bot_username: str = "test_bot",
         check_entities: bool = True,
         edit_window: float | None = _EDIT_WINDOW,
+        group_privacy: bool = False,
     ) -> None:
         super().__init__()
         self.strict = strict
         self.edit_window = edit_window
         self.check_entities = check_entities
+        self.group_privacy = group_privacy
         self.bot_name = bot_name
         self.bot_username = bot_username
         self.calls: list[TelegramMethod[Any]] = []
@@ -189,6 +200,8 @@ class RecordingSession(TelegramEmulation, BaseSession):
                 result = await result
             return cast(TelegramType, result)
         method = parsed
+        if self.strict:
+            self._check_limits(method)
         handler = self._handlers.get(name)
         if handler is not None:
             return cast(TelegramType, handler(bot, method))

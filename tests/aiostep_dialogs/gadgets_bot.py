@@ -51,6 +51,13 @@ def build(storage: object = None) -> Dispatcher:
         )
         await message.answer("Tea or coffee?", reply_markup=keyboard)
 
+    @dp.message(Command("where"))
+    async def where(message: Message) -> None:
+        button = KeyboardButton(text="Send my location", request_location=True)
+        await message.answer(
+            "Where are you?", reply_markup=ReplyKeyboardMarkup(keyboard=[[button]])
+        )
+
     @dp.message(F.text.in_({"Tea", "Coffee"}))
     async def drink(message: Message) -> None:
         await message.answer(f"{message.text} it is.", reply_markup=ReplyKeyboardRemove())

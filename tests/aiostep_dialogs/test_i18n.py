@@ -21,7 +21,7 @@ from babel.messages.mofile import write_mo
 import aiostep_dialogs.wizard as wizard_module
 from aiostep.keys import ConversationKey, storage_key
 from aiostep.testing import BotSimulator, Conversation
-from aiostep_dialogs import Finish, Texts, ValidationError, Wizard, step, v
+from aiostep_dialogs import Finish, PrivateChatOnlyError, Texts, ValidationError, Wizard, step, v
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -532,13 +532,22 @@ async def test_choices_multi_select_and_request_buttons_speak_russian(backend: B
     assert talk.toasts[-1] == "Выберите хотя бы 2."
     assert extras.buttons == [["✅ Багаж", "Обед"], ["Готово"]]
     await talk.click("Обед")
-    await talk.click("Готово")
-    talk.assert_last("Телефон?")
-    assert talk.keyboard == [["Поделиться номером телефона"]]
-    await talk.send("+7 900 000-00-00")  # typed, where only the button's answer is taken
-    assert talk.last == "Пожалуйста, нажмите кнопку «Поделиться номером телефона» ниже.\n\nТелефон?"
-    await talk.press("Поделиться номером телефона")
-    assert talk.last is not None and talk.last.startswith("kzn ['bag', 'meal'] +")
+    with pytest.raises(PrivateChatOnlyError):  # request buttons work in private chats only
+        await talk.click("Готово")
+    assert talk.last == "Этот шаг работает только в личном чате со мной."
+
+    ru = sim.chat(sim.user(language_code="ru"))  # the request button, in a private chat
+    await ru.send("/trip")
+    await ru.click("Москва")
+    await ru.click("Багаж")
+    await ru.click("Обед")
+    await ru.click("Готово")
+    ru.assert_last("Телефон?")
+    assert ru.keyboard == [["Поделиться номером телефона"]]
+    await ru.send("+7 900 000-00-00")  # typed, where only the button's answer is taken
+    assert ru.last == "Пожалуйста, нажмите кнопку «Поделиться номером телефона» ниже.\n\nТелефон?"
+    await ru.press("Поделиться номером телефона")
+    assert ru.last is not None and ru.last.startswith("msk ['bag', 'meal'] +")
 
     en = sim.chat(sim.user(language_code="en"))  # the same wizard, in English
     await en.send("/trip")

@@ -184,6 +184,19 @@ async def test_a_reply_keyboard_button_can_be_pressed() -> None:
     assert chat["keyboard"] is None  # the bot removed it
 
 
+async def test_a_request_button_in_the_group_is_refused_as_the_app_would() -> None:
+    # Telegram's request buttons work in private chats only: the page says so (400), it is
+    # not shown as the bot's error (500)
+    async with served(GADGETS, send_start=False) as (_, client):
+        await post(client, "/api/send", chat="group", user=1001, text="/where")
+        answer = await post(
+            client, "/api/press", status=400, chat="group", user=1001, text="Send my location"
+        )
+        assert "private chats only" in answer["error"]
+        answer = await post(client, "/api/send", chat="alice", user=1001, text="/where")
+        assert pane(answer["state"], "alice")["keyboard"] == [["Send my location"]]
+
+
 async def test_what_the_bot_sends_while_the_user_is_idle_is_pushed_at_once() -> None:
     async with served(GADGETS, send_start=False) as (_, client):
         events = await client.get("/api/events")

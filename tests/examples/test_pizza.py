@@ -126,6 +126,15 @@ async def test_more_than_three_toppings_is_refused_with_a_toast(backend: Backend
     assert talk.toasts[-1] == "You can choose at most 3."
 
 
+async def test_an_order_starts_only_in_a_private_chat(backend: Backend) -> None:
+    # the phone step's request button works in private chats only: a group never gets that far
+    sim = backend.simulate(build)
+    talk = sim.chat(chat=sim.group())
+    await talk.send("/pizza")
+    assert talk.messages == []
+    assert await backend.record(talk) is None
+
+
 @pytest.mark.slow  # a fresh interpreter: the command a user types
 def test_the_example_runs_in_the_playground() -> None:
     from tests.aiostep_dialogs.test_playground import play_command

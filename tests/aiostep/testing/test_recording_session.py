@@ -174,3 +174,73 @@ async def test_downloads_are_not_simulated(bot: Bot) -> None:
     with pytest.raises(NotImplementedError, match="files/x"):
         async for _ in bot.session.stream_content("https://example.org/files/x"):
             pass
+
+
+async def test_a_text_longer_than_telegram_takes_is_refused(bot: Bot) -> None:
+    await bot.send_message(7, "x" * 4096)  # the limit itself is fine
+    await bot.send_message(7, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")  # counted parsed
+    with pytest.raises(TelegramBadRequest, match="message is too long"):
+        await bot.send_message(7, "x" * 4097)
+    sent = await bot.send_message(7, "short")
+    with pytest.raises(TelegramBadRequest, match="MESSAGE_TOO_LONG"):
+        await bot.edit_message_text("y" * 4097, chat_id=7, message_id=sent.message_id)
+    assert session_of(bot).chats[7].bot_messages()[-1].message.text == "short"
+
+
+async def test_an_empty_text_is_refused(bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest, match="message text is empty"):
+        await bot.send_message(7, "")
+    with pytest.raises(TelegramBadRequest, match="message text is empty"):
+        await bot.send_message(7, "<b> </b>", parse_mode="HTML")
+
+
+async def test_a_caption_longer_than_telegram_takes_is_refused(bot: Bot) -> None:
+    await bot.send_photo(7, "photo-id", caption="c" * 1024)
+    with pytest.raises(TelegramBadRequest, match="caption is too long"):
+        await bot.send_photo(7, "photo-id", caption="c" * 1025)
+
+
+async def test_callback_data_longer_than_64_bytes_is_refused(bot: Bot) -> None:
+    fits = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="a", callback_data="é" * 32)]]
+    )
+    await bot.send_message(7, "ok", reply_markup=fits)
+    long = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="a", callback_data="é" * 33)]]  # 66 bytes
+    )
+    with pytest.raises(TelegramBadRequest, match="BUTTON_DATA_INVALID"):
+        await bot.send_message(7, "too long", reply_markup=long)
+    sent = await bot.send_message(7, "plain")
+    with pytest.raises(TelegramBadRequest, match="BUTTON_DATA_INVALID"):
+        await bot.edit_message_reply_markup(
+            chat_id=7, message_id=sent.message_id, reply_markup=long
+        )
+
+
+async def test_a_reply_to_a_missing_message_is_refused_unless_allowed(bot: Bot) -> None:
+    from aiogram.types import ReplyParameters
+
+    sent = await bot.send_message(7, "question")
+    reply = await bot.send_message(
+        7, "answer", reply_parameters=ReplyParameters(message_id=sent.message_id)
+    )
+    assert reply.reply_to_message is not None
+    await bot.delete_message(7, sent.message_id)
+    with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
+        await bot.send_message(
+            7, "late", reply_parameters=ReplyParameters(message_id=sent.message_id)
+        )
+    with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
+        await bot.send_message(7, "never", reply_parameters=ReplyParameters(message_id=999))
+    allowed = ReplyParameters(message_id=999, allow_sending_without_reply=True)
+    alone = await bot.send_message(7, "anyway", reply_parameters=allowed)
+    assert alone.reply_to_message is None
+
+
+async def test_a_toast_longer_than_200_characters_is_refused(bot: Bot) -> None:
+    session = session_of(bot)
+    session.expect_callback("q1", 7)
+    session.expect_callback("q2", 7)
+    with pytest.raises(TelegramBadRequest, match="MESSAGE_TOO_LONG"):
+        await bot.answer_callback_query("q1", text="t" * 201)
+    await bot.answer_callback_query("q2", text="t" * 200)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram import Dispatcher, F, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.methods import SendMessage
 from aiogram.types import (
@@ -21,7 +21,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 import aiostep
 from aiostep import FileStateStorage
-from aiostep.testing import BotSimulator, SettleTimeoutError
+from aiostep.testing import BotSimulator, RecordingSession, SettleTimeoutError
 from aiostep.testing import simulator as simulator_module
 
 
@@ -326,6 +326,19 @@ async def test_forum_topic_messages_carry_the_thread() -> None:
         assert sim.chat(sim.default_user, forum, thread_id=8).messages == []
 
 
+async def test_a_forums_general_topic_shows_only_its_own_messages() -> None:
+    async with BotSimulator(echo_dispatcher()) as sim:
+        forum = sim.group(title="Forum", forum=True)
+        general = sim.chat(sim.default_user, forum)
+        topic = sim.chat(sim.default_user, forum, thread_id=7)
+        await general.send("in general")
+        await topic.send("in a topic")
+        # Telegram shows the General topic its own messages, not the other topics'
+        assert general.last == "in general"
+        assert [record.text for record in general.messages] == ["in general"]
+        assert topic.last == "in a topic"
+
+
 async def test_user_edit_sends_an_edited_message_update() -> None:
     edits: list[str] = []
     router = Router()
@@ -522,3 +535,111 @@ async def test_reply_keyboards_are_shown_pressed_and_removed() -> None:
         assert "  (keyboard removed)" in talk.transcript()
         with pytest.raises(AssertionError, match=r"no reply keyboard button \(Small\)"):
             await talk.press("Small")
+
+
+async def test_group_privacy_delivers_only_commands_and_replies_to_the_bot() -> None:
+    # Telegram's default for a bot: in a group it gets commands and replies to its messages,
+    # not the rest of the conversation
+    seen: list[str] = []
+
+    def build() -> Dispatcher:
+        dp = Dispatcher()
+
+        @dp.message()
+        async def anything(message: Message) -> None:
+            seen.append(message.text or "")
+            if message.text == "/ask":
+                await message.answer("Your name?")
+
+        return dp
+
+    async with BotSimulator(
+        build, bot=Bot("42:TEST", session=RecordingSession(group_privacy=True))
+    ) as sim:
+        me = await sim.bot.get_me()
+        assert me.can_read_all_group_messages is False
+        talk = sim.chat(chat=sim.group())
+        await talk.send("/ask")
+        await talk.send("Ann")  # not for the bot: Telegram does not deliver it
+        assert talk.last_message is not None
+        await talk.send("Ann", reply_to=talk.last_message)  # a reply to the bot's message
+        await sim.chat().send("in private")  # private chats get everything
+        assert seen == ["/ask", "Ann", "in private"]
+        assert "not delivered" in talk.transcript()
+
+
+async def test_a_simulated_bot_reads_all_group_messages_by_default() -> None:
+    async with BotSimulator(echo_dispatcher()) as sim:
+        me = await sim.bot.get_me()
+        assert me.can_read_all_group_messages is True  # as it behaves: privacy mode off
+        talk = sim.chat(chat=sim.group())
+        await talk.send("hello")
+        assert talk.last == "hello"
+
+
+async def test_a_reply_keyboard_press_in_a_group_reaches_a_private_mode_bot() -> None:
+    # the app sends the button's text as a reply to the keyboard's message
+    def build() -> Dispatcher:
+        dp = Dispatcher()
+
+        @dp.message(Command("drink"))
+        async def ask(message: Message) -> None:
+            buttons = [[KeyboardButton(text="Tea"), KeyboardButton(text="Coffee")]]
+            await message.answer("Which?", reply_markup=ReplyKeyboardMarkup(keyboard=buttons))
+
+        @dp.message(F.text == "Tea")
+        async def tea(message: Message) -> None:
+            await message.answer("Tea it is.")
+
+        return dp
+
+    session = RecordingSession(group_privacy=True)
+    async with BotSimulator(build, bot=Bot("42:TEST", session=session)) as sim:
+        talk = sim.chat(chat=sim.group())
+        await talk.send("/drink")
+        sent = await talk.press("Tea")
+        assert sent.reply_to_message is not None
+        assert talk.last == "Tea it is."
+
+
+async def test_a_message_of_another_chat_is_not_taken_for_one_here() -> None:
+    # message ids are per chat: message 2 of the group is not message 2 of the private chat
+    async with BotSimulator(menu_dispatcher()) as sim:
+        private = sim.chat()
+        group = sim.chat(chat=sim.group())
+        await private.send("/start")
+        await group.send("/start")
+        in_private = private.last_message
+        assert in_private is not None
+        with pytest.raises(ValueError, match="chat"):
+            await group.click("Yes", message=in_private)
+        own = await private.send("hello")
+        with pytest.raises(ValueError, match="chat"):
+            await group.edit(own, "edited")
+        with pytest.raises(ValueError, match="chat"):
+            group.delete(own)
+        with pytest.raises(ValueError, match="chat"):
+            await group.send("re", reply_to=in_private)
+
+
+async def test_a_users_button_shares_no_more_users_than_it_allows() -> None:
+    from aiogram.types import KeyboardButtonRequestUsers
+
+    def build() -> Dispatcher:
+        dp = Dispatcher()
+
+        @dp.message(Command("pick"))
+        async def ask(message: Message) -> None:
+            request = KeyboardButtonRequestUsers(request_id=1, max_quantity=2)
+            button = KeyboardButton(text="Pick", request_users=request)
+            await message.answer("Who?", reply_markup=ReplyKeyboardMarkup(keyboard=[[button]]))
+
+        return dp
+
+    async with BotSimulator(build) as sim:
+        talk = sim.chat()
+        await talk.send("/pick")
+        with pytest.raises(ValueError, match="at most 2"):
+            await talk.press("Pick", share=[sim.user(), sim.user(), sim.user()])
+        sent = await talk.press("Pick", share=[sim.user(), sim.user()])
+        assert sent.users_shared is not None and len(sent.users_shared.users) == 2
