@@ -80,6 +80,9 @@ class Scheduler:
         #: the Dispatcher whose workflow data (``dp["db"] = ...``) a timeout fired with no
         #: update is given as handler data (set by `aiostep.setup` and at startup)
         self.dispatcher: Dispatcher | None = None
+        #: the data the Dispatcher's startup was emitted with (``start_polling(bot, db=db)``,
+        #: ``setup_application(app, dp, db=db)``): aiogram gives it to every update too
+        self._startup_data: dict[str, Any] = {}
 
     # -- options (checked when set: the guides tell users to set them on a running bot) -------
     @property
@@ -148,6 +151,12 @@ class Scheduler:
         """The Dispatcher's startup handler: the bots are ``bots`` (polling) or ``bot``."""
         if self.dispatcher is None and data.get("dispatcher") is not None:
             self.dispatcher = data["dispatcher"]
+        # what the startup was given besides the workflow data (read live when firing, so a
+        # later dp["db"] = ... is seen) and the bot (each firing gets its own)
+        live = {} if self.dispatcher is None else self.dispatcher.workflow_data
+        self._startup_data.update(
+            (k, v) for k, v in data.items() if k not in live and k != "bot"
+        )
         bots: list[Bot] = list(data.get("bots") or ())
         if not bots and data.get("bot") is not None:
             bots = [data["bot"]]
@@ -201,9 +210,11 @@ class Scheduler:
 
     def handler_data(self, bot: Bot) -> dict[str, Any]:
         """What a timeout fired with no update gets as handler data: the Dispatcher's workflow
-        data (what ``dp["db"] = db`` put there) and ``bot``."""
+        data (what ``dp["db"] = db`` put there), what its startup was given
+        (``start_polling(bot, db=db)``), as aiogram merges them for an update, and ``bot``."""
         dp = self.dispatcher
-        return {"bot": bot} if dp is None else {**dp.workflow_data, "bot": bot}
+        live = {} if dp is None else dp.workflow_data
+        return {**live, **self._startup_data, "bot": bot}
 
     def bot(self, bot_id: int | None) -> Bot | None:
         """The bot of ``bot_id`` among those this scheduler serves (with ``None``: the only
