@@ -510,6 +510,35 @@ def _name_size(name: str) -> int:
     return _utf8(_dumps(name)) + 1
 
 
+def _check_pool_options(
+    max_connections: object, pool_timeout: object, socket_timeout: object
+) -> None:
+    """Refuse pool options that redis-py would take and fail on later, inside an update.
+
+    Raises:
+        TypeError, ValueError: naming the option and the value given.
+    """
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise TypeError(
+            "RedisStateStorage: max_connections must be an int, got "
+            f"{type(max_connections).__name__}: {max_connections!r}"
+        )
+    if max_connections < 1:
+        raise ValueError(
+            f"RedisStateStorage: max_connections must be at least 1, got {max_connections!r}"
+        )
+    for name, value in (("pool_timeout", pool_timeout), ("socket_timeout", socket_timeout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                f"RedisStateStorage: {name} must be a number of seconds, got "
+                f"{type(value).__name__}: {value!r}"
+            )
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(
+                f"RedisStateStorage: {name} must be a positive, finite number, got {value!r}"
+            )
+
+
 class RedisStateStorage(RedisDeadlines, BaseStorage):
     """Storage in Redis: use it when conversations must survive restarts and be shared by
     several worker processes.
@@ -555,6 +584,15 @@ class RedisStateStorage(RedisDeadlines, BaseStorage):
         cluster: bool = False,
         order_updates: bool = False,
     ) -> None:
+        if not isinstance(redis, (str, Redis, RedisCluster)):
+            kind = type(redis)
+            raise TypeError(
+                "RedisStateStorage needs a redis.asyncio.Redis or "
+                "redis.asyncio.cluster.RedisCluster client, or a redis:// URL; got "
+                f"{kind.__module__}.{kind.__qualname__}: {redis!r:.80} (the synchronous "
+                "redis.Redis cannot be awaited: build the client from redis.asyncio)"
+            )
+        _check_pool_options(max_connections, pool_timeout, socket_timeout)
         super().__init__(ex, max_record_bytes=max_record_bytes)
         self._owns_client = isinstance(redis, str)
         self.order_updates = order_updates
