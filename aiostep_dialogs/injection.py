@@ -42,8 +42,6 @@ class Needs:
         Raises:
             TypeError: a required name is not in ``data``; the message lists what is there.
         """
-        if self.everything:
-            return dict(data)
         try:
             found = {name: data[name] for name in self.required}
         except KeyError as exc:
@@ -55,6 +53,8 @@ class Needs:
                 "middleware), or give the parameter a default. The data has: "
                 f"{available or 'nothing'}"
             ) from None
+        if self.everything:  # the names checked above come with the rest
+            return dict(data)
         for name in self.optional:
             if name in data:
                 found[name] = data[name]
