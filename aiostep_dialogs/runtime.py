@@ -547,10 +547,14 @@ def compile_tick(cls: type[RunningWizard]) -> Callable[..., Any]:
         spec = wizard._spec()
         meta = step_context.kwargs
         found = cls._timing.get(spec.name)
+        if found is None:
+            # a deadline stored before a deploy that took this step's timeout away: the step
+            # stays as it is, with no deadline, instead of timing out
+            await park(wizard, spec)
+            return
         sent, t0 = meta.get("r"), meta.get("t0")
         if (
-            found is not None
-            and isinstance(sent, int)
+            isinstance(sent, int)
             and isinstance(t0, (int, float))
             and sent < len(found.reminders)
             and not found.timed_out(float(t0), get_clock().now())
