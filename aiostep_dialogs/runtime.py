@@ -569,6 +569,15 @@ def compile_tick(cls: type[RunningWizard]) -> Callable[..., Any]:
             text = spec.reminder if spec.reminder is not None else cls.texts.reminder
             await park_and_prompt(wizard, spec, error=text)
             return
+        if (
+            isinstance(sent, int)
+            and isinstance(t0, (int, float))
+            and not found.timed_out(float(t0), get_clock().now())
+        ):
+            # stored before a deploy that made the timeout longer: wait for the new one
+            wizard._wake = (float(t0), sent)
+            await park(wizard, spec)
+            return
         await time_out(wizard)
 
     on_deadline.__qualname__ = f"{cls.__qualname__}.<deadline>"

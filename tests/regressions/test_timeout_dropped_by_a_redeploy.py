@@ -72,3 +72,40 @@ async def test_a_stored_deadline_of_a_timeout_the_new_deploy_dropped_does_not_ti
     assert record is not None and record.deadline is None
     await talk.send("red")
     talk.assert_last("Noted: red.")
+
+
+def _reminding(limit: int) -> type[Wizard]:
+    class Quiz(Wizard, name="t_rev5_quiz"):
+        __qualname__ = "Quiz"
+        timeout = limit
+        remind_after = 40
+
+        class State(Enum):
+            ANSWER = auto()
+
+        @step(State.ANSWER, prompt="Answer?")
+        async def answer_(self, value: str) -> Any:
+            return self.finish(value)
+
+    return Quiz
+
+
+async def test_a_stored_deadline_of_a_timeout_the_new_deploy_made_longer_waits_for_it(
+    persistent_backend: Backend, fake_clock: FakeClock
+) -> None:
+    current = [_reminding(100)]
+
+    def setup(dp: Dispatcher, storage: object) -> None:
+        current[0].setup(dp, entry=Command("quiz"), storage=storage)
+
+    sim = persistent_backend.simulator(setup)
+    talk = sim.chat()
+    await talk.send("/quiz")
+    await fake_clock.advance(40)
+    talk.assert_last("Still there?\n\nAnswer?")
+    current[0] = _reminding(300)
+    await sim.restart()
+    await fake_clock.advance(60)  # the old timeout's deadline
+    talk.assert_last("Still there?\n\nAnswer?")
+    await fake_clock.advance(200)  # the new one
+    talk.assert_last(Texts().timed_out)
