@@ -12,9 +12,8 @@ import enum
 import inspect
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -348,9 +347,8 @@ def step(
             timeout=timeout,
             remind_after=(
                 tuple(remind_after)
-                if remind_after is not None
-                and not isinstance(remind_after, (int, float, timedelta))
-                else remind_after
+                if isinstance(remind_after, Iterable) and not isinstance(remind_after, (str, bytes))
+                else cast("Duration | None", remind_after)  # or what the class refuses, naming it
             ),
             reminder=reminder,
         )

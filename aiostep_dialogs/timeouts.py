@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 __all__ = ["Duration", "Timing", "describe", "seconds"]
 
@@ -90,8 +91,11 @@ def timing(
         given: list[Duration] = []
     elif isinstance(remind_after, (int, float, timedelta)):
         given = [remind_after]
-    else:
+    elif isinstance(remind_after, Iterable) and not isinstance(remind_after, (str, bytes)):
         given = list(remind_after)
+    else:  # "30" is not a list of "3" and "0": refused whole, naming it
+        seconds(cast("Duration", remind_after), f"{owner}: remind_after")
+        given = []  # pragma: no cover - seconds() raised
     reminders = tuple(
         sorted(seconds(r, f"{owner}: remind_after[{i}]") or 0.0 for i, r in enumerate(given))
     )
