@@ -120,12 +120,29 @@ def _shown_prompt(prompt: object) -> str:
     return "(computed prompt)"
 
 
+# ids the flowchart gives its own nodes, and Mermaid's keywords (a node named ``end`` closes
+# a block): a state named so is drawn as ``step_<name>``, as is one named like the ids of the
+# called wizards' nodes or like such a renamed id (so two states never share a node)
+_TAKEN_IDS = frozenset(
+    {"start", "finish", "back", "cancel", "timed_out", "end", "subgraph", "graph", "flowchart"}
+    | {"style", "classDef", "class", "click", "linkStyle", "direction", "default"}
+)
+_TAKEN_PREFIXES = ("call_", "goto_", "step_")
+
+
+def _step_id(name: str) -> str:
+    """The Mermaid id of the node of the step at state ``name``."""
+    if name in _TAKEN_IDS or name.lower() == "end" or name.startswith(_TAKEN_PREFIXES):
+        return f"step_{name}"
+    return name
+
+
 def _label(spec: StepSpec) -> str:
     prompt = _shown_prompt(spec.prompt)
     prompt = prompt.replace('"', "'").replace("\n", " ")
     if len(prompt) > 40:
         prompt = prompt[:39] + "…"
-    return f'{spec.state.name}["{spec.state.name}<br/><i>{prompt}</i>"]'
+    return f'{_step_id(spec.state.name)}["{spec.state.name}<br/><i>{prompt}</i>"]'
 
 
 def to_mermaid(wizard: type[RunningWizard]) -> str:
@@ -135,11 +152,11 @@ def to_mermaid(wizard: type[RunningWizard]) -> str:
         raise ValueError(f"{wizard.__qualname__} declares no steps")
     lines = ["flowchart TD", "    start((start))", "    finish((finish))"]
     lines += [f"    {_label(s)}" for s in steps]
-    lines.append(f"    start --> {steps[0].state.name}")
+    lines.append(f"    start --> {_step_id(steps[0].state.name)}")
     for index, spec in enumerate(steps):
-        name = spec.state.name
-        following = steps[index + 1].state.name if index + 1 < len(steps) else "finish"
-        targets = branch_targets(wizard, spec)
+        name = _step_id(spec.state.name)
+        following = _step_id(steps[index + 1].state.name) if index + 1 < len(steps) else "finish"
+        targets = [_step_id(t) if t != "finish" else t for t in branch_targets(wizard, spec)]
         calls = called_wizards(wizard, spec)
         returns_only_branches = bool(targets or calls) and _never_returns_none(spec)
         if not returns_only_branches:
@@ -152,7 +169,8 @@ def to_mermaid(wizard: type[RunningWizard]) -> str:
             lines.append(f'    {node}[["{call.wizard.__name__}<br/><i>{what}</i>"]]')
             lines.append(f"    {name} -->|{call.kind}| {node}")
             if call.kind == "call":
-                lines.append(f"    {node} -->|returns| {call.then or following}")
+                then = _step_id(call.then) if call.then else following
+                lines.append(f"    {node} -->|returns| {then}")
         if spec.optional and wizard.commands.skip:
             lines.append(f"    {name} -.->|/{wizard.commands.skip}| {following}")
     lines += _deadline_lines(wizard)
@@ -173,14 +191,16 @@ def _deadline_lines(wizard: type[RunningWizard]) -> list[str]:
     )
     overridden = hook is not None and overrides_hook(hook)
     found = returned_names(hook) if overridden else []
-    targets = [t for t in found if t == "finish" or t in wizard._by_state]
+    targets = [
+        t if t == "finish" else _step_id(t) for t in found if t == "finish" or t in wizard._by_state
+    ]
     cancels = not overridden or not targets or not _always_returns(hook)
     lines: list[str] = []
     for spec in wizard._steps:
         timing = wizard._timing.get(spec.state.name)
         if timing is None:
             continue
-        name = spec.state.name
+        name = _step_id(spec.state.name)
         if timing.reminders:
             after = ", ".join(describe(r) for r in timing.reminders)
             lines.append(f"    {name} -.->|reminder after {after}| {name}")
