@@ -53,7 +53,30 @@ def _import_file(path: str) -> ModuleType:
         return importlib.import_module(f"{package}.{filename[:-3]}")
     if directory not in sys.path:
         sys.path.insert(0, directory)
-    return importlib.import_module(filename[:-3])
+    name = filename[:-3]
+    loaded = sys.modules.get(name)
+    if loaded is not None and _is_file(getattr(loaded, "__file__", None), path):
+        return loaded
+    if loaded is None:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and _is_file(found.origin, path):
+            return importlib.import_module(name)
+    # the name is another module's (the standard library's calendar.py, the built-in time):
+    # load the file itself, leaving that module in its place
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path} as a module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _is_file(origin: str | None, path: str) -> bool:
+    """Whether the module file ``origin`` is the file at ``path``."""
+    return origin is not None and os.path.isfile(origin) and os.path.samefile(origin, path)
 
 
 def _named(spec: str, module: ModuleType, attr: str) -> Target:
