@@ -44,13 +44,17 @@ def _import_file(path: str) -> ModuleType:
     if not os.path.isfile(path):
         raise SystemExit(f"no such file: {path}")
     directory, filename = os.path.split(path)
-    parent = os.path.dirname(directory)
-    package = os.path.basename(directory)
-    # examples/signup.py imports as examples.signup when examples/ is a package
-    if os.path.isfile(os.path.join(directory, "__init__.py")):
-        if parent not in sys.path:
-            sys.path.insert(0, parent)
-        return importlib.import_module(f"{package}.{filename[:-3]}")
+    # examples/signup.py imports as examples.signup when examples/ is a package, and
+    # examples/webhook/app.py as examples.webhook.app (not webhook.app, a second copy)
+    parts = [filename[:-3]]
+    root = directory
+    while os.path.isfile(os.path.join(root, "__init__.py")) and os.path.dirname(root) != root:
+        parts.insert(0, os.path.basename(root))
+        root = os.path.dirname(root)
+    if len(parts) > 1:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        return importlib.import_module(".".join(parts))
     if directory not in sys.path:
         sys.path.insert(0, directory)
     name = filename[:-3]

@@ -1,7 +1,7 @@
-"""``python -m aiostep_dialogs play bot/calendar.py`` (or ``graph``) loaded the standard
-library's ``calendar`` (already imported, or found first by its importer) instead of the file,
-and answered "found 0 wizards". A file target is the file: it is loaded from its path,
-without replacing the module that has its name."""
+"""How a file target is imported. ``python -m aiostep_dialogs play bot/calendar.py`` (or
+``graph``) loaded the standard library's ``calendar`` (already imported, or found first by its
+importer) instead of the file, and answered "found 0 wizards". A file target is the file: it is
+loaded from its path, without replacing the module that has its name."""
 
 from __future__ import annotations
 
@@ -39,3 +39,12 @@ def test_a_plain_bot_file_still_imports_under_its_name(tmp_path: Path) -> None:
     target = load_target(str(path))
     assert target.module is sys.modules["my_signup_bot_for_loading"]
     assert target.wizard is not None
+
+
+def test_a_file_in_a_nested_package_imports_under_its_full_name() -> None:
+    """``examples/webhook/app.py`` was imported as ``webhook.app``: a second copy of the
+    package beside ``examples.webhook``, whose wizards would get other ids than the bot's."""
+    target = load_target(str(ROOT / "examples" / "webhook" / "app.py"))
+    assert target.module.__name__ == "examples.webhook.app"
+    assert target.module is sys.modules["examples.webhook.app"]
+    assert "webhook.app" not in sys.modules
