@@ -243,5 +243,17 @@ def _never_returns_none(spec: StepSpec) -> bool:
         return False
     if any(isinstance(r.value, ast.Constant) and r.value.value is None for r in returns):
         return False
-    last = func.body[-1]
-    return isinstance(last, (ast.Return, ast.If))
+    return _ends_every_path(func.body)
+
+
+def _ends_every_path(body: list[ast.stmt]) -> bool:
+    """True when no path through ``body`` runs past its end: it ends in a ``return`` or a
+    ``raise``, or in an ``if`` whose every branch (an ``else`` included) does."""
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return _ends_every_path(last.body) and _ends_every_path(last.orelse)
+    return False
