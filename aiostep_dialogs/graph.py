@@ -217,33 +217,27 @@ def _deadline_lines(wizard: type[RunningWizard]) -> list[str]:
 
 
 def _always_returns(method: Any) -> bool:
-    """True when every return of ``method`` returns a value other than ``None``."""
+    """True when every path through ``method`` returns a value other than ``None`` (it cannot
+    fall off its end, and no ``return`` is bare or ``return None``)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
     except (OSError, TypeError, SyntaxError):
         return False
-    returns = [n for n in ast.walk(tree) if isinstance(n, ast.Return)]
-    return bool(returns) and all(
-        r.value is not None and not (isinstance(r.value, ast.Constant) and r.value.value is None)
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    returns = [n for n in ast.walk(func) if isinstance(n, ast.Return)]
+    if not returns or any(
+        r.value is None or (isinstance(r.value, ast.Constant) and r.value.value is None)
         for r in returns
-    )
+    ):
+        return False
+    return _ends_every_path(func.body)
 
 
 def _never_returns_none(spec: StepSpec) -> bool:
     """True when every return of the method returns a value (so no declaration-order edge)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(spec.method)))
-    except (OSError, TypeError, SyntaxError):
-        return False
-    func = tree.body[0]
-    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return False
-    returns = [n for n in ast.walk(func) if isinstance(n, ast.Return)]
-    if not returns or any(r.value is None for r in returns):
-        return False
-    if any(isinstance(r.value, ast.Constant) and r.value.value is None for r in returns):
-        return False
-    return _ends_every_path(func.body)
+    return _always_returns(spec.method)
 
 
 def _ends_every_path(body: list[ast.stmt]) -> bool:

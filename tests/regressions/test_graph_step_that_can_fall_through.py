@@ -44,3 +44,30 @@ def test_a_step_whose_trailing_if_can_fall_through_keeps_its_next_step_edge() ->
     assert "FIRST --> SECOND" in lines  # no condition held: the next step
     assert "SECOND -.->|branch| FIRST" in lines
     assert not any(line.startswith("SECOND -->") for line in lines)  # every path returns
+
+
+class Lenient(Wizard):
+    """``on_timeout`` goes back to FIRST from SECOND, else falls through (None: timed out)."""
+
+    timeout = 60
+
+    class State(Enum):
+        FIRST = auto()
+        SECOND = auto()
+
+    @step(State.FIRST, prompt="First?")
+    async def first(self, text: str) -> None: ...
+
+    @step(State.SECOND, prompt="Second?")
+    async def second(self, text: str) -> None: ...
+
+    async def on_timeout(self) -> State | None:  # type: ignore[return]  # falls through
+        if self.state is self.State.SECOND:
+            return self.State.FIRST
+
+
+def test_an_on_timeout_that_can_fall_through_still_leads_to_timed_out() -> None:
+    lines = [line.strip() for line in Lenient.to_mermaid().splitlines()]
+    assert "SECOND -.->|timeout 1m| FIRST" in lines
+    assert "SECOND -.->|timeout 1m| timed_out" in lines  # None: cancelled, timed out
+    assert "timed_out((timed out))" in lines
