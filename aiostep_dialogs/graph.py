@@ -227,12 +227,19 @@ def _always_returns(method: Any) -> bool:
     if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return False
     returns = [n for n in ast.walk(func) if isinstance(n, ast.Return)]
-    if not returns or any(
-        r.value is None or (isinstance(r.value, ast.Constant) and r.value.value is None)
-        for r in returns
-    ):
+    if not returns or any(_may_be_none(r.value) for r in returns):
         return False
     return _ends_every_path(func.body)
+
+
+def _may_be_none(value: ast.expr | None) -> bool:
+    """Whether a returned expression may be ``None``: bare, ``None``, or a conditional
+    expression with such a branch (``State.X if ok else None``)."""
+    if value is None or (isinstance(value, ast.Constant) and value.value is None):
+        return True
+    if isinstance(value, ast.IfExp):
+        return _may_be_none(value.body) or _may_be_none(value.orelse)
+    return False
 
 
 def _never_returns_none(spec: StepSpec) -> bool:

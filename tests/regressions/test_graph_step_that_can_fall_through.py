@@ -17,6 +17,7 @@ class Triage(Wizard):
         FIRST = auto()
         SECOND = auto()
         THIRD = auto()
+        FOURTH = auto()
 
     @step(State.FIRST, prompt="First?")
     async def first(self, text: str) -> State | None:  # type: ignore[return]  # falls through
@@ -35,7 +36,11 @@ class Triage(Wizard):
             return self.finish()
 
     @step(State.THIRD, prompt="Third?")
-    async def third(self, text: str) -> None: ...
+    async def third(self, text: str) -> State | None:
+        return self.State.FIRST if text == "again" else None
+
+    @step(State.FOURTH, prompt="Fourth?")
+    async def fourth(self, text: str) -> None: ...
 
 
 def test_a_step_whose_trailing_if_can_fall_through_keeps_its_next_step_edge() -> None:
@@ -44,6 +49,9 @@ def test_a_step_whose_trailing_if_can_fall_through_keeps_its_next_step_edge() ->
     assert "FIRST --> SECOND" in lines  # no condition held: the next step
     assert "SECOND -.->|branch| FIRST" in lines
     assert not any(line.startswith("SECOND -->") for line in lines)  # every path returns
+    # a conditional expression that may give None goes on to the next step too
+    assert "THIRD -.->|branch| FIRST" in lines
+    assert "THIRD --> FOURTH" in lines
 
 
 class Lenient(Wizard):
