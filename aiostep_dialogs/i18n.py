@@ -214,7 +214,8 @@ def _i18n_middlewares(data: Mapping[str, Any]) -> Iterator[I18nMiddleware]:
     if not isinstance(dispatcher, Dispatcher):
         return
     seen: set[int] = set()
-    for observer in (dispatcher.message, dispatcher.callback_query):
+    # the update observer's first: installed there, it chose before any event's middleware
+    for observer in (dispatcher.update, dispatcher.message, dispatcher.callback_query):
         for middleware in observer.outer_middleware:
             if isinstance(middleware, I18nMiddleware) and id(middleware) not in seen:
                 seen.add(id(middleware))
