@@ -88,6 +88,10 @@ def _named(spec: str, module: ModuleType, attr: str) -> Target:
     if isinstance(found, Dispatcher):
         return Target(module, None, None, found, name=spec)
     if isinstance(found, type) and issubclass(found, Wizard):
+        if not found._steps:  # a base class the bot's wizards share: nothing to run or draw
+            raise SystemExit(
+                f"{spec}: {found.__qualname__} declares no steps; name a wizard that has steps"
+            )
         return Target(module, found, None, name=spec)
     raise SystemExit(
         f"{spec}: {attr!r} is not a Wizard subclass or a Dispatcher in {module.__name__}"
