@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         target = load_target(args.target)
         if target.wizard is None:
             raise SystemExit(f"{args.target}: name the wizard as module:Class")
-        sys.stdout.write(target.wizard.to_mermaid())
+        try:
+            source = target.wizard.to_mermaid()
+        except ValueError as exc:  # a wizard without steps (a shared base class)
+            raise SystemExit(f"{args.target}: {exc}; name a wizard that has steps") from exc
+        sys.stdout.write(source)
         return 0
 
     if args.web:

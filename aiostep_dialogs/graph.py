@@ -120,12 +120,29 @@ def _shown_prompt(prompt: object) -> str:
     return "(computed prompt)"
 
 
+# ids the flowchart gives its own nodes, and Mermaid's keywords (a node named ``end`` closes
+# a block): a state named so is drawn as ``step_<name>``, as is one named like the ids of the
+# called wizards' nodes or like such a renamed id (so two states never share a node)
+_TAKEN_IDS = frozenset(
+    {"start", "finish", "back", "cancel", "timed_out", "end", "subgraph", "graph", "flowchart"}
+    | {"style", "classDef", "class", "click", "linkStyle", "direction", "default"}
+)
+_TAKEN_PREFIXES = ("call_", "goto_", "step_")
+
+
+def _step_id(name: str) -> str:
+    """The Mermaid id of the node of the step at state ``name``."""
+    if name in _TAKEN_IDS or name.lower() == "end" or name.startswith(_TAKEN_PREFIXES):
+        return f"step_{name}"
+    return name
+
+
 def _label(spec: StepSpec) -> str:
     prompt = _shown_prompt(spec.prompt)
     prompt = prompt.replace('"', "'").replace("\n", " ")
     if len(prompt) > 40:
         prompt = prompt[:39] + "…"
-    return f'{spec.state.name}["{spec.state.name}<br/><i>{prompt}</i>"]'
+    return f'{_step_id(spec.state.name)}["{spec.state.name}<br/><i>{prompt}</i>"]'
 
 
 def to_mermaid(wizard: type[RunningWizard]) -> str:
@@ -135,11 +152,11 @@ def to_mermaid(wizard: type[RunningWizard]) -> str:
         raise ValueError(f"{wizard.__qualname__} declares no steps")
     lines = ["flowchart TD", "    start((start))", "    finish((finish))"]
     lines += [f"    {_label(s)}" for s in steps]
-    lines.append(f"    start --> {steps[0].state.name}")
+    lines.append(f"    start --> {_step_id(steps[0].state.name)}")
     for index, spec in enumerate(steps):
-        name = spec.state.name
-        following = steps[index + 1].state.name if index + 1 < len(steps) else "finish"
-        targets = branch_targets(wizard, spec)
+        name = _step_id(spec.state.name)
+        following = _step_id(steps[index + 1].state.name) if index + 1 < len(steps) else "finish"
+        targets = [_step_id(t) if t != "finish" else t for t in branch_targets(wizard, spec)]
         calls = called_wizards(wizard, spec)
         returns_only_branches = bool(targets or calls) and _never_returns_none(spec)
         if not returns_only_branches:
@@ -152,7 +169,8 @@ def to_mermaid(wizard: type[RunningWizard]) -> str:
             lines.append(f'    {node}[["{call.wizard.__name__}<br/><i>{what}</i>"]]')
             lines.append(f"    {name} -->|{call.kind}| {node}")
             if call.kind == "call":
-                lines.append(f"    {node} -->|returns| {call.then or following}")
+                then = _step_id(call.then) if call.then else following
+                lines.append(f"    {node} -->|returns| {then}")
         if spec.optional and wizard.commands.skip:
             lines.append(f"    {name} -.->|/{wizard.commands.skip}| {following}")
     lines += _deadline_lines(wizard)
@@ -173,14 +191,16 @@ def _deadline_lines(wizard: type[RunningWizard]) -> list[str]:
     )
     overridden = hook is not None and overrides_hook(hook)
     found = returned_names(hook) if overridden else []
-    targets = [t for t in found if t == "finish" or t in wizard._by_state]
+    targets = [
+        t if t == "finish" else _step_id(t) for t in found if t == "finish" or t in wizard._by_state
+    ]
     cancels = not overridden or not targets or not _always_returns(hook)
     lines: list[str] = []
     for spec in wizard._steps:
         timing = wizard._timing.get(spec.state.name)
         if timing is None:
             continue
-        name = spec.state.name
+        name = _step_id(spec.state.name)
         if timing.reminders:
             after = ", ".join(describe(r) for r in timing.reminders)
             lines.append(f"    {name} -.->|reminder after {after}| {name}")
@@ -197,31 +217,44 @@ def _deadline_lines(wizard: type[RunningWizard]) -> list[str]:
 
 
 def _always_returns(method: Any) -> bool:
-    """True when every return of ``method`` returns a value other than ``None``."""
+    """True when every path through ``method`` returns a value other than ``None`` (it cannot
+    fall off its end, and no ``return`` is bare or ``return None``)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
     except (OSError, TypeError, SyntaxError):
         return False
-    returns = [n for n in ast.walk(tree) if isinstance(n, ast.Return)]
-    return bool(returns) and all(
-        r.value is not None and not (isinstance(r.value, ast.Constant) and r.value.value is None)
-        for r in returns
-    )
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    returns = [n for n in ast.walk(func) if isinstance(n, ast.Return)]
+    if not returns or any(_may_be_none(r.value) for r in returns):
+        return False
+    return _ends_every_path(func.body)
+
+
+def _may_be_none(value: ast.expr | None) -> bool:
+    """Whether a returned expression may be ``None``: bare, ``None``, or a conditional
+    expression with such a branch (``State.X if ok else None``)."""
+    if value is None or (isinstance(value, ast.Constant) and value.value is None):
+        return True
+    if isinstance(value, ast.IfExp):
+        return _may_be_none(value.body) or _may_be_none(value.orelse)
+    return False
 
 
 def _never_returns_none(spec: StepSpec) -> bool:
     """True when every return of the method returns a value (so no declaration-order edge)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(spec.method)))
-    except (OSError, TypeError, SyntaxError):
+    return _always_returns(spec.method)
+
+
+def _ends_every_path(body: list[ast.stmt]) -> bool:
+    """True when no path through ``body`` runs past its end: it ends in a ``return`` or a
+    ``raise``, or in an ``if`` whose every branch (an ``else`` included) does."""
+    if not body:
         return False
-    func = tree.body[0]
-    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return False
-    returns = [n for n in ast.walk(func) if isinstance(n, ast.Return)]
-    if not returns or any(r.value is None for r in returns):
-        return False
-    if any(isinstance(r.value, ast.Constant) and r.value.value is None for r in returns):
-        return False
-    last = func.body[-1]
-    return isinstance(last, (ast.Return, ast.If))
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return _ends_every_path(last.body) and _ends_every_path(last.orelse)
+    return False

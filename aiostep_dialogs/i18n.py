@@ -119,12 +119,23 @@ def check_localized(text: object, what: str) -> None:
 
 
 def _pick(texts: Mapping[str, str], locale: str) -> str:
-    """The text of ``locale`` in ``texts``: exact, then its language (``pt-br`` -> ``pt``),
-    then English, then the first one."""
+    """The text of ``locale`` in ``texts``: exact, then the same tag written otherwise
+    (``pt-BR``, ``pt_BR`` for ``pt-br``), then its language (``pt-br`` -> ``pt``), then
+    English, then the first one."""
     found = texts.get(locale)
     if found is None:
+        wanted = locale.replace("_", "-").lower()
         language = _language_part(locale)
-        found = texts.get(language)
+        of_language = None
+        for key, said in texts.items():
+            written = key.replace("_", "-").lower() if isinstance(key, str) else key
+            if written == wanted:
+                found = said
+                break
+            if written == language and of_language is None:
+                of_language = said
+        if found is None:
+            found = of_language
         if found is None:
             found = texts.get(DEFAULT_LOCALE)
             if found is None:
@@ -203,7 +214,8 @@ def _i18n_middlewares(data: Mapping[str, Any]) -> Iterator[I18nMiddleware]:
     if not isinstance(dispatcher, Dispatcher):
         return
     seen: set[int] = set()
-    for observer in (dispatcher.message, dispatcher.callback_query):
+    # the update observer's first: installed there, it chose before any event's middleware
+    for observer in (dispatcher.update, dispatcher.message, dispatcher.callback_query):
         for middleware in observer.outer_middleware:
             if isinstance(middleware, I18nMiddleware) and id(middleware) not in seen:
                 seen.add(id(middleware))

@@ -44,16 +44,43 @@ def _import_file(path: str) -> ModuleType:
     if not os.path.isfile(path):
         raise SystemExit(f"no such file: {path}")
     directory, filename = os.path.split(path)
-    parent = os.path.dirname(directory)
-    package = os.path.basename(directory)
-    # examples/signup.py imports as examples.signup when examples/ is a package
-    if os.path.isfile(os.path.join(directory, "__init__.py")):
-        if parent not in sys.path:
-            sys.path.insert(0, parent)
-        return importlib.import_module(f"{package}.{filename[:-3]}")
+    # examples/signup.py imports as examples.signup when examples/ is a package, and
+    # examples/webhook/app.py as examples.webhook.app (not webhook.app, a second copy)
+    parts = [filename[:-3]]
+    root = directory
+    while os.path.isfile(os.path.join(root, "__init__.py")) and os.path.dirname(root) != root:
+        parts.insert(0, os.path.basename(root))
+        root = os.path.dirname(root)
+    if len(parts) > 1:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        return importlib.import_module(".".join(parts))
     if directory not in sys.path:
         sys.path.insert(0, directory)
-    return importlib.import_module(filename[:-3])
+    name = filename[:-3]
+    loaded = sys.modules.get(name)
+    if loaded is not None and _is_file(getattr(loaded, "__file__", None), path):
+        return loaded
+    if loaded is None:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and _is_file(found.origin, path):
+            return importlib.import_module(name)
+    # the name is another module's (the standard library's calendar.py, the built-in time):
+    # load the file itself, leaving that module in its place
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path} as a module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _is_file(origin: str | None, path: str) -> bool:
+    """Whether the module file ``origin`` is the file at ``path``."""
+    return origin is not None and os.path.isfile(origin) and os.path.samefile(origin, path)
 
 
 def _named(spec: str, module: ModuleType, attr: str) -> Target:
@@ -61,6 +88,10 @@ def _named(spec: str, module: ModuleType, attr: str) -> Target:
     if isinstance(found, Dispatcher):
         return Target(module, None, None, found, name=spec)
     if isinstance(found, type) and issubclass(found, Wizard):
+        if not found._steps:  # a base class the bot's wizards share: nothing to run or draw
+            raise SystemExit(
+                f"{spec}: {found.__qualname__} declares no steps; name a wizard that has steps"
+            )
         return Target(module, found, None, name=spec)
     raise SystemExit(
         f"{spec}: {attr!r} is not a Wizard subclass or a Dispatcher in {module.__name__}"

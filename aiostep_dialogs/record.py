@@ -70,7 +70,11 @@ def packed_history(history: list[dict[str, Any]]) -> list[Any]:
             continue
         added = entry.get("x") if size == 2 else None
         if added:
-            joined = ",".join(added)
+            try:
+                joined = ",".join(added)
+            except TypeError:  # a name that is no str: kept as is, for the storage to refuse
+                packed.append(entry)
+                continue
             if joined.count(",") == len(added) - 1:  # no name holds a ","
                 packed.append(entry["s"] + "+" + joined)
                 continue
