@@ -154,9 +154,7 @@ class Scheduler:
         # what the startup was given besides the workflow data (read live when firing, so a
         # later dp["db"] = ... is seen) and the bot (each firing gets its own)
         live = {} if self.dispatcher is None else self.dispatcher.workflow_data
-        self._startup_data.update(
-            (k, v) for k, v in data.items() if k not in live and k != "bot"
-        )
+        self._startup_data.update((k, v) for k, v in data.items() if k not in live and k != "bot")
         bots: list[Bot] = list(data.get("bots") or ())
         if not bots and data.get("bot") is not None:
             bots = [data["bot"]]
