@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import math
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
@@ -22,6 +21,7 @@ from aiostep.conversation import Steps
 from aiostep.exceptions import ClaimLostError, NotThisConversation
 from aiostep.keys import ANYONE, ConversationKey, is_command, key_of, storage_key
 from aiostep.meta_store import MetaStore, _RootStore, root_store
+from aiostep.options import seconds_option
 from aiostep.ordering import Gates
 from aiostep.pending import LocalStep, Waiter
 from aiostep.scheduler import Scheduler
@@ -162,9 +162,9 @@ class Listen(BaseMiddleware):
         order_window: float = 0.1,
     ) -> None:
         self._store = store
-        self.step_lease = _seconds_option("step_lease", step_lease, zero=False)
-        self.busy_wait = _seconds_option("busy_wait", busy_wait, zero=True)
-        self.order_window = _seconds_option("order_window", order_window, zero=True)
+        self.step_lease = seconds_option("step_lease", step_lease)
+        self.busy_wait = seconds_option("busy_wait", busy_wait, zero=True)
+        self.order_window = seconds_option("order_window", order_window, zero=True)
         self.storage: BaseStorage | None = as_async(storage) if storage is not None else None
         context.listens_created += 1
         self.registry = registry if registry is not None else default_registry
@@ -920,20 +920,6 @@ def setup(
     for name in installed:
         dp.observers[name].outer_middleware(listen)
     return listen
-
-
-def _seconds_option(name: str, value: Any, *, zero: bool) -> float:
-    """A Listen option in seconds, checked when the Listen is made: a str or NaN found only
-    when an update first needs it would fail that update, or spin (a zero lease is renewed
-    on every loop turn)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a number of seconds, got {type(value).__name__}: {value!r}"
-        )
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        kind = "non-negative" if zero else "positive"
-        raise ValueError(f"{name} must be a {kind}, finite number of seconds, got {value!r}")
-    return float(value)
 
 
 async def _put_back(store: MetaStore, key: ConversationKey, step: LocalStep) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiostep.clock import TimerHandle, get_clock
 from aiostep.deadlines import parse_storage_key
 from aiostep.exceptions import StorageCorruptedError, StorageLockedError
+from aiostep.options import count_option, seconds_option
 from aiostep.storage.base import new_owner
 from aiostep.waiters import parked_tasks
 
@@ -92,14 +92,8 @@ class Scheduler:
 
     @poll.setter
     def poll(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                f"Scheduler.poll must be a number of seconds, got {type(value).__name__}: {value!r}"
-            )
-        if not (value > 0 and math.isfinite(value)):
-            # 0 would look at Redis on every loop turn, NaN or inf never
-            raise ValueError(f"Scheduler.poll must be a positive, finite number, got {value!r}")
-        self._poll_every = float(value)
+        # 0 would look at Redis on every loop turn, NaN or inf never
+        self._poll_every = seconds_option("Scheduler.poll", value)
 
     @property
     def batch(self) -> int:
@@ -108,7 +102,7 @@ class Scheduler:
 
     @batch.setter
     def batch(self, value: int) -> None:
-        self._batch = _count_option("batch", value)
+        self._batch = count_option("Scheduler.batch", value)
 
     @property
     def concurrency(self) -> int:
@@ -117,7 +111,7 @@ class Scheduler:
 
     @concurrency.setter
     def concurrency(self, value: int) -> None:
-        self._concurrency = _count_option("concurrency", value)
+        self._concurrency = count_option("Scheduler.concurrency", value)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, bots: Iterable[Bot]) -> None:
@@ -384,11 +378,3 @@ class Scheduler:
         if len(self._bots) == 1:
             return next(iter(self._bots.values()))
         return None
-
-
-def _count_option(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Scheduler.{name} must be an int, got {type(value).__name__}: {value!r}")
-    if value < 1:
-        raise ValueError(f"Scheduler.{name} must be at least 1, got {value!r}")
-    return value

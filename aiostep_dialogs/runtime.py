@@ -553,14 +553,19 @@ def compile_tick(cls: type[RunningWizard]) -> Callable[..., Any]:
             await park(wizard, spec)
             return
         sent, t0 = meta.get("r"), meta.get("t0")
+        now = get_clock().now()
         if (
             isinstance(sent, int)
             and isinstance(t0, (int, float))
-            and sent < len(found.reminders)
-            and not found.timed_out(float(t0), get_clock().now())
+            and not found.timed_out(float(t0), now)
         ):
+            if sent >= len(found.reminders):
+                # stored before a deploy that made the timeout longer: wait for the new one
+                wizard._wake = (float(t0), sent)
+                await park(wizard, spec)
+                return
             # after a restart several reminders may be overdue: one is sent, for all of them
-            wizard._wake = (float(t0), found.sent_by(float(t0), get_clock().now(), sent + 1))
+            wizard._wake = (float(t0), found.sent_by(float(t0), now, sent + 1))
             if by_update:  # an answer that came just as the reminder was due needs none
                 await park(wizard, spec)
                 return
@@ -568,15 +573,6 @@ def compile_tick(cls: type[RunningWizard]) -> Callable[..., Any]:
             # old prompt loses its keyboard, as after a typed answer, and the new id is stored)
             text = spec.reminder if spec.reminder is not None else cls.texts.reminder
             await park_and_prompt(wizard, spec, error=text)
-            return
-        if (
-            isinstance(sent, int)
-            and isinstance(t0, (int, float))
-            and not found.timed_out(float(t0), get_clock().now())
-        ):
-            # stored before a deploy that made the timeout longer: wait for the new one
-            wizard._wake = (float(t0), sent)
-            await park(wizard, spec)
             return
         await time_out(wizard)
 

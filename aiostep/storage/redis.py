@@ -35,6 +35,7 @@ from typing import Any
 
 from aiostep.clock import get_clock
 from aiostep.exceptions import RecordTooLargeError, StorageUnavailableError
+from aiostep.options import count_option, seconds_option
 from aiostep.storage import redis_handover as handover
 from aiostep.storage.base import (
     MAX_RECORD_BYTES,
@@ -518,25 +519,9 @@ def _check_pool_options(
     Raises:
         TypeError, ValueError: naming the option and the value given.
     """
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-        raise TypeError(
-            "RedisStateStorage: max_connections must be an int, got "
-            f"{type(max_connections).__name__}: {max_connections!r}"
-        )
-    if max_connections < 1:
-        raise ValueError(
-            f"RedisStateStorage: max_connections must be at least 1, got {max_connections!r}"
-        )
-    for name, value in (("pool_timeout", pool_timeout), ("socket_timeout", socket_timeout)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                f"RedisStateStorage: {name} must be a number of seconds, got "
-                f"{type(value).__name__}: {value!r}"
-            )
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(
-                f"RedisStateStorage: {name} must be a positive, finite number, got {value!r}"
-            )
+    count_option("RedisStateStorage: max_connections", max_connections)
+    seconds_option("RedisStateStorage: pool_timeout", pool_timeout)
+    seconds_option("RedisStateStorage: socket_timeout", socket_timeout)
 
 
 class RedisStateStorage(RedisDeadlines, BaseStorage):
